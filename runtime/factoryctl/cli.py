@@ -1,0 +1,219 @@
+"""factoryctl: the command line. This module only wires commands to functions."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import click
+import typer
+
+from . import __version__, render
+from .config import Settings, settings_as_dict, to_toml
+from .context import Context
+from .errors import AlreadyRunning, FactoryError, UsageError
+from .eventlog import Event, EventFilter, format_ts
+from .status import collect
+from .tasks import PRIORITIES, STATUSES
+
+app = typer.Typer(
+    help="Run and steer the agent factory. State lives under $FACTORY_HOME (default ~/factory).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+task_app = typer.Typer(help="The task queue: what the agents should build.", no_args_is_help=True)
+log_app = typer.Typer(help="The experiment log: every cycle, review, call and alert.", no_args_is_help=True)
+config_app = typer.Typer(help="The configuration (factory.toml).", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+app.add_typer(log_app, name="log")
+app.add_typer(config_app, name="config")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        render.emit(f"factoryctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Run and steer the agent factory. State lives under $FACTORY_HOME (default ~/factory)."""
+
+
+@app.command()
+def status(json: JsonOpt = False) -> None:
+    """Sessions, queue sizes, today's spend and the last events."""
+    report = collect(Context.load())
+    render.emit_json(report) if json else render.emit(render.status_text(report))
+
+
+@app.command()
+def paths(json: JsonOpt = False) -> None:
+    """Where the factory keeps its configuration, state, worktrees and reports."""
+    ctx = Context.load()
+    found = ctx.paths.as_dict(ctx.settings.repo.path)
+    if json:
+        render.emit_json(found)
+        return
+    width = max(map(len, found))
+    for name, path in found.items():
+        render.emit(f"{name:<{width}}  {path}")
+
+
+@config_app.command("show")
+def config_show(
+    json: JsonOpt = False,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Show the built-in defaults instead.")] = False,
+) -> None:
+    """Print the effective configuration (factory.toml over the defaults)."""
+    settings = Settings() if defaults else Context.load().settings
+    data = settings_as_dict(settings)
+    render.emit_json(data) if json else render.emit(to_toml(data).rstrip())
+
+
+# -- tasks ---------------------------------------------------------------------------
+
+
+@task_app.command("add")
+def task_add(
+    title: Annotated[str, typer.Argument(help="One line: what to build or fix.")],
+    body: Annotated[str, typer.Option("--body", "-b", help="Details, acceptance criteria.")] = "",
+    priority: Annotated[str, typer.Option("--priority", "-p", help="|".join(PRIORITIES))] = "normal",
+    session: Annotated[str | None, typer.Option("--session", "-s", help="Reserve it for one session.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Queue a task for the agents."""
+    ctx = Context.load()
+    if session is not None:
+        ctx.session(session)
+    task = ctx.tasks().add(title, body=body, priority=priority, session=session)
+    render.emit_json(task.__dict__) if json else render.emit(f"queued task #{task.id}: {task.title}")
+
+
+@task_app.command("list")
+def task_list(
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Include finished and cancelled tasks.")] = False,
+    status: Annotated[str | None, typer.Option("--status", help="|".join(STATUSES))] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List open tasks, highest priority first."""
+    if status is not None and status not in STATUSES:
+        raise UsageError(f"unknown status {status!r}; allowed: {', '.join(STATUSES)}")
+    tasks = sorted(Context.load().tasks().all(), key=lambda t: t.sort_key())
+    if status is not None:
+        tasks = [t for t in tasks if t.status == status]
+    elif not all_:
+        tasks = [t for t in tasks if t.status in ("queued", "assigned", "in_progress")]
+    if json:
+        render.emit_json([t.__dict__ for t in tasks])
+    elif not tasks:
+        render.emit("no tasks" + ("" if all_ else " open (--all shows finished ones)"))
+    else:
+        for task in tasks:
+            render.emit(render.task_line(task))
+
+
+@task_app.command("show")
+def task_show(task_id: Annotated[int, typer.Argument(help="The task number.")], json: JsonOpt = False) -> None:
+    """One task with its history."""
+    task = Context.load().tasks().get(task_id)
+    render.emit_json(task.__dict__) if json else render.emit(render.task_detail(task))
+
+
+@task_app.command("cancel")
+def task_cancel(task_id: Annotated[int, typer.Argument(help="The task number.")]) -> None:
+    """Cancel an open task (a cycle working on it finishes, but its branch is not pushed for it)."""
+    task = Context.load().tasks().cancel(task_id)
+    render.emit(f"cancelled task #{task.id}: {task.title}")
+
+
+# -- log -----------------------------------------------------------------------------
+
+
+def _since(text: str | None) -> str | None:
+    """'2h', '30m', '1d' ago, or an ISO date/time (UTC), as a log timestamp."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return format_ts(datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]]))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {text!r}: use 30m, 2h, 1d or an ISO time like 2026-11-24T08:00") from None
+    return format_ts(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@log_app.command("tail")
+def log_tail(
+    n: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many events.")] = 20,
+    type_: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this type (repeatable).")] = None,
+    session: Annotated[str | None, typer.Option("--session", "-s", help="Only this session.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="30m, 2h, 1d, or an ISO time.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """The last events of the experiment log, oldest first (JSON: one object a line)."""
+    ctx = Context.load()
+    if session is not None:
+        ctx.session(session)
+    flt = EventFilter(types=frozenset(type_ or ()), session=session, since=_since(since))
+
+    def show(event: Event) -> None:
+        line = jsonlib.dumps(event.as_dict(), ensure_ascii=False) if json else render.event_line(event)
+        sys.stdout.write(line + "\n")
+
+    for event in ctx.log.tail(n, flt):
+        show(event)
+    if follow:
+        sys.stdout.flush()
+        try:
+            for event in ctx.log.follow(flt):
+                show(event)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+@log_app.command("path")
+def log_path() -> None:
+    """Print the log file's path."""
+    render.emit(str(Context.load().paths.log_file))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: expected failures become one line on stderr and a non-zero exit."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="factoryctl", standalone_mode=False)
+    except AlreadyRunning as exc:
+        sys.stderr.write(f"{exc}\n")
+        return exc.exit_code
+    except FactoryError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        sys.stderr.write("Aborted.\n")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

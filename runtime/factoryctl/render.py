@@ -1,0 +1,76 @@
+"""How things look on a terminal: plain, aligned, one line per item. JSON goes as-is."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .eventlog import Event
+from .tasks import Task
+
+
+def emit(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _brief(data: Mapping[str, Any], width: int) -> str:
+    parts = []
+    for key, value in data.items():
+        shown = value if isinstance(value, str | int | float | bool) or value is None else json.dumps(value)
+        parts.append(f"{key}={shown}")
+    text = " ".join(parts).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def event_line(event: Event, width: int = 140) -> str:
+    return f"{event.ts}  {event.type:<14} {event.session or '-':<4} {_brief(event.data, width)}"
+
+
+def task_line(task: Task) -> str:
+    who = f" [{task.session}]" if task.session else ""
+    return f"#{task.id:<4} {task.status:<11} {task.priority:<7} {task.title}{who}"
+
+
+def task_detail(task: Task) -> str:
+    lines = [
+        f"task #{task.id}: {task.title}",
+        f"  status    {task.status}" + (f" (session {task.session})" if task.session else ""),
+        f"  priority  {task.priority}",
+        f"  created   {task.created}",
+        f"  attempts  {task.attempts}",
+    ]
+    if task.body:
+        lines += ["", *("  " + line for line in task.body.splitlines())]
+    lines += ["", "  history:"]
+    lines += [f"    {h['ts']}  {h['status']:<11} {h.get('note', '')}" for h in task.history]
+    return "\n".join(lines)
+
+
+def status_text(report: Mapping[str, Any]) -> str:
+    spend, budget = report["spend_today"], report["budget"]
+    lines = [f"factory at {report['home']}  ({report['now']})", "", "sessions:"]
+    for s in report["sessions"]:
+        task = s["task"]
+        doing = f"task #{task['id']} {task['title']}" if task else "no task"
+        last = s["last_cycle"] or {}
+        verdict = f"  last cycle: {last.get('verdict', '?')} at {last.get('ended', '?')}" if last else ""
+        lines.append(f"  {s['name']:<4} {s['state']:<9} {doing}{verdict}")
+    tasks = ", ".join(f"{k} {v}" for k, v in report["tasks"].items()) or "empty"
+    review = ", ".join(f"{k} {v}" for k, v in report["review_queue"].items()) or "empty"
+    lines += [
+        "",
+        f"tasks:         {tasks}",
+        f"review queue:  {review}",
+        f"spend today:   ${spend['total_usd']:.2f} of ${budget['daily_usd']:.2f} "
+        f"({spend['calls']} agent calls, ${budget['left_usd']:.2f} left)",
+        "",
+        "last events:",
+    ]
+    lines += [f"  {event_line(Event(**e), 110)}" for e in report["last_events"]] or ["  (none yet)"]
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""The task queue (state/tasks.json): what people asked the factory to build.
+
+Lifecycle: queued -> assigned -> in_progress -> pushed | failed | requeued (-> queued);
+cancelled and parked end it. Every change is one locked read-modify-write of the
+store and one `task` event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import NotFound, UsageError
+from .eventlog import EventLog, format_ts
+from .stores import JsonStore
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+OPEN = ("queued", "assigned", "in_progress")
+STATUSES = (*OPEN, "pushed", "failed", "cancelled", "parked")
+MAX_TITLE = 200
+MAX_BODY = 20_000
+
+
+@dataclass
+class Task:
+    id: int
+    title: str
+    body: str = ""
+    priority: str = "normal"
+    status: str = "queued"
+    session: str | None = None
+    created: str = ""
+    updated: str = ""
+    attempts: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Task:
+        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        return cls(**known)
+
+    def sort_key(self) -> tuple[int, str, int]:
+        """Highest priority first, then oldest."""
+        return (-PRIORITIES.index(self.priority), self.created, self.id)
+
+
+def _empty() -> dict[str, Any]:
+    return {"next_id": 1, "tasks": []}
+
+
+class TaskQueue:
+    def __init__(self, store: JsonStore, log: EventLog) -> None:
+        self.store = store
+        self.log = log
+
+    @classmethod
+    def at(cls, path: Any, log: EventLog) -> TaskQueue:
+        return cls(JsonStore(path, _empty), log)
+
+    def all(self) -> list[Task]:
+        return [Task.from_dict(t) for t in self.store.read()["tasks"]]
+
+    def get(self, task_id: int) -> Task:
+        for task in self.all():
+            if task.id == task_id:
+                return task
+        raise NotFound(f"no task {task_id} (see `factoryctl task list`)")
+
+    def add(self, title: str, body: str = "", priority: str = "normal", session: str | None = None) -> Task:
+        title = " ".join(title.split())
+        if not title:
+            raise UsageError('a task needs a title: factoryctl task add "what to build"')
+        if len(title) > MAX_TITLE:
+            raise UsageError(f"the title is {len(title)} characters; keep it under {MAX_TITLE} (put details in --body)")
+        if len(body) > MAX_BODY:
+            raise UsageError(f"the body is {len(body)} characters; the limit is {MAX_BODY}")
+        if priority not in PRIORITIES:
+            raise UsageError(f"unknown priority {priority!r}; allowed: {', '.join(PRIORITIES)}")
+        now = format_ts(self.log.clock())
+        with self.store.update() as doc:
+            task = Task(id=doc["next_id"], title=title, body=body, priority=priority, created=now, updated=now)
+            task.history.append({"ts": now, "status": "queued", "note": "added"})
+            if session is not None:
+                task.session = session
+            doc["next_id"] += 1
+            doc["tasks"].append(asdict(task))
+        self.log.append(
+            "task", session=session, data={"action": "added", "id": task.id, "title": title, "priority": priority}
+        )
+        return task
+
+    def transition(self, task_id: int, status: str, *, note: str = "", session: str | None = None) -> Task:
+        """Move a task to `status` (recording why); cancelled/finished tasks stay put."""
+        if status not in (*STATUSES, "requeued"):
+            raise UsageError(f"unknown task status {status!r}")
+        now = format_ts(self.log.clock())
+        with self.store.update() as doc:
+            for raw in doc["tasks"]:
+                if raw["id"] == task_id:
+                    break
+            else:
+                raise NotFound(f"no task {task_id} (see `factoryctl task list`)")
+            task = Task.from_dict(raw)
+            if task.status not in OPEN:
+                raise UsageError(f"task {task_id} is {task.status}; only open tasks can change")
+            if status == "requeued":
+                task.status, task.session = "queued", None
+            else:
+                task.status = status
+                if session is not None:
+                    task.session = session
+            if status == "in_progress":
+                task.attempts += 1
+            task.updated = now
+            task.history.append({"ts": now, "status": status, "note": note})
+            raw.clear()
+            raw.update(asdict(task))
+        self.log.append("task", session=task.session or session, data={"action": status, "id": task_id, "note": note})
+        return task
+
+    def cancel(self, task_id: int, note: str = "cancelled by a person") -> Task:
+        return self.transition(task_id, "cancelled", note=note)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for task in self.all():
+            out[task.status] = out.get(task.status, 0) + 1
+        return out

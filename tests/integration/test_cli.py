@@ -1,0 +1,119 @@
+"""The installed `factoryctl` as a person and a script use it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from factoryctl import __version__
+
+from tests.helpers import run_cli
+
+
+def test_version_and_help(home: Path) -> None:
+    assert run_cli("--version", home=home).stdout.strip() == f"factoryctl {__version__}"
+    helptext = run_cli("--help", home=home).stdout
+    for command in ("status", "task", "log", "config", "paths"):
+        assert command in helptext
+
+
+def test_task_lifecycle_from_the_command_line(home: Path) -> None:
+    added = run_cli("task", "add", "Fix the flaky login test", "--body", "see CI", "-p", "high", home=home)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "queued task #1: Fix the flaky login test"
+    run_cli("task", "add", "Low thing", "-p", "low", home=home)
+    run_cli("task", "add", "Urgent thing", "-p", "urgent", home=home)
+    listed = json.loads(run_cli("task", "list", "--json", home=home).stdout)
+    assert [t["title"] for t in listed] == ["Urgent thing", "Fix the flaky login test", "Low thing"]
+    shown = json.loads(run_cli("task", "show", "1", "--json", home=home).stdout)
+    assert shown["body"] == "see CI" and shown["status"] == "queued" and shown["priority"] == "high"
+    assert "history:" in run_cli("task", "show", "1", home=home).stdout
+    assert run_cli("task", "cancel", "1", home=home).returncode == 0
+    assert [t["id"] for t in json.loads(run_cli("task", "list", "--json", home=home).stdout)] == [3, 2]
+    everything = json.loads(run_cli("task", "list", "--all", "--json", home=home).stdout)
+    assert {t["id"]: t["status"] for t in everything}[1] == "cancelled"
+    events = [
+        json.loads(line) for line in run_cli("log", "tail", "--json", "-t", "task", home=home).stdout.splitlines()
+    ]
+    assert [e["data"]["action"] for e in events] == ["added", "added", "added", "cancelled"]
+
+
+def test_status_reports_sessions_queues_spend_and_events(home: Path) -> None:
+    (home / "factory.toml").write_text("[factory]\nsessions = 2\n[budget]\ndaily_usd = 10\n")
+    run_cli("task", "add", "Do a thing", "--session", "s2", home=home)
+    report = json.loads(run_cli("status", "--json", home=home).stdout)
+    assert [s["name"] for s in report["sessions"]] == ["s1", "s2"]
+    assert report["tasks"] == {"queued": 1}
+    assert report["budget"]["daily_usd"] == 10.0
+    assert report["spend_today"]["total_usd"] == 0
+    assert report["last_events"][-1]["type"] == "task"
+    text = run_cli("status", home=home).stdout
+    assert "spend today:   $0.00 of $10.00" in text and "s2" in text
+
+
+def test_log_tail_filters_and_text_format(home: Path) -> None:
+    from factoryctl.eventlog import EventLog
+
+    log = EventLog(home / "state" / "experiment-log.jsonl", secrets=())
+    for i in range(10):
+        log.append("ralph_cycle" if i % 2 else "alert", session=f"s{1 + i % 2}", data={"i": i})
+    out = run_cli("log", "tail", "-n", "3", "--type", "ralph_cycle", home=home).stdout.splitlines()
+    assert len(out) == 3 and all("ralph_cycle" in line for line in out)
+    assert out[-1].endswith("i=9")
+    only = run_cli("log", "tail", "--json", "--session", "s1", home=home).stdout.splitlines()
+    assert {json.loads(line)["session"] for line in only} == {"s1"}
+
+
+def test_config_show_and_paths(home: Path) -> None:
+    (home / "factory.toml").write_text("[factory]\nsessions = 3\n")
+    shown = json.loads(run_cli("config", "show", "--json", home=home).stdout)
+    assert shown["factory"]["sessions"] == 3 and shown["scheduler"]["heavy_slots"] == 2
+    assert "[factory]\nsessions = 3" in run_cli("config", "show", home=home).stdout
+    assert "sessions = 8" in run_cli("config", "show", "--defaults", home=home).stdout
+    found = json.loads(run_cli("paths", "--json", home=home).stdout)
+    assert found["log_file"] == str(home / "state" / "experiment-log.jsonl")
+    assert found["repo_dir"] == str(home / "repo")
+
+
+def snapshot(home: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "message"),
+    [
+        ('[factory]\nsessions = "many"\n', ["status"], "factory.sessions: must be a valid integer"),
+        ('[[checks]]\nname = "x"\ncommand = ["x"]\nparser = "tslint"\n', ["status"], "unknown parser 'tslint'"),
+        ("this is not toml", ["task", "list"], "not valid TOML"),
+        ("", ["task", "add", "   "], "a task needs a title"),
+        ("", ["task", "add", "x", "--session", "s99"], "unknown session 's99'; this factory has s1..s8"),
+        ("", ["task", "add", "x", "--priority", "asap"], "unknown priority 'asap'"),
+        ("", ["task", "show", "42"], "no task 42"),
+        ("", ["task", "cancel", "42"], "no task 42"),
+        ("", ["log", "tail", "--session", "s0"], "unknown session 's0'"),
+        ("", ["log", "tail", "--since", "yesterday-ish"], "--since 'yesterday-ish': use 30m"),
+        ("", ["task", "list", "--status", "done"], "unknown status 'done'"),
+    ],
+)
+def test_bad_input_is_one_line_a_nonzero_exit_and_changes_nothing(
+    home: Path, config: str, args: list[str], message: str
+) -> None:
+    if config:
+        (home / "factory.toml").write_text(config)
+    run_cli("task", "add", "existing", home=home) if not config else None
+    before = snapshot(home)
+    proc = run_cli(*args, home=home)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert snapshot(home) == before
+
+
+def test_a_corrupt_task_store_is_reported_not_overwritten(home: Path) -> None:
+    (home / "state").mkdir()
+    (home / "state" / "tasks.json").write_text("{oops")
+    proc = run_cli("task", "add", "x", home=home)
+    assert proc.returncode == 1 and "tasks.json is not valid JSON" in proc.stderr
+    assert (home / "state" / "tasks.json").read_text() == "{oops"

@@ -1,0 +1,72 @@
+"""Classifying what an agent process left behind: one typed outcome per kind of failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from factoryctl.agent import Outcome, parse_result
+from factoryctl.runner import Completed
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "claude"
+
+
+def done(stdout: str = "", rc: int | None = 0, stderr: str = "", timed_out: bool = False) -> Completed:
+    return Completed(("agent",), rc, stdout, stderr, 1.5, timed_out)
+
+
+def result(**fields: object) -> str:
+    base = {"type": "result", "subtype": "success", "is_error": False, "result": "did it",
+            "total_cost_usd": 0.25, "num_turns": 4, "session_id": "abc"}  # fmt: skip
+    base.update(fields)
+    return json.dumps(base)
+
+
+def test_success_needs_exit_0_subtype_success_and_no_error() -> None:
+    got = parse_result(done(result()), 60)
+    assert got.ok and got.outcome is Outcome.SUCCESS
+    assert (got.text, got.cost_usd, got.num_turns, got.session_id) == ("did it", 0.25, 4, "abc")
+
+
+@pytest.mark.parametrize(
+    ("completed", "outcome", "reason"),
+    [
+        (done(timed_out=True, rc=None), Outcome.TIMEOUT, "no answer within 60s"),
+        (done("garbage {not json", 0), Outcome.MALFORMED, "no JSON result in output: garbage"),
+        (done("", 0), Outcome.MALFORMED, "empty"),
+        (done("", 3, stderr="segfault"), Outcome.EXIT_NONZERO, "exited 3: segfault"),
+        (done(result(), 2), Outcome.EXIT_NONZERO, "exited 2"),
+        (done(result(is_error=True, result="tool crashed")), Outcome.ERROR, "tool crashed"),
+        (done(result(subtype="error_during_execution")), Outcome.ERROR, "error_during_execution"),
+        (done(result(subtype="error_max_turns", num_turns=40), 1), Outcome.MAX_TURNS, "after 40 turns"),
+        (done(result(subtype="error_max_budget_usd"), 1), Outcome.BUDGET, "spending limit"),
+        (done("Invalid API key · Please run /login", 1), Outcome.NOT_LOGGED_IN, "not logged in"),
+    ],
+)
+def test_every_failure_is_typed_with_a_short_reason(completed: Completed, outcome: Outcome, reason: str) -> None:
+    got = parse_result(completed, 60)
+    assert not got.ok
+    assert got.outcome is outcome
+    assert reason in got.reason
+    assert "\n" not in got.reason and len(got.reason) < 300
+
+
+def test_cost_is_kept_on_failed_calls_and_bad_numbers_count_as_zero() -> None:
+    assert parse_result(done(result(subtype="error_max_turns"), 1), 60).cost_usd == 0.25
+    assert parse_result(done(result(total_cost_usd="lots", num_turns=True)), 60).cost_usd == 0.0
+
+
+def test_the_result_line_is_found_after_other_output() -> None:
+    got = parse_result(done("warming up\n" + result()), 60)
+    assert got.ok
+
+
+@pytest.mark.parametrize("name", ["not-logged-in", "not-logged-in-text"])
+def test_real_claude_not_logged_in_output_is_a_typed_failure(name: str) -> None:
+    # Captured from the real `claude` CLI (see VERSION) with no credentials.
+    stdout = (FIXTURES / f"{name}.stdout").read_text()
+    rc = int((FIXTURES / f"{name}.rc").read_text())
+    got = parse_result(done(stdout, rc), 60)
+    assert got.outcome is Outcome.NOT_LOGGED_IN
+    assert "Please run /login" in got.reason
