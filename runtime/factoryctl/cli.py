@@ -185,6 +185,41 @@ def log_tail(
             pass
 
 
+@app.command()
+def cycle(
+    session: Annotated[str, typer.Argument(help="The session, e.g. s1.")],
+    json: JsonOpt = False,
+) -> None:
+    """Run one work cycle for SESSION: fresh branch, one agent call, checks before and after."""
+    from .cycle import Cycle
+    from .loop import stop_on_signals
+
+    ctx = Context.load()
+    with stop_on_signals():
+        report = Cycle(ctx, session, progress=None if json else render.emit).run()
+    if json:
+        render.emit_json(report.as_event())
+    else:
+        render.emit(f"{report.verdict}: {report.reason}" + (f" ({report.branch})" if report.branch else ""))
+    if report.verdict == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def loop(
+    session: Annotated[str, typer.Argument(help="The session, e.g. s1.")],
+    max_cycles: Annotated[int | None, typer.Option("--max-cycles", min=1, help="Stop after N cycles.")] = None,
+) -> None:
+    """Run cycles for SESSION forever (every cycle.interval_s), printing progress; SIGTERM stops it cleanly."""
+    from .loop import Loop
+
+    def out(text: str) -> None:
+        render.emit(text)
+        sys.stdout.flush()
+
+    raise typer.Exit(Loop(Context.load(), session, out=out, max_cycles=max_cycles).run())
+
+
 @log_app.command("path")
 def log_path() -> None:
     """Print the log file's path."""

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .parsers import PARSER_NAMES, validate_pattern
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -42,6 +42,15 @@ class RepoSection(_Section):
         default_factory=lambda: ["CLAUDE.md", "AGENTS.md"],
         description="read into every prompt when present",
     )
+    setup: list[str] = Field(
+        default_factory=list,
+        description="argv run in a worktree when it is new or setup_inputs changed, e.g. npm ci",
+    )
+    setup_inputs: list[str] = Field(
+        default_factory=lambda: ["package-lock.json", "pnpm-lock.yaml", "yarn.lock", "uv.lock", "requirements.txt"],
+        description="files whose change re-runs setup",
+    )
+    setup_timeout_s: PositiveInt = 1800
     protected_paths: list[str] = Field(
         default_factory=lambda: [".github/", ".gitlab-ci.yml", ".ci/"],
         description="a change touching these (prefix match) is discarded",
@@ -104,7 +113,10 @@ class CheckSpec(_Section):
         if self.parser == "regex":
             if not self.pattern:
                 raise ValueError("parser 'regex' needs a pattern")
-            validate_pattern(self.pattern)
+            try:
+                validate_pattern(self.pattern)
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
         elif self.pattern is not None:
             raise ValueError("pattern is only used with parser 'regex'")
         return self

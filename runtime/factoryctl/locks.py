@@ -58,6 +58,17 @@ def job_lock(locks_dir: Path, name: str) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`, waiting for it: a short critical section."""
+    fd = _open_lock(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 class Semaphore:
     """A named counting semaphore across processes; dead holders free their slot."""
 

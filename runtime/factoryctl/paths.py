@@ -50,6 +50,15 @@ class Paths:
         return self.state_dir / "sessions.json"
 
     @property
+    def gates_file(self) -> Path:
+        """Written by the scheduler: resource and budget gates that hold new cycles back."""
+        return self.state_dir / "gates.json"
+
+    def pause_flag(self, session: str | None = None) -> Path:
+        """Present = paused: the whole factory (no session) or one session."""
+        return self.state_dir / ("paused" if session is None else f"paused.{session}")
+
+    @property
     def locks_dir(self) -> Path:
         return self.state_dir / "locks"
 

@@ -1,6 +1,6 @@
 """A scripted stand-in for the agent CLI: same interface, behaviour from a scenario file.
 
-    factory-scripted-agent --scenario FILE [claude-style flags, ignored]
+    factory-scripted-agent --scenario FILE [--save-prompt FILE] [claude-style flags, ignored]
 
 It reads the prompt on stdin, runs in its working directory, takes the next call of
 the scenario whose `match` (if any) occurs in the prompt, carries out its actions and
@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="factory-scripted-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=os.environ.get("FACTORY_SCENARIO"))
     parser.add_argument("-p", "--print", action="store_true", help="ignored (Claude Code compatibility)")
+    parser.add_argument("--save-prompt", metavar="FILE", help="also write the prompt received to FILE")
     parser.add_argument("--version", action="store_true")
     args, _ignored = parser.parse_known_args(argv)
     if args.version:
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.scenario)
         data = load_scenario(path)
         prompt = sys.stdin.read()
+        if args.save_prompt:
+            Path(args.save_prompt).write_text(prompt, encoding="utf-8")
         n, call = next_call(path, data, prompt)
         perform(call, Path.cwd(), n)
     except ScenarioError as exc:

@@ -118,6 +118,31 @@ class TaskQueue:
         self.log.append("task", session=task.session or session, data={"action": status, "id": task_id, "note": note})
         return task
 
+    def claim(self, session: str) -> Task | None:
+        """The task this session should work on: its own open one, else the best queued one.
+
+        A queued task reserved for another session is left for that session.
+        """
+        now = format_ts(self.log.clock())
+        with self.store.update() as doc:
+            tasks = [Task.from_dict(t) for t in doc["tasks"]]
+            mine = [t for t in tasks if t.session == session and t.status in ("assigned", "in_progress")]
+            if mine:
+                return mine[0]
+            free = sorted(
+                (t for t in tasks if t.status == "queued" and t.session in (None, session)), key=Task.sort_key
+            )
+            if not free:
+                return None
+            task = free[0]
+            task.status, task.session, task.updated = "assigned", session, now
+            task.history.append({"ts": now, "status": "assigned", "note": f"claimed by {session}"})
+            for raw in doc["tasks"]:
+                if raw["id"] == task.id:
+                    raw.update(asdict(task))
+        self.log.append("task", session=session, data={"action": "assigned", "id": task.id})
+        return task
+
     def cancel(self, task_id: int, note: str = "cancelled by a person") -> Task:
         return self.transition(task_id, "cancelled", note=note)
 

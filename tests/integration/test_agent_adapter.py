@@ -11,10 +11,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from factoryctl.agent import Agent, Outcome
 from factoryctl.config import AgentSection
 from factoryctl.eventlog import EventLog
-
 from tests.helpers import tool
 
 

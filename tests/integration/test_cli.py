@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from factoryctl import __version__
 
+from factoryctl import __version__
 from tests.helpers import run_cli
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from factoryctl.errors import AlreadyRunning
 from factoryctl.eventlog import EventLog
 from factoryctl.locks import Semaphore, job_lock

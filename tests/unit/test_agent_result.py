@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from factoryctl.agent import Outcome, parse_result
 from factoryctl.runner import Completed
 

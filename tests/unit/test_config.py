@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from factoryctl.config import Settings, load_settings, settings_as_dict, to_toml
 from factoryctl.errors import ConfigError
 
@@ -81,6 +82,10 @@ BAD = [
         '[[checks]]\nname = "x"\ncommand = ["true"]\nparser = "exitcode"\n'
         '[[checks]]\nname = "x"\ncommand = ["false"]\nparser = "exitcode"\n',
         "checks: check names must be unique; repeated: x",
+    ),
+    (
+        '[[checks]]\nname = "x"\ncommand = ["true"]\nparser = "regex"\npattern = "(?P<errors>\\\\d+"\n',
+        "checks[0]: invalid regex pattern",
     ),
     ("[factory\nsessions = 8\n", "not valid TOML"),
 ]

@@ -1,0 +1,100 @@
+"""A session's persistent git worktree, reset to the fresh tip of main every cycle.
+
+Operations that touch what the worktrees share (fetch, worktree add/prune, branch
+deletion) run under one repository lock; everything else stays inside the worktree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+from collections.abc import Iterator
+
+from .context import Context
+from .errors import FactoryError
+from .git import Git
+from .locks import exclusive
+from .runner import run
+
+
+class Workspace:
+    def __init__(self, ctx: Context, session: str) -> None:
+        self.ctx = ctx
+        self.session = session
+        self.main = ctx.settings.repo.main
+        self.repo = Git(ctx.repo_dir)
+        self.path = ctx.paths.worktrees_dir / session
+        self.git = Git(self.path, identity=(f"factory {session}", f"{session}@factory.invalid"))
+        self.origin_main = f"refs/remotes/origin/{self.main}"
+
+    @contextlib.contextmanager
+    def repo_lock(self) -> Iterator[None]:
+        with exclusive(self.ctx.paths.locks_dir / "repo.lock"):
+            yield
+
+    def prepare(self) -> str:
+        """Fetch main, make or repair the worktree, reset it to main's tip; return that commit."""
+        if not (self.ctx.repo_dir / ".git").exists():
+            raise FactoryError(f"no git clone at {self.ctx.repo_dir} (repo.path); the deploy clones it")
+        with self.repo_lock():
+            self.repo.fetch("origin", f"+refs/heads/{self.main}:{self.origin_main}")
+            self.repo.run("worktree", "prune")
+            self._collect_orphans()
+            if self.path.resolve() not in {p.resolve() for p in self.repo.worktrees()}:
+                if self.path.exists():
+                    shutil.rmtree(self.path)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.repo.run("worktree", "add", "--detach", "--quiet", str(self.path), self.origin_main)
+            base = self.repo.rev(self.origin_main)
+        self.git.run("checkout", "--detach", "--force", "--quiet", base)
+        self.git.run("reset", "--hard", "--quiet", base)
+        self.git.run("clean", "-ffd", "--quiet")  # stray files go; ignored ones (node_modules) stay
+        self._delete_own_branches()
+        return base
+
+    def _collect_orphans(self) -> None:
+        """Worktrees of sessions this factory no longer has are removed."""
+        keep = {self.ctx.paths.worktrees_dir / s for s in self.ctx.settings.session_names}
+        for path in self.repo.worktrees():
+            if path.parent == self.ctx.paths.worktrees_dir and path not in keep:
+                self.repo.run("worktree", "remove", "--force", str(path))
+
+    def _delete_own_branches(self) -> None:
+        prefix = f"{self.ctx.settings.repo.branch_prefix}/{self.session}/"
+        stale = self.repo.local_branches(prefix + "*")
+        if stale:
+            with self.repo_lock():
+                self.repo.run("branch", "-D", *stale)
+
+    def start_branch(self, name: str, base: str) -> None:
+        self.git.run("checkout", "--quiet", "-b", name, base)
+
+    def drop_branch(self, name: str, base: str, *, remote: bool) -> None:
+        """Leave the branch, delete it locally and (if it may be there) on origin."""
+        self.git.run("checkout", "--detach", "--force", "--quiet", base)
+        self.git.run("clean", "-ffd", "--quiet")
+        with self.repo_lock():
+            if self.repo.maybe_rev(f"refs/heads/{name}"):
+                self.repo.run("branch", "-D", name)
+        if remote and self.repo.remote_branch_exists(name):
+            self.repo.push("origin", [f":refs/heads/{name}"])
+
+    def setup_if_needed(self) -> bool:
+        """Run repo.setup (e.g. `npm ci`) when the worktree is new or its inputs changed."""
+        spec = self.ctx.settings.repo
+        if not spec.setup:
+            return False
+        digest = hashlib.sha256(" ".join(spec.setup).encode())
+        for name in spec.setup_inputs:
+            path = self.path / name
+            if path.is_file():
+                digest.update(name.encode() + b"\0" + path.read_bytes())
+        marker = self.ctx.paths.state_dir / "setup" / f"{self.session}.sha256"
+        if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
+            return False
+        with self.ctx.heavy_slots().hold(timeout_s=6 * 3600):
+            run(spec.setup, cwd=self.path, timeout=spec.setup_timeout_s, check=True)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(digest.hexdigest() + "\n")
+        return True

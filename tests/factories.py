@@ -1,0 +1,118 @@
+"""Build a real factory in tmp_path: a bare origin seeded from a sample project, the main
+clone under FACTORY_HOME, factory.toml pointing at the scripted agent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from factoryctl.context import Context
+from tests.helpers import REPO_ROOT, tool
+
+SAMPLES = REPO_ROOT / "tests" / "samples"
+TS_MODULES = SAMPLES / "ts-app" / "node_modules"
+IGNORE = shutil.ignore_patterns("node_modules", ".ruff_cache", ".mypy_cache", ".pytest_cache", "__pycache__")
+
+PYTEST_CHECK = f"""
+[[checks]]
+name = "pytest"
+command = ["{sys.executable}", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+parser = "pytest"
+heavy = true
+timeout_s = 120
+"""
+
+TS_CHECKS = """
+[[checks]]
+name = "tsc"
+command = ["npx", "--no-install", "tsc", "--noEmit"]
+parser = "tsc"
+heavy = true
+timeout_s = 120
+
+[[checks]]
+name = "vitest"
+command = ["npx", "--no-install", "vitest", "run"]
+parser = "vitest"
+heavy = true
+timeout_s = 120
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
+        cwd=cwd, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+@dataclass
+class Factory:
+    home: Path
+    origin: Path
+    scenario: Path
+
+    def ctx(self) -> Context:
+        return Context.load(self.home)
+
+    def script(self, calls: list[dict[str, Any]], repeat: bool = False) -> None:
+        self.scenario.write_text(json.dumps({"calls": calls, "repeat": repeat}))
+        self.scenario.with_name(self.scenario.name + ".state").unlink(missing_ok=True)
+
+    def origin_branches(self) -> list[str]:
+        out = git(self.origin, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
+        return sorted(out.splitlines())
+
+    def local_branches(self) -> list[str]:
+        out = git(self.home / "repo", "for-each-ref", "--format=%(refname:short)", "refs/heads/")
+        return sorted(out.splitlines())
+
+    def main_sha(self) -> str:
+        return git(self.origin, "rev-parse", "refs/heads/main")
+
+    def show(self, ref: str, path: str) -> str:
+        return git(self.origin, "show", f"{ref}:{path}")
+
+
+def make_factory(
+    tmp_path: Path, sample: str = "py-app", checks: str = PYTEST_CHECK, sessions: int = 2, extra: str = ""
+) -> Factory:
+    seed = tmp_path / "seed"
+    shutil.copytree(SAMPLES / sample, seed, ignore=IGNORE)
+    (seed / ".gitignore").write_text("node_modules\n__pycache__/\n.pytest_cache/\n")
+    (seed / "CLAUDE.md").write_text("Keep changes small. Tests live next to the code.\n")
+    git(seed, "init", "-q", "-b", "main")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "initial")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(seed), str(origin))
+    home = tmp_path / "factory"
+    home.mkdir(exist_ok=True)
+    git(tmp_path, "clone", "-q", str(origin), str(home / "repo"))
+    scenario = tmp_path / "scenario.json"
+    setup = ""
+    if sample == "ts-app":
+        setup = f'\nsetup = ["ln", "-sfn", "{TS_MODULES}", "node_modules"]'
+    (home / "factory.toml").write_text(
+        f"""
+[factory]
+sessions = {sessions}
+[repo]{setup}
+[agent]
+command = ["{tool("factory-scripted-agent")}", "--scenario", "{scenario}"]
+timeout_s = 30
+[cycle]
+interval_s = 60
+{checks}
+{extra}
+"""
+    )
+    factory = Factory(home, origin, scenario)
+    factory.script([{"result": "nothing"}])
+    return factory
