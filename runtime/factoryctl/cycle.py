@@ -143,8 +143,7 @@ class Cycle:
         if report.baseline_computed:
             self.ws.git.run("clean", "-ffd", "--quiet")  # what the checks left must not enter the change
         report.durations["baseline_s"] = time.monotonic() - t0
-        stamp = self.ctx.clock().strftime("%Y%m%dT%H%M%SZ")
-        report.branch = branch = f"{self.ctx.settings.repo.branch_prefix}/{self.session}/{stamp}"
+        report.branch = branch = self._new_branch_name()
         self.ws.start_branch(branch, base)
         if report.task is not None:
             report.task = self.ctx.tasks().transition(report.task.id, "in_progress", note=branch)
@@ -206,6 +205,16 @@ class Cycle:
             },
             self.ctx.clock(),
         )
+
+    def _new_branch_name(self) -> str:
+        """PREFIX/SESSION/UTC-SECOND; a second cycle within the same second waits for the next."""
+        previous = (self.ctx.sessions_store().read().get(self.session) or {}).get("last_cycle") or {}
+        while True:
+            stamp = self.ctx.clock().strftime("%Y%m%dT%H%M%SZ")
+            name = f"{self.ctx.settings.repo.branch_prefix}/{self.session}/{stamp}"
+            if name != previous.get("branch"):
+                return name
+            time.sleep(0.2)
 
     def _checks(self, phase: str) -> dict[str, CheckRun]:
         specs = self.ctx.settings.checks

@@ -1,0 +1,101 @@
+"""Helpers for host tests: bring a sandbox host up and down through its CLI, reach it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Debian packages CI installs for these tests: which program comes from which.
+NEEDED = {
+    "systemd-nspawn": "systemd-container",
+    "debootstrap": "debootstrap",
+    "nft": "nftables",
+    "ip": "iproute2",
+    "zstd": "zstd",
+    "ssh": "openssh-client",
+}
+SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+
+
+def missing_reason() -> str | None:
+    """Why host tests cannot run here, or None if they can."""
+    if os.geteuid() != 0:
+        return "host tests need root (mounts, network namespaces, nftables)"
+    missing = sorted({pkg for tool, pkg in NEEDED.items() if not shutil.which(tool, path=SBIN_PATH)})
+    if missing:
+        return f"host tests need: apt-get install {' '.join(missing)}"
+    return None
+
+
+def sandbox_cli(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `python -m sandbox ARGS` from the repository root, as a user would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"sandbox {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+    return done
+
+
+@dataclass(frozen=True)
+class SandboxHost:
+    """A running sandbox: what pyinfra and testinfra need to reach it."""
+
+    name: str  # also the ssh alias and the hostname
+    ssh_config: Path
+    address: str
+
+    @property
+    def hostspec(self) -> str:
+        return f"ssh://{self.name}"
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(sandbox_cli("status", "--name", self.name, "--json").stdout)
+        return data
+
+    def ssh(self, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a shell command line on the machine as root (not checked)."""
+        return subprocess.run(
+            ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", self.name, command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def testinfra(self) -> Any:
+        import testinfra
+
+        return testinfra.get_host(self.hostspec, ssh_config=str(self.ssh_config))
+
+
+def run_name(prefix: str) -> str:
+    """A sandbox name unique to this test run (and short: it is also a hostname)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"{prefix}{os.getpid()}{worker.replace('gw', 'w')}"
+
+
+@contextlib.contextmanager
+def sandbox_up(name: str, *extra: str) -> Iterator[SandboxHost]:
+    """Bring a sandbox up for the duration of the block; always take it down."""
+    try:
+        sandbox_cli("up", "--name", name, *extra)
+        info = json.loads(sandbox_cli("status", "--name", name, "--json").stdout)
+        yield SandboxHost(name=name, ssh_config=Path(info["ssh_config"]), address=info["address"])
+    finally:
+        sandbox_cli("down", "--name", name, timeout=120)
