@@ -81,7 +81,13 @@ class Factory:
 
 
 def make_factory(
-    tmp_path: Path, sample: str = "py-app", checks: str = PYTEST_CHECK, sessions: int = 2, extra: str = ""
+    tmp_path: Path,
+    sample: str = "py-app",
+    checks: str = PYTEST_CHECK,
+    sessions: int = 2,
+    extra: str = "",
+    agent_timeout_s: int = 30,
+    reviewer_timeout_s: int = 30,
 ) -> Factory:
     seed = tmp_path / "seed"
     shutil.copytree(SAMPLES / sample, seed, ignore=IGNORE)
@@ -106,7 +112,10 @@ sessions = {sessions}
 [repo]{setup}
 [agent]
 command = ["{tool("factory-scripted-agent")}", "--scenario", "{scenario}"]
-timeout_s = 30
+timeout_s = {agent_timeout_s}
+[reviewer]
+command = ["{tool("factory-scripted-agent")}", "--scenario", "{scenario}"]
+timeout_s = {reviewer_timeout_s}
 [cycle]
 interval_s = 60
 {checks}

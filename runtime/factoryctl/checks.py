@@ -123,6 +123,15 @@ class Baselines:
             return None
         return {name: counts_of(c) for name, c in data["checks"].items()}
 
+    def put(
+        self, commit: str, specs: Sequence[CheckSpec], runs: Mapping[str, CheckRun], *, session: str | None
+    ) -> None:
+        """Record counts measured on `commit` (e.g. a merge result that became main)."""
+        key = checks_key(specs)
+        if self.read(commit, key) is None:
+            doc = {"commit": commit, "key": key, "checks": {n: r.as_dict() for n, r in runs.items()}, "reused": True}
+            atomic_write_text(self.path(commit, key), json.dumps(doc, indent=2) + "\n")
+
     def get(
         self,
         commit: str,

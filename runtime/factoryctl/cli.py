@@ -15,6 +15,7 @@ from .config import Settings, settings_as_dict, to_toml
 from .context import Context
 from .errors import AlreadyRunning, FactoryError, UsageError
 from .eventlog import Event, EventFilter, format_ts
+from .git import check_branch_name
 from .status import collect
 from .tasks import PRIORITIES, STATUSES
 
@@ -28,9 +29,11 @@ app = typer.Typer(
 task_app = typer.Typer(help="The task queue: what the agents should build.", no_args_is_help=True)
 log_app = typer.Typer(help="The experiment log: every cycle, review, call and alert.", no_args_is_help=True)
 config_app = typer.Typer(help="The configuration (factory.toml).", no_args_is_help=True)
+queue_app = typer.Typer(help="The review queue: pushed branches waiting for the merge gate.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(log_app, name="log")
 app.add_typer(config_app, name="config")
+app.add_typer(queue_app, name="queue")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -218,6 +221,95 @@ def loop(
         sys.stdout.flush()
 
     raise typer.Exit(Loop(Context.load(), session, out=out, max_cycles=max_cycles).run())
+
+
+@app.command()
+def review(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Merge and test, but land, reject and ask nothing.")
+    ] = False,
+    branch: Annotated[str | None, typer.Option("--branch", help="Only this pending branch.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """The merge gate: merge each pending branch onto main, test, review, land or reject."""
+    from .review import Gate
+
+    ctx = Context.load()
+    gate = Gate(ctx, progress=None if json else render.emit, dry_run=dry_run)
+    outcomes = gate.run(only=branch)
+    summary = {"check_runs": gate.check_runs, "outcomes": [o.__dict__ for o in outcomes]}
+    if json:
+        render.emit_json(summary)
+    else:
+        render.emit(f"reviewed {len(outcomes)} branch(es) with {gate.check_runs} check run(s)")
+
+
+@queue_app.command("list")
+def queue_list(
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Include approved and rejected branches.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Branches waiting for review (oldest first)."""
+    entries = Context.load().review_queue().read().get("branches", [])
+    if not all_:
+        entries = [e for e in entries if e.get("status") == "pending"]
+    if json:
+        render.emit_json(entries)
+    elif not entries:
+        render.emit("the review queue is empty" + ("" if all_ else " (--all shows decided branches)"))
+    else:
+        for e in entries:
+            render.emit(render.queue_line(e))
+
+
+@queue_app.command("show")
+def queue_show(branch: Annotated[str, typer.Argument(help="The branch name.")], json: JsonOpt = False) -> None:
+    """One queued branch with its counts and the reviewer's reasons."""
+    from .review import find_entry
+
+    entry = find_entry(Context.load(), branch)
+    render.emit_json(entry) if json else render.emit(render.queue_detail(entry))
+
+
+@queue_app.command("approve")
+def queue_approve(branch: Annotated[str, typer.Argument(help="The branch name.")]) -> None:
+    """Approve a pending branch as a person (review.mode = "human") and land it now if the gate is free."""
+    from .review import Gate, approve
+
+    ctx = Context.load()
+    check_branch_name(branch)
+    approve(ctx, branch)
+    render.emit(f"approved {branch}")
+    try:
+        for outcome in Gate(ctx, progress=render.emit).run(only=branch):
+            render.emit(
+                f"{outcome.branch}: {outcome.verdict}" + (f" ({'; '.join(outcome.reasons)})" if outcome.reasons else "")
+            )
+    except AlreadyRunning:
+        render.emit("a review is running; the branch lands at the next review")
+
+
+@queue_app.command("reject")
+def queue_reject(
+    branch: Annotated[str, typer.Argument(help="The branch name.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why: the session reads it.")] = "no reason given",
+) -> None:
+    """Reject a pending branch as a person: archived, deleted, reasons sent to its session."""
+    from .review import reject
+
+    check_branch_name(branch)
+    reject(Context.load(), branch, reason)
+    render.emit(f"rejected {branch} (archived under refs/archive/{branch})")
+
+
+@queue_app.command("restore")
+def queue_restore(branch: Annotated[str, typer.Argument(help="The branch name.")]) -> None:
+    """Bring a rejected branch back from its archive ref as pending."""
+    from .review import restore
+
+    check_branch_name(branch)
+    restore(Context.load(), branch)
+    render.emit(f"restored {branch}; it is pending again")
 
 
 @log_app.command("path")

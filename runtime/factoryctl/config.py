@@ -133,7 +133,12 @@ class BudgetSection(_Section):
 
 
 class ReviewSection(_Section):
-    mode: Literal["auto", "human"] = "auto"
+    mode: Literal["auto", "human"] = Field("auto", description="human: approvals wait for `factoryctl queue approve`")
+    batch_min: Annotated[
+        int, Field(ge=1, description="more pending branches than this are merged and tested as a batch")
+    ] = 3
+    max_redo: Annotated[int, Field(ge=1, le=20, description="re-merges when main moves during a review")] = 3
+    diff_budget_chars: Annotated[int, Field(ge=1000)] = 40_000
 
 
 class TelegramSection(_Section):

@@ -74,3 +74,28 @@ def status_text(report: Mapping[str, Any]) -> str:
     ]
     lines += [f"  {event_line(Event(**e), 110)}" for e in report["last_events"]] or ["  (none yet)"]
     return "\n".join(lines)
+
+
+def queue_line(entry: Mapping[str, Any]) -> str:
+    task = f" task #{entry['task']}" if entry.get("task") else ""
+    waiting = " (awaiting a person)" if entry.get("awaiting") == "human" else ""
+    return f"{entry.get('status', '?'):<9} {entry.get('branch')}{task}  {entry.get('queued', '')}{waiting}"
+
+
+def queue_detail(entry: Mapping[str, Any]) -> str:
+    lines = [f"{entry.get('branch')}: {entry.get('status')}", f"  session   {entry.get('session')}"]
+    if entry.get("task"):
+        lines.append(f"  task      #{entry['task']}")
+    lines += [f"  head      {entry.get('head')}", f"  queued    {entry.get('queued')}"]
+    if entry.get("landed"):
+        lines.append(f"  landed    {entry['landed']}")
+    for name, after in (entry.get("after") or {}).items():
+        before = (entry.get("before") or {}).get(name, {})
+        lines.append(f"  {name}: errors {before.get('errors')} -> {after.get('errors')}, "
+                     f"failed {before.get('failed')} -> {after.get('failed')}, "
+                     f"tests {before.get('total')} -> {after.get('total')}")  # fmt: skip
+    if entry.get("summary"):
+        lines += ["", f"  {entry['summary']}"]
+    for reason in entry.get("reasons") or []:
+        lines.append(f"  - {reason}")
+    return "\n".join(lines)

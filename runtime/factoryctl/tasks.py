@@ -1,8 +1,8 @@
 """The task queue (state/tasks.json): what people asked the factory to build.
 
 Lifecycle: queued -> assigned -> in_progress -> pushed | failed | requeued (-> queued);
-cancelled and parked end it. Every change is one locked read-modify-write of the
-store and one `task` event.
+pushed -> done (landed) | requeued (rejected); cancelled and parked end it. Every change is
+one locked read-modify-write of the store and one `task` event.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from .stores import JsonStore
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 OPEN = ("queued", "assigned", "in_progress")
-STATUSES = (*OPEN, "pushed", "failed", "cancelled", "parked")
+# A pushed task waits for the merge gate: it may still land (done) or come back (requeued).
+LIVE = (*OPEN, "pushed")
+STATUSES = (*OPEN, "pushed", "done", "failed", "cancelled", "parked")
 MAX_TITLE = 200
 MAX_BODY = 20_000
 
@@ -101,7 +103,7 @@ class TaskQueue:
             else:
                 raise NotFound(f"no task {task_id} (see `factoryctl task list`)")
             task = Task.from_dict(raw)
-            if task.status not in OPEN:
+            if task.status not in LIVE:
                 raise UsageError(f"task {task_id} is {task.status}; only open tasks can change")
             if status == "requeued":
                 task.status, task.session = "queued", None

@@ -55,7 +55,7 @@ class Workspace:
 
     def _collect_orphans(self) -> None:
         """Worktrees of sessions this factory no longer has are removed."""
-        keep = {self.ctx.paths.worktrees_dir / s for s in self.ctx.settings.session_names}
+        keep = {self.ctx.paths.worktrees_dir / s for s in (*self.ctx.settings.session_names, "review")}
         for path in self.repo.worktrees():
             if path.parent == self.ctx.paths.worktrees_dir and path not in keep:
                 self.repo.run("worktree", "remove", "--force", str(path))

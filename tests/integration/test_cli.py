@@ -93,7 +93,7 @@ def snapshot(home: Path) -> dict[str, bytes]:
         ("", ["task", "cancel", "42"], "no task 42"),
         ("", ["log", "tail", "--session", "s0"], "unknown session 's0'"),
         ("", ["log", "tail", "--since", "yesterday-ish"], "--since 'yesterday-ish': use 30m"),
-        ("", ["task", "list", "--status", "done"], "unknown status 'done'"),
+        ("", ["task", "list", "--status", "finished"], "unknown status 'finished'"),
     ],
 )
 def test_bad_input_is_one_line_a_nonzero_exit_and_changes_nothing(

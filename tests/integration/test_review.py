@@ -1,0 +1,318 @@
+"""The merge gate end to end: real git with a bare origin, real pytest, scripted agent and reviewer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from factoryctl.cycle import Cycle
+from factoryctl.eventlog import EventFilter
+from factoryctl.review import Gate
+from tests.factories import Factory, git, make_factory
+from tests.helpers import run_cli, tool
+
+DOC_A = '"""Quantities on hand, per item (A)."""'
+DOC_B = '"""Quantities on hand, per item (B)."""'
+STOCK = (Path(__file__).parents[1] / "samples" / "py-app" / "inventory" / "stock.py").read_text()
+DOC = '"""Quantities on hand, per item."""'
+TOTAL = "\n    def total(self) -> int:\n        return sum(self._items.values())\n"
+
+A_TEST = "from inventory.stock import Stock\n\n\ndef test_total() -> None:\n    s = Stock()\n    s.add('a', 2)\n" \
+         "    assert s.total() == 2\n"  # fmt: skip
+C_TEST = (
+    "from inventory.stock import Stock\n\n\ndef test_no_total_yet() -> None:\n    assert not hasattr(Stock, 'total')\n"
+)
+D_TEST = "def test_trivial() -> None:\n    assert 1 + 1 == 2\n"
+
+APPROVE = json.dumps({"verdict": "approve", "reasons": ["focused and tested"], "risk": "low", "issues": []})
+REJECT = json.dumps({"verdict": "reject", "reasons": ["the test tests nothing"], "risk": "medium", "issues": []})
+
+
+def session_call(session: str, actions: list[dict[str, Any]], summary: str) -> dict[str, Any]:
+    return {"match": f"You are {session},", "actions": actions, "result": summary}
+
+
+def review_call(session: str, answer: str, actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"match": f"by session {session}", "result": answer, "actions": actions or []}
+
+
+FOUR_BRANCHES = [
+    # A: good (changes the docstring, adds Stock.total and its test)
+    session_call("s1", [{"write": "inventory/stock.py", "content": STOCK.replace(DOC, DOC_A) + TOTAL},
+                        {"write": "tests/test_total.py", "content": A_TEST}], "Add Stock.total"),
+    # B: the same docstring line, changed differently: conflicts once A has landed
+    session_call("s2", [{"write": "inventory/stock.py", "content": STOCK.replace(DOC, DOC_B)}], "Reword docstring"),
+    # C: passes alone, fails once A has landed
+    session_call("s3", [{"write": "tests/test_c.py", "content": C_TEST}], "Pin the API"),
+    # D: passes, but the reviewer rejects it
+    session_call("s4", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+]  # fmt: skip
+
+
+def pending_branches(factory: Factory, sessions: list[str]) -> dict[str, str]:
+    """Run one cycle per session; each must push its branch. Returns session -> branch."""
+    out = {}
+    for session in sessions:
+        report = Cycle(factory.ctx(), session).run()
+        assert report.verdict == "pushed", (session, report.reason)
+        assert report.branch is not None
+        out[session] = report.branch
+    return out
+
+
+def queue(factory: Factory) -> dict[str, dict[str, Any]]:
+    doc = json.loads((factory.home / "state" / "review-queue.json").read_text())
+    return {e["branch"]: e for e in doc["branches"]}
+
+
+def reviews(factory: Factory) -> list[Any]:
+    return factory.ctx().log.tail(10_000, EventFilter(types=frozenset({"cto_review"})))
+
+
+def main_passes_its_checks(factory: Factory, tmp_path: Path) -> None:
+    check = tmp_path / f"check-{time.time_ns()}"
+    git(tmp_path, "clone", "-q", str(factory.origin), str(check))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=check,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("batch_min", [10, 1], ids=["one-by-one", "batched"])
+def test_only_the_good_branch_reaches_main_and_main_is_the_tested_commit(tmp_path: Path, batch_min: int) -> None:
+    factory = make_factory(tmp_path, sessions=4, extra=f"[review]\nbatch_min = {batch_min}\n")
+    factory.script([*FOUR_BRANCHES, *(review_call(s, APPROVE) for s in ("s1", "s2", "s3")), review_call("s4", REJECT)])
+    branches = pending_branches(factory, ["s1", "s2", "s3", "s4"])
+    start = factory.main_sha()
+    outcomes = {o.branch: o for o in Gate(factory.ctx()).run()}
+    assert {b: outcomes[b].verdict for b in branches.values()} == {
+        branches["s1"]: "approve", branches["s2"]: "reject", branches["s3"]: "reject", branches["s4"]: "reject",
+    }  # fmt: skip
+    assert "conflict with main in: inventory/stock.py" in outcomes[branches["s2"]].reasons[0]
+    assert "pytest: failed tests 0 -> 1" in outcomes[branches["s3"]].reasons[0]
+    assert outcomes[branches["s4"]].reasons == ["the test tests nothing"]
+    main = factory.main_sha()
+    landed = [e for e in reviews(factory) if e.data["verdict"] == "approve"]
+    assert len(landed) == 1 and landed[0].data["landed"] == main == landed[0].data["tested"]
+    assert git(factory.origin, "rev-parse", f"{main}^1") == start  # a merge commit on top of the old main
+    assert factory.show("main", "tests/test_total.py") == A_TEST.strip()
+    assert factory.origin_branches() == ["main"]  # every reviewed branch deleted...
+    archived = git(factory.origin, "for-each-ref", "--format=%(refname)", "refs/archive/").splitlines()
+    assert sorted(archived) == sorted(f"refs/archive/{b}" for b in branches.values())  # ...and archived
+    q = queue(factory)
+    assert [q[branches[s]]["status"] for s in ("s1", "s2", "s3", "s4")] == [
+        "approved",
+        "rejected",
+        "rejected",
+        "rejected",
+    ]
+    main_passes_its_checks(factory, tmp_path)
+    # The reasons reach the rejected session's next cycle prompt.
+    factory.script([{"match": "You are s4,", "result": "noop"}])
+    prompt_file = tmp_path / "prompt.txt"
+    toml = factory.home / "factory.toml"
+    toml.write_text(toml.read_text().replace(f'"{factory.scenario}"]', f'"{factory.scenario}", "--save-prompt", '
+                                             f'"{prompt_file}"]', 1))  # fmt: skip
+    Cycle(factory.ctx(), "s4").run()
+    assert "the test tests nothing" in prompt_file.read_text()
+
+
+def test_batched_review_of_passing_branches_takes_one_check_run(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=4, extra="[review]\nbatch_min = 2\n")
+    calls = [session_call(s, [{"write": f"tests/test_{s}.py", "content": D_TEST}], "Add a test") for s in
+             ("s1", "s2", "s3", "s4")]  # fmt: skip
+    factory.script([*calls, *(review_call(s, APPROVE) for s in ("s1", "s2", "s3", "s4"))])
+    pending_branches(factory, ["s1", "s2", "s3", "s4"])
+    gate = Gate(factory.ctx())
+    outcomes = gate.run()
+    assert [o.verdict for o in outcomes] == ["approve"] * 4
+    assert gate.check_runs == 1  # main's baseline was cached by the cycles; one test of the batch
+    assert len({o.landed for o in outcomes}) == 1 == len({factory.main_sha()} | {o.landed for o in outcomes})
+    main_passes_its_checks(factory, tmp_path)
+
+
+def test_main_moved_during_the_review_is_detected_and_redone(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    other = tmp_path / "someone-else"
+    git(tmp_path, "clone", "-q", str(factory.origin), str(other))
+    (other / "CONTRIBUTING.md").write_text("be nice\n")
+    git(other, "add", "-A")
+    git(other, "commit", "-q", "-m", "someone else's commit")
+    push_other = ["git", "-C", str(other), "push", "-q", "origin", "HEAD:main"]
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", APPROVE, [{"run": push_other}]),  # main moves while the reviewer thinks
+        review_call("s1", APPROVE),
+    ])  # fmt: skip
+    branch = pending_branches(factory, ["s1"])["s1"]
+    theirs = git(other, "rev-parse", "HEAD")
+    (outcome,) = Gate(factory.ctx()).run()
+    assert outcome.verdict == "approve"
+    main = factory.main_sha()
+    assert git(factory.origin, "rev-parse", f"{main}^1") == theirs  # nobody's commit overwritten
+    assert factory.show("main", "CONTRIBUTING.md") == "be nice"
+    assert factory.show("main", "tests/test_d.py") == D_TEST.strip()
+    assert queue(factory)[branch]["landed"] == main
+    main_passes_its_checks(factory, tmp_path)
+
+
+def test_a_reviewer_answering_garbage_leaves_the_branch_pending_with_an_alert(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", "Looks great to me!"),
+        review_call("s1", '{"verdict": "maybe"}'),
+    ])  # fmt: skip
+    branch = pending_branches(factory, ["s1"])["s1"]
+    before = factory.main_sha()
+    (outcome,) = Gate(factory.ctx()).run()
+    assert outcome.verdict == "pending"
+    assert "verdict must be 'approve' or 'reject', got 'maybe'" in outcome.reasons[0]
+    assert queue(factory)[branch]["status"] == "pending"
+    assert factory.main_sha() == before and branch in factory.origin_branches()
+    alerts = factory.ctx().log.tail(10, EventFilter(types=frozenset({"alert"})))
+    assert len(alerts) == 1 and branch in alerts[0].data["text"]
+
+
+def test_a_hanging_reviewer_is_killed_at_its_timeout(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1, reviewer_timeout_s=2)
+    marker = f"hung-reviewer-{time.time_ns()}"
+    hang = {"run": ["python3", "-c", "import time; time.sleep(120)", marker]}
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", APPROVE, [hang]), review_call("s1", APPROVE, [hang]),
+    ])  # fmt: skip
+    branch = pending_branches(factory, ["s1"])["s1"]
+    started = time.monotonic()
+    (outcome,) = Gate(factory.ctx()).run()
+    assert time.monotonic() - started < 30
+    assert outcome.verdict == "pending" and "timeout" in outcome.reasons[0]
+    assert queue(factory)[branch]["status"] == "pending"
+    assert [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])] == []
+
+
+def test_a_rejected_branch_is_restored_from_its_archive_ref(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", REJECT),
+    ])  # fmt: skip
+    branch = pending_branches(factory, ["s1"])["s1"]
+    head = git(factory.origin, "rev-parse", branch)
+    Gate(factory.ctx()).run()
+    assert branch not in factory.origin_branches()
+    proc = run_cli("queue", "restore", branch, home=factory.home)
+    assert proc.returncode == 0, proc.stderr
+    assert git(factory.origin, "rev-parse", branch) == head
+    assert queue(factory)[branch]["status"] == "pending"
+    listed = json.loads(run_cli("queue", "list", "--json", home=factory.home).stdout)
+    assert [e["branch"] for e in listed] == [branch]
+    again = run_cli("queue", "restore", branch, home=factory.home)
+    assert again.returncode == 1 and "already pending" in again.stderr
+
+
+def test_a_review_killed_halfway_leaves_everything_consistent_and_the_next_run_finishes(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=2)
+    factory.script([
+        session_call("s1", [{"write": "tests/test_s1.py", "content": D_TEST}], "Add a test"),
+        session_call("s2", [{"write": "tests/test_s2.py", "content": D_TEST}], "Add another test"),
+        review_call("s1", APPROVE),
+        review_call("s2", APPROVE, [{"sleep": 120}]),  # killed while the reviewer thinks about s2
+        review_call("s2", APPROVE),
+    ])  # fmt: skip
+    branches = pending_branches(factory, ["s1", "s2"])
+    env = {**os.environ, "FACTORY_HOME": str(factory.home)}
+    proc = subprocess.Popen([tool("factoryctl"), "review"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and queue(factory)[branches["s1"]]["status"] != "approved":
+        time.sleep(0.1)
+    time.sleep(1.0)  # into the reviewer call for s2
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        child.kill()
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    q = queue(factory)
+    assert q[branches["s1"]]["status"] == "approved" and q[branches["s2"]]["status"] == "pending"
+    assert factory.main_sha() == q[branches["s1"]]["landed"]
+    assert factory.origin_branches() == sorted(["main", branches["s2"]])
+    main_passes_its_checks(factory, tmp_path)
+    # The next run finishes the work.
+    outcomes = Gate(factory.ctx()).run()
+    assert [(o.branch, o.verdict) for o in outcomes] == [(branches["s2"], "approve")]
+    assert factory.origin_branches() == ["main"]
+    main_passes_its_checks(factory, tmp_path)
+
+
+def test_a_branch_landed_by_an_interrupted_run_is_recorded_not_merged_twice(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test")])
+    branch = pending_branches(factory, ["s1"])["s1"]
+    # The state a run leaves when it dies right after pushing main: landed, not yet archived.
+    clone = tmp_path / "crash"
+    git(tmp_path, "clone", "-q", str(factory.origin), str(clone))
+    git(clone, "merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+    landed = git(clone, "rev-parse", "HEAD")
+    (outcome,) = Gate(factory.ctx()).run()  # no reviewer call is scripted: none may be made
+    assert outcome.verdict == "approve" and outcome.landed == landed
+    assert factory.main_sha() == landed
+    assert factory.origin_branches() == ["main"]
+    assert queue(factory)[branch]["status"] == "approved"
+
+
+def test_human_mode_waits_for_a_person(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1, extra='[review]\nmode = "human"\n')
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", APPROVE), review_call("s1", APPROVE),
+    ])  # fmt: skip
+    branch = pending_branches(factory, ["s1"])["s1"]
+    before = factory.main_sha()
+    (outcome,) = Gate(factory.ctx()).run()
+    assert outcome.verdict == "awaiting_human" and factory.main_sha() == before
+    assert queue(factory)[branch]["awaiting"] == "human"
+    proc = run_cli("queue", "approve", branch, home=factory.home)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{branch}: approve" in proc.stdout
+    assert factory.main_sha() != before and queue(factory)[branch]["status"] == "approved"
+
+
+def test_dry_run_and_second_review_change_nothing(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", APPROVE, [{"sleep": 5}]),
+    ])  # fmt: skip
+    branch = pending_branches(factory, ["s1"])["s1"]
+    before = (factory.main_sha(), factory.origin_branches(), queue(factory))
+    dry = run_cli("review", "--dry-run", "--json", home=factory.home)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["outcomes"][0]["verdict"] == "would_land"
+    assert (factory.main_sha(), factory.origin_branches(), queue(factory)) == before
+    env = {**os.environ, "FACTORY_HOME": str(factory.home)}
+    first = subprocess.Popen([tool("factoryctl"), "review"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    second = run_cli("review", home=factory.home)
+    assert second.returncode == 0 and second.stderr.startswith("review is already running")
+    first.communicate(timeout=60)
+    assert queue(factory)[branch]["status"] == "approved"
+
+
+def test_queue_commands_reject_bad_input(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    for args, message in [
+        (["queue", "show", "brl/s1/nope"], "no branch 'brl/s1/nope' in the review queue"),
+        (["queue", "approve", "x;rm -rf /"], "invalid branch name"),
+        (["queue", "reject", "--reason", "x", "$(reboot)"], "invalid branch name"),
+        (["review", "--branch", "brl/s1/nope"], "no pending branch 'brl/s1/nope'"),
+    ]:
+        proc = run_cli(*args, home=factory.home)
+        assert proc.returncode != 0 and message in proc.stderr and proc.stderr.count("\n") == 1, (args, proc.stderr)
