@@ -322,14 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: expected failures become one line on stderr and a non-zero exit."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="factoryctl", standalone_mode=False)
+        # Without standalone mode, click returns an Exit's code instead of raising it.
+        result = command.main(args=argv, prog_name="factoryctl", standalone_mode=False)
     except AlreadyRunning as exc:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_code
     except FactoryError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return int(exc.exit_code or 0)
     except click.exceptions.Abort:
         sys.stderr.write("Aborted.\n")
@@ -339,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -117,3 +117,9 @@ def test_a_corrupt_task_store_is_reported_not_overwritten(home: Path) -> None:
     proc = run_cli("task", "add", "x", home=home)
     assert proc.returncode == 1 and "tasks.json is not valid JSON" in proc.stderr
     assert (home / "state" / "tasks.json").read_text() == "{oops"
+
+
+def test_a_failed_cycle_exits_nonzero_and_says_why(home: Path) -> None:
+    proc = run_cli("cycle", "s1", home=home)
+    assert proc.returncode == 1
+    assert f"failed: no git clone at {home / 'repo'} (repo.path)" in proc.stdout
