@@ -45,6 +45,7 @@ class CycleReport:
     before: dict[str, Counts] = field(default_factory=dict)
     after: dict[str, CheckRun] = field(default_factory=dict)
     baseline_computed: bool = False
+    push_attempted: bool = False
     files: tuple[str, ...] = ()
     added: int = 0
     deleted: int = 0
@@ -186,8 +187,8 @@ class Cycle:
             report.verdict, report.reason = "discarded", "checks got worse: " + "; ".join(reasons)
             return
         self.say(f"pushing {branch}")
+        report.push_attempted = True
         self.ws.git.push("origin", [f"refs/heads/{branch}:refs/heads/{branch}"])
-        report.verdict, report.reason = "pushed", "checks held; queued for review"
         add_pending(
             self.ctx.review_queue(),
             {
@@ -205,6 +206,7 @@ class Cycle:
             },
             self.ctx.clock(),
         )
+        report.verdict, report.reason = "pushed", "checks held; queued for review"
 
     def _new_branch_name(self) -> str:
         """PREFIX/SESSION/UTC-SECOND; a second cycle within the same second waits for the next."""
@@ -226,7 +228,7 @@ class Cycle:
         """Drop the branch unless it was pushed; settle the task."""
         if report.branch is not None and report.verdict != "pushed" and report.base is not None:
             try:
-                self.ws.drop_branch(report.branch, report.base, remote=False)
+                self.ws.drop_branch(report.branch, report.base, remote=report.push_attempted)
             except FactoryError as exc:
                 report.reason += f" (and cleaning up failed: {exc})"
         task = report.task

@@ -19,7 +19,6 @@ GIT_TIMEOUT_S = 300
 # Git must never stop to ask a person anything.
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_EDITOR": "true", "LC_ALL": "C"}
 _BRANCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-_SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
 
 def check_branch_name(name: str) -> str:
@@ -77,9 +76,6 @@ class Git:
         done = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
         return done.stdout.strip() if done.ok else None
 
-    def is_dirty(self) -> bool:
-        return bool(self.out("status", "--porcelain", "--untracked-files=all"))
-
     def local_branches(self, pattern: str) -> list[str]:
         text = self.out("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}")
         return [line for line in text.splitlines() if line]
@@ -93,9 +89,6 @@ class Git:
             added += int(plus) if plus.isdigit() else 0
             deleted += int(minus) if minus.isdigit() else 0
         return DiffStat(tuple(files), added, deleted)
-
-    def count_commits(self, base: str, head: str) -> int:
-        return int(self.out("rev-list", "--count", f"{base}..{head}"))
 
     def worktrees(self) -> list[Path]:
         out = []
@@ -127,7 +120,3 @@ class Git:
 
 class GitError(CommandFailed):
     """A git command that had to succeed did not."""
-
-
-def is_sha(text: str) -> bool:
-    return bool(_SHA.match(text))

@@ -178,7 +178,7 @@ class Gate:
             if archived and self._is_ancestor(archived, main_sha):
                 self._landed(entry, main_sha, None, None, None, 0.0, note="landed by an earlier, interrupted review")
             else:
-                self._finish_rejected(entry, ["the branch is gone from origin" + (" (archived)" if archived else "")])
+                self._reject(entry, ["the branch is gone from origin" + (" (archived)" if archived else "")])
             return None
         if self._is_ancestor(head, main_sha):
             self._landed(entry, main_sha, None, None, None, 0.0, note="already on main (an earlier review landed it)")
@@ -442,17 +442,7 @@ class Gate:
             self.outcomes.append(Outcome(entry["branch"], "would_reject", reasons))
             self.say(f"{entry['branch']}: would be rejected (dry run): {'; '.join(reasons)}")
             return
-        self._archive_and_delete(entry["branch"])
-        self._finish_rejected(entry, reasons, baseline, after, verdict)
-
-    def _finish_rejected(
-        self,
-        entry: dict[str, Any],
-        reasons: list[str],
-        baseline: Mapping[str, Counts] | None = None,
-        after: Mapping[str, CheckRun] | None = None,
-        verdict: Verdict | None = None,
-    ) -> None:
+        self._archive_and_delete(entry["branch"])  # a no-op when it is already gone
         branch = entry["branch"]
         self._update(branch, status="rejected", reasons=reasons, decided=format_ts(self.ctx.clock()))
         self._event(entry, "reject", reasons, baseline, after, verdict)

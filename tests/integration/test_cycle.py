@@ -16,7 +16,7 @@ import pytest
 from factoryctl.cycle import Cycle
 from factoryctl.eventlog import EventFilter
 from factoryctl.loop import Loop, next_delay
-from tests.factories import PYTEST_CHECK, TS_CHECKS, TS_MODULES, Factory, make_factory
+from tests.factories import PYTEST_CHECK, SAMPLES, TS_CHECKS, TS_MODULES, Factory, make_factory
 from tests.helpers import run_cli, tool
 
 GOOD_TEST = """
@@ -27,30 +27,14 @@ def test_count_of_unknown_item_is_zero() -> None:
     assert Stock().count("plum") == 0
 """
 
-BROKEN_TAKE = '''"""Quantities on hand, per item."""
-
-from __future__ import annotations
-
-
-class OutOfStock(Exception):
-    """More was taken than there is."""
-
-
-class Stock:
-    def __init__(self) -> None:
-        self._items: dict[str, int] = {}
-
-    def add(self, item: str, quantity: int) -> None:
-        if quantity <= 0:
-            raise ValueError("quantity must be positive")
-        self._items[item] = self._items.get(item, 0) + quantity
-
-    def take(self, item: str, quantity: int) -> None:
-        self._items[item] = self._items.get(item, 0) + quantity
-
-    def count(self, item: str) -> int:
-        return self._items.get(item, 0)
-'''
+SAMPLE_STOCK = (SAMPLES / "py-app" / "inventory" / "stock.py").read_text()
+TAKE = """        have = self._items.get(item, 0)
+        if quantity > have:
+            raise OutOfStock(item)
+        self._items[item] = have - quantity
+"""
+BROKEN_TAKE = SAMPLE_STOCK.replace(TAKE, "        self._items[item] = self._items.get(item, 0) + quantity\n")
+assert BROKEN_TAKE != SAMPLE_STOCK
 
 
 def events(factory: Factory, kind: str) -> list[Any]:
@@ -323,3 +307,15 @@ def test_the_prompt_carries_task_context_baseline_and_rejections(tmp_path: Path)
     assert "the change mixes two things" in prompt
     assert "Always add a test." in prompt and "skill file testing.md cut at 8,000" in prompt
     assert len(prompt) < 40_000
+
+
+def test_a_branch_pushed_but_not_queued_is_removed_from_origin(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path)
+    factory.script([{"actions": [{"write": "tests/test_more.py", "content": GOOD_TEST}], "result": "Add a test"}])
+    queue_file = factory.home / "state" / "review-queue.json"
+    queue_file.parent.mkdir(parents=True, exist_ok=True)
+    queue_file.write_text("{not json")
+    report = Cycle(factory.ctx(), "s1").run()
+    assert report.verdict == "failed" and "review-queue.json is not valid JSON" in report.reason
+    assert factory.origin_branches() == ["main"]
+    assert queue_file.read_text() == "{not json"
