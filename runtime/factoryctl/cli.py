@@ -7,7 +7,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-import click
 import typer
 
 from . import __version__, render
@@ -319,28 +318,24 @@ def log_path() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: expected failures become one line on stderr and a non-zero exit."""
-    command = typer.main.get_command(app)
+    """Entry point: expected failures become one line on stderr and a non-zero exit.
+
+    Typer (standalone) prints usage errors itself and exits through SystemExit; a
+    FactoryError raised by a command propagates here.
+    """
     try:
-        # Without standalone mode, click returns an Exit's code instead of raising it.
-        result = command.main(args=argv, prog_name="factoryctl", standalone_mode=False)
+        app(args=argv, prog_name="factoryctl")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AlreadyRunning as exc:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_code
     except FactoryError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return exc.exit_code
-    except (click.exceptions.Exit, typer.Exit) as exc:
-        return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
-        sys.stderr.write("Aborted.\n")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
     except BrokenPipeError:
         return 0
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -123,3 +123,14 @@ def test_a_failed_cycle_exits_nonzero_and_says_why(home: Path) -> None:
     proc = run_cli("cycle", "s1", home=home)
     assert proc.returncode == 1
     assert f"failed: no git clone at {home / 'repo'} (repo.path)" in proc.stdout
+
+
+def test_usage_errors_are_explained_without_a_traceback(home: Path) -> None:
+    for args, message in [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["task", "add"], "Missing argument"),
+        (["task", "show", "x"], "Invalid value"),
+    ]:
+        proc = run_cli(*args, home=home)
+        assert proc.returncode == 2, args
+        assert message in proc.stderr and "Traceback" not in proc.stderr

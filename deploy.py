@@ -1,0 +1,249 @@
+"""The factory on a host: `pyinfra inventory.py deploy.py` (`--dry` shows the plan; `-y` skips the question).
+
+Packages, the Node tools, the `factory` user, the runtime (a wheel built from this
+checkout), the target repository, the rendered configuration and jobs, PM2 and the
+agents' tmux sessions. Every step is idempotent: a second run changes nothing. Host data
+and secrets are checked first (deploy_data/hostdata.py), before anything changes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from io import StringIO
+from pathlib import Path
+from typing import Any, cast
+
+REPO = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO))
+
+from pyinfra import logger  # noqa: E402
+from pyinfra.api.deploy import deploy  # noqa: E402
+from pyinfra.api.exceptions import DeployError  # noqa: E402
+from pyinfra.api.operation import OperationMeta  # noqa: E402
+from pyinfra.context import host  # noqa: E402
+from pyinfra.operations import apt, files, pip, server, systemd  # noqa: E402
+
+from deploy_data import hostdata, layout, render  # noqa: E402
+from deploy_data.facts import HasSystemd  # noqa: E402
+from deploy_data.operations import (  # noqa: E402
+    changed,
+    git_clone,
+    install_wheel,
+    npm_global,
+    pm2_apps,
+    sample_origin,
+    secret_file,
+    tmux_layout,
+)
+from deploy_data.wheel import Wheel, WheelBuildFailed, build_wheel  # noqa: E402
+from factoryctl.jobs import JOBS  # noqa: E402
+
+APT_PACKAGES = [
+    "git", "tmux", "nodejs", "npm", "python3-venv", "cron", "logrotate",
+    "ca-certificates", "openssh-client", "procps",
+]  # fmt: skip
+APT_CACHE_S = 24 * 3600
+GIT_SSH = f"ssh -i {layout.DEPLOY_KEY} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
+
+
+def _put(name: str, text: str, dest: str, mode: str, user: str = "root", group: str = "root") -> OperationMeta:
+    meta: OperationMeta = files.put(name=name, src=StringIO(text), dest=dest, user=user, group=group, mode=mode)
+    return meta
+
+
+def _directory(path: str, mode: str, user: str = layout.USER, group: str = layout.GROUP) -> None:
+    files.directory(name=f"Ensure {path}/", path=path, user=user, group=group, mode=mode)
+
+
+@deploy("System packages")
+def system_packages() -> None:
+    apt.packages(
+        name="Ensure git, tmux, Node, npm, Python venv, cron and logrotate",
+        packages=APT_PACKAGES,
+        update=True,
+        cache_time=APT_CACHE_S,
+        no_recommends=True,
+    )
+
+
+@deploy("Node tools")
+def node_tools(checked: hostdata.Checked) -> None:
+    npm_global(
+        name=f"Ensure PM2 {checked.pm2_version} and Claude Code {checked.claude_code_version} (npm -g)",
+        packages={"pm2": checked.pm2_version, "@anthropic-ai/claude-code": checked.claude_code_version},
+    )
+
+
+@deploy("The factory user")
+def factory_user() -> None:
+    server.user(  # noqa: S604 - `shell` is the user's login shell, not a subprocess flag
+        name=f"Ensure the system user {layout.USER} (the services run as it, never as root)",
+        user=layout.USER,
+        system=True,
+        home=layout.HOME,
+        shell="/bin/bash",
+        create_home=True,
+    )
+    _directory(layout.HOME, "750")
+    for path in (layout.FACTORY_HOME, layout.STATE_DIR, layout.LOCKS_DIR, layout.LOGS_DIR):
+        _directory(path, "755")
+
+
+@deploy("The runtime")
+def runtime(wheel: Wheel) -> OperationMeta:
+    for path in (layout.OPT, layout.WHEELS, layout.BIN):
+        _directory(path, "755", user="root", group="root")
+    pip.venv(name=f"Ensure the runtime's venv {layout.VENV}", path=layout.VENV, python="python3")
+    remote = f"{layout.WHEELS}/{wheel.name}"
+    files.put(name=f"Ensure the runtime's wheel {wheel.name}", src=str(wheel.path), dest=remote, mode="644")
+    installed: OperationMeta = install_wheel(
+        name="Ensure the runtime is installed from this wheel (pip only when it changed)",
+        wheel=remote,
+        sha256=wheel.sha256,
+    )
+    files.link(name="Ensure factoryctl is on PATH", path="/usr/local/bin/factoryctl", target=layout.FACTORYCTL)
+    return installed
+
+
+@deploy("The target repository")
+def repository(checked: hostdata.Checked) -> None:
+    url = checked.repo.url
+    if checked.repo.is_sample:
+        files.sync(
+            name="Ensure the bundled sample project",
+            src=str(REPO / "templates" / "sample-repo"),
+            dest=layout.SAMPLE_SRC,
+            user="root",
+            group="root",
+            mode="644",
+            dir_mode="755",
+            delete=True,
+            exclude=["*.pyc"],
+            exclude_dir=["__pycache__"],
+        )
+        sample_origin(
+            name=f"Ensure the demo's shared remote {layout.SAMPLE_ORIGIN}",
+            src=layout.SAMPLE_SRC,
+            origin=layout.SAMPLE_ORIGIN,
+            branch=checked.repo.branch,
+        )
+        url = layout.SAMPLE_ORIGIN
+    if checked.deploy_key is not None:
+        _directory(f"{layout.HOME}/.ssh", "700")
+        secret_file(
+            name="Ensure the deploy key (0600)",
+            content=checked.deploy_key.read_text(),
+            dest=layout.DEPLOY_KEY,
+        )
+    git_clone(
+        name=f"Ensure the clone of {url} ({checked.repo.branch})",
+        url=url,
+        branch=checked.repo.branch,
+        dest=str(layout.PATHS.repo_dir(checked.settings.repo.path)),
+        ssh_command=GIT_SSH if checked.deploy_key is not None else None,
+    )
+
+
+@deploy("Configuration and jobs")
+def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, OperationMeta]:
+    text = render.render_all(checked, systemd=has_systemd)
+    ops = {
+        "config": _put(
+            "Ensure factory.toml", text["factory.toml.j2"], layout.CONFIG_FILE, "644", layout.USER, layout.GROUP
+        ),
+        "secrets": secret_file(
+            name=f"Ensure the secrets file (0600): {', '.join(checked.secrets) or 'none set'}",
+            content=text["secrets.env.j2"],
+            dest=layout.SECRETS_FILE,
+        ),
+        "run": _put("Ensure factory-run (the jobs' environment)", text["factory-run.sh.j2"], layout.RUN, "755"),
+        "tmux": _put("Ensure factory-tmux (the agents' tmux layout)", text["factory-tmux.sh.j2"], layout.TMUX, "755"),
+        "ecosystem": _put(
+            "Ensure PM2's ecosystem.config.js",
+            text["ecosystem.config.js.j2"],
+            layout.ECOSYSTEM,
+            "644",
+            layout.USER,
+            layout.GROUP,
+        ),
+    }
+    _put("Ensure the cron jobs (/etc/cron.d/factory)", text["cron.j2"], layout.CRON_FILE, "644")
+    _put("Ensure log rotation (/etc/logrotate.d/factory)", text["logrotate.j2"], layout.LOGROTATE_FILE, "644")
+    if checked.scripted:
+        _directory(layout.DEMO_DIR, "755")
+        for scenario in ("agent.json", "reviewer.json"):
+            files.put(
+                name=f"Ensure the scripted agent's demo scenario {scenario}",
+                src=str(REPO / "templates" / "demo" / scenario),
+                dest=f"{layout.DEMO_DIR}/{scenario}",
+                mode="644",
+            )
+    return ops
+
+
+@deploy("PM2 and the agents' tmux sessions")
+def processes(checked: hostdata.Checked, has_systemd: bool, restart_after: list[OperationMeta]) -> None:
+    if has_systemd:
+        text = render.render("pm2-factory.service.j2", render.context(checked))
+        unit = _put(f"Ensure PM2's boot unit {layout.PM2_UNIT}", text, layout.PM2_UNIT_FILE, "644")
+        if changed([unit]):
+            systemd.daemon_reload(name="Ensure systemd read PM2's boot unit")
+        systemd.service(
+            name=f"Ensure {layout.PM2_UNIT} is enabled and running",
+            service=layout.PM2_UNIT,
+            running=True,
+            enabled=True,
+        )
+    else:
+        logger.warning(
+            f"{host.print_prefix}no systemd on this host: PM2's boot unit is skipped; "
+            "a cron @reboot line runs `pm2 resurrect` instead"
+        )
+    pm2_apps(
+        name="Ensure the PM2 apps are online (started or reloaded only when what they read changed) and saved",
+        ecosystem=layout.ECOSYSTEM,
+        apps=render.pm2_app_names(checked.jobs),
+        owned=render.pm2_app_names(JOBS),
+        restart_after=restart_after,
+    )
+    tmux_layout(
+        name="Ensure the agents' tmux sessions (restarted only when what they read changed)",
+        script=layout.TMUX,
+        sessions=[s["name"] for s in render.context(checked)["sessions"]],
+        restart_after=restart_after,
+    )
+
+
+def checked_host_data() -> hostdata.Checked:
+    """This host's data and the environment, validated; DeployError (before any change) if not."""
+    try:
+        data: dict[str, Any] = host.data.dict()  # type: ignore[no-untyped-call]
+        return hostdata.check(data, os.environ, host=host.name)
+    except hostdata.HostDataError as exc:
+        raise DeployError(str(exc)) from None
+
+
+def main() -> None:
+    """Check first, then every step in order; `configuration` returns what restarts follow."""
+    checked = checked_host_data()
+    try:
+        wheel = build_wheel(REPO)
+    except WheelBuildFailed as exc:
+        raise DeployError(str(exc)) from None
+    for line in checked.left_out:
+        logger.info(f"{host.print_prefix}{line}")
+    has_systemd = bool(host.get_fact(HasSystemd))
+
+    system_packages()
+    node_tools(checked=checked)
+    factory_user()
+    installed = runtime(wheel=wheel)
+    repository(checked=checked)
+    # pyinfra types a @deploy's result as one OperationMeta; this one returns several.
+    ops = cast(dict[str, OperationMeta], configuration(checked=checked, has_systemd=has_systemd))
+    restart_after = [installed, ops["config"], ops["secrets"], ops["run"], ops["ecosystem"]]
+    processes(checked=checked, has_systemd=has_systemd, restart_after=restart_after)
+
+
+main()

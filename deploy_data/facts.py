@@ -1,0 +1,159 @@
+"""Facts the deploy reads: each a pure pair, `command()` and `process(output)`, the parsing in `parse_*`.
+
+Facts about the factory user's world (PM2, tmux, its git clone) run as root and switch
+with `runuser` only when the user exists: on a fresh host, planning must not fail.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterable
+from typing import Any
+
+from pyinfra.api.facts import FactBase
+
+from . import layout
+
+_IF_USER = f"id -u {layout.USER} >/dev/null 2>&1"
+
+
+def as_user(*argv: str) -> str:
+    """A shell line that runs argv as the factory user (the deploy runs as root)."""
+    return shlex.join(["runuser", "-u", layout.USER, "--", *argv])
+
+
+def pm2(*args: str) -> str:
+    """A pm2 command run as the factory user in a clean, fixed environment.
+
+    Clean because `pm2 start` copies the caller's environment into every app, and
+    `pm2 save` writes it to disk.
+    """
+    return as_user(
+        "env", "-i", f"HOME={layout.HOME}", "PATH=/usr/local/bin:/usr/bin:/bin",
+        f"PM2_HOME={layout.PM2_HOME}", "pm2", *args,
+    )  # fmt: skip
+
+
+def parse_npm_ls(lines: Iterable[str]) -> dict[str, str]:
+    """`npm ls -g --depth=0 --json` -> {package: version}; scoped names (@scope/name) included."""
+    text = "\n".join(lines).strip()
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    deps = data.get("dependencies") if isinstance(data, dict) else None
+    if not isinstance(deps, dict):
+        return {}
+    return {name: str(info.get("version", "")) for name, info in deps.items() if isinstance(info, dict)}
+
+
+def parse_pm2_jlist(lines: Iterable[str]) -> dict[str, str]:
+    """`pm2 jlist` -> {app name: status}; the JSON is the last line that starts with '['."""
+    found: list[Any] = []
+    for line in lines:
+        if line.startswith("["):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                continue
+    apps: dict[str, str] = {}
+    for app in found if isinstance(found, list) else []:
+        if isinstance(app, dict) and "name" in app:
+            apps[str(app["name"])] = str((app.get("pm2_env") or {}).get("status", "unknown"))
+    return apps
+
+
+def parse_pm2_dump(lines: Iterable[str]) -> list[str] | None:
+    """PM2's dump file (what `pm2 save` wrote) -> the saved app names; None when there is none."""
+    text = "\n".join(lines).strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return sorted(str(app.get("name")) for app in data if isinstance(app, dict)) if isinstance(data, list) else None
+
+
+class NpmGlobalPackages(FactBase[dict[str, str]]):
+    """Globally installed npm packages, scoped ones too: {name: version}.
+
+    pyinfra's own NpmPackages parses `npm list`'s tree with a regex that never matches a
+    scoped name (@anthropic-ai/claude-code), so its operation reinstalls on every run.
+    """
+
+    default = dict
+
+    def requires_command(self) -> str:
+        return "npm"
+
+    def command(self) -> str:
+        return "npm ls -g --depth=0 --json 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        return parse_npm_ls(output)
+
+
+class Pm2Apps(FactBase[dict[str, str] | None]):
+    """The factory user's PM2 apps and their status; None when its PM2 daemon is not running.
+
+    Checks the daemon first: `pm2 jlist` would start one, and a fact must change nothing.
+    """
+
+    def command(self) -> str:
+        home = shlex.quote(layout.PM2_HOME)
+        alive = f'[ -S {home}/rpc.sock ] && kill -0 "$(cat {home}/pm2.pid 2>/dev/null)" 2>/dev/null'
+        return f"if {_IF_USER} && command -v pm2 >/dev/null && {alive}; then {pm2('jlist')}; else echo DOWN; fi"
+
+    def process(self, output: list[str]) -> dict[str, str] | None:
+        if any(line.strip() == "DOWN" for line in output):
+            return None
+        return parse_pm2_jlist(output)
+
+
+class Pm2Saved(FactBase[list[str] | None]):
+    """The app names in PM2's dump (what comes back at boot); None when nothing was saved."""
+
+    def command(self) -> str:
+        return f"cat {shlex.quote(layout.PM2_HOME)}/dump.pm2 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> list[str] | None:
+        return parse_pm2_dump(output)
+
+
+class TmuxSessions(FactBase[list[str]]):
+    """The factory user's tmux sessions (names), empty when none or no tmux server runs."""
+
+    default = list
+
+    def command(self) -> str:
+        ls = as_user("tmux", "list-sessions", "-F", "#{session_name}")
+        return f"if {_IF_USER} && command -v tmux >/dev/null; then {ls} 2>/dev/null || true; fi"
+
+    def process(self, output: list[str]) -> list[str]:
+        return sorted(line.strip() for line in output if line.strip())
+
+
+class GitOrigin(FactBase[str | None]):
+    """The origin URL of the factory's clone at `path`; None when there is no clone."""
+
+    def command(self, path: str) -> str:
+        get = as_user("git", "-C", path, "remote", "get-url", "origin")
+        return f"if {_IF_USER} && [ -d {shlex.quote(path)}/.git ]; then {get} 2>/dev/null || echo; else echo NONE; fi"
+
+    def process(self, output: list[str]) -> str | None:
+        text = "\n".join(output).strip()
+        return None if text == "NONE" else text
+
+
+class HasSystemd(FactBase[bool]):
+    """Whether systemd runs the host (PID 1): PM2's boot unit needs it."""
+
+    def command(self) -> str:
+        return "if [ -d /run/systemd/system ]; then echo yes; else echo no; fi"
+
+    def process(self, output: list[str]) -> bool:
+        return "yes" in (line.strip() for line in output)

@@ -1,0 +1,194 @@
+"""The deploy's own operations: facts in, commands out, only when something differs.
+
+They exist where pyinfra's built-in operations are not idempotent for us (scoped npm
+packages), would print a secret (`files.put` with `--diff`), or where the decision needs
+the factory user's view of the host (PM2, tmux, its git clone). Each operation reads its
+facts and hands them to a pure `*_commands` function (the unit tests call those).
+Restarts take the operations whose change they follow: at planning those report whether
+they will change, at run time whether they did, so `--dry` shows what a run would do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Generator, Mapping, Sequence
+
+from pyinfra.api.operation import OperationMeta, operation
+from pyinfra.context import host
+from pyinfra.facts.files import Directory, File, FileContents, Sha1File
+
+from . import layout
+from .facts import GitOrigin, NpmGlobalPackages, Pm2Apps, Pm2Saved, TmuxSessions, as_user, pm2
+
+Commands = Generator[str, None, None]
+
+
+def changed(metas: Sequence[OperationMeta]) -> bool:
+    """Whether any of these operations changes something: planned (will) or run (did)."""
+    return any(m.did_change() if m.is_complete() else m.will_change for m in metas)
+
+
+# -- decisions (pure) ------------------------------------------------------------------
+
+
+def npm_commands(installed: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
+    missing = [f"{name}@{version}" for name, version in wanted.items() if installed.get(name) != version]
+    if not missing:
+        return []
+    return [shlex.join(["npm", "install", "-g", "--no-fund", "--no-audit", "--loglevel=error", *missing])]
+
+
+def wheel_commands(installed_sha256: str | None, wheel: str, sha256: str, venv: str, marker: str) -> list[str]:
+    """Install the wheel unless exactly it is installed; the marker is written last, so an
+    install that failed halfway is done again next time."""
+    if installed_sha256 == sha256:
+        return []
+    pip = [f"{venv}/bin/pip", "install", "--quiet", "--disable-pip-version-check"]
+    return [
+        shlex.join([*pip, wheel]),  # with its dependencies, from the index
+        shlex.join([*pip, "--no-deps", "--force-reinstall", wheel]),  # the version stays while the code changes
+        f"echo {shlex.quote(sha256)} > {shlex.quote(marker)}",
+    ]
+
+
+def secret_file_commands(info: Mapping[str, object] | None, same_content: bool, dest: str, owner: str) -> list[str]:
+    q = shlex.quote
+    if not same_content:
+        # The content arrives on stdin: never on a command line, in a world-readable temp
+        # file, or in pyinfra's --diff output; the file is 0600 before it holds a byte.
+        tmp = q(f"{dest}.tmp")
+        return [f"umask 077 && cat > {tmp} && chown {owner} {tmp} && chmod 600 {tmp} && mv -f {tmp} {q(dest)}"]
+    if not info or f"{info['user']}:{info['group']}" != owner or info["mode"] != 600:
+        return [f"chown {owner} {q(dest)} && chmod 600 {q(dest)}"]
+    return []
+
+
+def clone_commands(
+    origin: str | None, url: str, branch: str, dest: str, ssh_command: str | None, git_config: Sequence[str]
+) -> list[str]:
+    """Clone as the factory user; a clone with another origin gets the new URL. Never a pull:
+    main moves only through the factory's review."""
+    commands = []
+    env = ["env", f"GIT_SSH_COMMAND={ssh_command}"] if ssh_command else []
+    if origin is None:
+        commands.append(as_user(*env, "git", "clone", "--quiet", "--branch", branch, "--", url, dest))
+    elif origin != url:
+        commands.append(as_user("git", "-C", dest, "remote", "set-url", "origin", "--", url))
+    if ssh_command and f"\tsshCommand = {ssh_command}" not in git_config:
+        commands.append(as_user("git", "-C", dest, "config", "core.sshCommand", ssh_command))
+    return commands
+
+
+def sample_origin_commands(exists: bool, src: str, origin: str, branch: str) -> list[str]:
+    if exists:
+        return []
+    q = shlex.quote
+    script = (
+        "set -e; work=$(mktemp -d); trap 'rm -rf \"$work\"' EXIT; "
+        f'cp -R {q(src)}/. "$work"; cd "$work"; '
+        f"git init --quiet --initial-branch {q(branch)}; git add -A; "
+        "git -c user.name=factory -c user.email=factory@factory.invalid commit --quiet -m 'Sample project'; "
+        f"git push --quiet {q(origin)} {q(branch)}"
+    )
+    return [
+        as_user("git", "init", "--quiet", "--bare", "--initial-branch", branch, origin),
+        as_user("sh", "-c", script),
+    ]
+
+
+def pm2_commands(
+    running: Mapping[str, str] | None,
+    saved: Sequence[str] | None,
+    ecosystem: str,
+    apps: Sequence[str],
+    owned: Sequence[str],
+    restart: bool,
+) -> list[str]:
+    """PM2 runs exactly the deployed apps of the factory, online, and has saved that list.
+
+    Starts or reloads only when an app is not online or `restart` (what it reads changed);
+    deletes the factory's apps that are no longer deployed; leaves other apps alone.
+    """
+    running = running or {}
+    commands = []
+    stale = sorted(name for name in running if name in owned and name not in apps)
+    if stale:
+        commands.append(pm2("delete", *stale))
+    start = bool(apps) and (restart or any(running.get(a) != "online" for a in apps))
+    if start:
+        commands.append(pm2("startOrReload", ecosystem, "--update-env"))
+    expected = sorted((set(running) - set(stale)) | set(apps))
+    if stale or start or sorted(saved or []) != expected:
+        commands.append(pm2("save", "--force"))
+    return commands
+
+
+def tmux_commands(current: Sequence[str], script: str, sessions: Sequence[str], restart: bool) -> list[str]:
+    """The factory's tmux sessions are exactly `sessions`; all restarted when what they read changed."""
+    ours = sorted(name for name in current if name.startswith("factory-s"))
+    if sessions and restart:
+        return [as_user(script, "--restart")]
+    if ours != sorted(sessions):
+        return [as_user(script)]
+    return []
+
+
+# -- operations ------------------------------------------------------------------------
+
+
+@operation()
+def npm_global(packages: Mapping[str, str]) -> Commands:
+    """Ensure global npm packages at exact versions (scoped ones too)."""
+    installed: dict[str, str] = host.get_fact(NpmGlobalPackages)
+    yield from npm_commands(installed, packages)
+
+
+@operation()
+def install_wheel(wheel: str, sha256: str, venv: str = layout.VENV, marker: str = layout.INSTALLED_MARKER) -> Commands:
+    """Ensure the venv holds exactly this wheel (pip runs only when the wheel changed)."""
+    lines = host.get_fact(FileContents, path=marker) or [""]
+    yield from wheel_commands(lines[0].strip() or None, wheel, sha256, venv, marker)
+
+
+@operation()
+def _secret_file(dest: str, sha1: str, owner: str) -> Commands:
+    info = host.get_fact(File, path=dest)
+    same = bool(info) and host.get_fact(Sha1File, path=dest) == sha1
+    yield from secret_file_commands(info or None, same, dest, owner)
+
+
+def secret_file(name: str, content: str, dest: str, owner: str = f"{layout.USER}:{layout.GROUP}") -> OperationMeta:
+    """Ensure a 0600 file holding secrets, owned by `owner` (user:group)."""
+    sha1 = hashlib.sha1(content.encode()).hexdigest()  # pyinfra's Sha1File fact compares with it
+    meta: OperationMeta = _secret_file(name=name, dest=dest, sha1=sha1, owner=owner, _stdin=content)
+    return meta
+
+
+@operation()
+def git_clone(url: str, branch: str, dest: str, ssh_command: str | None = None) -> Commands:
+    """Ensure the factory's clone of `url` at `dest`, its origin `url`."""
+    config = host.get_fact(FileContents, path=f"{dest}/.git/config") if ssh_command else None
+    yield from clone_commands(host.get_fact(GitOrigin, path=dest), url, branch, dest, ssh_command, config or [])
+
+
+@operation()
+def sample_origin(src: str, origin: str, branch: str) -> Commands:
+    """Ensure the demo's shared remote: a bare repository made once from the bundled sample project."""
+    yield from sample_origin_commands(bool(host.get_fact(Directory, path=origin)), src, origin, branch)
+
+
+@operation()
+def pm2_apps(
+    ecosystem: str, apps: Sequence[str], owned: Sequence[str], restart_after: Sequence[OperationMeta] = ()
+) -> Commands:
+    """Ensure PM2 runs the deployed apps, online, and saved (started or reloaded only when needed)."""
+    running, saved = host.get_fact(Pm2Apps), host.get_fact(Pm2Saved)
+    yield from pm2_commands(running, saved, ecosystem, apps, owned, changed(restart_after))
+
+
+@operation()
+def tmux_layout(script: str, sessions: Sequence[str], restart_after: Sequence[OperationMeta] = ()) -> Commands:
+    """Ensure the factory's tmux sessions (restarted only when what they read changed)."""
+    current: list[str] = host.get_fact(TmuxSessions)
+    yield from tmux_commands(current, script, sessions, changed(restart_after))

@@ -1,0 +1,272 @@
+"""FACTORY_HOSTS parsing and the checks of host data and secrets that stop a deploy before it starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyinfra.api.exceptions import InventoryError
+
+import inventory
+from deploy_data import hostdata, layout
+from factoryctl.jobs import JOBS
+from inventory import DEFAULTS, DEMO, HostSpec, build, parse_host, parse_hosts
+
+KEY = {"ANTHROPIC_API_KEY": "sk-ant-0123456789"}
+
+
+def data(**overrides: Any) -> dict[str, Any]:
+    return {**DEFAULTS, "factory_repo_url": "https://example.com/app.git", **overrides}
+
+
+def problems(data: dict[str, Any], environ: dict[str, str]) -> str:
+    with pytest.raises(hostdata.HostDataError) as caught:
+        hostdata.check(data, environ, host="vps1")
+    return str(caught.value)
+
+
+# -- FACTORY_HOSTS ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "spec"),
+    [
+        ("203.0.113.7", HostSpec("203.0.113.7")),
+        (" vps.example.com ", HostSpec("vps.example.com")),
+        ("deploy@vps.example.com", HostSpec("vps.example.com", user="deploy")),
+        ("root@10.0.0.1:2222", HostSpec("10.0.0.1", port=2222)),
+        ("my-host", HostSpec("my-host")),
+        ("[2001:db8::1]", HostSpec("2001:db8::1")),
+        ("ops_1@[2001:db8::1]:22022", HostSpec("2001:db8::1", user="ops_1", port=22022)),
+    ],
+)
+def test_good_host_entries(entry: str, spec: HostSpec) -> None:
+    assert parse_host(entry) == spec
+
+
+@pytest.mark.parametrize(
+    ("entry", "complaint"),
+    [
+        ("", "empty entry"),
+        ("   ", "empty entry"),
+        ("user@", "bad host name"),
+        ("@host", "bad user"),
+        ("Bad User@host", "bad user"),
+        ("host:", "empty port"),
+        ("host:0", "bad port"),
+        ("host:65536", "bad port"),
+        ("host:22x", "bad port"),
+        ("-host", "bad host name"),
+        ("a..b", "bad host name"),
+        ("ho$t", "bad host name"),
+        ("host;reboot", "bad host name"),
+        ("300.1.1.1", "bad host name"),
+        ("[::1", "IPv6 address goes in brackets"),
+        ("2001:db8::1", "bad port"),
+    ],
+)
+def test_malformed_host_entries_say_what_is_wrong(entry: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        parse_host(entry)
+
+
+def test_hosts_list_names_every_bad_entry_and_repeats() -> None:
+    assert [s.name for s in parse_hosts("a.example.com, b.example.com:2222")] == ["a.example.com", "b.example.com:2222"]
+    with pytest.raises(ValueError) as caught:
+        parse_hosts("a.example.com,,bad host,a.example.com")
+    message = str(caught.value)
+    assert "empty entry" in message and "'bad host'" in message and "listed twice" in message
+
+
+def test_build_turns_entries_into_ssh_host_data(tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    key.write_text("key")
+    hosts = build({"FACTORY_HOSTS": "deploy@vps.example.com:2222,203.0.113.7", "FACTORY_SSH_KEY": str(key)})
+    assert hosts == [
+        (
+            "vps.example.com:2222",
+            {"ssh_hostname": "vps.example.com", "ssh_port": 2222, "ssh_user": "deploy", "ssh_key": str(key)},
+        ),
+        ("203.0.113.7", {"ssh_hostname": "203.0.113.7", "ssh_port": 22, "ssh_user": "root", "ssh_key": str(key)}),
+    ]
+
+
+def test_build_stops_on_a_malformed_entry_or_a_missing_key_file(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match=r"FACTORY_HOSTS: 'vps example' *: bad host name"):
+        build({"FACTORY_HOSTS": "vps example"})
+    with pytest.raises(InventoryError, match=r"FACTORY_SSH_KEY=.*no such file"):
+        build({"FACTORY_HOSTS": "vps.example.com", "FACTORY_SSH_KEY": str(tmp_path / "missing")})
+
+
+def test_without_hosts_the_target_is_the_sandbox_with_the_demo_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACTORY_SANDBOX_STATE", str(tmp_path))
+    with pytest.raises(
+        InventoryError, match=r"sandbox host 'demo1' is not up: run `python -m sandbox up --name demo1`"
+    ):
+        build({"FACTORY_SANDBOX_NAME": "demo1"})
+    config = tmp_path / "demo1" / "ssh_config"
+    config.parent.mkdir()
+    config.write_text("Host demo1\n")
+    ((name, host_data),) = build({"FACTORY_SANDBOX_NAME": "demo1"})
+    assert name == "demo1"
+    assert host_data["ssh_config_file"] == str(config)
+    assert host_data["factory_repo_url"] == "sample"
+
+
+def test_importing_the_inventory_defines_no_hosts() -> None:
+    assert not hasattr(inventory, "factory")
+
+
+# -- host data and secrets -------------------------------------------------------------
+
+
+def test_the_defaults_need_only_a_repository_and_the_agent_credential() -> None:
+    checked = hostdata.check(data(), KEY)
+    assert checked.secrets == KEY
+    assert checked.settings.factory.sessions == 8
+    assert not checked.scripted
+
+
+def test_missing_agent_credential_stops_the_deploy_naming_both_variables() -> None:
+    message = problems(data(), {})
+    assert message.startswith("vps1: missing secret: ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN")
+
+
+def test_a_blank_secret_counts_as_missing() -> None:
+    assert "missing secret: ANTHROPIC_API_KEY" in problems(data(), {"ANTHROPIC_API_KEY": "  "})
+
+
+def test_the_oauth_token_is_enough() -> None:
+    assert hostdata.check(data(), {"CLAUDE_CODE_OAUTH_TOKEN": "oat-0123456789"}).secrets
+
+
+def test_the_scripted_demo_needs_no_credential() -> None:
+    checked = hostdata.check({**DEFAULTS, **DEMO}, {})
+    assert checked.scripted and checked.secrets == {} and checked.repo.is_sample
+
+
+def test_the_opt_out_needs_both_agent_and_reviewer_scripted() -> None:
+    demo_agent_only = {**DEFAULTS, **DEMO, "factory_reviewer_command": DEFAULTS["factory_reviewer_command"]}
+    assert "missing secret: ANTHROPIC_API_KEY" in problems(demo_agent_only, {})
+
+
+def test_telegram_chat_ids_need_the_bot_token() -> None:
+    assert "missing secret: TELEGRAM_BOT_TOKEN" in problems(data(factory_telegram_chat_ids=[42]), KEY)
+
+
+def test_an_ssh_repository_url_needs_a_deploy_key(tmp_path: Path) -> None:
+    ssh = data(factory_repo_url="git@github.com:me/app.git")
+    assert "missing secret: FACTORY_DEPLOY_KEY" in problems(ssh, KEY)
+    assert "no such file" in problems(ssh, {**KEY, "FACTORY_DEPLOY_KEY": str(tmp_path / "nope")})
+    key = tmp_path / "key"
+    key.write_text("k")
+    checked = hostdata.check(ssh, {**KEY, "FACTORY_DEPLOY_KEY": str(key)})
+    assert checked.deploy_key == key and checked.repo.needs_key
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    message = problems(data(factory_repo_url="", factory_telegram_chat_ids=[1], factory_pm2_version="latest"), {})
+    for part in ("ANTHROPIC_API_KEY", "TELEGRAM_BOT_TOKEN", "factory_repo_url is empty", "factory_pm2_version"):
+        assert part in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/a.git; reboot",
+        "https://example.com/$(id).git",
+        "https://example.com/`id`.git",
+        "--upload-pack=touch /tmp/x",
+        "ext::sh -c id",
+        "https://example.com/a b.git",
+        "https://example.com/a.git\n",
+    ],
+)
+def test_repository_urls_with_shell_characters_are_refused(url: str) -> None:
+    assert "factory_repo_url" in problems(data(factory_repo_url=url), KEY)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://github.com/me/app.git", "ssh://git@host:2222/me/app.git", "file:///srv/app.git", "/srv/app.git"]
+)
+def test_ordinary_repository_urls_pass(url: str, tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("k")
+    assert hostdata.check(data(factory_repo_url=url), {**KEY, "FACTORY_DEPLOY_KEY": str(key)}).repo.url == url
+
+
+@pytest.mark.parametrize("branch", ["main; reboot", "$(id)", "-rf", "a b", "feature/x"])
+def test_branch_names_with_metacharacters_are_refused_naming_the_host_data_key(branch: str) -> None:
+    message = problems(data(factory_repo_branch=branch), KEY)
+    assert "repo.main" in message and "(host data: factory_repo_branch)" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"factory_sessions": 0}, "factory.sessions"),
+        ({"factory_sessions": "8"}, "factory.sessions"),
+        ({"factory_http_bind": "8787"}, "http.bind"),
+        ({"factory_agent_command": []}, "agent.command"),
+        ({"factory_checks": [{"name": "x", "command": ["true"], "parser": "nope"}]}, "unknown parser 'nope'"),
+        ({"factory_config": {"cycle": {"interval": 5}}}, "unknown key 'cycle.interval'"),
+        ({"factory_config": {"cycles": {}}}, "unknown section 'cycles'"),
+        ({"factory_config": {"factory": {"sessions": 3}}}, "set factory.sessions with factory_sessions"),
+        ({"factory_config": {"checks": []}}, "set checks with factory_checks"),
+        ({"factory_claude_code_version": "^2.1"}, "factory_claude_code_version: must be an exact version"),
+        ({"factory_jobs": ["loop", "nightly"]}, "unknown job(s) nightly"),
+    ],
+)
+def test_wrong_host_data_is_named(overrides: dict[str, Any], complaint: str) -> None:
+    assert complaint in problems(data(**overrides), KEY)
+
+
+def test_missing_host_data_keys_are_named() -> None:
+    incomplete = {k: v for k, v in data().items() if k != "factory_pm2_version"}
+    assert "host data misses factory_pm2_version" in problems(incomplete, KEY)
+
+
+def test_jobs_default_to_the_implemented_ones_and_say_what_is_left_out() -> None:
+    checked = hostdata.check(data(), KEY)
+    assert {j.name for j in checked.jobs} == set(hostdata.IMPLEMENTED)
+    if set(hostdata.IMPLEMENTED) != {j.name for j in JOBS}:
+        assert checked.left_out[0].startswith("not deployed yet (the runtime does not implement them):")
+
+
+def test_a_job_whose_secret_is_missing_is_left_out_not_failed() -> None:
+    checked = hostdata.check(data(factory_jobs=["loop", "bot", "serve", "bot-improve"]), KEY)
+    assert [j.name for j in checked.jobs] == ["loop"]
+    assert "not deployed: bot (TELEGRAM_BOT_TOKEN is not set)" in checked.left_out
+    assert "not deployed: serve (FACTORY_HTTP_TOKEN is not set)" in checked.left_out
+    with_http = hostdata.check(data(factory_jobs=["serve"]), {**KEY, "FACTORY_HTTP_TOKEN": "tok-0123456789"})
+    assert [j.name for j in with_http.jobs] == ["serve"]
+
+
+def test_the_demo_scenarios_are_the_ones_the_deploy_ships() -> None:
+    for command in (DEMO["factory_agent_command"], DEMO["factory_reviewer_command"]):
+        assert command[0] == layout.SCRIPTED_AGENT
+        shipped = Path(__file__).resolve().parents[2] / "templates" / "demo" / Path(command[-1]).name
+        assert shipped.is_file() and command[-1].startswith(layout.DEMO_DIR)
+
+
+def test_pyinfra_stops_on_a_malformed_host_before_connecting() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "FACTORY_HOSTS": "vps.example.com,root@bad host"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "pyinfra"), "inventory.py", "deploy.py", "--dry"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "FACTORY_HOSTS: 'root@bad host': bad host name 'bad host'" in out
+    assert "Connecting" not in out
