@@ -1,46 +1,59 @@
 #!/usr/bin/env bash
-# The main job, end to end. The sandbox-VPS demo (pyinfra deploying the whole factory onto
-# a throwaway Debian host) arrives with the provisioning work; until then this runs the
-# runtime locally on a throwaway FACTORY_HOME with the scripted agent.
+# The main job, end to end: a throwaway Debian 12 "VPS" on this machine (the sandbox host:
+# systemd-nspawn in its own network namespace), the whole factory deployed onto it with
+# pyinfra (PM2, cron, tmux sessions, the runtime, a bundled sample repository), and the
+# scripted agent standing in for the model: then it shows the factory at work.
+# Run as root on Debian 12. Tear down with: .venv/bin/python -m sandbox down
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-BIN="$PWD/.venv/bin"
-export FACTORY_HOME="${FACTORY_HOME:-$(mktemp -d /tmp/factory-demo.XXXXXX)/factory}"
-mkdir -p "$FACTORY_HOME"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Error: the sandbox host needs root (network namespaces, systemd-nspawn): run sudo bash scripts/demo.sh" >&2
+  exit 1
+fi
 
-say "NOTE: the sandbox VPS demo is not built yet (provisioning, issue 5); this is the local runtime demo"
-cat >"$FACTORY_HOME/scenario.json" <<'JSON'
-{"repeat": true, "calls": [{"actions": [{"write": "NOTES.md", "content": "demo call {n}\n"}],
-  "result": "wrote NOTES.md", "cost_usd": 0.03, "num_turns": 2}]}
-JSON
-cat >"$FACTORY_HOME/factory.toml" <<TOML
-[factory]
-sessions = 3
-[agent]
-command = ["$BIN/factory-scripted-agent", "--scenario", "$FACTORY_HOME/scenario.json"]
-timeout_s = 60
-TOML
+bash scripts/setup.sh
+PY=.venv/bin/python
+on_host() { "$PY" -m sandbox ssh -- "$@"; }
+as_factory() { on_host sudo -u factory -H -- "$@"; }
 
-say "factoryctl config show"
-"$BIN/factoryctl" config show
-say "queue three tasks"
-"$BIN/factoryctl" task add "Fix the flaky login test" --priority high
-"$BIN/factoryctl" task add "Add a --json flag to export" --body "scripts want it"
-"$BIN/factoryctl" task add "Tidy the README" --priority low
-"$BIN/factoryctl" task list
-say "one agent call through the adapter (the scripted agent stands in for the model)"
-mkdir -p "$FACTORY_HOME/scratch"
-"$BIN/python" - <<'PY'
-from pathlib import Path
-from factoryctl.context import Context
-ctx = Context.load()
-res = ctx.agent().call("demo prompt", cwd=ctx.paths.home / "scratch", session="s1", purpose="demo")
-print(f"agent call: {res.outcome.value} ({res.reason}), cost ${res.cost_usd:.2f}, {res.num_turns} turns")
-PY
+say "bring up the sandbox host (the first run bakes its image with debootstrap: about a minute)"
+if ! "$PY" -m sandbox status --json 2>/dev/null | grep -q '"state": "running"'; then
+  "$PY" -m sandbox up
+fi
+
+say "pyinfra inventory.py deploy.py --dry   (the plan; changes nothing)"
+.venv/bin/pyinfra inventory.py deploy.py --dry 2>&1 | tail -n 12
+
+say "pyinfra inventory.py deploy.py -y   (the deploy)"
+.venv/bin/pyinfra inventory.py deploy.py -y 2>&1 | tail -n 8
+
+say "PM2, cron and the agents' tmux sessions on the host"
+as_factory pm2 ls || true
+on_host cat /etc/cron.d/factory
+as_factory tmux ls || true
+
+say "waiting for the agents' first cycles (each session runs one a minute)"
+for _ in $(seq 1 60); do
+  done_cycles=$(as_factory factoryctl log tail -n 100 --type ralph_cycle --json | grep -c ralph_cycle || true)
+  [ "$done_cycles" -ge 2 ] && break
+  sleep 3
+done
+as_factory factoryctl log tail -n 6 --type ralph_cycle
+
+say "the merge gate: factoryctl review (cron runs it every 2 hours)"
+as_factory factoryctl review || true
+
 say "factoryctl status"
-"$BIN/factoryctl" status
-say "factoryctl log tail"
-"$BIN/factoryctl" log tail -n 10
-say "done. Look around with: FACTORY_HOME=$FACTORY_HOME $BIN/factoryctl --help ; remove it with: rm -r $(dirname "$FACTORY_HOME")"
+as_factory factoryctl status
+
+cat <<TXT
+
+The factory is running on the sandbox host. Look around:
+  $PY -m sandbox ssh                                   # a root shell on the host
+  $PY -m sandbox ssh -- sudo -u factory -H factoryctl log tail --follow
+  $PY -m sandbox ssh -- sudo -u factory -H tmux attach -t factory-s1   (Ctrl-b d to leave)
+  $PY -m sandbox ssh -- sudo -u factory -H factoryctl queue list --all
+Tear it down (removes every mount, namespace and process it made):
+  $PY -m sandbox down
+TXT
