@@ -15,6 +15,7 @@ from .context import Context
 from .errors import AlreadyRunning, FactoryError, UsageError
 from .eventlog import Event, EventFilter, format_ts
 from .git import check_branch_name
+from .locks import job_lock
 from .status import collect
 from .tasks import PRIORITIES, STATUSES
 
@@ -33,6 +34,10 @@ app.add_typer(task_app, name="task")
 app.add_typer(log_app, name="log")
 app.add_typer(config_app, name="config")
 app.add_typer(queue_app, name="queue")
+sessions_app = typer.Typer(
+    help="The agents' tmux sessions (factory-s1..sN, each running `loop`).", no_args_is_help=True
+)
+app.add_typer(sessions_app, name="sessions")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -309,6 +314,134 @@ def queue_restore(branch: Annotated[str, typer.Argument(help="The branch name.")
     check_branch_name(branch)
     restore(Context.load(), branch)
     render.emit(f"restored {branch}; it is pending again")
+
+
+# -- scheduler, sessions, pause -----------------------------------------------------
+
+
+def _say(text: str) -> None:
+    render.emit(text)
+    sys.stdout.flush()
+
+
+@app.command()
+def scheduler(
+    once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Keep the factory running: gates, sessions, task assignment, budget, PM2 watchdog (every scheduler.tick_s)."""
+    from .pm2 import own_app
+    from .scheduler import Scheduler
+
+    ctx = Context.load()
+    self_app = own_app()
+    if json:
+        sched = Scheduler(ctx, self_app=self_app)
+        with job_lock(ctx.paths.locks_dir, "scheduler"):
+            render.emit_json(sched.tick().__dict__)
+        return
+    raise typer.Exit(Scheduler(ctx, out=_say, self_app=self_app).run(once=once))
+
+
+SessionArg = Annotated[str | None, typer.Argument(help="One session, e.g. s1 (default: all).")]
+
+
+def _pick(ctx: Context, session: str | None) -> list[str]:
+    return list(ctx.settings.session_names) if session is None else [ctx.session(session)]
+
+
+@sessions_app.command("list")
+def sessions_list(json: JsonOpt = False) -> None:
+    """Each session: tmux state, loop state, current task, last cycle, heartbeat age."""
+    from .sessions import Sessions
+
+    rows = Sessions(Context.load()).overview()
+    if json:
+        render.emit_json(rows)
+        return
+    for row in rows:
+        render.emit(render.session_line(row))
+
+
+@sessions_app.command("start")
+def sessions_start(session: SessionArg = None) -> None:
+    """Start the missing sessions (or one)."""
+    from .sessions import Sessions
+
+    ctx = Context.load()
+    sessions = Sessions(ctx)
+    for name in _pick(ctx, session):
+        render.emit(f"{name}: {'started' if sessions.start(name) else 'already running'}")
+
+
+@sessions_app.command("stop")
+def sessions_stop(session: SessionArg = None) -> None:
+    """Stop sessions cleanly: SIGTERM to the loop, which drops its half-made branch (the scheduler restarts them)."""
+    from .sessions import Sessions
+
+    ctx = Context.load()
+    stopped = Sessions(ctx).stop(_pick(ctx, session))
+    render.emit(f"stopped {', '.join(stopped)}" if stopped else "nothing to stop")
+    if stopped:
+        render.emit("(a running scheduler starts them again at its next tick; `factoryctl pause` keeps them idle)")
+
+
+@sessions_app.command("restart")
+def sessions_restart(session: SessionArg = None) -> None:
+    """Stop sessions cleanly and start them again, to pick up a new configuration."""
+    from .sessions import Sessions
+
+    ctx = Context.load()
+    sessions = Sessions(ctx)
+    names = _pick(ctx, session)
+    sessions.stop(names)
+    for name in names:
+        sessions.start(name)
+    render.emit(f"restarted {', '.join(names)}")
+
+
+@sessions_app.command("attach")
+def sessions_attach(
+    session: Annotated[str, typer.Argument(help="The session, e.g. s1.")],
+    print_only: Annotated[bool, typer.Option("--print", help="Only print the tmux command.")] = False,
+) -> None:
+    """Watch a session's loop in tmux (detach with Ctrl-b d)."""
+    import os
+    import shlex
+
+    from .sessions import Sessions
+
+    ctx = Context.load()
+    argv = Sessions(ctx).attach_command(ctx.session(session))
+    if print_only or not sys.stdin.isatty():
+        render.emit(shlex.join(argv))
+        return
+    os.execvp(argv[0], argv)  # an interactive terminal program: it takes over this process
+
+
+@app.command()
+def pause(
+    session: SessionArg = None,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Shown while it waits.")] = "",
+) -> None:
+    """Pause the factory (or one session): running cycles finish, no new one starts."""
+    ctx = Context.load()
+    flag = ctx.paths.pause_flag(None if session is None else ctx.session(session))
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.write_text(reason.strip() + "\n" if reason.strip() else "")
+    render.emit(f"paused {session or 'the factory'}; `factoryctl resume{' ' + session if session else ''}` undoes it")
+
+
+@app.command()
+def resume(session: SessionArg = None) -> None:
+    """Resume the factory (or one session) after `factoryctl pause`."""
+    ctx = Context.load()
+    flag = ctx.paths.pause_flag(None if session is None else ctx.session(session))
+    if not flag.exists():
+        render.emit(f"{session or 'the factory'} was not paused")
+        return
+    flag.unlink()
+    render.emit(f"resumed {session or 'the factory'}")
 
 
 @log_app.command("path")

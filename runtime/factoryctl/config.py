@@ -123,13 +123,54 @@ class CheckSpec(_Section):
 
 
 class SchedulerSection(_Section):
-    tick_s: PositiveInt = 300
-    max_ram_percent: Annotated[int, Field(ge=1, le=100)] = 85
+    tick_s: PositiveInt = Field(300, description="seconds between two ticks of `factoryctl scheduler`")
+    max_ram_percent: Annotated[
+        int, Field(ge=1, le=100, description="RAM use at or above this closes the resource gate")
+    ] = 85
+    ram_hysteresis_percent: Annotated[
+        int, Field(ge=0, le=50, description="the gate reopens only below max_ram_percent minus this")
+    ] = 5
+    min_free_disk_gb: Annotated[
+        float, Field(ge=0, strict=False, description="less free disk under FACTORY_HOME closes the resource gate")
+    ] = 2.0
+    disk_hysteresis_gb: Annotated[
+        float, Field(ge=0, strict=False, description="the gate reopens only above min_free_disk_gb plus this")
+    ] = 1.0
     heavy_slots: Annotated[int, Field(ge=1, le=64)] = 2
+    stall_after_s: PositiveInt = Field(
+        7200, description="a cycle older than this is stalled: its session is restarted, its task requeued"
+    )
+    stop_wait_s: PositiveInt = Field(60, description="how long a stopping loop may take to end its cycle cleanly")
+    max_task_failures: Annotated[
+        int, Field(ge=1, description="a queued task with this many failed attempts is parked with its reasons")
+    ] = 3
+    watchdog_restarts: Annotated[
+        int, Field(ge=1, description="a PM2 app restarted more than this often within watchdog_window_s is stopped")
+    ] = 5
+    watchdog_window_s: PositiveInt = Field(900, description="the crash-loop watchdog's window")
+    loop_wrapper: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="argv put before `factoryctl loop sN` in a session the scheduler starts "
+        "(the deploy's factory-run, which loads the secrets)",
+    )
 
 
 class BudgetSection(_Section):
-    daily_usd: Annotated[float, Field(ge=0, strict=False)] = 20.0
+    daily_usd: Annotated[float, Field(ge=0, strict=False, description="at this spend new cycles stop")] = 20.0
+    soft_share: Annotated[
+        float, Field(gt=0, le=1, strict=False, description="at this share of daily_usd the factory degrades")
+    ] = 0.8
+    degrade: Literal["sessions", "model", "both"] = Field(
+        "sessions", description="sessions: fewer active sessions; model: the cheaper agent; both"
+    )
+    degraded_sessions: Annotated[int, Field(ge=1, description="sessions that keep working when degraded")] = 2
+    cheap_model: Annotated[str, Field(min_length=1, description="replaces agent.command's --model when degraded")] = (
+        "haiku"
+    )
+    cheap_command: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="the cheaper agent's whole argv; empty: agent.command with --model cheap_model",
+    )
 
 
 class ReviewSection(_Section):

@@ -25,8 +25,6 @@ from .reviewqueue import add_pending
 from .tasks import Task
 from .workspace import Workspace
 
-MAX_TASK_ATTEMPTS = 3
-
 
 class StopRequested(BaseException):
     """SIGTERM or SIGINT: finish cleanly. A BaseException so no `except Exception` eats it."""
@@ -136,7 +134,7 @@ class Cycle:
         report.base = base = self.ws.prepare()
         if self.ws.setup_if_needed():
             self.say("ran repo.setup in the worktree")
-        report.task = self.ctx.tasks().claim(self.session)
+        report.task = self.ctx.tasks().claim(self.session, max_attempts=self.ctx.settings.scheduler.max_task_failures)
         t0 = time.monotonic()
         report.before, report.baseline_computed = self.baselines.get(
             base, specs, lambda: self._checks("baseline"), session=self.session
@@ -240,9 +238,7 @@ class Cycle:
             return  # cancelled by a person meanwhile
         if report.verdict == "pushed":
             tasks.transition(task.id, "pushed", note=report.branch or "")
-        elif report.verdict != "interrupted" and current.attempts >= MAX_TASK_ATTEMPTS:
-            tasks.transition(task.id, "failed", note=f"{current.attempts} attempts; last: {report.reason}")
-        else:
+        else:  # the scheduler parks a task once it has failed scheduler.max_task_failures times
             tasks.transition(task.id, "requeued", note=report.reason)
 
     def _prompt(self, report: CycleReport) -> str:

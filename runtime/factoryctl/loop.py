@@ -7,7 +7,7 @@ the cycle under way drops its unpushed branch before the loop exits.
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -16,9 +16,12 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
+from .agent import Agent
+from .budget import agent_spec
 from .context import Context
 from .cycle import Cycle, CycleReport, StopRequested
 from .eventlog import format_ts
+from .gates import Gates, read_gates
 
 PAUSE_POLL_S = 10.0
 
@@ -32,19 +35,17 @@ def next_delay(interval_s: float, elapsed_s: float, failures: int, cap_s: float)
 
 
 def pause_reason(ctx: Context, session: str) -> str | None:
-    """Why no cycle may start now, or None."""
+    """Why no cycle may start now, or None: a pause flag, a closed gate, or a hold on this session."""
     for flag in (ctx.paths.pause_flag(), ctx.paths.pause_flag(session)):
         if flag.exists():
             note = flag.read_text(errors="replace").strip()
             return f"paused ({flag.name})" + (f": {note}" if note else "")
-    try:
-        gates = json.loads(ctx.paths.gates_file.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    closed = {k: v for k, v in (gates.get("closed") or {}).items() if v} if isinstance(gates, dict) else {}
-    if closed:
-        return "gate closed: " + "; ".join(f"{k}: {v}" for k, v in closed.items())
-    return None
+    return current_gates(ctx).hold(session)
+
+
+def current_gates(ctx: Context) -> Gates:
+    """gates.json as it holds now (yesterday's budget entries no longer do)."""
+    return read_gates(ctx.paths.gates_file).on(ctx.clock().strftime("%Y-%m-%d"))
 
 
 @contextmanager
@@ -118,8 +119,10 @@ class Loop:
 
     def _one_cycle(self) -> CycleReport:
         self.cycles += 1
-        self.say(f"cycle {self.cycles} starting")
-        report = Cycle(self.ctx, self.session, progress=lambda text: self.say(f"  {text}")).run()
+        mode = current_gates(self.ctx).agent
+        agent = None if mode is None else Agent(agent_spec(self.ctx.settings, mode), self.ctx.log)
+        self.say(f"cycle {self.cycles} starting" + ("" if agent is None else " (budget degraded: the cheaper agent)"))
+        report = Cycle(self.ctx, self.session, agent=agent, progress=lambda text: self.say(f"  {text}")).run()
         took = report.durations.get("total_s", 0.0)
         cost = report.agent.cost_usd if report.agent else 0.0
         self.say(f"cycle {self.cycles}: {report.verdict} - {report.reason} ({took:.1f}s, ${cost:.2f})")
@@ -127,15 +130,18 @@ class Loop:
 
     def _wait_while_paused(self) -> None:
         shown = None
+        # A tiny cycle interval (tests, demos) also means noticing a reopened gate quickly.
+        poll = min(PAUSE_POLL_S, float(self.ctx.settings.cycle.interval_s))
         while (reason := pause_reason(self.ctx, self.session)) is not None:
             if reason != shown:
                 self.say(f"waiting: {reason}")
-                self._mark("paused")
+                self._mark("paused", waiting=reason)
                 shown = reason
-            self.sleep(PAUSE_POLL_S)
+            self.sleep(poll)
 
     def _mark(self, state: str, **extra: Any) -> None:
         with self.ctx.sessions_store().update() as doc:
             entry = doc.setdefault(self.session, {})
-            entry.update(state=state, heartbeat=format_ts(self.ctx.clock()), failures=self.failures)
+            entry.pop("waiting", None)
+            entry.update(state=state, pid=os.getpid(), heartbeat=format_ts(self.ctx.clock()), failures=self.failures)
             entry.update({k: v for k, v in extra.items() if v is not None})

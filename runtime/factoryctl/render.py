@@ -19,9 +19,15 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+FIRST_KEYS = ("verdict", "reason", "outcome", "action", "branch", "text")
+
+
 def _brief(data: Mapping[str, Any], width: int) -> str:
     parts = []
-    for key, value in data.items():
+    # What a person scans for first, then the rest in the event's own order.
+    ordered = [k for k in FIRST_KEYS if k in data] + [k for k in data if k not in FIRST_KEYS]
+    for key in ordered:
+        value = data[key]
         shown = value if isinstance(value, str | int | float | bool) or value is None else json.dumps(value)
         parts.append(f"{key}={shown}")
     text = " ".join(parts).replace("\n", " ")
@@ -69,11 +75,43 @@ def status_text(report: Mapping[str, Any]) -> str:
         f"review queue:  {review}",
         f"spend today:   ${spend['total_usd']:.2f} of ${budget['daily_usd']:.2f} "
         f"({spend['calls']} agent calls, ${budget['left_usd']:.2f} left)",
-        "",
-        "last events:",
     ]
+    if spend.get("by_purpose"):
+        jobs = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_purpose"].items())
+        who = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_session"].items())
+        lines.append(f"  by job:      {jobs}; by session: {who}")
+    if "state" in budget:
+        lines.append(f"budget:        {budget['state']} (degrades at ${budget['soft_usd']:.2f}: {budget['degrade']})")
+    if "gates" in report:
+        lines.append(f"gates:         {gates_text(report['gates'])}")
+    lines += ["", "last events:"]
     lines += [f"  {event_line(Event(**e), 110)}" for e in report["last_events"]] or ["  (none yet)"]
     return "\n".join(lines)
+
+
+def session_line(row: Mapping[str, Any]) -> str:
+    task = row["task"]
+    doing = f"task #{task['id']} ({task['status']})" if task else "no task"
+    age = row["heartbeat_age_s"]
+    beat = "never" if age is None else f"{age:.0f}s ago"
+    last = f"last {row['last_verdict']} at {row['last_cycle_ended']}" if row["last_cycle_ended"] else "no cycle yet"
+    stray = "" if row["configured"] else "  (not configured)"
+    line = f"{row['name']:<4} {row['running']:<8} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}{stray}"
+    return line + (f"\n     waiting: {row['waiting']}" if row["waiting"] else "") + f"\n     attach: {row['attach']}"
+
+
+def gates_text(gates: Mapping[str, Any]) -> str:
+    """The scheduler's gates and the pause flags in one line."""
+    parts = [f"{name} closed ({why})" for name, why in gates["closed"].items()] or ["open"]
+    if gates["sessions"]:
+        parts.append("held: " + ", ".join(gates["sessions"]))
+    if gates["agent"]:
+        parts.append(f"agent: {gates['agent']}")
+    if gates["paused"]:
+        parts.append("paused: " + ", ".join(gates["paused"]))
+    if not gates["updated"]:
+        parts.append("(no scheduler tick yet)")
+    return "; ".join(parts)
 
 
 def queue_line(entry: Mapping[str, Any]) -> str:

@@ -28,8 +28,6 @@ from .locks import exclusive, job_lock
 from .parsers import Counts
 from .verdict import InvalidVerdict, Verdict, parse_verdict
 
-MAX_TASK_ATTEMPTS = 3
-
 
 class MainMoved(Exception):
     """The compare-and-swap push found main at another commit than the one tested."""
@@ -462,9 +460,7 @@ class Gate:
             return
         if landed:
             tasks.transition(task.id, "done", note=f"landed {entry['branch']}")
-        elif task.attempts >= MAX_TASK_ATTEMPTS:
-            tasks.transition(task.id, "failed", note="rejected: " + "; ".join(reasons)[:300])
-        else:
+        else:  # another try; the scheduler parks it after scheduler.max_task_failures attempts
             tasks.transition(task.id, "requeued", note="rejected: " + "; ".join(reasons)[:300])
 
     def _update(self, branch: str, **fields: Any) -> None:

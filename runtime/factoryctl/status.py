@@ -6,33 +6,15 @@ grow with the log's length (only with today's agent calls).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from datetime import datetime
+from collections import Counter
 from typing import Any
 
+from .budget import decide_budget, spend_since
 from .context import Context
-from .eventlog import EventFilter, EventLog, day_start, format_ts
+from .eventlog import day_start, format_ts
+from .gates import read_gates
 
-
-def spend_since(log: EventLog, since: datetime) -> dict[str, Any]:
-    """Agent-call costs since `since`: total, per session and per purpose."""
-    total = 0.0
-    by_session: dict[str, float] = defaultdict(float)
-    by_purpose: dict[str, float] = defaultdict(float)
-    calls = 0
-    for event in log.iter_reverse(EventFilter(types=frozenset({"agent_call"}), since=format_ts(since))):
-        cost = event.data.get("cost_usd")
-        if isinstance(cost, int | float) and not isinstance(cost, bool):
-            total += cost
-            by_session[event.session or "-"] += cost
-            by_purpose[str(event.data.get("purpose", "-"))] += cost
-        calls += 1
-    return {
-        "total_usd": round(total, 4),
-        "calls": calls,
-        "by_session": {k: round(v, 4) for k, v in sorted(by_session.items())},
-        "by_purpose": {k: round(v, 4) for k, v in sorted(by_purpose.items())},
-    }
+__all__ = ["collect", "spend_since"]
 
 
 def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
@@ -55,6 +37,11 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
     review = Counter(str(b.get("status", "?")) for b in ctx.review_queue().read().get("branches", []))
     spend = spend_since(ctx.log, day_start(now))
     budget = ctx.settings.budget.daily_usd
+    verdict = decide_budget(spend["total_usd"], ctx.settings.budget, ctx.settings.session_names)
+    gates = read_gates(ctx.paths.gates_file)
+    current = gates.on(now.strftime("%Y-%m-%d"))
+    paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
+              if f.exists()]  # fmt: skip
     return {
         "home": str(ctx.paths.home),
         "now": format_ts(now),
@@ -62,6 +49,20 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
         "tasks": {k: v for k, v in ctx.tasks().counts().items() if v},
         "review_queue": dict(review),
         "spend_today": spend,
-        "budget": {"daily_usd": budget, "left_usd": round(max(0.0, budget - spend["total_usd"]), 4)},
+        "budget": {
+            "daily_usd": budget,
+            "left_usd": round(max(0.0, budget - spend["total_usd"]), 4),
+            "soft_usd": round(verdict.soft_usd, 4),
+            "state": verdict.state,
+            "degrade": ctx.settings.budget.degrade,
+        },
+        "gates": {
+            "updated": gates.updated or None,
+            "closed": dict(current.closed),
+            "sessions": dict(current.sessions),
+            "agent": current.agent,
+            "resources": dict(gates.resources),
+            "paused": paused,
+        },
         "last_events": [e.as_dict() for e in ctx.log.tail(last)],
     }

@@ -7,6 +7,7 @@ one locked read-modify-write of the store and one `task` event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -120,10 +121,11 @@ class TaskQueue:
         self.log.append("task", session=task.session or session, data={"action": status, "id": task_id, "note": note})
         return task
 
-    def claim(self, session: str) -> Task | None:
+    def claim(self, session: str, max_attempts: int | None = None) -> Task | None:
         """The task this session should work on: its own open one, else the best queued one.
 
-        A queued task reserved for another session is left for that session.
+        A queued task reserved for another session is left for that session, and one tried
+        `max_attempts` times already is left for the scheduler to park.
         """
         now = format_ts(self.log.clock())
         with self.store.update() as doc:
@@ -132,7 +134,14 @@ class TaskQueue:
             if mine:
                 return mine[0]
             free = sorted(
-                (t for t in tasks if t.status == "queued" and t.session in (None, session)), key=Task.sort_key
+                (
+                    t
+                    for t in tasks
+                    if t.status == "queued"
+                    and t.session in (None, session)
+                    and (max_attempts is None or t.attempts < max_attempts)
+                ),
+                key=Task.sort_key,
             )
             if not free:
                 return None
@@ -144,6 +153,57 @@ class TaskQueue:
                     raw.update(asdict(task))
         self.log.append("task", session=session, data={"action": "assigned", "id": task.id})
         return task
+
+    def _change_if(
+        self, task_id: int, ok: Callable[[Task, list[Task]], bool], status: str, note: str, session: str | None
+    ) -> Task | None:
+        """Move a task to `status` only if `ok(task, all tasks)` holds under the lock; None if not.
+
+        `session` is the task's new session ("" clears it, None keeps it). A compare-and-swap: the cycle
+        changes tasks too, and whatever it did meanwhile wins.
+        """
+        now = format_ts(self.log.clock())
+        with self.store.update() as doc:
+            tasks = [Task.from_dict(t) for t in doc["tasks"]]
+            task = next((t for t in tasks if t.id == task_id), None)
+            if task is None or not ok(task, tasks):
+                return None
+            task.status = "queued" if status == "requeued" else status
+            if session is not None:
+                task.session = session or None
+            task.updated = now
+            task.history.append({"ts": now, "status": status, "note": note})
+            for raw in doc["tasks"]:
+                if raw["id"] == task_id:
+                    raw.clear()
+                    raw.update(asdict(task))
+        self.log.append("task", session=task.session, data={"action": status, "id": task_id, "note": note})
+        return task
+
+    def assign(self, task_id: int, session: str, still_idle: Callable[[str], bool] = lambda s: True) -> Task | None:
+        """Give a queued task to an idle session (the scheduler); None if either changed meanwhile.
+
+        `still_idle(session)` is asked under the queue's lock, after everything else holds.
+        """
+
+        def ok(task: Task, tasks: list[Task]) -> bool:
+            mine = any(t.session == session and t.status in ("assigned", "in_progress") for t in tasks)
+            fits = task.status == "queued" and task.session in (None, session) and not mine
+            return fits and still_idle(session)
+
+        return self._change_if(task_id, ok, "assigned", f"assigned to {session} by the scheduler", session)
+
+    def release(self, task_id: int, session: str, note: str) -> Task | None:
+        """Put a task back in the queue if `session` still holds it open (its session died or stalled)."""
+
+        def ok(task: Task, tasks: list[Task]) -> bool:
+            return task.status in ("assigned", "in_progress") and (task.session or "-") == session
+
+        return self._change_if(task_id, ok, "requeued", note, "")
+
+    def park(self, task_id: int, note: str) -> Task | None:
+        """Set a queued task aside with the reasons it kept failing; a person revives or cancels it."""
+        return self._change_if(task_id, lambda task, tasks: task.status == "queued", "parked", note, None)
 
     def cancel(self, task_id: int, note: str = "cancelled by a person") -> Task:
         return self.transition(task_id, "cancelled", note=note)
