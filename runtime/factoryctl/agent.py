@@ -27,6 +27,12 @@ WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
 _NOT_LOGGED_IN = re.compile(r"not logged in|please run /login|invalid api key|authentication_error", re.I)
 
 
+def agent_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for code the agent wrote or runs: without the bot and HTTP tokens."""
+    source = os.environ if environ is None else environ
+    return {k: v for k, v in source.items() if k not in WITHHELD_ENV}
+
+
 class Outcome(StrEnum):
     SUCCESS = "success"
     TIMEOUT = "timeout"
@@ -140,8 +146,7 @@ class Agent:
         self.spec = spec
         self.log = log
         self.runner = runner
-        source = os.environ if environ is None else environ
-        self.env = {k: v for k, v in source.items() if k not in WITHHELD_ENV}
+        self.env = agent_env(environ)
 
     def call(self, prompt: str, *, cwd: Path, session: str | None, purpose: str) -> AgentResult:
         try:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .agent import agent_env
 from .config import CheckSpec
 from .eventlog import EventLog, format_ts
 from .locks import Semaphore
@@ -55,21 +56,27 @@ def run_checks(
     clock: Callable[[], datetime],
     runner: Callable[..., Completed] = run,
 ) -> dict[str, CheckRun]:
-    """Run every check in `cwd`; a missing tool or a timeout is a crashed check, not an exception."""
+    """Run every check in `cwd`; a missing tool or a timeout is a crashed check, not an exception.
+
+    Checks run code the agent wrote, so they get the agent's environment (no bot or HTTP token).
+    """
+    env = agent_env()
     out: dict[str, CheckRun] = {}
     for spec in specs:
         if spec.heavy:
             with heavy.hold(timeout_s=HEAVY_WAIT_S):
-                out[spec.name] = _run_one(spec, cwd, clock, runner)
+                out[spec.name] = _run_one(spec, cwd, clock, runner, env)
         else:
-            out[spec.name] = _run_one(spec, cwd, clock, runner)
+            out[spec.name] = _run_one(spec, cwd, clock, runner, env)
     return out
 
 
-def _run_one(spec: CheckSpec, cwd: Path, clock: Callable[[], datetime], runner: Callable[..., Completed]) -> CheckRun:
+def _run_one(
+    spec: CheckSpec, cwd: Path, clock: Callable[[], datetime], runner: Callable[..., Completed], env: dict[str, str]
+) -> CheckRun:
     started = clock()
     try:
-        done = runner(spec.command, cwd=cwd / spec.cwd, timeout=spec.timeout_s)
+        done = runner(spec.command, cwd=cwd / spec.cwd, timeout=spec.timeout_s, env=env)
         counts = parse(spec.parser, done.stdout, done.stderr, done.returncode, pattern=spec.pattern)
         took = done.duration_s
     except Exception as exc:  # a missing binary or bad cwd is a crashed check
@@ -87,7 +94,7 @@ def worse(before: Mapping[str, Counts], after: Mapping[str, Counts]) -> list[str
         if new is None:
             reasons.append(f"{name}: did not run")
             continue
-        if new.crashed and not old.crashed:
+        if new.crashed:  # unverifiable is never "not worse", even when main's run crashed too
             reasons.append(f"{name}: crashed ({new.note or 'no report'})")
             continue
         if new.errors > old.errors:
@@ -128,7 +135,7 @@ class Baselines:
     ) -> None:
         """Record counts measured on `commit` (e.g. a merge result that became main)."""
         key = checks_key(specs)
-        if self.read(commit, key) is None:
+        if self.read(commit, key) is None and not any(r.counts.crashed for r in runs.values()):
             doc = {"commit": commit, "key": key, "checks": {n: r.as_dict() for n, r in runs.items()}, "reused": True}
             atomic_write_text(self.path(commit, key), json.dumps(doc, indent=2) + "\n")
 
@@ -154,7 +161,8 @@ class Baselines:
                 return found, False
             runs = compute()
             doc = {"commit": commit, "key": key, "checks": {n: r.as_dict() for n, r in runs.items()}}
-            atomic_write_text(self.path(commit, key), json.dumps(doc, indent=2) + "\n")
+            if not any(r.counts.crashed for r in runs.values()):  # a crash (timeout, load) is not a baseline
+                atomic_write_text(self.path(commit, key), json.dumps(doc, indent=2) + "\n")
             self.log.append("baseline", session=session, data=doc)
             return {n: r.counts for n, r in runs.items()}, True
         finally:

@@ -12,6 +12,7 @@ import typer
 from . import __version__, render
 from .config import Settings, settings_as_dict, to_toml
 from .context import Context
+from .cycle import StopRequested
 from .errors import AlreadyRunning, FactoryError, UsageError
 from .eventlog import Event, EventFilter, format_ts
 from .git import check_branch_name
@@ -153,7 +154,10 @@ def _since(text: str | None) -> str | None:
         return None
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if text[:-1].isdigit() and text[-1:] in units:
-        return format_ts(datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]]))
+        try:
+            return format_ts(datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]]))
+        except (OverflowError, ValueError):
+            raise UsageError(f"--since {text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -236,11 +240,13 @@ def review(
     json: JsonOpt = False,
 ) -> None:
     """The merge gate: merge each pending branch onto main, test, review, land or reject."""
+    from .loop import stop_on_signals
     from .review import Gate
 
     ctx = Context.load()
     gate = Gate(ctx, progress=None if json else render.emit, dry_run=dry_run)
-    outcomes = gate.run(only=branch)
+    with stop_on_signals():  # SIGTERM: the checks and the reviewer call are killed with their children
+        outcomes = gate.run(only=branch)
     summary = {"check_runs": gate.check_runs, "outcomes": [o.__dict__ for o in outcomes]}
     if json:
         render.emit_json(summary)
@@ -460,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="factoryctl")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except StopRequested as exc:
+        sys.stderr.write(f"interrupted ({exc}); state was settled before exiting\n")
+        return 130
     except AlreadyRunning as exc:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_code

@@ -7,9 +7,11 @@ branch exists after a cycle only if it was pushed and queued for review.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,17 @@ from .workspace import Workspace
 
 class StopRequested(BaseException):
     """SIGTERM or SIGINT: finish cleanly. A BaseException so no `except Exception` eats it."""
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT back while state is being settled; they arrive right after."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @dataclass
@@ -121,9 +134,10 @@ class Cycle:
             except FactoryError as exc:
                 report.verdict, report.reason = "failed", str(exc)
             finally:
-                self._clean_up(report)
-                report.durations["total_s"] = time.monotonic() - started
-                self.ctx.log.append("ralph_cycle", session=self.session, data=report.as_event())
+                with signals_held():  # a second SIGTERM must not cut the clean-up short
+                    self._clean_up(report)
+                    report.durations["total_s"] = time.monotonic() - started
+                    self.ctx.log.append("ralph_cycle", session=self.session, data=report.as_event())
                 self._mark("idle", last={"verdict": report.verdict, "ended": format_ts(self.ctx.clock()),
                                          "branch": report.branch, "reason": report.reason[:200]})  # fmt: skip
             return report
@@ -184,6 +198,9 @@ class Cycle:
         if reasons:
             report.verdict, report.reason = "discarded", "checks got worse: " + "; ".join(reasons)
             return
+        if report.task is not None and self.ctx.tasks().get(report.task.id).status == "cancelled":
+            report.verdict, report.reason = "discarded", f"task #{report.task.id} was cancelled meanwhile"
+            return
         self.say(f"pushing {branch}")
         report.push_attempted = True
         self.ws.git.push("origin", [f"refs/heads/{branch}:refs/heads/{branch}"])
@@ -234,8 +251,8 @@ class Cycle:
             return
         tasks = self.ctx.tasks()
         current = tasks.get(task.id)
-        if current.status not in ("assigned", "in_progress"):
-            return  # cancelled by a person meanwhile
+        if current.status not in ("assigned", "in_progress") or current.session != self.session:
+            return  # cancelled by a person, or requeued and given to another session meanwhile
         if report.verdict == "pushed":
             tasks.transition(task.id, "pushed", note=report.branch or "")
         else:  # the scheduler parks a task once it has failed scheduler.max_task_failures times

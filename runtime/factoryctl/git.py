@@ -81,10 +81,13 @@ class Git:
         return [line for line in text.splitlines() if line]
 
     def diffstat(self, base: str, head: str) -> DiffStat:
+        """Files changed and lines added/deleted; -z keeps unusual file names unquoted."""
         files: list[str] = []
         added = deleted = 0
-        for line in self.out("diff", "--numstat", "--no-renames", base, head, "--").splitlines():
-            plus, minus, path = line.split("\t", 2)
+        for record in self.run("diff", "--numstat", "-z", "--no-renames", base, head, "--").stdout.split("\0"):
+            if not record:
+                continue
+            plus, minus, path = record.split("\t", 2)
             files.append(path)
             added += int(plus) if plus.isdigit() else 0
             deleted += int(minus) if minus.isdigit() else 0

@@ -20,6 +20,7 @@ from .agent import Agent
 from .budget import agent_spec
 from .context import Context
 from .cycle import Cycle, CycleReport, StopRequested
+from .errors import AlreadyRunning
 from .eventlog import format_ts
 from .gates import Gates, read_gates
 
@@ -98,8 +99,7 @@ class Loop:
                 while self.max_cycles is None or self.cycles < self.max_cycles:
                     self._wait_while_paused()
                     started = time.monotonic()
-                    report = self._one_cycle()
-                    self.failures = self.failures + 1 if report.verdict == "failed" else 0
+                    self.failures = self.failures + 1 if self._one_cycle_survived() == "failed" else 0
                     if self.max_cycles is not None and self.cycles >= self.max_cycles:
                         break
                     delay = next_delay(settings.interval_s, time.monotonic() - started, self.failures,
@@ -116,6 +116,19 @@ class Loop:
             return 0
         self._mark("stopped")
         return 0
+
+    def _one_cycle_survived(self) -> str:
+        """Run a cycle; whatever goes wrong in it, the loop goes on (and backs off)."""
+        try:
+            return self._one_cycle().verdict
+        except AlreadyRunning as exc:  # a person runs `factoryctl cycle` on this session right now
+            self.say(f"skipped: {exc}")
+            return "skipped"
+        except Exception as exc:  # a broken prompt template, a full disk: say it, back off, go on
+            self.say(f"cycle {self.cycles} crashed: {type(exc).__name__}: {exc}")
+            text = f"{type(exc).__name__}: {exc}"[:500]
+            self.ctx.log.append("alert", session=self.session, data={"key": f"loop-crash:{self.session}", "text": text})
+            return "failed"
 
     def _one_cycle(self) -> CycleReport:
         self.cycles += 1

@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from .errors import FactoryError
 from .eventlog import Event
 
 PACKAGED = Path(__file__).parent / "prompts"
@@ -35,8 +36,13 @@ def load_template(home_prompts: Path, name: str) -> jinja2.Template:
         path = folder / f"{name}.md"
         if path.is_file():
             env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-            return env.from_string(path.read_text(encoding="utf-8"))
-    raise FileNotFoundError(f"no prompt template {name}.md in {home_prompts} or {PACKAGED}")
+            try:
+                template = env.from_string(path.read_text(encoding="utf-8"))
+            except jinja2.TemplateSyntaxError as exc:
+                raise FactoryError(f"{path}:{exc.lineno}: prompt template error: {exc.message}") from None
+            template.name = str(path)
+            return template
+    raise FactoryError(f"no prompt template {name}.md in {home_prompts} or {PACKAGED}")
 
 
 def read_files(root: Path, names: Iterable[str]) -> list[TextFile]:
@@ -79,4 +85,8 @@ def describe(event: Event) -> str:
 
 
 def render(template: jinja2.Template, values: dict[str, Any]) -> str:
-    return template.render(**values).strip() + "\n"
+    try:
+        return template.render(**values).strip() + "\n"
+    except jinja2.TemplateError as exc:
+        names = ", ".join(values)
+        raise FactoryError(f"{template.name}: prompt template error: {exc}; the names it can use: {names}") from None

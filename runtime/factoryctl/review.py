@@ -21,12 +21,15 @@ from . import prompting
 from .agent import Agent
 from .checks import Baselines, CheckRun, run_checks, worse
 from .context import Context
+from .cycle import protected_touched
 from .errors import FactoryError, NotFound
 from .eventlog import format_ts
 from .git import Git, GitError
 from .locks import exclusive, job_lock
 from .parsers import Counts
+from .tasks import LIVE
 from .verdict import InvalidVerdict, Verdict, parse_verdict
+from .workspace import ensure_setup, setup_marker
 
 
 class MainMoved(Exception):
@@ -87,7 +90,9 @@ class Gate:
 
     def _pending(self, only: str | None) -> list[dict[str, Any]]:
         entries = [e for e in self.ctx.review_queue().read().get("branches", []) if e.get("status") == "pending"]
-        if only is not None:
+        if only is None:  # waiting for a person: the reviewer was asked already
+            entries = [e for e in entries if not (e.get("awaiting") == "human" and not e.get("human_approved"))]
+        else:
             entries = [e for e in entries if e.get("branch") == only]
             if not entries:
                 raise NotFound(f"no pending branch {only!r} in the review queue (see `factoryctl queue list`)")
@@ -115,6 +120,7 @@ class Gate:
             if self.path.resolve() not in registered:
                 if self.path.exists():
                     shutil.rmtree(self.path)
+                setup_marker(self.ctx, "review").unlink(missing_ok=True)
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.repo.run("worktree", "add", "--detach", "--quiet", str(self.path), f"origin/{self.main}")
 
@@ -149,11 +155,11 @@ class Gate:
             if not verdict.approve:
                 self._reject(entry, list(verdict.reasons), baseline, after, verdict)
                 return
-            if self._waits_for_person(entry, verdict, baseline, after):
-                return
             if self.dry_run:
                 self.outcomes.append(Outcome(branch, "would_land", list(verdict.reasons)))
                 self.say(f"{branch}: would land (dry run)")
+                return
+            if self._waits_for_person(entry, verdict, baseline, after):
                 return
             try:
                 self._land(merged.tip, main_sha)
@@ -171,6 +177,8 @@ class Gate:
         """The branch head to review, or None when an earlier (interrupted) run decided it."""
         branch = entry["branch"]
         head = self.repo.maybe_rev(f"refs/remotes/origin/{branch}")
+        if self.dry_run:
+            return head
         if head is None:
             archived = self._archived(branch)
             if archived and self._is_ancestor(archived, main_sha):
@@ -180,6 +188,13 @@ class Gate:
             return None
         if self._is_ancestor(head, main_sha):
             self._landed(entry, main_sha, None, None, None, 0.0, note="already on main (an earlier review landed it)")
+            return None
+        if entry.get("head") and head != entry["head"]:
+            self._reject(entry, [f"the branch moved after its cycle tested it ({entry['head'][:10]} -> {head[:10]})"])
+            return None
+        touched = protected_touched(self.repo.diffstat(main_sha, head).files, self.settings.repo.protected_paths)
+        if touched:
+            self._reject(entry, [f"touches protected paths: {', '.join(touched[:5])}"])
             return None
         return head
 
@@ -210,12 +225,14 @@ class Gate:
             self.git.run("merge", "--abort", check=False)
             self.git.run("reset", "--hard", "--quiet", check=False)
             conflicts[branch] = files or [done.tail(120)]
+        ensure_setup(self.ctx, self.path, "review")
         return Gate.Merge(self.git.rev("HEAD"), merged, conflicts)
 
     def _baseline(self, main_sha: str) -> dict[str, Counts]:
         def compute() -> dict[str, CheckRun]:
             self.git.run("checkout", "--detach", "--force", "--quiet", main_sha)
             self.git.run("clean", "-ffd", "--quiet")
+            ensure_setup(self.ctx, self.path, "review")
             self.check_runs += 1
             return self._checks()
 
@@ -249,9 +266,9 @@ class Gate:
         )  # fmt: skip
         if done.ok:
             return
-        if "stale info" in done.stdout + done.stderr or "rejected" in done.stdout + done.stderr:
+        if self._refresh_main() != expected_main:
             raise MainMoved(expected_main)
-        raise GitError(done)
+        raise GitError(done)  # refused for another reason (a protected branch, a hook): say so
 
     def _archive_and_delete(self, branch: str) -> None:
         head = self.repo.maybe_rev(f"refs/remotes/origin/{branch}")
@@ -456,8 +473,8 @@ class Gate:
             task = tasks.get(int(entry["task"]))
         except NotFound:
             return
-        if task.status != "pushed":
-            return
+        if task.status not in LIVE:
+            return  # cancelled or finished meanwhile
         if landed:
             tasks.transition(task.id, "done", note=f"landed {entry['branch']}")
         else:  # another try; the scheduler parks it after scheduler.max_task_failures attempts

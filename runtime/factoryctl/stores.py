@@ -58,9 +58,16 @@ class JsonStore:
         except FileNotFoundError:
             return self.default()
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except ValueError as exc:
             raise FactoryError(f"{self.path} is not valid JSON ({exc}); fix it or move it aside") from None
+        expected = type(self.default())
+        if not isinstance(data, expected):
+            raise FactoryError(
+                f"{self.path} holds a JSON {type(data).__name__} where a {expected.__name__} belongs; "
+                "fix it or move it aside"
+            )
+        return data
 
     @contextlib.contextmanager
     def update(self) -> Iterator[Any]:

@@ -10,7 +10,9 @@ import contextlib
 import hashlib
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
+from .agent import agent_env
 from .context import Context
 from .errors import FactoryError
 from .git import Git
@@ -44,6 +46,7 @@ class Workspace:
             if self.path.resolve() not in {p.resolve() for p in self.repo.worktrees()}:
                 if self.path.exists():
                     shutil.rmtree(self.path)
+                setup_marker(self.ctx, self.session).unlink(missing_ok=True)  # a new worktree needs its setup
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.repo.run("worktree", "add", "--detach", "--quiet", str(self.path), self.origin_main)
             base = self.repo.rev(self.origin_main)
@@ -81,20 +84,28 @@ class Workspace:
             self.repo.push("origin", [f":refs/heads/{name}"])
 
     def setup_if_needed(self) -> bool:
-        """Run repo.setup (e.g. `npm ci`) when the worktree is new or its inputs changed."""
-        spec = self.ctx.settings.repo
-        if not spec.setup:
-            return False
-        digest = hashlib.sha256(" ".join(spec.setup).encode())
-        for name in spec.setup_inputs:
-            path = self.path / name
-            if path.is_file():
-                digest.update(name.encode() + b"\0" + path.read_bytes())
-        marker = self.ctx.paths.state_dir / "setup" / f"{self.session}.sha256"
-        if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
-            return False
-        with self.ctx.heavy_slots().hold(timeout_s=6 * 3600):
-            run(spec.setup, cwd=self.path, timeout=spec.setup_timeout_s, check=True)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(digest.hexdigest() + "\n")
-        return True
+        return ensure_setup(self.ctx, self.path, self.session)
+
+
+def setup_marker(ctx: Context, name: str) -> Path:
+    return ctx.paths.state_dir / "setup" / f"{name}.sha256"
+
+
+def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
+    """Run repo.setup (e.g. `npm ci`) in a worktree when it is new or its inputs changed."""
+    spec = ctx.settings.repo
+    if not spec.setup:
+        return False
+    digest = hashlib.sha256(" ".join(spec.setup).encode())
+    for input_name in spec.setup_inputs:
+        input_path = path / input_name
+        if input_path.is_file():
+            digest.update(input_name.encode() + b"\0" + input_path.read_bytes())
+    marker = setup_marker(ctx, name)
+    if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
+        return False
+    with ctx.heavy_slots().hold(timeout_s=6 * 3600):
+        run(spec.setup, cwd=path, timeout=spec.setup_timeout_s, check=True, env=agent_env())
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(digest.hexdigest() + "\n")
+    return True

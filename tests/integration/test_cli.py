@@ -94,6 +94,7 @@ def snapshot(home: Path) -> dict[str, bytes]:
         ("", ["log", "tail", "--session", "s0"], "unknown session 's0'"),
         ("", ["log", "tail", "--since", "yesterday-ish"], "--since 'yesterday-ish': use 30m"),
         ("", ["task", "list", "--status", "finished"], "unknown status 'finished'"),
+        ("", ["log", "tail", "--since", "99999999999d"], "reaches back before the year 1"),
     ],
 )
 def test_bad_input_is_one_line_a_nonzero_exit_and_changes_nothing(
@@ -134,3 +135,11 @@ def test_usage_errors_are_explained_without_a_traceback(home: Path) -> None:
         proc = run_cli(*args, home=home)
         assert proc.returncode == 2, args
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_store_of_the_wrong_shape_is_reported_not_overwritten(home: Path) -> None:
+    (home / "state").mkdir()
+    (home / "state" / "tasks.json").write_text("[]")
+    proc = run_cli("task", "list", home=home)
+    assert proc.returncode == 1 and "tasks.json holds a JSON list where a dict belongs" in proc.stderr
+    assert (home / "state" / "tasks.json").read_text() == "[]"

@@ -100,6 +100,10 @@ def test_an_agent_that_commits_its_own_work_is_handled_the_same(tmp_path: Path) 
         ([{"delete": "tests/test_stock.py"}], "pytest: tests 5 -> 0"),
         ([], "no change"),
         ([{"write": ".github/workflows/ci.yml", "content": "on: push\n"}], "touches protected paths: .github/"),
+        (
+            [{"write": ".github/workflows/é ü.yml", "content": "on: push\n"}],
+            "touches protected paths: .github/workflows/é ü.yml",
+        ),
         ([{"run": ["git", "checkout", "-q", "-b", "elsewhere"]}], "the agent left its branch"),
     ],
 )
@@ -319,3 +323,34 @@ def test_a_branch_pushed_but_not_queued_is_removed_from_origin(tmp_path: Path) -
     assert report.verdict == "failed" and "review-queue.json is not valid JSON" in report.reason
     assert factory.origin_branches() == ["main"]
     assert queue_file.read_text() == "{not json"
+
+
+def test_a_task_cancelled_while_the_agent_works_is_not_pushed(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path)
+    cancel = [tool("factoryctl"), "task", "cancel", "1"]
+    factory.script([{"actions": [{"write": "tests/test_more.py", "content": GOOD_TEST}, {"run": cancel}],
+                     "result": "Add a test"}])  # fmt: skip
+    ctx = factory.ctx()
+    ctx.tasks().add("Test unknown items")
+    os.environ["FACTORY_HOME"] = str(factory.home)  # the agent's `factoryctl task cancel` finds this factory
+    try:
+        report = Cycle(ctx, "s1").run()
+    finally:
+        del os.environ["FACTORY_HOME"]
+    assert report.verdict == "discarded" and report.reason == "task #1 was cancelled meanwhile"
+    assert factory.origin_branches() == ["main"]
+    assert ctx.tasks().get(1).status == "cancelled"
+
+
+def test_a_broken_prompt_template_fails_the_cycle_and_the_loop_goes_on(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path)
+    (factory.home / "prompts").mkdir()
+    (factory.home / "prompts" / "cycle.md").write_text("Hello {{ no_such_name }}\n")
+    waits: list[float] = []
+    lines: list[str] = []
+    Loop(factory.ctx(), "s1", out=lines.append, sleep=waits.append, max_cycles=2).run()
+    cycles = [e.data for e in events(factory, "ralph_cycle")]
+    assert [c["verdict"] for c in cycles] == ["failed", "failed"]
+    assert "prompt template error: 'no_such_name' is undefined" in cycles[0]["reason"]
+    assert waits == [120.0]  # counted as a failure: backing off
+    assert factory.origin_branches() == ["main"]

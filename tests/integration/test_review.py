@@ -279,6 +279,7 @@ def test_human_mode_waits_for_a_person(tmp_path: Path) -> None:
     (outcome,) = Gate(factory.ctx()).run()
     assert outcome.verdict == "awaiting_human" and factory.main_sha() == before
     assert queue(factory)[branch]["awaiting"] == "human"
+    assert Gate(factory.ctx()).run() == []  # not reviewed (nor paid for) again while it waits
     proc = run_cli("queue", "approve", branch, home=factory.home)
     assert proc.returncode == 0, proc.stderr
     assert f"{branch}: approve" in proc.stdout
@@ -316,3 +317,38 @@ def test_queue_commands_reject_bad_input(tmp_path: Path) -> None:
     ]:
         proc = run_cli(*args, home=factory.home)
         assert proc.returncode != 0 and message in proc.stderr and proc.stderr.count("\n") == 1, (args, proc.stderr)
+
+
+def test_a_branch_that_moved_after_its_cycle_is_rejected(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test")])
+    branch = pending_branches(factory, ["s1"])["s1"]
+    sneaky = tmp_path / "sneaky"
+    git(tmp_path, "clone", "-q", "-b", branch, str(factory.origin), str(sneaky))
+    (sneaky / ".github").mkdir()
+    (sneaky / ".github" / "evil.yml").write_text("on: push\n")
+    git(sneaky, "add", "-A")
+    git(sneaky, "commit", "-q", "-m", "untested")
+    git(sneaky, "push", "-q", "origin", f"HEAD:{branch}")
+    before = factory.main_sha()
+    (outcome,) = Gate(factory.ctx()).run()  # no reviewer call is scripted: none may be made
+    assert outcome.verdict == "reject" and "the branch moved after its cycle tested it" in outcome.reasons[0]
+    assert factory.main_sha() == before
+
+
+def test_a_check_that_crashes_on_the_merge_result_rejects_even_if_main_crashed_too(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", APPROVE),
+    ])  # fmt: skip
+    branch = pending_branches(factory, ["s1"])["s1"]
+    toml = factory.home / "factory.toml"
+    toml.write_text(toml.read_text().replace('"-m", "pytest"', '"-m", "no_such_module_pytest"'))
+    before = factory.main_sha()
+    (outcome,) = Gate(factory.ctx()).run()
+    assert outcome.verdict == "reject" and "pytest: crashed" in outcome.reasons[0]
+    assert factory.main_sha() == before
+    baselines = list((factory.home / "state" / "baselines").glob("*.json"))
+    assert baselines and all('"crashed": true' not in p.read_text() for p in baselines)  # crashes are not cached
+    assert queue(factory)[branch]["status"] == "rejected"
