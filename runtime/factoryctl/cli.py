@@ -138,6 +138,17 @@ def task_show(task_id: Annotated[int, typer.Argument(help="The task number.")], 
     render.emit_json(task.__dict__) if json else render.emit(render.task_detail(task))
 
 
+@task_app.command("retry")
+def task_retry(task_id: Annotated[int, typer.Argument(help="The task number.")]) -> None:
+    """Queue a parked or failed task again, with a fresh count of attempts."""
+    ctx = Context.load()
+    task = ctx.tasks().get(task_id)
+    if task.status not in ("parked", "failed"):
+        raise UsageError(f"task {task_id} is {task.status}; only parked or failed tasks can be retried")
+    ctx.tasks().transition(task_id, "requeued", note="retried by a person")
+    render.emit(f"queued task #{task_id} again: {task.title}")
+
+
 @task_app.command("cancel")
 def task_cancel(task_id: Annotated[int, typer.Argument(help="The task number.")]) -> None:
     """Cancel an open task (a cycle working on it finishes, but its branch is not pushed for it)."""

@@ -256,7 +256,7 @@ class Cycle:
         if report.verdict == "pushed":
             tasks.transition(task.id, "pushed", note=report.branch or "")
         else:  # the scheduler parks a task once it has failed scheduler.max_task_failures times
-            tasks.transition(task.id, "requeued", note=report.reason)
+            tasks.transition(task.id, "requeued", note=report.reason, refund=report.verdict == "interrupted")
 
     def _prompt(self, report: CycleReport) -> str:
         cuts: list[str] = []

@@ -92,8 +92,15 @@ class TaskQueue:
         )
         return task
 
-    def transition(self, task_id: int, status: str, *, note: str = "", session: str | None = None) -> Task:
-        """Move a task to `status` (recording why); cancelled/finished tasks stay put."""
+    def transition(
+        self, task_id: int, status: str, *, note: str = "", session: str | None = None, refund: bool = False
+    ) -> Task:
+        """Move a task to `status` (recording why); cancelled/finished tasks stay put.
+
+        `refund`: the attempt did not really happen (the cycle was interrupted), so it does
+        not count towards parking the task. A parked or failed task can be cancelled or
+        requeued by a person (`factoryctl task retry`).
+        """
         if status not in (*STATUSES, "requeued"):
             raise UsageError(f"unknown task status {status!r}")
         now = format_ts(self.log.clock())
@@ -104,7 +111,8 @@ class TaskQueue:
             else:
                 raise NotFound(f"no task {task_id} (see `factoryctl task list`)")
             task = Task.from_dict(raw)
-            if task.status not in LIVE:
+            revivable = task.status in ("parked", "failed") and status in ("requeued", "cancelled")
+            if task.status not in LIVE and not revivable:
                 raise UsageError(f"task {task_id} is {task.status}; only open tasks can change")
             if status == "requeued":
                 task.status, task.session = "queued", None
@@ -114,6 +122,10 @@ class TaskQueue:
                     task.session = session
             if status == "in_progress":
                 task.attempts += 1
+            if refund:
+                task.attempts = max(0, task.attempts - 1)
+            if revivable and status == "requeued":
+                task.attempts = 0
             task.updated = now
             task.history.append({"ts": now, "status": status, "note": note})
             raw.clear()

@@ -54,6 +54,7 @@ class Workspace:
         self.git.run("reset", "--hard", "--quiet", base)
         self.git.run("clean", "-ffd", "--quiet")  # stray files go; ignored ones (node_modules) stay
         self._delete_own_branches()
+        self._delete_unqueued_remote_branches()
         return base
 
     def _collect_orphans(self) -> None:
@@ -69,6 +70,23 @@ class Workspace:
         if stale:
             with self.repo_lock():
                 self.repo.run("branch", "-D", *stale)
+
+    def _delete_unqueued_remote_branches(self) -> None:
+        """A branch of this session on origin that is not pending review was left by a crash
+        between push and queue (only this session, under its cycle lock, makes such branches)."""
+        prefix = f"refs/heads/{self.ctx.settings.repo.branch_prefix}/{self.session}/"
+        listed = self.repo.run("ls-remote", "--heads", "origin", prefix + "*").stdout.splitlines()
+        remote = [line.split("\t", 1)[1] for line in listed if "\t" in line]
+        if not remote:
+            return
+        pending = {
+            f"refs/heads/{e.get('branch')}"
+            for e in self.ctx.review_queue().read().get("branches", [])
+            if e.get("status") == "pending"
+        }
+        orphans = [ref for ref in remote if ref not in pending]
+        if orphans:
+            self.repo.push("origin", [f":{ref}" for ref in orphans])
 
     def start_branch(self, name: str, base: str) -> None:
         self.git.run("checkout", "--quiet", "-b", name, base)

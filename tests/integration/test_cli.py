@@ -143,3 +143,9 @@ def test_a_store_of_the_wrong_shape_is_reported_not_overwritten(home: Path) -> N
     proc = run_cli("task", "list", home=home)
     assert proc.returncode == 1 and "tasks.json holds a JSON list where a dict belongs" in proc.stderr
     assert (home / "state" / "tasks.json").read_text() == "[]"
+
+
+def test_task_retry_only_revives_parked_or_failed_tasks(home: Path) -> None:
+    run_cli("task", "add", "x", home=home)
+    proc = run_cli("task", "retry", "1", home=home)
+    assert proc.returncode == 2 and "only parked or failed tasks can be retried" in proc.stderr

@@ -16,7 +16,7 @@ import pytest
 from factoryctl.cycle import Cycle
 from factoryctl.eventlog import EventFilter
 from factoryctl.loop import Loop, next_delay
-from tests.factories import PYTEST_CHECK, SAMPLES, TS_CHECKS, TS_MODULES, Factory, make_factory
+from tests.factories import PYTEST_CHECK, SAMPLES, TS_CHECKS, TS_MODULES, Factory, git, make_factory
 from tests.helpers import run_cli, tool
 
 GOOD_TEST = """
@@ -354,3 +354,19 @@ def test_a_broken_prompt_template_fails_the_cycle_and_the_loop_goes_on(tmp_path:
     assert "prompt template error: 'no_such_name' is undefined" in cycles[0]["reason"]
     assert waits == [120.0]  # counted as a failure: backing off
     assert factory.origin_branches() == ["main"]
+
+
+def test_a_branch_left_on_origin_by_a_crash_is_removed_by_the_next_cycle(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path)
+    stray = tmp_path / "stray"
+    git(tmp_path, "clone", "-q", str(factory.origin), str(stray))
+    git(
+        stray,
+        "push",
+        "-q",
+        "origin",
+        "HEAD:refs/heads/brl/s1/20200101T000000Z",
+        "HEAD:refs/heads/brl/s2/20200101T000000Z",
+    )
+    Cycle(factory.ctx(), "s1").run()
+    assert factory.origin_branches() == ["brl/s2/20200101T000000Z", "main"]  # only s1's own are its business

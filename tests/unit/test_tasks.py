@@ -45,3 +45,22 @@ def test_finished_tasks_do_not_change(tmp_path: Path) -> None:
     q.cancel(task.id)
     with pytest.raises(UsageError, match="is cancelled; only open tasks can change"):
         q.transition(task.id, "in_progress")
+
+
+def test_a_parked_task_can_be_retried_or_cancelled_and_interrupted_tries_are_refunded(tmp_path: Path) -> None:
+    q = queue(tmp_path)
+    task = q.add("flaky")
+    q.claim("s1")
+    q.transition(task.id, "in_progress")
+    q.transition(task.id, "requeued", note="stopped (SIGTERM)", refund=True)
+    assert q.get(task.id).attempts == 0
+    q.claim("s1")
+    q.transition(task.id, "in_progress")
+    q.transition(task.id, "requeued", note="checks got worse")
+    assert q.get(task.id).attempts == 1
+    assert q.park(task.id, "tried too often") is not None
+    assert q.get(task.id).status == "parked"
+    again = q.transition(task.id, "requeued", note="retried by a person")
+    assert (again.status, again.attempts) == ("queued", 0)
+    q.park(task.id, "tried too often")
+    assert q.cancel(task.id).status == "cancelled"
