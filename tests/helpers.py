@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -24,3 +26,15 @@ def run_cli(*args: str, home: Path, input: str | None = None, timeout: float = 6
     return subprocess.run(
         [tool("factoryctl"), *args], env=env, input=input, capture_output=True, text=True, timeout=timeout
     )
+
+
+def wait_for(check: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
+    """Poll `check` until it is true; fail the test after `timeout` seconds."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")

@@ -12,11 +12,11 @@ import typer
 from . import __version__, render
 from .config import Settings, settings_as_dict, to_toml
 from .context import Context
-from .cycle import StopRequested
 from .errors import AlreadyRunning, FactoryError, UsageError
 from .eventlog import Event, EventFilter, format_ts
 from .git import check_branch_name
 from .locks import job_lock
+from .signals import StopRequested, stop_on_signals
 from .status import collect
 from .tasks import PRIORITIES, STATUSES
 
@@ -214,7 +214,6 @@ def cycle(
 ) -> None:
     """Run one work cycle for SESSION: fresh branch, one agent call, checks before and after."""
     from .cycle import Cycle
-    from .loop import stop_on_signals
 
     ctx = Context.load()
     with stop_on_signals():
@@ -251,7 +250,6 @@ def review(
     json: JsonOpt = False,
 ) -> None:
     """The merge gate: merge each pending branch onto main, test, review, land or reject."""
-    from .loop import stop_on_signals
     from .review import Gate
 
     ctx = Context.load()

@@ -7,11 +7,9 @@ branch exists after a cycle only if it was pushed and queued for review.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,23 +22,9 @@ from .eventlog import EventFilter, format_ts
 from .locks import job_lock
 from .parsers import Counts
 from .reviewqueue import add_pending
+from .signals import StopRequested, signals_held
 from .tasks import Task
 from .workspace import Workspace
-
-
-class StopRequested(BaseException):
-    """SIGTERM or SIGINT: finish cleanly. A BaseException so no `except Exception` eats it."""
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold SIGTERM/SIGINT back while state is being settled; they arrive right after."""
-    held = {signal.SIGTERM, signal.SIGINT}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @dataclass

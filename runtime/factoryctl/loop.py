@@ -8,21 +8,19 @@ the cycle under way drops its unpushed branch before the loop exits.
 from __future__ import annotations
 
 import os
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
-from types import FrameType
 from typing import Any
 
 from .agent import Agent
 from .budget import agent_spec
 from .context import Context
-from .cycle import Cycle, CycleReport, StopRequested
+from .cycle import Cycle, CycleReport
 from .errors import AlreadyRunning
 from .eventlog import format_ts
 from .gates import Gates, read_gates
+from .signals import StopRequested, stop_on_signals
 
 PAUSE_POLL_S = 10.0
 
@@ -47,25 +45,6 @@ def pause_reason(ctx: Context, session: str) -> str | None:
 def current_gates(ctx: Context) -> Gates:
     """gates.json as it holds now (yesterday's budget entries no longer do)."""
     return read_gates(ctx.paths.gates_file).on(ctx.clock().strftime("%Y-%m-%d"))
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """SIGTERM/SIGINT raise StopRequested once; later signals are ignored while we clean up."""
-    fired = False
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal fired
-        if not fired:
-            fired = True
-            raise StopRequested(signal.Signals(signum).name)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
 
 
 class Loop:

@@ -9,16 +9,13 @@ loops read it before every cycle), then sessions, tasks, PM2 apps and alerts. A
 
 from __future__ import annotations
 
-import signal
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from types import FrameType
 from typing import Any
 
 from .alerts import Alert, Alerts, LogNotifier
@@ -32,6 +29,7 @@ from .plan import Facts, Plan, SessionFacts, decide
 from .pm2 import App, Pm2
 from .resources import Reading, pid_alive, sample
 from .sessions import Sessions
+from .signals import on_signals
 from .stores import JsonStore
 from .watchdog import load_history
 
@@ -174,7 +172,10 @@ class Scheduler:
     def run(self, *, once: bool = False, stop: threading.Event | None = None) -> int:
         """Tick every scheduler.tick_s until SIGTERM/SIGINT (which let the tick under way finish)."""
         stop = stop or threading.Event()
-        with job_lock(self.ctx.paths.locks_dir, "scheduler"), _stop_on_signals(stop):
+        with (
+            job_lock(self.ctx.paths.locks_dir, "scheduler"),
+            on_signals(lambda signum: stop.set()),
+        ):  # the tick under way finishes
             while True:
                 started = self.ctx.clock()
                 try:
@@ -199,21 +200,3 @@ class Scheduler:
         lines = [f"{report.now} tick: gates {shown}{held}{agent}"]
         lines += [f"  {a}" for a in report.actions] + [f"  error: {e}" for e in report.errors]
         return "\n".join(lines)
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT set `stop`: the tick under way finishes, the wait between ticks ends."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)

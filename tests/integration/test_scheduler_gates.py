@@ -7,17 +7,11 @@ waiting. The RAM reading is injected; spend is seeded as `agent_call` events.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
-
-import psutil
-import pytest
 
 from factoryctl.alerts import Alerts
 from factoryctl.context import Context
@@ -25,38 +19,9 @@ from factoryctl.eventlog import EventFilter
 from factoryctl.pm2 import Pm2
 from factoryctl.resources import Reading
 from factoryctl.scheduler import Scheduler
-from factoryctl.tmux import SOCKET_ENV, Tmux
+from factoryctl.tmux import Tmux
 from tests.factories import Factory, make_factory
-from tests.helpers import run_cli, tool
-
-
-def wait_for(check: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def stop_all(server: Tmux) -> None:
-    """SIGTERM every loop (they end their cycle cleanly), wait, then kill the server."""
-    procs = []
-    for pane in server.panes().values():
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pane.pid)
-            proc.terminate()
-            procs.append(proc)
-    psutil.wait_procs(procs, timeout=20)
-    server.kill_server()
-
-
-@pytest.fixture
-def tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tmux]:
-    server = Tmux(f"factory-test-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv(SOCKET_ENV, server.socket or "")
-    yield server
-    stop_all(server)
+from tests.helpers import run_cli, tool, wait_for
 
 
 class Machine:

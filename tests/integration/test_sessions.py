@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -21,39 +17,9 @@ from factoryctl.loop import pause_reason
 from factoryctl.pm2 import Pm2
 from factoryctl.resources import Reading
 from factoryctl.scheduler import Scheduler
-from factoryctl.tmux import SOCKET_ENV, Tmux
+from factoryctl.tmux import Tmux
 from tests.factories import Factory, make_factory
-from tests.helpers import run_cli, tool
-
-
-def wait_for(check: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-def tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tmux]:
-    """A private tmux server for this test; its loops are stopped and the server killed after."""
-    server = Tmux(f"factory-test-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv(SOCKET_ENV, server.socket or "")
-    yield server
-    stop_all(server)
-
-
-def stop_all(server: Tmux) -> None:
-    """SIGTERM every loop (they end their cycle cleanly), wait, then kill the server."""
-    procs = []
-    for pane in server.panes().values():
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pane.pid)
-            proc.terminate()
-            procs.append(proc)
-    psutil.wait_procs(procs, timeout=20)
-    server.kill_server()
+from tests.helpers import run_cli, tool, wait_for
 
 
 def paused_factory(tmp_path: Path, sessions: int) -> Factory:

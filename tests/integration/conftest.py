@@ -1,0 +1,33 @@
+"""Fixtures for the integration tests: a private tmux server per test."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from factoryctl.tmux import SOCKET_ENV, Tmux
+
+
+def stop_all(server: Tmux) -> None:
+    """SIGTERM every loop (they end their cycle cleanly), wait, then kill the server."""
+    procs = []
+    for pane in server.panes().values():
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pane.pid)
+            proc.terminate()
+            procs.append(proc)
+    psutil.wait_procs(procs, timeout=20)
+    server.kill_server()
+
+
+@pytest.fixture
+def tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tmux]:
+    """A private tmux server for this test; its loops are stopped and the server killed after."""
+    server = Tmux(f"factory-test-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv(SOCKET_ENV, server.socket or "")
+    yield server
+    stop_all(server)
