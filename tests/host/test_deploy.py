@@ -267,18 +267,11 @@ def tmux_sessions(host: SandboxHost) -> list[str]:
 
 def test_tmux_sessions_run_the_agents(remote: Any, sandbox_host: SandboxHost) -> None:
     assert remote.file(layout.TMUX).exists
-    if "loop" not in IMPLEMENTED:
-        # Without `factoryctl loop` the layout has no session to start: the script is all there is.
-        assert tmux_sessions(sandbox_host) == []
-        return
     expected = [f"factory-s{i}" for i in range(1, DEMO["factory_sessions"] + 1)]
     assert tmux_sessions(sandbox_host) == expected
 
 
 def test_the_agents_work_through_the_scripted_demo(sandbox_host: SandboxHost) -> None:
-    if "loop" not in IMPLEMENTED:
-        pytest.skip("the loop is not implemented yet")
-
     def cycles() -> set[str]:
         out = as_factory(sandbox_host, "factoryctl log tail --json -n 50 --type ralph_cycle").stdout
         return {json.loads(line)["session"] for line in out.splitlines() if line.strip()}
