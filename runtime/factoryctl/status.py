@@ -14,8 +14,6 @@ from .context import Context
 from .eventlog import day_start, format_ts
 from .gates import read_gates
 
-__all__ = ["collect", "spend_since"]
-
 
 def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
     now = ctx.clock()
@@ -46,7 +44,7 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
         "home": str(ctx.paths.home),
         "now": format_ts(now),
         "sessions": sessions,
-        "tasks": {k: v for k, v in ctx.tasks().counts().items() if v},
+        "tasks": dict(Counter(t.status for t in tasks)),
         "review_queue": dict(review),
         "spend_today": spend,
         "budget": {

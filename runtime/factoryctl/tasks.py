@@ -219,9 +219,3 @@ class TaskQueue:
 
     def cancel(self, task_id: int, note: str = "cancelled by a person") -> Task:
         return self.transition(task_id, "cancelled", note=note)
-
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
-        for task in self.all():
-            out[task.status] = out.get(task.status, 0) + 1
-        return out
