@@ -3,7 +3,7 @@
 Packages, the Node tools, the `factory` user, the runtime (a wheel built from this
 checkout), the target repository, the rendered configuration and jobs, PM2 and the
 agents' tmux sessions. Every step is idempotent: a second run changes nothing. Host data
-and secrets are checked first (deploy_data/hostdata.py), before anything changes.
+and secrets are checked first (provision/hostdata.py), before anything changes.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from pyinfra.api.operation import OperationMeta  # noqa: E402
 from pyinfra.context import host  # noqa: E402
 from pyinfra.operations import apt, files, pip, server, systemd  # noqa: E402
 
-from deploy_data import hostdata, layout, render  # noqa: E402
-from deploy_data.facts import HasSystemd  # noqa: E402
-from deploy_data.operations import (  # noqa: E402
+from factoryctl.core.jobspecs import JOBS  # noqa: E402
+from provision import hostdata, layout, templating  # noqa: E402
+from provision.facts import HasSystemd  # noqa: E402
+from provision.operations import (  # noqa: E402
     changed,
     git_clone,
     install_wheel,
@@ -36,8 +37,7 @@ from deploy_data.operations import (  # noqa: E402
     secret_file,
     tmux_layout,
 )
-from deploy_data.wheel import Wheel, WheelBuildFailed, build_wheel  # noqa: E402
-from factoryctl.jobs import JOBS  # noqa: E402
+from provision.wheel import Wheel, WheelBuildFailed, build_wheel  # noqa: E402
 
 APT_PACKAGES = [
     "git", "tmux", "nodejs", "npm", "python3-venv", "cron", "logrotate",
@@ -147,7 +147,7 @@ def repository(checked: hostdata.Checked) -> None:
 
 @deploy("Configuration and jobs")
 def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, OperationMeta]:
-    text = render.render_all(checked, systemd=has_systemd)
+    text = templating.render_all(checked, systemd=has_systemd)
     ops = {
         "config": _put(
             "Ensure factory.toml", text["factory.toml.j2"], layout.CONFIG_FILE, "644", layout.USER, layout.GROUP
@@ -185,7 +185,7 @@ def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, Ope
 @deploy("PM2 and the agents' tmux sessions")
 def processes(checked: hostdata.Checked, has_systemd: bool, restart_after: list[OperationMeta]) -> None:
     if has_systemd:
-        text = render.render("pm2-factory.service.j2", render.context(checked))
+        text = templating.render("pm2-factory.service.j2", templating.context(checked))
         unit = _put(f"Ensure PM2's boot unit {layout.PM2_UNIT}", text, layout.PM2_UNIT_FILE, "644")
         if changed([unit]):
             systemd.daemon_reload(name="Ensure systemd read PM2's boot unit")
@@ -203,14 +203,14 @@ def processes(checked: hostdata.Checked, has_systemd: bool, restart_after: list[
     pm2_apps(
         name="Ensure the PM2 apps are online (started or reloaded only when what they read changed) and saved",
         ecosystem=layout.ECOSYSTEM,
-        apps=render.pm2_app_names(checked.jobs),
-        owned=render.pm2_app_names(JOBS),
+        apps=templating.pm2_app_names(checked.jobs),
+        owned=templating.pm2_app_names(JOBS),
         restart_after=restart_after,
     )
     tmux_layout(
         name="Ensure the agents' tmux sessions (restarted only when what they read changed)",
         script=layout.TMUX,
-        sessions=[s["name"] for s in render.context(checked)["sessions"]],
+        sessions=[s["name"] for s in templating.context(checked)["sessions"]],
         restart_after=restart_after,
     )
 

@@ -11,7 +11,7 @@ of your own, or per deploy: `--data factory_sessions=4 --data factory_repo_url=h
 Secrets come only from the environment, never from this repository: ANTHROPIC_API_KEY or
 CLAUDE_CODE_OAUTH_TOKEN (mandatory unless agent and reviewer are the scripted agent),
 TELEGRAM_BOT_TOKEN (the bot), FACTORY_HTTP_TOKEN (the HTTP triggers) and FACTORY_DEPLOY_KEY
-(a key file, for ssh repository URLs); deploy_data/hostdata.py says what each one enables.
+(a key file, for ssh repository URLs); provision/hostdata.py says what each one enables.
 A malformed host entry stops pyinfra here; wrong host data or a missing secret stops it as
 deploy.py starts (it sees the final host data), in both cases before anything changes.
 """
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyinfra
 from pyinfra.api.exceptions import InventoryError
 
-from deploy_data import hostdata, layout
+from provision import hostdata, layout
 
 _CLAUDE = ["claude", "-p", "--model", "sonnet", "--output-format", "json"]
 

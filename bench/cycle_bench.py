@@ -21,9 +21,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from factoryctl.context import Context
-from factoryctl.cycle import Cycle
-from factoryctl.eventlog import EventFilter
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.cycle import Cycle
+from factoryctl.state.eventlog import EventFilter
 
 BIN = Path(sys.executable).parent
 INSTANT_AGENT = """#!/bin/sh

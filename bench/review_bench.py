@@ -21,10 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from factoryctl.checks import Baselines, run_checks  # noqa: E402
-from factoryctl.context import Context  # noqa: E402
-from factoryctl.review import Gate  # noqa: E402
-from factoryctl.reviewqueue import add_pending  # noqa: E402
+from factoryctl.adapters.checks import run_checks  # noqa: E402
+from factoryctl.jobs.context import Context  # noqa: E402
+from factoryctl.jobs.review.gate import MergeGate  # noqa: E402
+from factoryctl.state.baselines import Baselines  # noqa: E402
+from factoryctl.state.reviewqueue import add_pending  # noqa: E402
 from tests.factories import git, make_factory  # noqa: E402
 
 GOOD = "def test_ok_{i}() -> None:\n    assert {i} == {i}\n"
@@ -52,7 +53,7 @@ def scenario(tmp: Path, branches: int, bad: int | None, batch_min: int) -> Conte
     main = factory.main_sha()
     git(seed, "checkout", "-q", "--detach", main)
     baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
-    baselines.get(main, ctx.settings.checks, lambda: run_checks(ctx.settings.checks, seed, heavy=ctx.heavy_slots(),
+    baselines.get(main, ctx.settings.checks, lambda: run_checks(ctx.settings.checks, seed, heavy_slot=ctx.heavy_slot,
                                                                clock=ctx.clock), session=None)  # fmt: skip
     return ctx
 
@@ -61,7 +62,7 @@ def measure(branches: int, bad: int | None, batched: bool) -> tuple[int, float, 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = scenario(Path(tmp), branches, bad, batch_min=1 if batched else 10**6)
         t0 = time.perf_counter()
-        gate = Gate(ctx)
+        gate = MergeGate(ctx)
         outcomes = gate.run()
         took = time.perf_counter() - t0
         landed = sum(o.verdict == "approve" for o in outcomes)

@@ -29,12 +29,13 @@ from pathlib import Path
 
 import psutil
 
-from factoryctl.budget import spend_since
-from factoryctl.context import Context
-from factoryctl.eventlog import day_start
-from factoryctl.pm2 import Pm2
-from factoryctl.scheduler import Scheduler
-from factoryctl.tmux import SOCKET_ENV, Tmux
+from factoryctl.adapters.pm2 import Pm2
+from factoryctl.adapters.tmux import Tmux
+from factoryctl.core.clock import day_start
+from factoryctl.core.defaults import TMUX_SOCKET_ENV
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.scheduler import Scheduler
+from factoryctl.state.spend import spend_since
 
 BIN = Path(sys.executable).parent
 
@@ -111,8 +112,8 @@ def main() -> None:
         home = Path(tmp) / "factory"
         pm2_home = Path(tempfile.mkdtemp(prefix="pm2-bench-"))
         socket = f"factory-bench-{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, SOCKET_ENV: socket, "PM2_HOME": str(pm2_home)}
-        os.environ.update({SOCKET_ENV: socket, "PM2_HOME": str(pm2_home)})
+        env = {**os.environ, TMUX_SOCKET_ENV: socket, "PM2_HOME": str(pm2_home)}
+        os.environ.update({TMUX_SOCKET_ENV: socket, "PM2_HOME": str(pm2_home)})
         use_pm2 = not args.no_pm2 and shutil.which("pm2") is not None
         try:
             setup_home(home, args.events)

@@ -9,5 +9,7 @@ echo "==> ruff"
 .venv/bin/ruff format --check .
 echo "==> mypy"
 .venv/bin/mypy
+echo "==> import-linter (the layers: cli -> jobs -> adapters | rules | state -> core)"
+.venv/bin/lint-imports --no-cache
 echo "==> pytest"
 exec .venv/bin/pytest "$@"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.context import Context
+from factoryctl.jobs.context import Context
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factoryctl.context import Context
+from factoryctl.jobs.context import Context
 from tests.helpers import REPO_ROOT, tool
 
 SAMPLES = REPO_ROOT / "tests" / "samples"

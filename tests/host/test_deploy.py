@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from sandbox_helpers import REPO, SandboxHost, sandbox_cli
 
-from deploy_data import hostdata, layout, render
-from deploy_data.facts import pm2
-from factoryctl.config import settings_as_dict
-from factoryctl.eventlog import SECRET_ENV
-from factoryctl.jobs import IMPLEMENTED, JOBS
+from factoryctl.core.config import settings_as_dict
+from factoryctl.core.defaults import SECRET_ENV
+from factoryctl.core.jobspecs import IMPLEMENTED, JOBS
 from inventory import DEFAULTS, DEMO
+from provision import hostdata, layout, templating
+from provision.facts import pm2
 
 pytestmark = pytest.mark.host
 
@@ -202,8 +202,8 @@ def test_files_owners_and_modes(remote: Any, path: str, owner: str, mode: int) -
 
 
 def test_rendered_files_are_what_the_templates_give(remote: Any) -> None:
-    text = render.render_all(demo_checked(), systemd=True)
-    for template, dest in render.FILES.items():
+    text = templating.render_all(demo_checked(), systemd=True)
+    for template, dest in templating.FILES.items():
         assert remote.file(dest).content_string == text[template], dest
 
 
@@ -255,7 +255,7 @@ def test_pm2_runs_the_implemented_jobs_online_and_saved(remote: Any, sandbox_hos
     unit = remote.service(layout.PM2_UNIT)
     assert unit.is_enabled and unit.is_running
     running, saved = pm2_state(sandbox_host)
-    expected = render.pm2_app_names(demo_checked().jobs)  # empty until scheduler, bot or serve land
+    expected = templating.pm2_app_names(demo_checked().jobs)  # empty until scheduler, bot or serve land
     assert {name: running[name] for name in expected} == dict.fromkeys(expected, "online")
     assert set(expected) <= set(saved)
     assert not any(name.startswith("factory-") and name not in expected for name in running)
@@ -292,7 +292,7 @@ def test_after_a_reboot_pm2_apps_and_tmux_sessions_come_back(deployment: Deploym
     # No PM2 job may be implemented yet: a probe app of our own proves the boot path (unit + dump).
     start = pm2("start", layout.RUN, "--name", PROBE, "--interpreter", "none", "--", "factoryctl", "log", "tail", "-f")
     assert sandbox_host.ssh(f"{start} && {pm2('save', '--force')}").returncode == 0
-    expected_apps = [*render.pm2_app_names(demo_checked().jobs), PROBE]
+    expected_apps = [*templating.pm2_app_names(demo_checked().jobs), PROBE]
     expected_sessions = tmux_sessions(sandbox_host)
     sandbox_cli("reboot", "--name", sandbox_host.name, timeout=300)
 

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from factoryctl.tmux import SOCKET_ENV, Tmux
+from factoryctl.adapters.tmux import Tmux
+from factoryctl.core.defaults import TMUX_SOCKET_ENV
 
 
 def stop_all(server: Tmux) -> None:
@@ -28,6 +29,6 @@ def stop_all(server: Tmux) -> None:
 def tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tmux]:
     """A private tmux server for this test; its loops are stopped and the server killed after."""
     server = Tmux(f"factory-test-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv(SOCKET_ENV, server.socket or "")
+    monkeypatch.setenv(TMUX_SOCKET_ENV, server.socket or "")
     yield server
     stop_all(server)

@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from factoryctl.agent import Agent, Outcome
-from factoryctl.config import AgentSection
-from factoryctl.eventlog import EventLog
+from factoryctl.adapters.agent import Agent, CallOutcome
+from factoryctl.core.config import AgentSection
+from factoryctl.state.eventlog import EventLog
 from tests.helpers import tool
 
 
@@ -71,7 +71,7 @@ def test_calls_are_taken_in_order_by_match_and_a_commit_action_commits(tmp_path:
     assert agent.call("REVIEW this", cwd=work, session=None, purpose="review").text == '{"verdict": "approve"}'
     assert agent.call("work", cwd=work, session="s1", purpose="cycle").text == "second"
     third = agent.call("work", cwd=work, session="s1", purpose="cycle")
-    assert third.outcome is Outcome.EXIT_NONZERO and "no unused call matches" in third.reason
+    assert third.outcome is CallOutcome.EXIT_NONZERO and "no unused call matches" in third.reason
     log = subprocess.run(["git", "log", "--format=%s"], cwd=work, capture_output=True, text=True, check=True)
     assert log.stdout.strip() == "agent commit"
 
@@ -79,15 +79,15 @@ def test_calls_are_taken_in_order_by_match_and_a_commit_action_commits(tmp_path:
 @pytest.mark.parametrize(
     ("call", "outcome"),
     [
-        ({"stdout": "}}} this is not json {{{"}, Outcome.MALFORMED),
-        ({"exit": 3, "stdout": "", "stderr": "boom"}, Outcome.EXIT_NONZERO),
-        ({"stdout": "Not logged in · Please run /login", "exit": 1}, Outcome.NOT_LOGGED_IN),
-        ({"subtype": "error_max_turns", "exit": 1}, Outcome.MAX_TURNS),
-        ({"subtype": "error_max_budget_usd", "exit": 1}, Outcome.BUDGET),
+        ({"stdout": "}}} this is not json {{{"}, CallOutcome.MALFORMED),
+        ({"exit": 3, "stdout": "", "stderr": "boom"}, CallOutcome.EXIT_NONZERO),
+        ({"stdout": "Not logged in · Please run /login", "exit": 1}, CallOutcome.NOT_LOGGED_IN),
+        ({"subtype": "error_max_turns", "exit": 1}, CallOutcome.MAX_TURNS),
+        ({"subtype": "error_max_budget_usd", "exit": 1}, CallOutcome.BUDGET),
     ],
 )
 def test_scripted_failures_come_back_typed(
-    tmp_path: Path, work: Path, call: dict[str, object], outcome: Outcome
+    tmp_path: Path, work: Path, call: dict[str, object], outcome: CallOutcome
 ) -> None:
     agent, log = scripted(tmp_path, scenario(tmp_path, [call]))
     got = agent.call("x", cwd=work, session="s1", purpose="cycle")
@@ -103,7 +103,7 @@ def test_a_hanging_agent_is_killed_with_its_children_at_the_timeout(tmp_path: Pa
     started = time.monotonic()
     got = agent.call("x", cwd=work, session="s1", purpose="cycle")
     elapsed = time.monotonic() - started
-    assert got.outcome is Outcome.TIMEOUT
+    assert got.outcome is CallOutcome.TIMEOUT
     assert elapsed < 10
     left = [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
     assert left == []
@@ -123,7 +123,7 @@ def test_a_missing_agent_command_is_a_typed_failure(tmp_path: Path, work: Path) 
     log = EventLog(tmp_path / "log.jsonl", secrets=())
     agent = Agent(AgentSection(command=["no-such-agent-cli"], timeout_s=5), log)
     got = agent.call("x", cwd=work, session="s1", purpose="cycle")
-    assert got.outcome is Outcome.MISSING and "no-such-agent-cli: command not found" in got.reason
+    assert got.outcome is CallOutcome.MISSING and "no-such-agent-cli: command not found" in got.reason
 
 
 def test_the_agent_never_gets_the_bot_or_http_tokens(tmp_path: Path, work: Path) -> None:
@@ -164,6 +164,6 @@ def test_the_real_claude_cli_without_credentials_fails_fast_as_not_logged_in(tmp
                         timeout_s=60)  # fmt: skip
     started = time.monotonic()
     got = Agent(spec, log, environ=environ).call("hello", cwd=work, session="s1", purpose="cycle")
-    assert got.outcome is Outcome.NOT_LOGGED_IN, got.reason
+    assert got.outcome is CallOutcome.NOT_LOGGED_IN, got.reason
     assert time.monotonic() - started < 20
     assert log.tail(1)[0].data["outcome"] == "not_logged_in"

@@ -16,8 +16,9 @@ from types import ModuleType
 
 import pytest
 
-from factoryctl.parsers import Counts, parse
-from factoryctl.runner import run
+from factoryctl.adapters.parsers import parse
+from factoryctl.adapters.runner import run
+from factoryctl.core.checks import Counts
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 NODE_MODULES = SAMPLES / "ts-app" / "node_modules"

@@ -53,7 +53,7 @@ def test_status_reports_sessions_queues_spend_and_events(home: Path) -> None:
 
 
 def test_log_tail_filters_and_text_format(home: Path) -> None:
-    from factoryctl.eventlog import EventLog
+    from factoryctl.state.eventlog import EventLog
 
     log = EventLog(home / "state" / "experiment-log.jsonl", secrets=())
     for i in range(10):

@@ -13,9 +13,9 @@ from typing import Any
 import psutil
 import pytest
 
-from factoryctl.cycle import Cycle
-from factoryctl.eventlog import EventFilter
-from factoryctl.loop import Loop, next_delay
+from factoryctl.jobs.cycle import Cycle
+from factoryctl.jobs.loop import Loop, next_delay
+from factoryctl.state.eventlog import EventFilter
 from tests.factories import PYTEST_CHECK, SAMPLES, TS_CHECKS, TS_MODULES, Factory, git, make_factory
 from tests.helpers import run_cli, tool
 

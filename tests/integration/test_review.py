@@ -14,9 +14,9 @@ from typing import Any
 import psutil
 import pytest
 
-from factoryctl.cycle import Cycle
-from factoryctl.eventlog import EventFilter
-from factoryctl.review import Gate
+from factoryctl.jobs.cycle import Cycle
+from factoryctl.jobs.review.gate import MergeGate
+from factoryctl.state.eventlog import EventFilter
 from tests.factories import Factory, git, make_factory
 from tests.helpers import run_cli, tool
 
@@ -92,7 +92,7 @@ def test_only_the_good_branch_reaches_main_and_main_is_the_tested_commit(tmp_pat
     factory.script([*FOUR_BRANCHES, *(review_call(s, APPROVE) for s in ("s1", "s2", "s3")), review_call("s4", REJECT)])
     branches = pending_branches(factory, ["s1", "s2", "s3", "s4"])
     start = factory.main_sha()
-    outcomes = {o.branch: o for o in Gate(factory.ctx()).run()}
+    outcomes = {o.branch: o for o in MergeGate(factory.ctx()).run()}
     assert {b: outcomes[b].verdict for b in branches.values()} == {
         branches["s1"]: "approve", branches["s2"]: "reject", branches["s3"]: "reject", branches["s4"]: "reject",
     }  # fmt: skip
@@ -131,7 +131,7 @@ def test_batched_review_of_passing_branches_takes_one_check_run(tmp_path: Path) 
              ("s1", "s2", "s3", "s4")]  # fmt: skip
     factory.script([*calls, *(review_call(s, APPROVE) for s in ("s1", "s2", "s3", "s4"))])
     pending_branches(factory, ["s1", "s2", "s3", "s4"])
-    gate = Gate(factory.ctx())
+    gate = MergeGate(factory.ctx())
     outcomes = gate.run()
     assert [o.verdict for o in outcomes] == ["approve"] * 4
     assert gate.check_runs == 1  # main's baseline was cached by the cycles; one test of the batch
@@ -154,7 +154,7 @@ def test_main_moved_during_the_review_is_detected_and_redone(tmp_path: Path) -> 
     ])  # fmt: skip
     branch = pending_branches(factory, ["s1"])["s1"]
     theirs = git(other, "rev-parse", "HEAD")
-    (outcome,) = Gate(factory.ctx()).run()
+    (outcome,) = MergeGate(factory.ctx()).run()
     assert outcome.verdict == "approve"
     main = factory.main_sha()
     assert git(factory.origin, "rev-parse", f"{main}^1") == theirs  # nobody's commit overwritten
@@ -173,7 +173,7 @@ def test_a_reviewer_answering_garbage_leaves_the_branch_pending_with_an_alert(tm
     ])  # fmt: skip
     branch = pending_branches(factory, ["s1"])["s1"]
     before = factory.main_sha()
-    (outcome,) = Gate(factory.ctx()).run()
+    (outcome,) = MergeGate(factory.ctx()).run()
     assert outcome.verdict == "pending"
     assert "verdict must be 'approve' or 'reject', got 'maybe'" in outcome.reasons[0]
     assert queue(factory)[branch]["status"] == "pending"
@@ -192,7 +192,7 @@ def test_a_hanging_reviewer_is_killed_at_its_timeout(tmp_path: Path) -> None:
     ])  # fmt: skip
     branch = pending_branches(factory, ["s1"])["s1"]
     started = time.monotonic()
-    (outcome,) = Gate(factory.ctx()).run()
+    (outcome,) = MergeGate(factory.ctx()).run()
     assert time.monotonic() - started < 30
     assert outcome.verdict == "pending" and "timeout" in outcome.reasons[0]
     assert queue(factory)[branch]["status"] == "pending"
@@ -207,7 +207,7 @@ def test_a_rejected_branch_is_restored_from_its_archive_ref(tmp_path: Path) -> N
     ])  # fmt: skip
     branch = pending_branches(factory, ["s1"])["s1"]
     head = git(factory.origin, "rev-parse", branch)
-    Gate(factory.ctx()).run()
+    MergeGate(factory.ctx()).run()
     assert branch not in factory.origin_branches()
     proc = run_cli("queue", "restore", branch, home=factory.home)
     assert proc.returncode == 0, proc.stderr
@@ -245,7 +245,7 @@ def test_a_review_killed_halfway_leaves_everything_consistent_and_the_next_run_f
     assert factory.origin_branches() == sorted(["main", branches["s2"]])
     main_passes_its_checks(factory, tmp_path)
     # The next run finishes the work.
-    outcomes = Gate(factory.ctx()).run()
+    outcomes = MergeGate(factory.ctx()).run()
     assert [(o.branch, o.verdict) for o in outcomes] == [(branches["s2"], "approve")]
     assert factory.origin_branches() == ["main"]
     main_passes_its_checks(factory, tmp_path)
@@ -261,7 +261,7 @@ def test_a_branch_landed_by_an_interrupted_run_is_recorded_not_merged_twice(tmp_
     git(clone, "merge", "-q", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}")
     git(clone, "push", "-q", "origin", "HEAD:main")
     landed = git(clone, "rev-parse", "HEAD")
-    (outcome,) = Gate(factory.ctx()).run()  # no reviewer call is scripted: none may be made
+    (outcome,) = MergeGate(factory.ctx()).run()  # no reviewer call is scripted: none may be made
     assert outcome.verdict == "approve" and outcome.landed == landed
     assert factory.main_sha() == landed
     assert factory.origin_branches() == ["main"]
@@ -276,10 +276,10 @@ def test_human_mode_waits_for_a_person(tmp_path: Path) -> None:
     ])  # fmt: skip
     branch = pending_branches(factory, ["s1"])["s1"]
     before = factory.main_sha()
-    (outcome,) = Gate(factory.ctx()).run()
+    (outcome,) = MergeGate(factory.ctx()).run()
     assert outcome.verdict == "awaiting_human" and factory.main_sha() == before
     assert queue(factory)[branch]["awaiting"] == "human"
-    assert Gate(factory.ctx()).run() == []  # not reviewed (nor paid for) again while it waits
+    assert MergeGate(factory.ctx()).run() == []  # not reviewed (nor paid for) again while it waits
     proc = run_cli("queue", "approve", branch, home=factory.home)
     assert proc.returncode == 0, proc.stderr
     assert f"{branch}: approve" in proc.stdout
@@ -331,7 +331,7 @@ def test_a_branch_that_moved_after_its_cycle_is_rejected(tmp_path: Path) -> None
     git(sneaky, "commit", "-q", "-m", "untested")
     git(sneaky, "push", "-q", "origin", f"HEAD:{branch}")
     before = factory.main_sha()
-    (outcome,) = Gate(factory.ctx()).run()  # no reviewer call is scripted: none may be made
+    (outcome,) = MergeGate(factory.ctx()).run()  # no reviewer call is scripted: none may be made
     assert outcome.verdict == "reject" and "the branch moved after its cycle tested it" in outcome.reasons[0]
     assert factory.main_sha() == before
 
@@ -346,7 +346,7 @@ def test_a_check_that_crashes_on_the_merge_result_rejects_even_if_main_crashed_t
     toml = factory.home / "factory.toml"
     toml.write_text(toml.read_text().replace('"-m", "pytest"', '"-m", "no_such_module_pytest"'))
     before = factory.main_sha()
-    (outcome,) = Gate(factory.ctx()).run()
+    (outcome,) = MergeGate(factory.ctx()).run()
     assert outcome.verdict == "reject" and "pytest: crashed" in outcome.reasons[0]
     assert factory.main_sha() == before
     baselines = list((factory.home / "state" / "baselines").glob("*.json"))

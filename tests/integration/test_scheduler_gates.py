@@ -13,13 +13,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from factoryctl.alerts import Alerts
-from factoryctl.context import Context
-from factoryctl.eventlog import EventFilter
-from factoryctl.pm2 import Pm2
-from factoryctl.resources import Reading
-from factoryctl.scheduler import Scheduler
-from factoryctl.tmux import Tmux
+from factoryctl.adapters.pm2 import Pm2
+from factoryctl.adapters.tmux import Tmux
+from factoryctl.core.facts import Reading
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.scheduler import Scheduler
+from factoryctl.state.alerts import Alerts
+from factoryctl.state.eventlog import EventFilter
 from tests.factories import Factory, make_factory
 from tests.helpers import run_cli, tool, wait_for
 
@@ -101,8 +101,8 @@ def test_spend_at_the_budget_stops_new_cycles_with_one_alert(tmp_path: Path, tmu
     machine = Machine()
     sched = scheduler(ctx, tmp_path, machine)
     assert sched.tick().gates["closed"] == {}
-    from factoryctl.budget import spend_since
-    from factoryctl.eventlog import day_start
+    from factoryctl.core.clock import day_start
+    from factoryctl.state.spend import spend_since
 
     wait_for(lambda: spend_since(ctx.log, day_start(ctx.clock()))["total_usd"] >= 1.0, what="spend reaching $1")
     report = sched.tick()
@@ -160,7 +160,7 @@ def test_at_the_soft_share_cycles_switch_to_the_cheaper_agent(tmp_path: Path, tm
 
 def test_alerts_are_shared_by_processes_through_the_log(tmp_path: Path) -> None:
     factory = make_factory(tmp_path, sessions=1, checks="")
-    from factoryctl.alerts import Alert
+    from factoryctl.core.records import Alert
 
     one, two = (Alerts(factory.ctx().log, factory.home / "state" / "locks") for _ in range(2))
     assert one.send(Alert("resources:closed", "RAM"))

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.eventlog import EventFilter
-from factoryctl.pm2 import Pm2
-from factoryctl.resources import Reading
-from factoryctl.scheduler import Scheduler
-from factoryctl.sessions import Sessions
-from factoryctl.tmux import Tmux
+from factoryctl.adapters.pm2 import Pm2
+from factoryctl.adapters.tmux import Tmux
+from factoryctl.core.facts import Reading
+from factoryctl.jobs.scheduler import Scheduler
+from factoryctl.jobs.sessions import Sessions
+from factoryctl.state.eventlog import EventFilter
 from tests.factories import make_factory
 
 pytestmark = pytest.mark.skipif(shutil.which("pm2") is None, reason="pm2 is not installed (npm i -g pm2)")

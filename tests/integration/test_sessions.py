@@ -11,13 +11,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from factoryctl.context import Context
-from factoryctl.locks import job_lock
-from factoryctl.loop import pause_reason
-from factoryctl.pm2 import Pm2
-from factoryctl.resources import Reading
-from factoryctl.scheduler import Scheduler
-from factoryctl.tmux import Tmux
+from factoryctl.adapters.pm2 import Pm2
+from factoryctl.adapters.tmux import Tmux
+from factoryctl.core.facts import Reading
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.loop import pause_reason
+from factoryctl.jobs.scheduler import Scheduler
+from factoryctl.state.locks import job_lock
 from tests.factories import Factory, make_factory
 from tests.helpers import run_cli, tool, wait_for
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.errors import AlreadyRunning
-from factoryctl.eventlog import EventLog
-from factoryctl.locks import Semaphore, job_lock
-from factoryctl.stores import JsonStore
+from factoryctl.core.errors import AlreadyRunning
+from factoryctl.state.eventlog import EventLog
+from factoryctl.state.locks import Semaphore, job_lock
+from factoryctl.state.stores import JsonStore
 
 PY = sys.executable
 

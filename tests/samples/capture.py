@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factoryctl.runner import run
+from factoryctl.adapters.runner import run
 
 SAMPLES = Path(__file__).resolve().parent
 REPO = SAMPLES.parent.parent

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.agent import Outcome, parse_result
-from factoryctl.runner import Completed
+from factoryctl.adapters.agent import CallOutcome, parse_result
+from factoryctl.adapters.runner import Completed
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "claude"
 
@@ -26,26 +26,26 @@ def result(**fields: object) -> str:
 
 def test_success_needs_exit_0_subtype_success_and_no_error() -> None:
     got = parse_result(done(result()), 60)
-    assert got.ok and got.outcome is Outcome.SUCCESS
+    assert got.ok and got.outcome is CallOutcome.SUCCESS
     assert (got.text, got.cost_usd, got.num_turns, got.session_id) == ("did it", 0.25, 4, "abc")
 
 
 @pytest.mark.parametrize(
     ("completed", "outcome", "reason"),
     [
-        (done(timed_out=True, rc=None), Outcome.TIMEOUT, "no answer within 60s"),
-        (done("garbage {not json", 0), Outcome.MALFORMED, "no JSON result in output: garbage"),
-        (done("", 0), Outcome.MALFORMED, "empty"),
-        (done("", 3, stderr="segfault"), Outcome.EXIT_NONZERO, "exited 3: segfault"),
-        (done(result(), 2), Outcome.EXIT_NONZERO, "exited 2"),
-        (done(result(is_error=True, result="tool crashed")), Outcome.ERROR, "tool crashed"),
-        (done(result(subtype="error_during_execution")), Outcome.ERROR, "error_during_execution"),
-        (done(result(subtype="error_max_turns", num_turns=40), 1), Outcome.MAX_TURNS, "after 40 turns"),
-        (done(result(subtype="error_max_budget_usd"), 1), Outcome.BUDGET, "spending limit"),
-        (done("Invalid API key · Please run /login", 1), Outcome.NOT_LOGGED_IN, "not logged in"),
+        (done(timed_out=True, rc=None), CallOutcome.TIMEOUT, "no answer within 60s"),
+        (done("garbage {not json", 0), CallOutcome.MALFORMED, "no JSON result in output: garbage"),
+        (done("", 0), CallOutcome.MALFORMED, "empty"),
+        (done("", 3, stderr="segfault"), CallOutcome.EXIT_NONZERO, "exited 3: segfault"),
+        (done(result(), 2), CallOutcome.EXIT_NONZERO, "exited 2"),
+        (done(result(is_error=True, result="tool crashed")), CallOutcome.ERROR, "tool crashed"),
+        (done(result(subtype="error_during_execution")), CallOutcome.ERROR, "error_during_execution"),
+        (done(result(subtype="error_max_turns", num_turns=40), 1), CallOutcome.MAX_TURNS, "after 40 turns"),
+        (done(result(subtype="error_max_budget_usd"), 1), CallOutcome.BUDGET, "spending limit"),
+        (done("Invalid API key · Please run /login", 1), CallOutcome.NOT_LOGGED_IN, "not logged in"),
     ],
 )
-def test_every_failure_is_typed_with_a_short_reason(completed: Completed, outcome: Outcome, reason: str) -> None:
+def test_every_failure_is_typed_with_a_short_reason(completed: Completed, outcome: CallOutcome, reason: str) -> None:
     got = parse_result(completed, 60)
     assert not got.ok
     assert got.outcome is outcome
@@ -69,5 +69,5 @@ def test_real_claude_not_logged_in_output_is_a_typed_failure(name: str) -> None:
     stdout = (FIXTURES / f"{name}.stdout").read_text()
     rc = int((FIXTURES / f"{name}.rc").read_text())
     got = parse_result(done(stdout, rc), 60)
-    assert got.outcome is Outcome.NOT_LOGGED_IN
+    assert got.outcome is CallOutcome.NOT_LOGGED_IN
     assert "Please run /login" in got.reason

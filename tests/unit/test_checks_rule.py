@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from factoryctl.checks import worse
-from factoryctl.parsers import Counts
+from factoryctl.core.checks import Counts
+from factoryctl.rules.changes import worse
 
 
 def test_more_errors_more_failures_fewer_tests_or_a_crash_is_worse() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.config import Settings, load_settings, settings_as_dict, to_toml
-from factoryctl.errors import ConfigError
+from factoryctl.core.config import Settings, load_settings, settings_as_dict, to_toml
+from factoryctl.core.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

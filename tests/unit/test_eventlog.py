@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from factoryctl.eventlog import EventFilter, EventLog
+from factoryctl.state.eventlog import EventFilter, EventLog
 
 
 class FakeClock:

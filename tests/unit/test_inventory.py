@@ -12,9 +12,9 @@ import pytest
 from pyinfra.api.exceptions import InventoryError
 
 import inventory
-from deploy_data import hostdata, layout
-from factoryctl.jobs import JOBS
+from factoryctl.core.jobspecs import JOBS
 from inventory import DEFAULTS, DEMO, HostSpec, build, parse_host, parse_hosts
+from provision import hostdata, layout
 
 KEY = {"ANTHROPIC_API_KEY": "sk-ant-0123456789"}
 

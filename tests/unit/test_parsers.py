@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.errors import UsageError
-from factoryctl.parsers import PARSER_NAMES, Counts, parse, strip_ansi, validate_pattern
+from factoryctl.adapters.parsers import parse, strip_ansi
+from factoryctl.core.checks import PARSER_NAMES, Counts, validate_pattern
+from factoryctl.core.errors import UsageError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "checks"
 

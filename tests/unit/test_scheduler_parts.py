@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.alerts import Alert, Alerts
-from factoryctl.eventlog import EventFilter, EventLog, format_ts
-from factoryctl.gates import Gates, read_gates, write_gates
-from factoryctl.pm2 import App, own_app, parse_jlist
-from factoryctl.tasks import TaskQueue
-from factoryctl.tmux import parse_panes, socket_args
-from factoryctl.watchdog import watch
+from factoryctl.adapters.pm2 import own_app, parse_jlist
+from factoryctl.adapters.tmux import parse_panes, socket_args
+from factoryctl.core.clock import format_ts
+from factoryctl.core.facts import App
+from factoryctl.core.records import Alert, Gates
+from factoryctl.rules.watchdog import watch
+from factoryctl.state.alerts import Alerts
+from factoryctl.state.eventlog import EventFilter, EventLog
+from factoryctl.state.gates import read_gates, write_gates
+from factoryctl.state.tasks import TaskQueue
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 

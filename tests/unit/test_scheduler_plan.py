@@ -7,14 +7,12 @@ from typing import Any
 
 import pytest
 
-from factoryctl.budget import agent_spec, cheap_agent_command, decide_budget
-from factoryctl.config import Settings, settings_from_mapping
-from factoryctl.eventlog import format_ts
-from factoryctl.gates import Gates
-from factoryctl.plan import Facts, SessionFacts, decide, gate_alerts, resource_gate
-from factoryctl.resources import Reading
-from factoryctl.tasks import Task
-from factoryctl.tmux import Pane
+from factoryctl.core.clock import format_ts
+from factoryctl.core.config import Settings, settings_from_mapping
+from factoryctl.core.facts import Pane, Reading
+from factoryctl.core.records import Gates, Task
+from factoryctl.rules.budget import agent_spec, cheap_agent_command, decide_budget
+from factoryctl.rules.plan import Facts, SessionFacts, decide, gate_alerts, resource_gate
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 TODAY = "2026-11-24"
@@ -229,7 +227,7 @@ def test_a_task_that_failed_n_times_is_parked_with_its_reasons_not_assigned() ->
 
 
 def test_the_plan_stops_crash_looping_apps_with_one_alert_each() -> None:
-    from factoryctl.pm2 import App
+    from factoryctl.core.facts import App
 
     conf = settings(scheduler={"watchdog_restarts": 3, "watchdog_window_s": 600})
     first = decide(facts(apps=(App("factory-bot", 0, "online", 10),)), conf)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.errors import UsageError
-from factoryctl.eventlog import EventLog
-from factoryctl.tasks import TaskQueue
+from factoryctl.core.errors import UsageError
+from factoryctl.state.eventlog import EventLog
+from factoryctl.state.tasks import TaskQueue
 
 
 def queue(tmp_path: Path) -> TaskQueue:

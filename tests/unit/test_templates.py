@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from deploy_data import facts, hostdata, layout, operations, render
-from factoryctl.config import settings_from_mapping
-from factoryctl.eventlog import SECRET_ENV
-from factoryctl.jobs import IMPLEMENTED, JOBS
+from factoryctl.core.config import settings_from_mapping
+from factoryctl.core.defaults import SECRET_ENV
+from factoryctl.core.jobspecs import IMPLEMENTED, JOBS
 from inventory import DEFAULTS, DEMO
+from provision import facts, hostdata, layout, operations, templating
 
 ALL_JOBS = [job.name for job in JOBS]
 HOSTILE = 'it\'s a "secret" with $HOME, `id`, $(id), \\ back\\slash, ; | & * ~ # and ünïcode'
@@ -89,7 +89,7 @@ SETS = ["defaults", "demo", "demo-all-jobs", "one-session-oauth", "everything"]
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[hostdata.Checked, dict[str, str]]:
     data, environ = data_set(request.param, tmp_path)
     checked = hostdata.check(data, environ, host=request.param)
-    return checked, render.render_all(checked)
+    return checked, templating.render_all(checked)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -102,8 +102,8 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_every_template_is_rendered_by_the_deploy() -> None:
-    on_disk = {p.name for p in render.TEMPLATES.glob("*.j2")}
-    assert on_disk == set(render.FILES)
+    on_disk = {p.name for p in templating.TEMPLATES.glob("*.j2")}
+    assert on_disk == set(templating.FILES)
 
 
 def test_all_jobs_are_known_and_the_implemented_ones_among_them() -> None:
@@ -126,7 +126,7 @@ def test_factory_toml_loads_back_into_the_same_settings(case: tuple[hostdata.Che
 def test_factory_toml_keeps_hostile_strings_exactly(tmp_path: Path) -> None:
     data, environ = everything(tmp_path)
     checked = hostdata.check(data, environ)
-    loaded = tomllib.loads(render.render_all(checked)["factory.toml.j2"])
+    loaded = tomllib.loads(templating.render_all(checked)["factory.toml.j2"])
     assert loaded["agent"]["command"][-1] == "say $(hi) `now` & 'quote' \"dq\""
     assert loaded["checks"][2]["pattern"] == r"(?P<errors>\d+)\s*$"
 
@@ -136,7 +136,7 @@ def test_factory_toml_keeps_hostile_strings_exactly(tmp_path: Path) -> None:
     [('a"b\\c\nd\te\x01', 'a"b\\c\nd\te\x01'), (1.5, 1.5), (True, True), ([1, "x"], [1, "x"])],
 )
 def test_toml_values_round_trip(value: Any, expected: Any) -> None:
-    assert tomllib.loads(f"v = {render.toml_value(value)}")["v"] == expected
+    assert tomllib.loads(f"v = {templating.toml_value(value)}")["v"] == expected
 
 
 # -- ecosystem.config.js ---------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_ecosystem_is_valid_javascript_with_every_pm2_setting(
     path = write(tmp_path, "ecosystem.config.js", text["ecosystem.config.js.j2"])
     subprocess.run(["node", "--check", str(path)], check=True, capture_output=True, timeout=30)
     apps = node_eval(path)["apps"]
-    assert [app["name"] for app in apps] == render.pm2_app_names(checked.jobs)
+    assert [app["name"] for app in apps] == templating.pm2_app_names(checked.jobs)
     for app, job in zip(apps, checked.jobs_of("pm2"), strict=True):
         assert app["script"] == layout.RUN
         assert app["args"] == ["factoryctl", *job.argv]
@@ -175,7 +175,7 @@ def test_ecosystem_is_valid_javascript_with_every_pm2_setting(
 
 def test_all_long_lived_jobs_render_as_pm2_apps(tmp_path: Path) -> None:
     data, environ = everything(tmp_path)
-    apps = render.context(hostdata.check(data, environ))["pm2_apps"]
+    apps = templating.context(hostdata.check(data, environ))["pm2_apps"]
     assert [a["name"] for a in apps] == ["factory-scheduler", "factory-bot", "factory-serve"]
 
 
@@ -224,8 +224,8 @@ def test_cron_file_has_valid_lines_for_every_deployed_job(case: tuple[hostdata.C
 def test_cron_file_brings_pm2_back_at_boot_without_systemd(tmp_path: Path) -> None:
     data, environ = everything(tmp_path)
     checked = hostdata.check(data, environ)
-    with_systemd = render.render("cron.j2", render.context(checked, systemd=True))
-    without = render.render("cron.j2", render.context(checked, systemd=False))
+    with_systemd = templating.render("cron.j2", templating.context(checked, systemd=True))
+    without = templating.render("cron.j2", templating.context(checked, systemd=False))
     assert "pm2 resurrect" not in with_systemd
     assert [argv[:3] for s, _, argv in cron_entries(without) if s == "@reboot"][1] == [
         "env",
@@ -273,7 +273,7 @@ def test_secrets_file_sources_back_exactly_and_holds_nothing_else(
 def test_secrets_appear_in_no_other_file(tmp_path: Path) -> None:
     data, environ = everything(tmp_path)
     checked = hostdata.check(data, environ)
-    for name, text in render.render_all(checked).items():
+    for name, text in templating.render_all(checked).items():
         if name != "secrets.env.j2":
             assert not any(v in text for v in checked.secrets.values()), name
 
@@ -305,10 +305,10 @@ def local_context(checked: hostdata.Checked, tmp_path: Path, run: str) -> dict[s
     """The templates' context with this machine's user and tmp paths, to run the scripts here."""
     import getpass
 
-    ctx = render.context(checked)
+    ctx = templating.context(checked)
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    secrets = write(tmp_path, "secrets.env", render.render("secrets.env.j2", ctx))
+    secrets = write(tmp_path, "secrets.env", templating.render("secrets.env.j2", ctx))
     return {**ctx, "user": getpass.getuser(), "factory_home": str(home), "secrets_file": str(secrets), "run": run}
 
 
@@ -316,7 +316,7 @@ def test_factory_run_gives_the_job_its_environment_and_secrets(tmp_path: Path) -
     data, environ = everything(tmp_path)
     checked = hostdata.check(data, environ)
     ctx = local_context(checked, tmp_path, run="unused")
-    script = write(tmp_path, "factory-run", render.render("factory-run.sh.j2", ctx))
+    script = write(tmp_path, "factory-run", templating.render("factory-run.sh.j2", ctx))
     done = subprocess.run(
         ["env", "-i", "/bin/sh", str(script), "env", "-0"], capture_output=True, timeout=10, check=True
     )
@@ -331,7 +331,7 @@ def test_factory_run_gives_the_job_its_environment_and_secrets(tmp_path: Path) -
 
 def test_factory_run_refuses_another_user(tmp_path: Path) -> None:
     checked = hostdata.check({**DEFAULTS, **DEMO}, {})
-    script = write(tmp_path, "factory-run", render.render("factory-run.sh.j2", render.context(checked)))
+    script = write(tmp_path, "factory-run", templating.render("factory-run.sh.j2", templating.context(checked)))
     done = subprocess.run(["/bin/sh", str(script), "true"], capture_output=True, text=True, timeout=10)
     if os.environ.get("USER") != layout.USER:
         assert done.returncode == 1
@@ -351,7 +351,7 @@ def test_tmux_layout_starts_missing_sessions_stops_extra_ones_and_restarts(tmp_p
         script = write(
             tmp_path,
             f"tmux-{sessions}.sh",
-            render.render("factory-tmux.sh.j2", local_context(checked, tmp_path, str(fake_run))),
+            templating.render("factory-tmux.sh.j2", local_context(checked, tmp_path, str(fake_run))),
         )
         return script
 

@@ -1,0 +1,259 @@
+"""Host data and secrets, checked before anything changes: one `HostDataError` lists every problem.
+
+`check(data, environ)` is pure: host data (inventory.py's DEFAULTS, overridden per host)
+and the environment in, a `Checked` plan out: the validated factory.toml, the secrets to
+write, the jobs to deploy and what was left out and why. The inventory calls it to stop
+before connecting anywhere; deploy.py calls it again on the final host data.
+
+Secrets (the environment only; never in this repository or in host data):
+- ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN: mandatory, unless both the agent and the
+  reviewer command are the scripted agent (`factory-scripted-agent`: the offline demo).
+- TELEGRAM_BOT_TOKEN: mandatory when telegram chat ids are set; without it the bot jobs
+  are not deployed.
+- FACTORY_HTTP_TOKEN: without it `serve` (the HTTP triggers) is not deployed.
+- FACTORY_DEPLOY_KEY: the path of a private key file, mandatory for ssh repository URLs
+  (`git@host:owner/repo.git`, `ssh://...`); installed 0600 for the factory user.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from factoryctl.core.config import SchedulerSection, Settings, settings_from_mapping
+from factoryctl.core.defaults import SECRET_ENV
+from factoryctl.core.errors import ConfigError
+from factoryctl.core.jobspecs import IMPLEMENTED, JOBS, Job
+
+from . import layout
+
+AGENT_CREDENTIALS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+DEPLOY_KEY_ENV = "FACTORY_DEPLOY_KEY"
+SCRIPTED_AGENT = "factory-scripted-agent"
+SAMPLE_REPO = "sample"  # factory_repo_url value: the bundled sample repository (the demo)
+
+# factory.toml key -> the host data key that sets it (for messages and the rendering).
+FLAT_KEYS: dict[tuple[str, str], str] = {
+    ("factory", "sessions"): "factory_sessions",
+    ("repo", "main"): "factory_repo_branch",
+    ("agent", "command"): "factory_agent_command",
+    ("reviewer", "command"): "factory_reviewer_command",
+    ("budget", "daily_usd"): "factory_budget_daily_usd",
+    ("telegram", "allowed_chat_ids"): "factory_telegram_chat_ids",
+    ("http", "bind"): "factory_http_bind",
+}
+REQUIRED_KEYS = (
+    *FLAT_KEYS.values(),
+    "factory_repo_url",
+    "factory_checks",
+    "factory_config",
+    "factory_pm2_version",
+    "factory_claude_code_version",
+    "factory_jobs",
+)
+
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$")
+# Shell metacharacters, quotes, whitespace and control characters: never in a repository URL.
+_URL_FORBIDDEN = re.compile(r"[\s'\"`$;&|<>(){}\\*?!#~\x00-\x1f\x7f]")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/-]+$")
+_URL_SCHEMES = ("https://", "http://", "ssh://", "git://", "file:///")
+
+
+class HostDataError(Exception):
+    """Host data or the environment cannot make a working factory; the message lists why."""
+
+
+@dataclass(frozen=True)
+class Repo:
+    url: str  # "sample", an https/ssh/git/file URL, scp-like `user@host:path`, or an absolute path
+    branch: str
+    needs_key: bool
+
+    @property
+    def is_sample(self) -> bool:
+        return self.url == SAMPLE_REPO
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Everything the deploy needs from host data and the environment, validated."""
+
+    settings: Settings
+    config: dict[str, Any]  # what factory.toml holds (loads back into `settings`)
+    secrets: dict[str, str] = field(repr=False)  # env var -> value, only those set
+    jobs: tuple[Job, ...]  # deployed jobs, in JOBS order
+    left_out: tuple[str, ...]  # one line per job not deployed, and why
+    repo: Repo
+    deploy_key: Path | None  # local file
+    pm2_version: str
+    claude_code_version: str
+    scripted: bool  # agent and reviewer are the scripted agent (the demo)
+
+    def jobs_of(self, kind: str) -> tuple[Job, ...]:
+        return tuple(j for j in self.jobs if j.kind == kind)
+
+
+def read_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """The factory's secrets that are set (a blank value counts as unset)."""
+    return {name: environ[name] for name in SECRET_ENV if environ.get(name, "").strip()}
+
+
+def is_scripted(command: Sequence[str]) -> bool:
+    return bool(command) and PurePosixPath(str(command[0])).name == SCRIPTED_AGENT
+
+
+def is_ssh_url(url: str) -> bool:
+    return url.startswith("ssh://") or bool(_SCP_LIKE.match(url))
+
+
+def factory_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """factory.toml's content from host data: the keys host data sets, then `factory_config`'s."""
+    config: dict[str, Any] = {section: {} for section in Settings.model_fields if section != "checks"}
+    for (section, key), data_key in FLAT_KEYS.items():
+        config[section][key] = _plain(data[data_key])
+    # Sessions the scheduler (re)starts get their secrets the way the deploy's do: via factory-run.
+    # (The check keeps this deploy working with a runtime from before the key existed.)
+    if "loop_wrapper" in SchedulerSection.model_fields:
+        config["scheduler"]["loop_wrapper"] = [layout.RUN]
+    extra = data["factory_config"]
+    if not isinstance(extra, Mapping):
+        raise HostDataError("factory_config: must be a mapping of factory.toml sections, like {'cycle': {...}}")
+    for section, values in extra.items():
+        if section == "checks":
+            raise HostDataError("factory_config: set checks with factory_checks")
+        if section not in config or not isinstance(values, Mapping):
+            allowed = ", ".join(s for s in config)
+            raise HostDataError(f"factory_config: unknown section {section!r} (a mapping); allowed: {allowed}")
+        for key, value in values.items():
+            if (section, key) in FLAT_KEYS:
+                raise HostDataError(f"factory_config: set {section}.{key} with {FLAT_KEYS[(section, key)]}")
+            config[section][key] = _plain(value)
+    checks = data["factory_checks"]
+    if checks:
+        config["checks"] = [_plain(dict(check)) for check in checks]
+    return {section: values for section, values in config.items() if values}
+
+
+def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "host") -> Checked:
+    """Validate host data and secrets for `host`; raise HostDataError naming every problem."""
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise HostDataError(f"{host}: host data misses {', '.join(missing)} (inventory.py's DEFAULTS has them all)")
+    problems: list[str] = []
+    settings = None
+    config: dict[str, Any] = {}
+    try:
+        config = factory_config(data)
+        settings = settings_from_mapping(config, source="factory.toml (from the host data)")
+    except (HostDataError, ConfigError) as exc:
+        problems.append(_with_data_key(str(exc)))
+    except (TypeError, ValueError) as exc:
+        problems.append(f"host data: {exc}")
+
+    secrets = read_secrets(environ)
+    for name, value in secrets.items():
+        if any(c in value for c in "\n\r\0"):
+            problems.append(f"{name} contains a line break or NUL: it cannot be an environment variable")
+
+    agent = list(data["factory_agent_command"] or [])
+    reviewer = list(data["factory_reviewer_command"] or [])
+    scripted = is_scripted(agent) and is_scripted(reviewer)
+    if not scripted and not any(n in secrets for n in AGENT_CREDENTIALS):
+        problems.append(
+            "missing secret: ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN (the agent's credential; only a "
+            f"demo whose agent and reviewer commands are {SCRIPTED_AGENT} runs without one)"
+        )
+    if data["factory_telegram_chat_ids"] and "TELEGRAM_BOT_TOKEN" not in secrets:
+        problems.append("missing secret: TELEGRAM_BOT_TOKEN (factory_telegram_chat_ids is set)")
+
+    repo, deploy_key = _check_repo(data, environ, problems)
+    for key in ("factory_pm2_version", "factory_claude_code_version"):
+        if not _VERSION.match(str(data[key])):
+            problems.append(f"{key}: must be an exact version like 7.0.4 (got {data[key]!r})")
+    jobs, left_out = _select_jobs(data["factory_jobs"], secrets, problems)
+
+    if problems or settings is None:
+        raise HostDataError(f"{host}: " + "; ".join(problems))
+    return Checked(
+        settings=settings,
+        config=config,
+        secrets=secrets,
+        jobs=jobs,
+        left_out=left_out,
+        repo=repo,
+        deploy_key=deploy_key,
+        pm2_version=str(data["factory_pm2_version"]),
+        claude_code_version=str(data["factory_claude_code_version"]),
+        scripted=scripted,
+    )
+
+
+def _check_repo(data: Mapping[str, Any], environ: Mapping[str, str], problems: list[str]) -> tuple[Repo, Path | None]:
+    url = str(data["factory_repo_url"] or "")
+    branch = str(data["factory_repo_branch"])
+    if not url:
+        problems.append(
+            "factory_repo_url is empty: set it to your repository's git URL "
+            f"(or to {SAMPLE_REPO!r} for the bundled sample repository)"
+        )
+    elif url != SAMPLE_REPO and (
+        _URL_FORBIDDEN.search(url)
+        or url.startswith("-")
+        or not (url.startswith(_URL_SCHEMES) or url.startswith("/") or _SCP_LIKE.match(url))
+    ):
+        problems.append(
+            f"factory_repo_url {url!r}: use https://, ssh://, git://, file:/// or user@host:path, "
+            "without spaces, quotes or shell characters"
+        )
+    needs_key = is_ssh_url(url)
+    key_text = environ.get(DEPLOY_KEY_ENV, "").strip()
+    key: Path | None = Path(key_text).expanduser() if key_text else None
+    if key is not None and not key.is_file():
+        problems.append(f"{DEPLOY_KEY_ENV}={key_text}: no such file")
+    if needs_key and key is None:
+        problems.append(f"missing secret: {DEPLOY_KEY_ENV} (the path of a deploy key: {url} is an ssh URL)")
+    return Repo(url=url, branch=branch, needs_key=needs_key), key
+
+
+def _select_jobs(
+    wanted: Sequence[str] | None, secrets: Mapping[str, str], problems: list[str]
+) -> tuple[tuple[Job, ...], tuple[str, ...]]:
+    names = set(IMPLEMENTED if wanted is None else wanted)
+    unknown = sorted(names - {j.name for j in JOBS})
+    if unknown:
+        problems.append(f"factory_jobs: unknown job(s) {', '.join(unknown)}; known: {', '.join(j.name for j in JOBS)}")
+    jobs: list[Job] = []
+    unimplemented: list[str] = []
+    left_out: list[str] = []
+    for job in JOBS:
+        if job.name not in names:
+            if wanted is None:
+                unimplemented.append(job.name)
+            continue
+        if job.needs and job.needs not in secrets:
+            left_out.append(f"not deployed: {job.name} ({job.needs} is not set)")
+            continue
+        jobs.append(job)
+    if unimplemented:
+        left_out.insert(0, f"not deployed yet (the runtime does not implement them): {', '.join(unimplemented)}")
+    return tuple(jobs), tuple(left_out)
+
+
+def _plain(value: Any) -> Any:
+    """Host data as plain TOML-able values: tuples become lists, mappings dicts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _with_data_key(message: str) -> str:
+    """Name the host data key next to the factory.toml key a ConfigError mentions."""
+    for (section, key), data_key in FLAT_KEYS.items():
+        if f"{section}.{key}" in message:
+            return f"{message} (host data: {data_key})"
+    return message

@@ -1,0 +1,125 @@
+"""The git adapter: every git command the factory runs, as argv through the runner.
+
+Branch and path names reach git only as separate argv items, after `--` where git
+would otherwise read them as options; nothing goes through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from factoryctl.adapters.runner import CommandFailed, Completed, run
+from factoryctl.core.defaults import GIT_TIMEOUT_S
+from factoryctl.core.errors import UsageError
+
+# Git must never stop to ask a person anything.
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_EDITOR": "true", "LC_ALL": "C"}
+_BRANCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+def check_branch_name(name: str) -> str:
+    """A branch name the factory accepts: plain characters only, no git or shell tricks."""
+    if (
+        not _BRANCH.match(name)
+        or ".." in name
+        or "//" in name
+        or name.endswith(("/", ".", ".lock"))
+        or "/." in name
+        or "@{" in name
+    ):
+        raise UsageError(f"invalid branch name {name!r}: use letters, digits and . _ - /")
+    return name
+
+
+@dataclass(frozen=True)
+class DiffStat:
+    files: tuple[str, ...]
+    added: int
+    deleted: int
+
+
+class Git:
+    """git in one directory (a clone or a worktree)."""
+
+    def __init__(self, cwd: Path, *, identity: tuple[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.identity = identity
+
+    def run(self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_S) -> Completed:
+        argv = ["git"]
+        if self.identity is not None:
+            name, email = self.identity
+            argv += ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+        env_args = ["-c", "core.hooksPath=/dev/null", "-c", "advice.detachedHead=false"]
+        done = run([*argv, *env_args, *args], cwd=self.cwd, timeout=timeout, env={**os.environ, **GIT_ENV})
+        if check and not done.ok:
+            raise GitError(done)
+        return done
+
+    def out(self, *args: str) -> str:
+        return self.run(*args).stdout.strip()
+
+    # -- facts ---------------------------------------------------------------------
+
+    def rev(self, ref: str) -> str:
+        return self.out("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+    def maybe_rev(self, ref: str) -> str | None:
+        done = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        return done.stdout.strip() if done.ok else None
+
+    def current_branch(self) -> str | None:
+        done = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        return done.stdout.strip() if done.ok else None
+
+    def local_branches(self, pattern: str) -> list[str]:
+        text = self.out("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}")
+        return [line for line in text.splitlines() if line]
+
+    def diffstat(self, base: str, head: str) -> DiffStat:
+        """Files changed and lines added/deleted; -z keeps unusual file names unquoted."""
+        files: list[str] = []
+        added = deleted = 0
+        for record in self.run("diff", "--numstat", "-z", "--no-renames", base, head, "--").stdout.split("\0"):
+            if not record:
+                continue
+            plus, minus, path = record.split("\t", 2)
+            files.append(path)
+            added += int(plus) if plus.isdigit() else 0
+            deleted += int(minus) if minus.isdigit() else 0
+        return DiffStat(tuple(files), added, deleted)
+
+    def worktrees(self) -> list[Path]:
+        out = []
+        for line in self.out("worktree", "list", "--porcelain").splitlines():
+            if line.startswith("worktree "):
+                out.append(Path(line.removeprefix("worktree ")))
+        return out
+
+    def remote_branch_exists(self, branch: str, remote: str = "origin") -> bool:
+        done = self.run("ls-remote", "--exit-code", "--heads", remote, f"refs/heads/{branch}", check=False)
+        return done.returncode == 0
+
+    # -- actions -------------------------------------------------------------------
+
+    def fetch(self, remote: str, *refspecs: str) -> None:
+        self.run("fetch", "--quiet", "--prune", remote, *refspecs)
+
+    def commit_all(self, message: str) -> bool:
+        """Stage everything and commit; False when there was nothing to commit."""
+        self.run("add", "--all")
+        if not self.run("diff", "--cached", "--quiet", check=False).returncode:
+            return False
+        self.run("commit", "--quiet", "--no-verify", "-m", message)
+        return True
+
+    def push(self, remote: str, refspecs: Sequence[str]) -> None:
+        self.run("push", "--quiet", "--porcelain", remote, *refspecs)
+
+
+class GitError(CommandFailed):
+    """A git command that had to succeed did not."""

@@ -1,0 +1,192 @@
+"""The one door to subprocesses: argv lists, no shell, a timeout that kills the whole group.
+
+Every external program (git, tmux, pm2, the agent CLI, the checks) is started here.
+The child gets its own session, so on timeout, or once it has exited, everything it
+started (and did not detach from) is killed too: the real `claude` CLI can hang forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import psutil
+
+from factoryctl.core.defaults import KILL_GRACE_S, MAX_CAPTURE_BYTES, PIPE_GRACE_S
+from factoryctl.core.errors import FactoryError, ToolMissing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What a finished (or killed) process left behind."""
+
+    argv: tuple[str, ...]
+    returncode: int | None
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def tail(self, chars: int = 400) -> str:
+        """The end of what the process printed (stderr first), for one-line reasons."""
+        text = (self.stderr.strip() + "\n" + self.stdout.strip()).strip()
+        return text[-chars:]
+
+
+class CommandFailed(FactoryError):
+    """A command that had to succeed did not."""
+
+    def __init__(self, completed: Completed) -> None:
+        self.completed = completed
+        what = "timed out" if completed.timed_out else f"exited {completed.returncode}"
+        detail = completed.tail(300).replace("\n", " | ")
+        super().__init__(f"{' '.join(completed.argv[:4])} {what}: {detail}")
+
+
+class _Capture(threading.Thread):
+    def __init__(self, stream: object) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def run(self) -> None:
+        read = self.stream.read1  # type: ignore[attr-defined]
+        while True:
+            try:
+                chunk = read(65536)
+            except (OSError, ValueError):
+                return
+            if not chunk:
+                return
+            if self.size < MAX_CAPTURE_BYTES:
+                self.chunks.append(chunk[: MAX_CAPTURE_BYTES - self.size])
+            self.size += len(chunk)
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode("utf-8", errors="replace")
+
+
+def kill_tree(pid: int, grace_s: float = KILL_GRACE_S) -> None:
+    """Kill process group `pid` and every descendant of `pid`: TERM, then KILL."""
+    procs: list[psutil.Process] = []
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    input: str | None = None,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = False,
+) -> Completed:
+    """Run argv (never through a shell); kill its whole process group on timeout or exit."""
+    args = tuple(str(a) for a in argv)
+    if not args:
+        raise FactoryError("empty command")
+    log.debug("run %s (cwd=%s, timeout=%s)", args, cwd, timeout)
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise ToolMissing(f"{args[0]}: command not found (is it installed and on PATH?)") from exc
+    except PermissionError as exc:
+        raise ToolMissing(f"{args[0]}: not executable ({exc.strerror})") from exc
+    out, err = _Capture(proc.stdout), _Capture(proc.stderr)
+    out.start()
+    err.start()
+    timed_out = False
+    try:
+        if input is not None:
+            _feed(proc, input)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_tree(proc.pid)
+            proc.wait()
+        # A child that outlives its parent must not hold the pipes open forever.
+        out.join(PIPE_GRACE_S)
+        err.join(PIPE_GRACE_S)
+        if out.is_alive() or err.is_alive() or _group_alive(proc.pid):
+            kill_tree(proc.pid, grace_s=0.5)
+            out.join(PIPE_GRACE_S)
+            err.join(PIPE_GRACE_S)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave nothing behind.
+        kill_tree(proc.pid, grace_s=0.5)
+        raise
+    finally:
+        for stream in (proc.stdout, proc.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+    done = Completed(
+        argv=args,
+        returncode=None if timed_out else proc.returncode,
+        stdout=out.text(),
+        stderr=err.text(),
+        duration_s=time.monotonic() - start,
+        timed_out=timed_out,
+    )
+    log.debug("done %s rc=%s in %.2fs", args[0], done.returncode, done.duration_s)
+    if check and not done.ok:
+        raise CommandFailed(done)
+    return done
+
+
+def _feed(proc: subprocess.Popen[bytes], text: str) -> None:
+    """Write stdin in a thread so a child that never reads cannot block us past the timeout."""
+
+    def write() -> None:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            proc.stdin.write(text.encode("utf-8"))
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            proc.stdin.close()
+
+    threading.Thread(target=write, daemon=True).start()

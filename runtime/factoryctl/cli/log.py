@@ -1,0 +1,73 @@
+"""`factoryctl log ...`: the experiment log."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from factoryctl.cli import terminal as render
+from factoryctl.cli.options import JsonOpt
+from factoryctl.core.clock import format_ts
+from factoryctl.core.errors import UsageError
+from factoryctl.jobs.context import Context
+from factoryctl.state.eventlog import Event, EventFilter
+
+app = typer.Typer(help="The experiment log: every cycle, review, call and alert.", no_args_is_help=True)
+
+
+def _since(text: str | None) -> str | None:
+    """'2h', '30m', '1d' ago, or an ISO date/time (UTC), as a log timestamp."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        try:
+            return format_ts(datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]]))
+        except (OverflowError, ValueError):
+            raise UsageError(f"--since {text!r} reaches back before the year 1") from None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {text!r}: use 30m, 2h, 1d or an ISO time like 2026-11-24T08:00") from None
+    return format_ts(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@app.command("tail")
+def log_tail(
+    n: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many events.")] = 20,
+    type_: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this type (repeatable).")] = None,
+    session: Annotated[str | None, typer.Option("--session", "-s", help="Only this session.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="30m, 2h, 1d, or an ISO time.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """The last events of the experiment log, oldest first (JSON: one object a line)."""
+    ctx = Context.load()
+    if session is not None:
+        ctx.session(session)
+    flt = EventFilter(types=frozenset(type_ or ()), session=session, since=_since(since))
+
+    def show(event: Event) -> None:
+        line = jsonlib.dumps(event.as_dict(), ensure_ascii=False) if json else render.event_line(event)
+        sys.stdout.write(line + "\n")
+
+    for event in ctx.log.tail(n, flt):
+        show(event)
+    if follow:
+        sys.stdout.flush()
+        try:
+            for event in ctx.log.follow(flt):
+                show(event)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command("path")
+def log_path() -> None:
+    """Print the log file's path."""
+    render.emit(str(Context.load().paths.log_file))

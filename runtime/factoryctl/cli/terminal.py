@@ -1,0 +1,139 @@
+"""How things look on a terminal: plain, aligned, one line per item. JSON goes as-is."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from factoryctl.core.records import Task
+from factoryctl.state.eventlog import Event
+
+
+def emit(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+FIRST_KEYS = ("verdict", "reason", "outcome", "action", "branch", "text")
+
+
+def _brief(data: Mapping[str, Any], width: int) -> str:
+    parts = []
+    # What a person scans for first, then the rest in the event's own order.
+    ordered = [k for k in FIRST_KEYS if k in data] + [k for k in data if k not in FIRST_KEYS]
+    for key in ordered:
+        value = data[key]
+        shown = value if isinstance(value, str | int | float | bool) or value is None else json.dumps(value)
+        parts.append(f"{key}={shown}")
+    text = " ".join(parts).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def event_line(event: Event, width: int = 140) -> str:
+    return f"{event.ts}  {event.type:<14} {event.session or '-':<4} {_brief(event.data, width)}"
+
+
+def task_line(task: Task) -> str:
+    who = f" [{task.session}]" if task.session else ""
+    return f"#{task.id:<4} {task.status:<11} {task.priority:<7} {task.title}{who}"
+
+
+def task_detail(task: Task) -> str:
+    lines = [
+        f"task #{task.id}: {task.title}",
+        f"  status    {task.status}" + (f" (session {task.session})" if task.session else ""),
+        f"  priority  {task.priority}",
+        f"  created   {task.created}",
+        f"  attempts  {task.attempts}",
+    ]
+    if task.body:
+        lines += ["", *("  " + line for line in task.body.splitlines())]
+    lines += ["", "  history:"]
+    lines += [f"    {h['ts']}  {h['status']:<11} {h.get('note', '')}" for h in task.history]
+    return "\n".join(lines)
+
+
+def status_text(report: Mapping[str, Any]) -> str:
+    spend, budget = report["spend_today"], report["budget"]
+    lines = [f"factory at {report['home']}  ({report['now']})", "", "sessions:"]
+    for s in report["sessions"]:
+        task = s["task"]
+        doing = f"task #{task['id']} {task['title']}" if task else "no task"
+        last = s["last_cycle"] or {}
+        verdict = f"  last cycle: {last.get('verdict', '?')} at {last.get('ended', '?')}" if last else ""
+        lines.append(f"  {s['name']:<4} {s['state']:<9} {doing}{verdict}")
+    tasks = ", ".join(f"{k} {v}" for k, v in report["tasks"].items()) or "empty"
+    review = ", ".join(f"{k} {v}" for k, v in report["review_queue"].items()) or "empty"
+    lines += [
+        "",
+        f"tasks:         {tasks}",
+        f"review queue:  {review}",
+        f"spend today:   ${spend['total_usd']:.2f} of ${budget['daily_usd']:.2f} "
+        f"({spend['calls']} agent calls, ${budget['left_usd']:.2f} left)",
+    ]
+    if spend.get("by_purpose"):
+        jobs = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_purpose"].items())
+        who = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_session"].items())
+        lines.append(f"  by job:      {jobs}; by session: {who}")
+    if "state" in budget:
+        lines.append(f"budget:        {budget['state']} (degrades at ${budget['soft_usd']:.2f}: {budget['degrade']})")
+    if "gates" in report:
+        lines.append(f"gates:         {gates_text(report['gates'])}")
+    lines += ["", "last events:"]
+    lines += [f"  {event_line(Event(**e), 110)}" for e in report["last_events"]] or ["  (none yet)"]
+    return "\n".join(lines)
+
+
+def session_line(row: Mapping[str, Any]) -> str:
+    task = row["task"]
+    doing = f"task #{task['id']} ({task['status']})" if task else "no task"
+    age = row["heartbeat_age_s"]
+    beat = "never" if age is None else f"{age:.0f}s ago"
+    last = f"last {row['last_verdict']} at {row['last_cycle_ended']}" if row["last_cycle_ended"] else "no cycle yet"
+    stray = "" if row["configured"] else "  (not configured)"
+    line = f"{row['name']:<4} {row['running']:<8} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}{stray}"
+    return line + (f"\n     waiting: {row['waiting']}" if row["waiting"] else "") + f"\n     attach: {row['attach']}"
+
+
+def gates_text(gates: Mapping[str, Any]) -> str:
+    """The scheduler's gates and the pause flags in one line."""
+    parts = [f"{name} closed ({why})" for name, why in gates["closed"].items()] or ["open"]
+    if gates["sessions"]:
+        parts.append("held: " + ", ".join(gates["sessions"]))
+    if gates["agent"]:
+        parts.append(f"agent: {gates['agent']}")
+    if gates["paused"]:
+        parts.append("paused: " + ", ".join(gates["paused"]))
+    if not gates["updated"]:
+        parts.append("(no scheduler tick yet)")
+    return "; ".join(parts)
+
+
+def queue_line(entry: Mapping[str, Any]) -> str:
+    task = f" task #{entry['task']}" if entry.get("task") else ""
+    waiting = " (awaiting a person)" if entry.get("awaiting") == "human" else ""
+    return f"{entry.get('status', '?'):<9} {entry.get('branch')}{task}  {entry.get('queued', '')}{waiting}"
+
+
+def queue_detail(entry: Mapping[str, Any]) -> str:
+    lines = [f"{entry.get('branch')}: {entry.get('status')}", f"  session   {entry.get('session')}"]
+    if entry.get("task"):
+        lines.append(f"  task      #{entry['task']}")
+    lines += [f"  head      {entry.get('head')}", f"  queued    {entry.get('queued')}"]
+    if entry.get("landed"):
+        lines.append(f"  landed    {entry['landed']}")
+    for name, after in (entry.get("after") or {}).items():
+        before = (entry.get("before") or {}).get(name, {})
+        lines.append(f"  {name}: errors {before.get('errors')} -> {after.get('errors')}, "
+                     f"failed {before.get('failed')} -> {after.get('failed')}, "
+                     f"tests {before.get('total')} -> {after.get('total')}")  # fmt: skip
+    if entry.get("summary"):
+        lines += ["", f"  {entry['summary']}"]
+    for reason in entry.get("reasons") or []:
+        lines.append(f"  - {reason}")
+    return "\n".join(lines)

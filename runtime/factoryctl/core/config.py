@@ -1,0 +1,313 @@
+"""factory.toml: every key, its default and what it allows, in this one place.
+
+The models below are the reference (`factoryctl config show --defaults` prints them as
+TOML). A wrong key or value is one ConfigError naming the file, the key and what is
+allowed; the file is optional, and a missing one means "all defaults".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from factoryctl.core.checks import PARSER_NAMES, validate_pattern
+from factoryctl.core.errors import ConfigError, UsageError
+
+_REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CLAUDE = ["claude", "-p", "--model", "sonnet", "--output-format", "json"]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Command = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class FactorySection(_Section):
+    sessions: Annotated[int, Field(ge=1, le=64, description="agents s1..sN")] = 8
+
+
+class RepoSection(_Section):
+    path: str = Field("repo", description="the main clone, relative to FACTORY_HOME")
+    main: str = Field("main", description="the branch the factory protects")
+    branch_prefix: str = Field("brl", description="work branches: PREFIX/SESSION/TIMESTAMP")
+    context_files: list[str] = Field(
+        default_factory=lambda: ["CLAUDE.md", "AGENTS.md"],
+        description="read into every prompt when present",
+    )
+    setup: list[str] = Field(
+        default_factory=list,
+        description="argv run in a worktree when it is new or setup_inputs changed, e.g. npm ci",
+    )
+    setup_inputs: list[str] = Field(
+        default_factory=lambda: ["package-lock.json", "pnpm-lock.yaml", "yarn.lock", "uv.lock", "requirements.txt"],
+        description="files whose change re-runs setup",
+    )
+    setup_timeout_s: PositiveInt = 1800
+    protected_paths: list[str] = Field(
+        default_factory=lambda: [".github/", ".gitlab-ci.yml", ".ci/"],
+        description="a change touching these (prefix match) is discarded",
+    )
+
+    @field_validator("main", "branch_prefix")
+    @classmethod
+    def _ref_part(cls, value: str) -> str:
+        if not _REF_PART.match(value) or ".." in value or value.endswith((".lock", ".")):
+            raise ValueError("must be a plain git branch name: letters, digits, '.', '_', '-'")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if not value or Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError("must be a path inside FACTORY_HOME, like 'repo'")
+        return value
+
+
+class AgentSection(_Section):
+    command: Command = Field(
+        default_factory=lambda: [*_CLAUDE, "--max-turns", "40", "--max-budget-usd", "2"],
+        description="argv; the prompt arrives on stdin, cwd is the session worktree",
+    )
+    timeout_s: PositiveInt = Field(1200, description="the call is killed (with its children) after this")
+
+
+class ReviewerSection(AgentSection):
+    command: Command = Field(
+        default_factory=lambda: [*_CLAUDE, "--max-turns", "3"],
+        description="review, standup, doctor and bot calls",
+    )
+    timeout_s: PositiveInt = 600
+
+
+class CycleSection(_Section):
+    interval_s: PositiveInt = Field(900, description="from the start of one cycle to the next")
+    backoff_max_s: PositiveInt = Field(3600, description="cap of the backoff after failed agent calls")
+
+
+class CheckSpec(_Section):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    command: Command
+    parser: str = Field(description="one of: " + ", ".join(PARSER_NAMES))
+    heavy: bool = Field(False, description="runs under the heavy-slot semaphore")
+    timeout_s: PositiveInt = 900
+    pattern: str | None = Field(None, description="regex parser only: named groups errors/failed/passed/total")
+    cwd: str = Field(".", description="relative to the worktree")
+
+    @field_validator("parser")
+    @classmethod
+    def _known_parser(cls, value: str) -> str:
+        if value not in PARSER_NAMES:
+            raise ValueError(f"unknown parser {value!r}; allowed: {', '.join(PARSER_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _pattern_fits(self) -> CheckSpec:
+        if self.parser == "regex":
+            if not self.pattern:
+                raise ValueError("parser 'regex' needs a pattern")
+            try:
+                validate_pattern(self.pattern)
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
+        elif self.pattern is not None:
+            raise ValueError("pattern is only used with parser 'regex'")
+        return self
+
+
+class SchedulerSection(_Section):
+    tick_s: PositiveInt = Field(300, description="seconds between two ticks of `factoryctl scheduler`")
+    max_ram_percent: Annotated[
+        int, Field(ge=1, le=100, description="RAM use at or above this closes the resource gate")
+    ] = 85
+    ram_hysteresis_percent: Annotated[
+        int, Field(ge=0, le=50, description="the gate reopens only below max_ram_percent minus this")
+    ] = 5
+    min_free_disk_gb: Annotated[
+        float, Field(ge=0, strict=False, description="less free disk under FACTORY_HOME closes the resource gate")
+    ] = 2.0
+    disk_hysteresis_gb: Annotated[
+        float, Field(ge=0, strict=False, description="the gate reopens only above min_free_disk_gb plus this")
+    ] = 1.0
+    heavy_slots: Annotated[int, Field(ge=1, le=64)] = 2
+    stall_after_s: PositiveInt = Field(
+        7200, description="a cycle older than this is stalled: its session is restarted, its task requeued"
+    )
+    stop_wait_s: PositiveInt = Field(60, description="how long a stopping loop may take to end its cycle cleanly")
+    max_task_failures: Annotated[
+        int, Field(ge=1, description="a queued task with this many failed attempts is parked with its reasons")
+    ] = 3
+    watchdog_restarts: Annotated[
+        int, Field(ge=1, description="a PM2 app restarted more than this often within watchdog_window_s is stopped")
+    ] = 5
+    watchdog_window_s: PositiveInt = Field(900, description="the crash-loop watchdog's window")
+    loop_wrapper: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="argv put before `factoryctl loop sN` in a session the scheduler starts "
+        "(the deploy's factory-run, which loads the secrets)",
+    )
+
+
+class BudgetSection(_Section):
+    daily_usd: Annotated[float, Field(ge=0, strict=False, description="at this spend new cycles stop")] = 20.0
+    soft_share: Annotated[
+        float, Field(gt=0, le=1, strict=False, description="at this share of daily_usd the factory degrades")
+    ] = 0.8
+    degrade: Literal["sessions", "model", "both"] = Field(
+        "sessions", description="sessions: fewer active sessions; model: the cheaper agent; both"
+    )
+    degraded_sessions: Annotated[int, Field(ge=1, description="sessions that keep working when degraded")] = 2
+    cheap_model: Annotated[str, Field(min_length=1, description="replaces agent.command's --model when degraded")] = (
+        "haiku"
+    )
+    cheap_command: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="the cheaper agent's whole argv; empty: agent.command with --model cheap_model",
+    )
+
+
+class ReviewSection(_Section):
+    mode: Literal["auto", "human"] = Field("auto", description="human: approvals wait for `factoryctl queue approve`")
+    batch_min: Annotated[
+        int, Field(ge=1, description="more pending branches than this are merged and tested as a batch")
+    ] = 3
+    max_redo: Annotated[int, Field(ge=1, le=20, description="re-merges when main moves during a review")] = 3
+    diff_budget_chars: Annotated[int, Field(ge=1000)] = 40_000
+
+
+class TelegramSection(_Section):
+    allowed_chat_ids: list[int] = Field(default_factory=list, description="empty answers no one")
+    api_url: str = "https://api.telegram.org"
+
+
+class HttpSection(_Section):
+    bind: str = Field("127.0.0.1:8787", description="HOST:PORT")
+
+    @field_validator("bind")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, like 127.0.0.1:8787")
+        return value
+
+
+class Settings(_Section):
+    factory: FactorySection = FactorySection()
+    repo: RepoSection = RepoSection()
+    agent: AgentSection = AgentSection()
+    reviewer: ReviewerSection = ReviewerSection()
+    cycle: CycleSection = CycleSection()
+    checks: list[CheckSpec] = Field(default_factory=list)
+    scheduler: SchedulerSection = SchedulerSection()
+    budget: BudgetSection = BudgetSection()
+    review: ReviewSection = ReviewSection()
+    telegram: TelegramSection = TelegramSection()
+    http: HttpSection = HttpSection()
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_names(cls, checks: list[CheckSpec]) -> list[CheckSpec]:
+        names = [c.name for c in checks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"check names must be unique; repeated: {', '.join(dupes)}")
+        return checks
+
+    @property
+    def session_names(self) -> tuple[str, ...]:
+        return tuple(f"s{i}" for i in range(1, self.factory.sessions + 1))
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate factory.toml; a missing file means all defaults."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Settings()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return settings_from_mapping(data, source=str(path))
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, source: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_problem(exc)}") from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = err["loc"]
+    key = _key_name(loc)
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        where = f"in [{_key_name(loc[:-1])}]" if loc[:-1] else "at the top level"
+        return f"unknown key {key!r} {where}; allowed: {', '.join(allowed)}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    msg = msg.replace("Input should be", "must be")
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{key}: {msg}{shown}"
+
+
+def _key_name(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else annotation  # type: ignore[assignment]
+    return list(model.model_fields)
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json")
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    """Render settings as TOML (tables, arrays of tables); enough for factory.toml's shape."""
+    lines: list[str] = []
+    for section, values in data.items():
+        if isinstance(values, list):
+            for item in values:
+                lines.append(f"[[{section}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+                lines.append("")
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as TOML")

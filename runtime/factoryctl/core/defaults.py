@@ -1,0 +1,44 @@
+"""Every constant of the runtime that is not a configuration key, in one place.
+
+Configuration keys and their defaults live in `config.py` (`factoryctl config show
+--defaults`); these are the fixed limits, timeouts and names behind them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+# -- environment -------------------------------------------------------------------
+HOME_ENV = "FACTORY_HOME"  # one variable moves all state
+TMUX_SOCKET_ENV = "FACTORY_TMUX_SOCKET"  # a private tmux server (tests)
+# Secrets: scrubbed from every event; the agent never receives the bot or HTTP tokens.
+SECRET_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
+WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
+
+# -- subprocesses ------------------------------------------------------------------
+MAX_CAPTURE_BYTES = 8 * 1024 * 1024  # a process printing garbage forever cannot eat the RAM
+PIPE_GRACE_S = 1.0  # after the main process exits, how long a child may hold its pipes
+KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL when killing a group
+GIT_TIMEOUT_S = 300.0
+TMUX_TIMEOUT_S = 10.0
+PM2_TIMEOUT_S = 30.0
+HEAVY_WAIT_S = 6 * 3600.0  # how long a check or a setup may wait for a heavy slot
+
+# -- state ---------------------------------------------------------------------------
+LOG_READ_BLOCK = 64 * 1024  # the log is read from its end in blocks of this size
+ALERT_QUIET = timedelta(hours=1)  # an alert key is not repeated within this
+SCHEDULER_HEARTBEAT = timedelta(hours=1)  # a `scheduler` event at least this often
+TASK_MAX_TITLE = 200
+TASK_MAX_BODY = 20_000
+NOTE_CHARS = 160  # a crashed check's one-line note
+
+# -- loops ---------------------------------------------------------------------------
+PAUSE_POLL_S = 10.0  # how often a paused loop looks again
+BRANCH_NAME_POLL_S = 0.2  # a second cycle within one UTC second waits for the next
+
+# -- prompts (characters, or events for RECENT) ------------------------------------
+PROMPT_BUDGET_CONTEXT = 16_000
+PROMPT_BUDGET_SKILLS = 8_000
+PROMPT_BUDGET_RECENT = 30
+PROMPT_BUDGET_TASK_BODY = 6_000
+PROMPT_REJECTIONS = 5  # the reviewer's last rejections of this session shown to it

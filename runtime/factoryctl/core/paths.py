@@ -1,0 +1,100 @@
+"""Where everything lives: one env var (FACTORY_HOME) moves all state."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from factoryctl.core.defaults import HOME_ENV
+
+
+def factory_home(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    value = env.get(HOME_ENV, "").strip()
+    return Path(value).expanduser().absolute() if value else Path.home() / "factory"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file and folder the factory reads or writes under FACTORY_HOME."""
+
+    home: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "factory.toml"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.home / "secrets.env"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "experiment-log.jsonl"
+
+    @property
+    def tasks_file(self) -> Path:
+        return self.state_dir / "tasks.json"
+
+    @property
+    def review_queue_file(self) -> Path:
+        return self.state_dir / "review-queue.json"
+
+    @property
+    def sessions_file(self) -> Path:
+        return self.state_dir / "sessions.json"
+
+    @property
+    def gates_file(self) -> Path:
+        """Written by the scheduler: resource and budget gates that hold new cycles back."""
+        return self.state_dir / "gates.json"
+
+    def pause_flag(self, session: str | None = None) -> Path:
+        """Present = paused: the whole factory (no session) or one session."""
+        return self.state_dir / ("paused" if session is None else f"paused.{session}")
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.home / "worktrees"
+
+    @property
+    def standups_dir(self) -> Path:
+        return self.home / "standups"
+
+    @property
+    def doctor_dir(self) -> Path:
+        return self.home / "doctor"
+
+    @property
+    def skills_dir(self) -> Path:
+        return self.home / "skills"
+
+    @property
+    def bot_skills_dir(self) -> Path:
+        return self.home / "bot-skills"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def repo_dir(self, relative: str) -> Path:
+        return self.home / relative
+
+    def as_dict(self, repo_relative: str) -> dict[str, str]:
+        names = [
+            "home", "config_file", "secrets_file", "state_dir", "log_file", "tasks_file",
+            "review_queue_file", "sessions_file", "locks_dir", "worktrees_dir", "standups_dir",
+            "doctor_dir", "skills_dir", "bot_skills_dir", "logs_dir",
+        ]  # fmt: skip
+        out = {name: str(getattr(self, name)) for name in names}
+        out["repo_dir"] = str(self.repo_dir(repo_relative))
+        return out

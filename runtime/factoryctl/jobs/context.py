@@ -1,0 +1,72 @@
+"""The world a job runs in: paths, settings, clock, sleep and log. Tests build one in tmp_path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from factoryctl.adapters.agent import Agent
+from factoryctl.core.clock import utcnow
+from factoryctl.core.config import Settings, load_settings
+from factoryctl.core.defaults import HEAVY_WAIT_S
+from factoryctl.core.errors import UsageError
+from factoryctl.core.paths import Paths, factory_home
+from factoryctl.state.eventlog import EventLog
+from factoryctl.state.locks import Semaphore
+from factoryctl.state.stores import JsonStore
+from factoryctl.state.tasks import TaskQueue
+
+
+@dataclass
+class Context:
+    paths: Paths
+    settings: Settings
+    clock: Callable[[], datetime] = utcnow
+    # Waiting goes through here, so a test with a fake clock also gets a fake sleep.
+    sleep: Callable[[float], None] = time.sleep
+    log: EventLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = EventLog(self.paths.log_file, clock=self.clock)
+
+    @classmethod
+    def load(cls, home: Path | None = None, clock: Callable[[], datetime] = utcnow) -> Context:
+        paths = Paths(home if home is not None else factory_home())
+        return cls(paths=paths, settings=load_settings(paths.config_file), clock=clock)
+
+    @property
+    def repo_dir(self) -> Path:
+        return self.paths.repo_dir(self.settings.repo.path)
+
+    def tasks(self) -> TaskQueue:
+        return TaskQueue.at(self.paths.tasks_file, self.log)
+
+    def review_queue(self) -> JsonStore:
+        return JsonStore(self.paths.review_queue_file, lambda: {"branches": []})
+
+    def sessions_store(self) -> JsonStore:
+        return JsonStore(self.paths.sessions_file, dict)
+
+    def heavy_slots(self) -> Semaphore:
+        return Semaphore(self.paths.locks_dir, "heavy", self.settings.scheduler.heavy_slots)
+
+    def heavy_slot(self) -> AbstractContextManager[int]:
+        """Hold one heavy slot for a block (a heavy check, a setup): waits up to HEAVY_WAIT_S."""
+        return self.heavy_slots().hold(timeout_s=HEAVY_WAIT_S)
+
+    def agent(self) -> Agent:
+        return Agent(self.settings.agent, self.log)
+
+    def reviewer(self) -> Agent:
+        return Agent(self.settings.reviewer, self.log)
+
+    def session(self, name: str) -> str:
+        """`name` if it is one of this factory's sessions, else a UsageError saying which are."""
+        names = self.settings.session_names
+        if name not in names:
+            raise UsageError(f"unknown session {name!r}; this factory has {names[0]}..{names[-1]}")
+        return name

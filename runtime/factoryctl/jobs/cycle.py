@@ -1,0 +1,297 @@
+"""One work cycle (the Ralph loop's body): read, analyze, hack, evaluate, record.
+
+The decisions are pure (`verdict_for`, `protected_touched`); `Cycle.run` carries them out.
+Whatever happens, including SIGTERM mid-cycle, no half-made branch is left behind: a
+branch exists after a cycle only if it was pushed and queued for review.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from factoryctl.adapters.agent import Agent, AgentResult
+from factoryctl.adapters.checks import run_checks
+from factoryctl.core.checks import CheckRun, Counts
+from factoryctl.core.clock import format_ts
+from factoryctl.core.defaults import (
+    BRANCH_NAME_POLL_S,
+    PROMPT_BUDGET_CONTEXT,
+    PROMPT_BUDGET_RECENT,
+    PROMPT_BUDGET_SKILLS,
+    PROMPT_BUDGET_TASK_BODY,
+)
+from factoryctl.core.errors import FactoryError
+from factoryctl.core.records import Task
+from factoryctl.core.signals import StopRequested, signals_held
+from factoryctl.jobs import prompting
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.workspace import Workspace
+from factoryctl.rules.changes import commit_message, protected_touched, worse
+from factoryctl.state.baselines import Baselines
+from factoryctl.state.eventlog import EventFilter
+from factoryctl.state.locks import job_lock
+from factoryctl.state.reviewqueue import add_pending
+
+
+@dataclass
+class CycleReport:
+    session: str
+    verdict: str = "failed"  # pushed | discarded | failed | interrupted
+    reason: str = ""
+    branch: str | None = None
+    base: str | None = None
+    head: str | None = None
+    task: Task | None = None
+    agent: AgentResult | None = None
+    before: dict[str, Counts] = field(default_factory=dict)
+    after: dict[str, CheckRun] = field(default_factory=dict)
+    baseline_computed: bool = False
+    push_attempted: bool = False
+    files: tuple[str, ...] = ()
+    added: int = 0
+    deleted: int = 0
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def agent_failed(self) -> bool:
+        return self.agent is not None and not self.agent.ok
+
+    def as_event(self) -> dict[str, Any]:
+        agent = self.agent
+        return {
+            "task": None if self.task is None else self.task.id,
+            "task_title": None if self.task is None else self.task.title,
+            "branch": self.branch,
+            "base": self.base,
+            "head": self.head,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "before": {n: vars(c) for n, c in self.before.items()},
+            "after": {n: r.as_dict() for n, r in self.after.items()},
+            "baseline_computed": self.baseline_computed,
+            "files_changed": len(self.files),
+            "files": list(self.files[:50]),
+            "lines_added": self.added,
+            "lines_deleted": self.deleted,
+            "agent_outcome": None if agent is None else agent.outcome.value,
+            "summary": None if agent is None else agent.text[:500],
+            "cost_usd": 0.0 if agent is None else agent.cost_usd,
+            "num_turns": 0 if agent is None else agent.num_turns,
+            "durations": {k: round(v, 3) for k, v in self.durations.items()},
+        }
+
+
+class Cycle:
+    """One cycle of one session, in that session's worktree."""
+
+    def __init__(self, ctx: Context, session: str, *, agent: Agent | None = None, progress: Any = None) -> None:
+        self.ctx = ctx
+        self.session = ctx.session(session)
+        self.agent = agent or ctx.agent()
+        self.ws = Workspace(ctx, session)
+        self.say = progress or (lambda text: None)
+        self.baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
+
+    def run(self) -> CycleReport:
+        with job_lock(self.ctx.paths.locks_dir, f"cycle-{self.session}"):
+            report = CycleReport(self.session)
+            started = time.monotonic()
+            self._mark("cycle")
+            try:
+                self._run(report)
+            except StopRequested:
+                report.verdict, report.reason = "interrupted", "stopped (SIGTERM) before the branch was pushed"
+                raise
+            except FactoryError as exc:
+                report.verdict, report.reason = "failed", str(exc)
+            finally:
+                with signals_held():  # a second SIGTERM must not cut the clean-up short
+                    self._clean_up(report)
+                    report.durations["total_s"] = time.monotonic() - started
+                    self.ctx.log.append("ralph_cycle", session=self.session, data=report.as_event())
+                self._mark("idle", last={"verdict": report.verdict, "ended": format_ts(self.ctx.clock()),
+                                         "branch": report.branch, "reason": report.reason[:200]})  # fmt: skip
+            return report
+
+    def _run(self, report: CycleReport) -> None:
+        specs = self.ctx.settings.checks
+        self.say("fetching main and resetting the worktree")
+        report.base = base = self.ws.prepare()
+        if self.ws.setup_if_needed():
+            self.say("ran repo.setup in the worktree")
+        report.task = self.ctx.tasks().claim(self.session, max_attempts=self.ctx.settings.scheduler.max_task_failures)
+        t0 = time.monotonic()
+        report.before, report.baseline_computed = self.baselines.get(
+            base, specs, lambda: self._checks("baseline"), session=self.session
+        )
+        if report.baseline_computed:
+            self.ws.git.run("clean", "-ffd", "--quiet")  # what the checks left must not enter the change
+        report.durations["baseline_s"] = time.monotonic() - t0
+        report.branch = branch = self._new_branch_name()
+        self.ws.start_branch(branch, base)
+        if report.task is not None:
+            report.task = self.ctx.tasks().transition(report.task.id, "in_progress", note=branch)
+        prompt = self._prompt(report)
+        self.say(f"calling the agent on {branch}" + (f" for task #{report.task.id}" if report.task else ""))
+        t0 = time.monotonic()
+        report.agent = result = self.agent.call(prompt, cwd=self.ws.path, session=self.session, purpose="cycle")
+        report.durations["agent_s"] = time.monotonic() - t0
+        if not result.ok:
+            report.verdict, report.reason = "failed", f"agent call failed: {result.outcome.value}: {result.reason}"
+            return
+        self._evaluate(report, branch, base)
+
+    def _evaluate(self, report: CycleReport, branch: str, base: str) -> None:
+        git = self.ws.git
+        if git.current_branch() != branch:
+            report.verdict, report.reason = "discarded", "the agent left its branch"
+            return
+        assert report.agent is not None
+        git.commit_all(commit_message(self.session, report.task, report.agent.text))
+        report.head = head = git.rev("HEAD")
+        if git.run("merge-base", "--is-ancestor", base, head, check=False).returncode != 0:
+            report.verdict, report.reason = "discarded", "the agent rewrote history below main"
+            return
+        stat = git.diffstat(base, head)
+        report.files, report.added, report.deleted = stat.files, stat.added, stat.deleted
+        if not stat.files:
+            report.verdict, report.reason = "discarded", "no change"
+            return
+        hits = protected_touched(stat.files, self.ctx.settings.repo.protected_paths)
+        if hits:
+            report.verdict, report.reason = "discarded", f"touches protected paths: {', '.join(hits[:5])}"
+            return
+        t0 = time.monotonic()
+        self.say("running the checks on the change")
+        report.after = self._checks("after")
+        report.durations["checks_s"] = time.monotonic() - t0
+        reasons = worse(report.before, {n: r.counts for n, r in report.after.items()})
+        if reasons:
+            report.verdict, report.reason = "discarded", "checks got worse: " + "; ".join(reasons)
+            return
+        if report.task is not None and self.ctx.tasks().get(report.task.id).status == "cancelled":
+            report.verdict, report.reason = "discarded", f"task #{report.task.id} was cancelled meanwhile"
+            return
+        self.say(f"pushing {branch}")
+        report.push_attempted = True
+        self.ws.git.push("origin", [f"refs/heads/{branch}:refs/heads/{branch}"])
+        add_pending(
+            self.ctx.review_queue(),
+            {
+                "branch": branch,
+                "session": self.session,
+                "base": base,
+                "head": head,
+                "task": None if report.task is None else report.task.id,
+                "summary": report.agent.text[:500],
+                "before": {n: vars(c) for n, c in report.before.items()},
+                "after": {n: vars(r.counts) for n, r in report.after.items()},
+                "files_changed": len(stat.files),
+                "lines_added": stat.added,
+                "lines_deleted": stat.deleted,
+            },
+            self.ctx.clock(),
+        )
+        report.verdict, report.reason = "pushed", "checks held; queued for review"
+
+    def _new_branch_name(self) -> str:
+        """PREFIX/SESSION/UTC-SECOND; a second cycle within the same second waits for the next.
+
+        The wait goes through the context's sleep, and is bounded: a clock that never moves
+        (a fake one in a test) is an error, not a spin.
+        """
+        previous = (self.ctx.sessions_store().read().get(self.session) or {}).get("last_cycle") or {}
+        for _ in range(int(5 / BRANCH_NAME_POLL_S)):
+            stamp = self.ctx.clock().strftime("%Y%m%dT%H%M%SZ")
+            name = f"{self.ctx.settings.repo.branch_prefix}/{self.session}/{stamp}"
+            if name != previous.get("branch"):
+                return name
+            self.ctx.sleep(BRANCH_NAME_POLL_S)
+        raise FactoryError(f"the clock did not move past {stamp} in 5 s: no fresh branch name for {self.session}")
+
+    def _checks(self, phase: str) -> dict[str, CheckRun]:
+        specs = self.ctx.settings.checks
+        if specs:
+            self.say(f"running {len(specs)} check(s) ({phase})")
+        return run_checks(specs, self.ws.path, heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
+
+    def _clean_up(self, report: CycleReport) -> None:
+        """Drop the branch unless it was pushed; settle the task."""
+        if report.branch is not None and report.verdict != "pushed" and report.base is not None:
+            try:
+                self.ws.drop_branch(report.branch, report.base, remote=report.push_attempted)
+            except FactoryError as exc:
+                report.reason += f" (and cleaning up failed: {exc})"
+        task = report.task
+        if task is None:
+            return
+        tasks = self.ctx.tasks()
+        current = tasks.get(task.id)
+        if current.status not in ("assigned", "in_progress") or current.session != self.session:
+            return  # cancelled by a person, or requeued and given to another session meanwhile
+        if report.verdict == "pushed":
+            tasks.transition(task.id, "pushed", note=report.branch or "")
+        else:  # the scheduler parks a task once it has failed scheduler.max_task_failures times
+            tasks.transition(task.id, "requeued", note=report.reason, refund=report.verdict == "interrupted")
+
+    def _prompt(self, report: CycleReport) -> str:
+        cuts: list[str] = []
+        settings = self.ctx.settings
+        context = prompting.fit(
+            prompting.read_files(self.ws.path, settings.repo.context_files),
+            PROMPT_BUDGET_CONTEXT,
+            "context file",
+            cuts,
+        )
+        skill_files = sorted(self.ctx.paths.skills_dir.glob("*.md")) if self.ctx.paths.skills_dir.is_dir() else []
+        skills = prompting.fit(
+            prompting.read_files(self.ctx.paths.skills_dir, [p.name for p in skill_files]),
+            PROMPT_BUDGET_SKILLS, "skill file", cuts,
+        )  # fmt: skip
+        log = self.ctx.log
+        recent = [
+            prompting.describe(e) for e in log.tail(PROMPT_BUDGET_RECENT, EventFilter(types=frozenset({"ralph_cycle"})))
+        ]
+        rejections = [
+            prompting.describe(e)
+            for e in log.tail(200, EventFilter(types=frozenset({"cto_review"})))
+            if e.data.get("session") == self.session and e.data.get("verdict") == "reject"
+        ][-5:]
+        task = report.task
+        if task is not None and len(task.body) > PROMPT_BUDGET_TASK_BODY:
+            cuts.append(f"task body cut at {PROMPT_BUDGET_TASK_BODY:,} characters")
+        values = {
+            "session": self.session,
+            "branch": report.branch,
+            "base": report.base or "",
+            "task": None
+            if task is None
+            else {
+                "id": task.id,
+                "title": task.title,
+                "priority": task.priority,
+                "body": task.body[:PROMPT_BUDGET_TASK_BODY],
+            },
+            "baseline": {n: vars(c) for n, c in report.before.items()},
+            "protected_paths": settings.repo.protected_paths,
+            "context_files": context,
+            "skills": skills,
+            "recent": recent,
+            "rejections": rejections,
+            "cuts": cuts,
+        }
+        return prompting.render_prompt(prompting.load_template(self.ctx.paths.home / "prompts", "cycle"), values)
+
+    def _mark(self, state: str, last: Mapping[str, Any] | None = None) -> None:
+        now = format_ts(self.ctx.clock())
+        with self.ctx.sessions_store().update() as doc:
+            entry = doc.setdefault(self.session, {})
+            entry.update(state=state, pid=os.getpid(), heartbeat=now)
+            if state == "cycle":
+                entry["cycle_started"] = now
+            if last is not None:
+                entry["last_cycle"] = dict(last)

@@ -1,0 +1,139 @@
+"""`factoryctl loop SESSION`: a cycle every cycle.interval_s, forever, in a tmux pane.
+
+Waits while paused (a global or per-session flag, or a gate the scheduler closed), backs
+off exponentially after consecutive failed cycles, and ends cleanly on SIGTERM/SIGINT:
+the cycle under way drops its unpushed branch before the loop exits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from factoryctl.adapters.agent import Agent
+from factoryctl.core.clock import format_ts
+from factoryctl.core.defaults import PAUSE_POLL_S
+from factoryctl.core.errors import AlreadyRunning
+from factoryctl.core.records import Gates
+from factoryctl.core.signals import StopRequested, stop_on_signals
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.cycle import Cycle, CycleReport
+from factoryctl.rules.budget import agent_spec
+from factoryctl.state.gates import read_gates
+
+
+def next_delay(interval_s: float, elapsed_s: float, failures: int, cap_s: float) -> float:
+    """Seconds to wait before the next cycle: the interval counted from the last start,
+    doubled for each consecutive failure, never more than the cap."""
+    if failures <= 0:
+        return max(0.0, interval_s - elapsed_s)
+    return float(min(cap_s, interval_s * 2**failures))
+
+
+def pause_reason(ctx: Context, session: str) -> str | None:
+    """Why no cycle may start now, or None: a pause flag, a closed gate, or a hold on this session."""
+    for flag in (ctx.paths.pause_flag(), ctx.paths.pause_flag(session)):
+        if flag.exists():
+            note = flag.read_text(errors="replace").strip()
+            return f"paused ({flag.name})" + (f": {note}" if note else "")
+    return current_gates(ctx).hold(session)
+
+
+def current_gates(ctx: Context) -> Gates:
+    """gates.json as it holds now (yesterday's budget entries no longer do)."""
+    return read_gates(ctx.paths.gates_file).on(ctx.clock().strftime("%Y-%m-%d"))
+
+
+class Loop:
+    def __init__(
+        self,
+        ctx: Context,
+        session: str,
+        *,
+        out: Callable[[str], None] = print,
+        sleep: Callable[[float], None] = time.sleep,
+        max_cycles: int | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.session = ctx.session(session)
+        self.out = out
+        self.sleep = sleep
+        self.max_cycles = max_cycles
+        self.failures = 0
+        self.cycles = 0
+        self.waits: list[float] = []
+
+    def say(self, text: str) -> None:
+        now: datetime = self.ctx.clock()
+        self.out(f"{now:%H:%M:%S} {self.session} {text}")
+
+    def run(self) -> int:
+        settings = self.ctx.settings.cycle
+        self.say(f"loop started: a cycle every {settings.interval_s}s")
+        try:
+            with stop_on_signals():
+                while self.max_cycles is None or self.cycles < self.max_cycles:
+                    self._wait_while_paused()
+                    started = time.monotonic()
+                    self.failures = self.failures + 1 if self._one_cycle_survived() == "failed" else 0
+                    if self.max_cycles is not None and self.cycles >= self.max_cycles:
+                        break
+                    delay = next_delay(settings.interval_s, time.monotonic() - started, self.failures,
+                                       settings.backoff_max_s)  # fmt: skip
+                    self.waits.append(delay)
+                    if self.failures:
+                        self.say(f"{self.failures} failed cycle(s) in a row: backing off {delay:.0f}s")
+                    self.say(f"next cycle in {delay:.0f}s")
+                    self._mark("sleeping")
+                    self.sleep(delay)
+        except StopRequested as stop:
+            self.say(f"stopping ({stop}); no half-made branch left behind")
+            self._mark("stopped")
+            return 0
+        self._mark("stopped")
+        return 0
+
+    def _one_cycle_survived(self) -> str:
+        """Run a cycle; whatever goes wrong in it, the loop goes on (and backs off)."""
+        try:
+            return self._one_cycle().verdict
+        except AlreadyRunning as exc:  # a person runs `factoryctl cycle` on this session right now
+            self.say(f"skipped: {exc}")
+            return "skipped"
+        except Exception as exc:  # a broken prompt template, a full disk: say it, back off, go on
+            self.say(f"cycle {self.cycles} crashed: {type(exc).__name__}: {exc}")
+            text = f"{type(exc).__name__}: {exc}"[:500]
+            self.ctx.log.append("alert", session=self.session, data={"key": f"loop-crash:{self.session}", "text": text})
+            return "failed"
+
+    def _one_cycle(self) -> CycleReport:
+        self.cycles += 1
+        mode = current_gates(self.ctx).agent
+        agent = None if mode is None else Agent(agent_spec(self.ctx.settings, mode), self.ctx.log)
+        self.say(f"cycle {self.cycles} starting" + ("" if agent is None else " (budget degraded: the cheaper agent)"))
+        report = Cycle(self.ctx, self.session, agent=agent, progress=lambda text: self.say(f"  {text}")).run()
+        took = report.durations.get("total_s", 0.0)
+        cost = report.agent.cost_usd if report.agent else 0.0
+        self.say(f"cycle {self.cycles}: {report.verdict} - {report.reason} ({took:.1f}s, ${cost:.2f})")
+        return report
+
+    def _wait_while_paused(self) -> None:
+        shown = None
+        # A tiny cycle interval (tests, demos) also means noticing a reopened gate quickly.
+        poll = min(PAUSE_POLL_S, float(self.ctx.settings.cycle.interval_s))
+        while (reason := pause_reason(self.ctx, self.session)) is not None:
+            if reason != shown:
+                self.say(f"waiting: {reason}")
+                self._mark("paused", waiting=reason)
+                shown = reason
+            self.sleep(poll)
+
+    def _mark(self, state: str, **extra: Any) -> None:
+        with self.ctx.sessions_store().update() as doc:
+            entry = doc.setdefault(self.session, {})
+            entry.pop("waiting", None)
+            entry.update(state=state, pid=os.getpid(), heartbeat=format_ts(self.ctx.clock()), failures=self.failures)
+            entry.update({k: v for k, v in extra.items() if v is not None})

@@ -1,0 +1,87 @@
+"""Prompts: Jinja templates anyone can edit, filled within a bounded size.
+
+A template is read from $FACTORY_HOME/prompts/NAME.md when present, else from the copy
+shipped with the runtime (the repository's `prompts/`). Every section has a character
+budget; what is cut is named at the end of the prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from factoryctl.core.errors import FactoryError
+from factoryctl.state.eventlog import Event
+
+PACKAGED = Path(__file__).parents[1] / "prompts"
+
+
+@dataclass(frozen=True)
+class TextFile:
+    name: str
+    text: str
+
+
+def load_template(home_prompts: Path, name: str) -> jinja2.Template:
+    for folder in (home_prompts, PACKAGED):
+        path = folder / f"{name}.md"
+        if path.is_file():
+            env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+            try:
+                template = env.from_string(path.read_text(encoding="utf-8"))
+            except jinja2.TemplateSyntaxError as exc:
+                raise FactoryError(f"{path}:{exc.lineno}: prompt template error: {exc.message}") from None
+            template.name = str(path)
+            return template
+    raise FactoryError(f"no prompt template {name}.md in {home_prompts} or {PACKAGED}")
+
+
+def read_files(root: Path, names: Iterable[str]) -> list[TextFile]:
+    out = []
+    for name in names:
+        path = root / name
+        if path.is_file():
+            out.append(TextFile(name, path.read_text(encoding="utf-8", errors="replace")))
+    return out
+
+
+def fit(files: Sequence[TextFile], budget: int, what: str, cuts: list[str]) -> list[TextFile]:
+    """Keep files in order within `budget` characters; note what was shortened or left out."""
+    kept: list[TextFile] = []
+    left = budget
+    for i, f in enumerate(files):
+        if left <= 0:
+            cuts.append(f"{len(files) - i} more {what} left out ({', '.join(x.name for x in files[i:])})")
+            break
+        if len(f.text) > left:
+            cuts.append(f"{what} {f.name} cut at {left:,} of {len(f.text):,} characters")
+            kept.append(TextFile(f.name, f.text[:left] + "\n[...cut]"))
+            left = 0
+            continue
+        kept.append(f)
+        left -= len(f.text)
+    return kept
+
+
+def describe(event: Event) -> str:
+    """One line about another session's cycle or a review, for the team's memory."""
+    d = event.data
+    if event.type == "ralph_cycle":
+        what = d.get("task_title") or d.get("summary") or "self-chosen change"
+        return f"{event.session}: {d.get('verdict', '?')} ({d.get('reason', '')}) - {what}"[:300]
+    if event.type == "cto_review":
+        reasons = "; ".join(map(str, d.get("reasons", [])))
+        return f"review of {d.get('branch', '?')}: {d.get('verdict', '?')} - {reasons}"[:300]
+    return f"{event.type}: {d}"[:300]
+
+
+def render_prompt(template: jinja2.Template, values: dict[str, Any]) -> str:
+    try:
+        return template.render(**values).strip() + "\n"
+    except jinja2.TemplateError as exc:
+        names = ", ".join(values)
+        raise FactoryError(f"{template.name}: prompt template error: {exc}; the names it can use: {names}") from None

@@ -1,0 +1,202 @@
+"""`factoryctl scheduler`: every scheduler.tick_s, read the world, decide, act.
+
+A tick gathers facts (a psutil reading, today's spend, the tmux sessions, the loops'
+heartbeats, the tasks, PM2's apps), `decide` turns them into a Plan (pure: facts and now
+in, data out), and `Scheduler.carry_out` does what the plan says: gates.json first (the
+loops read it before every cycle), then sessions, tasks, PM2 apps and alerts. A
+`scheduler` event is written when something changed, and at most hourly otherwise.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from factoryctl.adapters.machine import pid_alive, sample
+from factoryctl.adapters.pm2 import Pm2
+from factoryctl.core.clock import day_start, format_ts, parse_ts
+from factoryctl.core.defaults import SCHEDULER_HEARTBEAT
+from factoryctl.core.errors import FactoryError
+from factoryctl.core.facts import App, Reading
+from factoryctl.core.records import Alert, as_dict
+from factoryctl.core.signals import on_signals
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.sessions import Sessions
+from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
+from factoryctl.rules.watchdog import load_history
+from factoryctl.state.alerts import Alerts, LogNotifier
+from factoryctl.state.gates import read_gates, write_gates
+from factoryctl.state.locks import job_lock
+from factoryctl.state.spend import spend_since
+from factoryctl.state.stores import JsonStore
+
+
+@dataclass
+class TickReport:
+    now: str
+    changed: bool
+    actions: list[str]
+    gates: dict[str, Any]
+    alerts: list[str]
+    errors: list[str]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        sessions: Sessions | None = None,
+        pm2: Pm2 | None = None,
+        reading: Callable[[], Reading] | None = None,
+        alerts: Alerts | None = None,
+        out: Callable[[str], None] = lambda text: None,
+        self_app: str | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.sessions = sessions or Sessions(ctx)
+        self.pm2 = pm2 if pm2 is not None else Pm2()
+        self.reading = reading or (lambda: sample(ctx.paths.home))
+        self.alerts = alerts or Alerts(ctx.log, ctx.paths.locks_dir, [LogNotifier(out)])
+        self.out = out
+        self.self_app = self_app
+        self.state = JsonStore(ctx.paths.state_dir / "scheduler.json", dict)
+
+    def gather(self) -> Facts:
+        ctx = self.ctx
+        now = ctx.clock()
+        tmux_error = None
+        try:
+            panes = self.sessions.panes()
+        except FactoryError as exc:  # the gates matter most: they are still decided and written
+            panes, tmux_error = {}, str(exc)
+        heartbeats = as_dict(ctx.sessions_store().read())
+        all_paused = ctx.paths.pause_flag().exists()
+        facts = {}
+        for name in ctx.settings.session_names:
+            entry = as_dict(heartbeats.get(name))
+            facts[name] = SessionFacts(
+                name=name, pane=panes.get(name), state=str(entry.get("state", "unknown")),
+                pid_alive=pid_alive(entry.get("pid")), cycle_started=entry.get("cycle_started"),
+                paused=all_paused or ctx.paths.pause_flag(name).exists(),
+            )  # fmt: skip
+        strays = tuple(sorted((s for s in panes if s not in facts), key=lambda s: int(s[1:])))
+        state = self.state.read()
+        return Facts(
+            now=now,
+            reading=self.reading(),
+            spend_usd=float(spend_since(ctx.log, day_start(now))["total_usd"]),
+            previous=read_gates(ctx.paths.gates_file),
+            sessions=facts,
+            strays=strays,
+            tasks=tuple(ctx.tasks().all()),
+            apps=self._apps(),
+            app_history=load_history(state.get("apps") if isinstance(state, dict) else None),
+            self_app=self.self_app,
+            tmux_error=tmux_error,
+        )
+
+    def _apps(self) -> tuple[App, ...] | None:
+        try:
+            apps = self.pm2.apps()
+        except FactoryError as exc:  # pm2 missing or broken: the rest of the tick still runs
+            self.out(f"watchdog skipped: {exc}")
+            return None
+        return None if apps is None else tuple(apps)
+
+    def tick(self) -> TickReport:
+        facts = self.gather()
+        plan = decide(facts, self.ctx.settings)
+        errors = self.carry_out(plan)
+        if facts.tmux_error is not None:
+            errors.insert(0, f"sessions left alone: {facts.tmux_error}")
+        return self.record(facts, plan, errors)
+
+    def carry_out(self, plan: Plan) -> list[str]:
+        """Do what the plan says; a step that fails is reported and the others still run."""
+        ctx = self.ctx
+        errors: list[str] = []
+        write_gates(ctx.paths.gates_file, plan.gates)  # first: loops read it before every cycle
+        steps: list[tuple[str, Callable[[], object]]] = []
+        if plan.stop:
+            steps.append(("stop sessions", lambda: self.sessions.stop(plan.stop)))
+        tasks = ctx.tasks()
+        steps += [(f"requeue #{t}", partial(tasks.release, t, s, w)) for t, s, w in plan.requeue]
+        steps += [(f"start {s}", partial(self.sessions.start, s)) for s in plan.start]
+        steps += [(f"park #{t}", partial(tasks.park, t, why)) for t, why in plan.park]
+        steps += [(f"assign #{t}", partial(tasks.assign, t, s, self._still_idle)) for t, s in plan.assign]
+        steps += [(f"stop {app}", partial(self.pm2.stop, app)) for app, _ in plan.stop_apps]
+        for what, step in steps:
+            try:
+                step()
+            except FactoryError as exc:
+                errors.append(f"{what}: {exc}")
+        for alert in plan.alerts:
+            self.alerts.send(alert)
+        return errors
+
+    def _still_idle(self, session: str) -> bool:
+        """Checked under the task queue's lock: a loop marks "cycle" before it claims a task."""
+        entry = self.ctx.sessions_store().read().get(session) or {}
+        return bool(entry.get("state") != "cycle")
+
+    def record(self, facts: Facts, plan: Plan, errors: list[str]) -> TickReport:
+        now = facts.now
+        actions = plan.actions()
+        changed = bool(actions or errors) or not plan.gates.same_decision(facts.previous.on(plan.gates.day))
+        with self.state.update() as state:
+            last = state.get("last_event")
+            due = changed or not last or parse_ts(last) <= now - SCHEDULER_HEARTBEAT
+            state["apps"] = {k: [list(s) for s in v] for k, v in plan.app_history.items()}
+            state["last_tick"] = format_ts(now)
+            if due:
+                state["last_event"] = format_ts(now)
+        gates = {"closed": dict(plan.gates.closed), "sessions": dict(plan.gates.sessions), "agent": plan.gates.agent}
+        if due:
+            counts = Counter(t.status for t in facts.tasks)
+            running = sum(1 for s in facts.sessions.values() if s.pane is not None and s.pane.alive)
+            self.ctx.log.append("scheduler", data={
+                "changed": changed, "actions": actions, "errors": errors, "gates": gates,
+                "resources": facts.reading.as_dict(), "budget": plan.budget.as_dict(),
+                "sessions": {"configured": len(facts.sessions), "running": running},
+                "tasks": dict(sorted(counts.items())),
+            })  # fmt: skip
+        return TickReport(now=format_ts(now), changed=changed, actions=actions, gates=gates,
+                          alerts=[a.key for a in plan.alerts], errors=errors)  # fmt: skip
+
+    def run(self, *, once: bool = False, stop: threading.Event | None = None) -> int:
+        """Tick every scheduler.tick_s until SIGTERM/SIGINT (which let the tick under way finish)."""
+        stop = stop or threading.Event()
+        with (
+            job_lock(self.ctx.paths.locks_dir, "scheduler"),
+            on_signals(lambda signum: stop.set()),
+        ):  # the tick under way finishes
+            while True:
+                started = self.ctx.clock()
+                try:
+                    report = self.tick()
+                except Exception as exc:  # one bad tick must not crash-loop the scheduler under PM2
+                    self.out(f"tick failed: {exc}\n{traceback.format_exc()}")
+                    self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))
+                else:
+                    self.out(self.describe(report))
+                if once or stop.is_set():
+                    return 0
+                spent = (self.ctx.clock() - started).total_seconds()
+                if stop.wait(max(0.0, self.ctx.settings.scheduler.tick_s - spent)):
+                    return 0
+
+    @staticmethod
+    def describe(report: TickReport) -> str:
+        gates = report.gates
+        shown = "; ".join(f"{k}: {v}" for k, v in gates["closed"].items()) or "open"
+        held = f", {len(gates['sessions'])} session(s) held" if gates["sessions"] else ""
+        agent = ", cheaper agent" if gates["agent"] else ""
+        lines = [f"{report.now} tick: gates {shown}{held}{agent}"]
+        lines += [f"  {a}" for a in report.actions] + [f"  error: {e}" for e in report.errors]
+        return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""The agents' tmux sessions: `factory-sN` running `factoryctl loop sN`, one per session.
+
+Shared by `factoryctl sessions ...` and the scheduler. A session is stopped the way the
+deploy's layout script does it: SIGTERM to its loop (which ends its cycle cleanly and
+leaves no half-made branch), then the tmux session is killed after `scheduler.stop_wait_s`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from factoryctl.adapters.tmux import Tmux
+from factoryctl.core.clock import parse_ts
+from factoryctl.core.errors import ToolMissing
+from factoryctl.core.facts import Pane
+from factoryctl.core.records import as_dict
+from factoryctl.jobs.context import Context
+from factoryctl.state.gates import read_gates
+
+PREFIX = "factory-"
+_NAME = re.compile(r"^factory-(s[1-9][0-9]*)$")
+
+
+def tmux_name(session: str) -> str:
+    return f"{PREFIX}{session}"
+
+
+def session_of(name: str) -> str | None:
+    """The factory session a tmux session belongs to (`factory-s3` -> `s3`), else None."""
+    match = _NAME.match(name)
+    return match.group(1) if match else None
+
+
+def factoryctl_path() -> str:
+    """This installation's `factoryctl`: the console script next to the running Python."""
+    sibling = Path(sys.executable).parent / "factoryctl"
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which("factoryctl")
+    if found is None:
+        raise ToolMissing("factoryctl: not found next to the Python running it, nor on PATH")
+    return found
+
+
+def heartbeat_age(entry: Mapping[str, Any], now: datetime) -> float | None:
+    stamp = entry.get("heartbeat")
+    try:
+        return round((now - parse_ts(str(stamp))).total_seconds(), 1) if stamp else None
+    except ValueError:
+        return None
+
+
+class Sessions:
+    def __init__(self, ctx: Context, tmux: Tmux | None = None, *, poll_s: float = 0.2) -> None:
+        self.ctx = ctx
+        self.tmux = tmux or Tmux.from_env()
+        self.poll_s = poll_s
+
+    def panes(self) -> dict[str, Pane]:
+        """The factory's tmux sessions by session name (`s1`), configured or not."""
+        out = {}
+        for name, pane in self.tmux.panes().items():
+            session = session_of(name)
+            if session is not None:
+                out[session] = pane
+        return out
+
+    def loop_argv(self, session: str) -> list[str]:
+        return [*self.ctx.settings.scheduler.loop_wrapper, factoryctl_path(), "loop", session]
+
+    def start(self, session: str) -> bool:
+        """Start the session's loop unless its tmux session exists; True if it was started."""
+        home = self.ctx.paths.home
+        return self.tmux.new_session(
+            tmux_name(session), self.loop_argv(session), cwd=home, env={"FACTORY_HOME": str(home)}
+        )
+
+    def stop(self, sessions: Iterable[str], wait_s: float | None = None) -> list[str]:
+        """SIGTERM each loop, wait for them to end (up to wait_s), then kill what is left."""
+        wait = self.ctx.settings.scheduler.stop_wait_s if wait_s is None else wait_s
+        panes = self.panes()
+        targets = [s for s in sessions if s in panes]
+        for session in targets:
+            if panes[session].alive:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(panes[session].pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(s in self.panes() for s in targets):
+            time.sleep(self.poll_s)
+        left = self.panes()
+        for session in targets:
+            if session in left:
+                self.tmux.kill_session(tmux_name(session))
+        return targets
+
+    def attach_command(self, session: str) -> list[str]:
+        return self.tmux.attach_argv(tmux_name(session))
+
+    def overview(self) -> list[dict[str, Any]]:
+        """One row per session (configured ones, then strays): tmux, loop state, task, times."""
+        ctx = self.ctx
+        now = ctx.clock()
+        panes = self.panes()
+        state = as_dict(ctx.sessions_store().read())
+        gates = read_gates(ctx.paths.gates_file).on(now.strftime("%Y-%m-%d"))
+        tasks = {t.session: t for t in ctx.tasks().all() if t.session and t.status in ("assigned", "in_progress")}
+        names = list(ctx.settings.session_names)
+        names += sorted((s for s in panes if s not in names), key=lambda s: int(s[1:]))
+        rows = []
+        for name in names:
+            pane = panes.get(name)
+            entry = as_dict(state.get(name))
+            task = tasks.get(name)
+            last = entry.get("last_cycle") or {}
+            flag = next((f for f in (ctx.paths.pause_flag(name), ctx.paths.pause_flag()) if f.exists()), None)
+            rows.append({
+                "name": name,
+                "tmux": tmux_name(name),
+                "configured": name in ctx.settings.session_names,
+                "running": "missing" if pane is None else ("running" if pane.alive else "dead"),
+                "state": entry.get("state", "unknown"),
+                "waiting": f"paused ({flag.name})" if flag else gates.hold(name),
+                "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
+                "cycle_started": entry.get("cycle_started"),
+                "last_cycle_ended": last.get("ended"),
+                "last_verdict": last.get("verdict"),
+                "heartbeat_age_s": heartbeat_age(entry, now),
+                "attach": shlex.join(self.attach_command(name)),
+            })  # fmt: skip
+        return rows

@@ -1,0 +1,67 @@
+"""What `factoryctl status` reports: sessions, queues, today's spend, the last events.
+
+Everything is read from the end of the log or from small stores, so the cost does not
+grow with the log's length (only with today's agent calls).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from factoryctl.core.clock import day_start, format_ts
+from factoryctl.jobs.context import Context
+from factoryctl.rules.budget import decide_budget
+from factoryctl.state.gates import read_gates
+from factoryctl.state.spend import spend_since
+
+
+def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
+    now = ctx.clock()
+    tasks = ctx.tasks().all()
+    by_session = {t.session: t for t in tasks if t.session and t.status in ("assigned", "in_progress")}
+    session_state = ctx.sessions_store().read()
+    sessions = []
+    for name in ctx.settings.session_names:
+        task = by_session.get(name)
+        info = session_state.get(name, {}) if isinstance(session_state, dict) else {}
+        sessions.append(
+            {
+                "name": name,
+                "state": info.get("state", "unknown"),
+                "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
+                "last_cycle": info.get("last_cycle"),
+            }
+        )
+    review = Counter(str(b.get("status", "?")) for b in ctx.review_queue().read().get("branches", []))
+    spend = spend_since(ctx.log, day_start(now))
+    budget = ctx.settings.budget.daily_usd
+    verdict = decide_budget(spend["total_usd"], ctx.settings.budget, ctx.settings.session_names)
+    gates = read_gates(ctx.paths.gates_file)
+    current = gates.on(now.strftime("%Y-%m-%d"))
+    paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
+              if f.exists()]  # fmt: skip
+    return {
+        "home": str(ctx.paths.home),
+        "now": format_ts(now),
+        "sessions": sessions,
+        "tasks": dict(Counter(t.status for t in tasks)),
+        "review_queue": dict(review),
+        "spend_today": spend,
+        "budget": {
+            "daily_usd": budget,
+            "left_usd": round(max(0.0, budget - spend["total_usd"]), 4),
+            "soft_usd": round(verdict.soft_usd, 4),
+            "state": verdict.state,
+            "degrade": ctx.settings.budget.degrade,
+        },
+        "gates": {
+            "updated": gates.updated or None,
+            "closed": dict(current.closed),
+            "sessions": dict(current.sessions),
+            "agent": current.agent,
+            "resources": dict(gates.resources),
+            "paused": paused,
+        },
+        "last_events": [e.as_dict() for e in ctx.log.tail(last)],
+    }

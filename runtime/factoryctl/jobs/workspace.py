@@ -1,0 +1,129 @@
+"""A session's persistent git worktree, reset to the fresh tip of main every cycle.
+
+Operations that touch what the worktrees share (fetch, worktree add/prune, branch
+deletion) run under one repository lock; everything else stays inside the worktree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from factoryctl.adapters.agent import agent_env
+from factoryctl.adapters.git import Git
+from factoryctl.adapters.runner import run
+from factoryctl.core.errors import FactoryError
+from factoryctl.jobs.context import Context
+from factoryctl.state.locks import exclusive
+
+
+class Workspace:
+    def __init__(self, ctx: Context, session: str) -> None:
+        self.ctx = ctx
+        self.session = session
+        self.main = ctx.settings.repo.main
+        self.repo = Git(ctx.repo_dir)
+        self.path = ctx.paths.worktrees_dir / session
+        self.git = Git(self.path, identity=(f"factory {session}", f"{session}@factory.invalid"))
+        self.origin_main = f"refs/remotes/origin/{self.main}"
+
+    @contextlib.contextmanager
+    def repo_lock(self) -> Iterator[None]:
+        with exclusive(self.ctx.paths.locks_dir / "repo.lock"):
+            yield
+
+    def prepare(self) -> str:
+        """Fetch main, make or repair the worktree, reset it to main's tip; return that commit."""
+        if not (self.ctx.repo_dir / ".git").exists():
+            raise FactoryError(f"no git clone at {self.ctx.repo_dir} (repo.path); the deploy clones it")
+        with self.repo_lock():
+            self.repo.fetch("origin", f"+refs/heads/{self.main}:{self.origin_main}")
+            self.repo.run("worktree", "prune")
+            self._collect_orphans()
+            if self.path.resolve() not in {p.resolve() for p in self.repo.worktrees()}:
+                if self.path.exists():
+                    shutil.rmtree(self.path)
+                setup_marker(self.ctx, self.session).unlink(missing_ok=True)  # a new worktree needs its setup
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.repo.run("worktree", "add", "--detach", "--quiet", str(self.path), self.origin_main)
+            base = self.repo.rev(self.origin_main)
+        self.git.run("checkout", "--detach", "--force", "--quiet", base)
+        self.git.run("reset", "--hard", "--quiet", base)
+        self.git.run("clean", "-ffd", "--quiet")  # stray files go; ignored ones (node_modules) stay
+        self._delete_own_branches()
+        self._delete_unqueued_remote_branches()
+        return base
+
+    def _collect_orphans(self) -> None:
+        """Worktrees of sessions this factory no longer has are removed."""
+        keep = {self.ctx.paths.worktrees_dir / s for s in (*self.ctx.settings.session_names, "review")}
+        for path in self.repo.worktrees():
+            if path.parent == self.ctx.paths.worktrees_dir and path not in keep:
+                self.repo.run("worktree", "remove", "--force", str(path))
+
+    def _delete_own_branches(self) -> None:
+        prefix = f"{self.ctx.settings.repo.branch_prefix}/{self.session}/"
+        stale = self.repo.local_branches(prefix + "*")
+        if stale:
+            with self.repo_lock():
+                self.repo.run("branch", "-D", *stale)
+
+    def _delete_unqueued_remote_branches(self) -> None:
+        """A branch of this session on origin that is not pending review was left by a crash
+        between push and queue (only this session, under its cycle lock, makes such branches)."""
+        prefix = f"refs/heads/{self.ctx.settings.repo.branch_prefix}/{self.session}/"
+        listed = self.repo.run("ls-remote", "--heads", "origin", prefix + "*").stdout.splitlines()
+        remote = [line.split("\t", 1)[1] for line in listed if "\t" in line]
+        if not remote:
+            return
+        pending = {
+            f"refs/heads/{e.get('branch')}"
+            for e in self.ctx.review_queue().read().get("branches", [])
+            if e.get("status") == "pending"
+        }
+        orphans = [ref for ref in remote if ref not in pending]
+        if orphans:
+            self.repo.push("origin", [f":{ref}" for ref in orphans])
+
+    def start_branch(self, name: str, base: str) -> None:
+        self.git.run("checkout", "--quiet", "-b", name, base)
+
+    def drop_branch(self, name: str, base: str, *, remote: bool) -> None:
+        """Leave the branch, delete it locally and (if it may be there) on origin."""
+        self.git.run("checkout", "--detach", "--force", "--quiet", base)
+        self.git.run("clean", "-ffd", "--quiet")
+        with self.repo_lock():
+            if self.repo.maybe_rev(f"refs/heads/{name}"):
+                self.repo.run("branch", "-D", name)
+        if remote and self.repo.remote_branch_exists(name):
+            self.repo.push("origin", [f":refs/heads/{name}"])
+
+    def setup_if_needed(self) -> bool:
+        return ensure_setup(self.ctx, self.path, self.session)
+
+
+def setup_marker(ctx: Context, name: str) -> Path:
+    return ctx.paths.state_dir / "setup" / f"{name}.sha256"
+
+
+def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
+    """Run repo.setup (e.g. `npm ci`) in a worktree when it is new or its inputs changed."""
+    spec = ctx.settings.repo
+    if not spec.setup:
+        return False
+    digest = hashlib.sha256(" ".join(spec.setup).encode())
+    for input_name in spec.setup_inputs:
+        input_path = path / input_name
+        if input_path.is_file():
+            digest.update(input_name.encode() + b"\0" + input_path.read_bytes())
+    marker = setup_marker(ctx, name)
+    if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
+        return False
+    with ctx.heavy_slot():
+        run(spec.setup, cwd=path, timeout=spec.setup_timeout_s, check=True, env=agent_env())
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(digest.hexdigest() + "\n")
+    return True

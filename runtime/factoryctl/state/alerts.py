@@ -1,0 +1,68 @@
+"""Alerts: `alert` events with a key, never the same key twice within an hour.
+
+Every alert is recorded in the experiment log (that is also how repeats are found, so
+several processes share one memory), then handed to the notifiers. The log notifier
+prints it to the job's output; the Telegram bot will be another Notifier.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+from factoryctl.core.clock import format_ts
+from factoryctl.core.defaults import ALERT_QUIET
+from factoryctl.core.records import Alert
+from factoryctl.state.eventlog import EventFilter, EventLog
+from factoryctl.state.locks import exclusive
+
+log = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    def notify(self, alert: Alert) -> None: ...
+
+
+class LogNotifier:
+    """Tells the job's own output (the PM2 log); the `alert` event is already in the log."""
+
+    def __init__(self, out: Callable[[str], None] | None = None) -> None:
+        self.out = out
+
+    def notify(self, alert: Alert) -> None:
+        if self.out is not None:
+            self.out(f"ALERT [{alert.key}] {alert.message}")
+
+
+class Alerts:
+    def __init__(
+        self, events: EventLog, locks_dir: Path, notifiers: Sequence[Notifier] = (), quiet: timedelta = ALERT_QUIET
+    ) -> None:
+        self.events = events
+        self.lock = locks_dir / "alerts.lock"
+        self.notifiers: list[Notifier] = list(notifiers) or [LogNotifier()]
+        self.quiet = quiet
+
+    def recent(self, key: str) -> bool:
+        """Whether an alert with this key was raised within the quiet period."""
+        since = format_ts(self.events.clock() - self.quiet)
+        flt = EventFilter(types=frozenset({"alert"}), since=since)
+        return any(e.data.get("key") == key for e in self.events.iter_reverse(flt))
+
+    def send(self, alert: Alert) -> bool:
+        """Record and deliver `alert` unless its key was used within the hour; True if sent."""
+        with exclusive(self.lock):
+            if self.recent(alert.key):
+                return False
+            self.events.append(
+                "alert", session=alert.session, data={"key": alert.key, "message": alert.message, **alert.data}
+            )
+        for notifier in self.notifiers:
+            try:
+                notifier.notify(alert)
+            except Exception:  # a broken notifier must not stop the scheduler
+                log.exception("notifier %s failed", type(notifier).__name__)
+        return True

@@ -1,0 +1,31 @@
+"""Spend: what the agent calls cost since a moment, read from the end of the experiment log."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from factoryctl.core.clock import format_ts
+from factoryctl.state.eventlog import EventFilter, EventLog
+
+
+def spend_since(log: EventLog, since: datetime) -> dict[str, Any]:
+    """Agent-call costs since `since`: total, per session and per purpose (job)."""
+    total = 0.0
+    by_session: dict[str, float] = defaultdict(float)
+    by_purpose: dict[str, float] = defaultdict(float)
+    calls = 0
+    for event in log.iter_reverse(EventFilter(types=frozenset({"agent_call"}), since=format_ts(since))):
+        cost = event.data.get("cost_usd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            total += cost
+            by_session[event.session or "-"] += cost
+            by_purpose[str(event.data.get("purpose", "-"))] += cost
+        calls += 1
+    return {
+        "total_usd": round(total, 4),
+        "calls": calls,
+        "by_session": {k: round(v, 4) for k, v in sorted(by_session.items())},
+        "by_purpose": {k: round(v, 4) for k, v in sorted(by_purpose.items())},
+    }
