@@ -317,7 +317,8 @@ def _handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the bot stopped mid-poll
+                self.wfile.write(data)
 
     return Handler
 

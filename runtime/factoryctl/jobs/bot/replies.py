@@ -101,8 +101,10 @@ def log(events: Sequence[Event]) -> Reply:
 def spend(report: Mapping[str, Any], budget: Mapping[str, Any]) -> Reply:
     lines = [f"${report['total_usd']:.2f} of ${budget['daily_usd']:.2f} today ({report['calls']} agent calls)",
              f"left: ${budget['left_usd']:.2f}; state: {budget['state']}"]  # fmt: skip
-    lines += [f"  {k}: ${v:.2f}" for k, v in report.get("by_purpose", {}).items()]
-    lines += [f"  {k}: ${v:.2f}" for k, v in report.get("by_session", {}).items()]
+    by_job = ", ".join(f"{k} ${v:.2f}" for k, v in report.get("by_purpose", {}).items())
+    by_session = ", ".join(f"{k} ${v:.2f}" for k, v in report.get("by_session", {}).items() if k != "-")
+    lines += [f"by job: {by_job}"] if by_job else []
+    lines += [f"by session: {by_session}"] if by_session else []
     return Reply(tuple(lines), title="Spend today")
 
 
