@@ -4,6 +4,8 @@ server that speaks the Bot API, on a real factory (git with a bare origin, the s
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -254,6 +256,24 @@ def test_a_failed_delivery_is_retried_then_recorded(tmp_path: Path, standin: Sta
     (lost,) = events(factory.home, "alert_undelivered")
     assert lost.data["key"] == "alert:stuck:s1" and lost.data["chat"] == CHAT and lost.data["tries"] == 3
     assert len(standin.messages(CHAT)) == 1
+
+
+def test_telegram_unreachable_at_start_is_waited_for(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    late = StandIn(TOKEN)
+    config = f'[telegram]\nallowed_chat_ids = [{CHAT}]\napi_url = "http://127.0.0.1:{port}"\nnotify_poll_s = 0.2\n'
+    factory = make_factory(tmp_path, sessions=1, extra=config)
+    with running_bot(factory.home) as proc:
+        time.sleep(3)  # getMe fails: connection refused, retried
+        assert proc.poll() is None
+        late.start(port)
+        try:
+            late.say(CHAT, "/status")
+            assert late.wait_messages(CHAT, 1, timeout=60)[0].text.startswith("Factory status")
+        finally:
+            late.stop()
 
 
 def test_the_token_never_reaches_the_bots_output_or_the_log(tmp_path: Path, standin: StandIn) -> None:

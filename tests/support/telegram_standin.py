@@ -1,13 +1,16 @@
 """A local stand-in for Telegram's Bot API, for the tests, the bench and the demo.
 
-    python -m tests.support.telegram_standin --port 8081 --token TOKEN   (prints its URL)
+    python -m tests.support.telegram_standin --port 8081 --token TOKEN   (serves; prints its URL)
+    python -m tests.support.telegram_standin --port 8081 --token TOKEN --say "/status"
+                                                  (as chat 111, prints the bot's reply)
 
 It speaks the part of the Bot API the factory's bot uses (getMe, getUpdates with long
 polling, deleteWebhook, sendMessage, editMessageText, answerCallbackQuery, setMyCommands)
-on 127.0.0.1, checks the token, and is as strict as Telegram where it matters to us: a
-message over 4,096 characters or with HTML it cannot parse is refused with 400. What the
-bot sent is kept as the text a person would see (entities parsed), with the raw HTML and
-the inline buttons. Tests push messages and button presses in with `say` and `press`.
+on 127.0.0.1 (stdlib only, so it runs on a bare host too), checks the token, and is as
+strict as Telegram where it matters to us: a message over 4,096 characters or with HTML it
+cannot parse is refused with 400. What the bot sent is kept as the text a person would
+see (entities parsed), with the raw HTML and the inline buttons. Tests push messages and
+button presses in with `say` and `press`.
 """
 
 from __future__ import annotations
@@ -248,6 +251,15 @@ class StandIn:
                     return _message_json(sent)
         raise BadRequest("message to edit not found")
 
+    # Control methods for a person or a script driving the stand-in from outside (the demo, the
+    # host test): not part of the Bot API, behind the same token.
+    def api_standinSay(self, params: dict[str, Any]) -> Any:
+        return self.say(int(params["chat_id"]), str(params["text"]))
+
+    def api_standinMessages(self, params: dict[str, Any]) -> Any:
+        return [{"message_id": m.message_id, "text": m.text, "buttons": m.buttons}
+                for m in self.messages(int(params["chat_id"]))]  # fmt: skip
+
     def api_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
         with self.cond:
             self.answered.append(str(params.get("callback_query_id")))
@@ -323,11 +335,40 @@ def _handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _call(url: str, token: str, method: str, params: dict[str, Any]) -> Any:
+    from urllib.request import Request, urlopen
+
+    body = json.dumps(params).encode()
+    request = Request(f"{url}/bot{token}/{method}", body, {"Content-Type": "application/json"})
+    with urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["result"]
+
+
+def converse(url: str, token: str, chat_id: int, text: str, replies: int = 1, timeout: float = 60) -> list[str]:
+    """Send `text` as chat `chat_id` to a running stand-in; return the bot's next `replies` messages."""
+    before = len(_call(url, token, "standinMessages", {"chat_id": chat_id}))
+    _call(url, token, "standinSay", {"chat_id": chat_id, "text": text})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = _call(url, token, "standinMessages", {"chat_id": chat_id})[before:]
+        if len(got) >= replies:
+            return [str(m["text"]) for m in got]
+        time.sleep(0.3)
+    raise TimeoutError(f"no reply to {text!r} within {timeout:.0f}s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="A local stand-in for Telegram's Bot API.")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--say", metavar="TEXT", help="talk to a running stand-in's bot instead of serving")
+    parser.add_argument("--chat", type=int, default=111, help="with --say: the chat id")
+    parser.add_argument("--replies", type=int, default=1, help="with --say: how many replies to wait for")
     args = parser.parse_args()
+    if args.say is not None:
+        for reply in converse(f"http://127.0.0.1:{args.port}", args.token, args.chat, args.say, args.replies):
+            print(reply, end="\n\n", flush=True)
+        return
     standin = StandIn(args.token).start(args.port)
     print(standin.url, flush=True)
     try:

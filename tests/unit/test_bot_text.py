@@ -91,6 +91,7 @@ def test_the_standin_is_as_strict_as_telegram_about_html() -> None:
         ("/task Fix  the <b>thing</b>", (Action.TASK, "Fix  the <b>thing</b>")),
         ("/Status@factory_bot", (Action.STATUS, "")),
         ("/reject 2 too big", (Action.REJECT, "2 too big")),
+        ("/start", (Action.HELP, "")),
         ("/rm -rf", None),
         ("status", None),
         ("/", None),

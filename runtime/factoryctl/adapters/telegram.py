@@ -178,6 +178,7 @@ class TelegramBot:
             allowed_updates=["message", "callback_query"],
             timeout=self.poll_timeout_s,
             drop_pending_updates=False,
+            bootstrap_retries=-1,  # Telegram unreachable at boot: keep trying, backing off; a bad token ends it
             close_loop=True,
         )
 

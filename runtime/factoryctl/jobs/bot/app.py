@@ -34,6 +34,7 @@ def parse_command(text: str) -> tuple[Action, str] | None:
         return None
     head, _, rest = text.partition(" ")
     name = head[1:].split("@")[0].lower()
+    name = "help" if name == "start" else name  # what Telegram clients send first
     try:
         return Action(name), rest.strip()
     except ValueError:
@@ -85,6 +86,8 @@ class BotJob:
         if parsed is not None:
             action, arg = parsed
             return action.value, self.actions.do(action, arg)
+        if not text:
+            return "empty", error("I only read text messages; /help lists what I can do")
         if text.startswith("/"):
             return "unknown", error(f"I do not know {text.split()[0][:40]}; /help lists what I can do")
         found = match(self.book.skills(), text)
