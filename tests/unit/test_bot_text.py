@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from factoryctl.adapters.telegram import Reply, chunks, clean, escape
 from factoryctl.core.clock import format_ts
 from factoryctl.jobs.bot.app import parse_command
+from factoryctl.jobs.bot.notifier import read_new
 from factoryctl.rules.botskills import (
     Action,
     Skill,
@@ -229,3 +231,19 @@ def test_a_malformed_model_answer_is_refused(answer: str) -> None:
 
 def test_escape_leaves_no_tag_open() -> None:
     assert html.unescape(escape("<b>")) == "<b>" and "<" not in escape("<b>")
+
+
+# -- the notifier's reading ----------------------------------------------------------------------
+
+
+def test_the_notifier_reads_only_complete_lines_and_starts_over_on_a_replaced_log(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    one = '{"ts":"2026-11-30T12:00:00.000Z","type":"alert","data":{"key":"a"}}\n'
+    log.write_text(one + '{"ts":"2026-11-30T12:00:01.000Z","type":"al')  # a writer is mid-line
+    events, offset = read_new(log, 0)
+    assert [e.data["key"] for e in events] == ["a"] and offset == len(one)
+    assert read_new(log, offset) == ([], offset)  # the torn line waits for its end
+    log.write_text("not json\n" + one)
+    events, offset = read_new(log, 10_000)  # shorter than the cursor: replaced, read from the start
+    assert [e.type for e in events] == ["alert"] and offset == log.stat().st_size
+    assert read_new(tmp_path / "missing.jsonl", 5) == ([], 0)
