@@ -218,6 +218,31 @@ def test_a_forged_button_cannot_act_on_anything(tmp_path: Path, standin: StandIn
     assert msg.edits == 0 and events(factory.home, "cto_review") == []
 
 
+def test_bad_input_gets_one_line_and_changes_nothing(tmp_path: Path, standin: StandIn) -> None:
+    factory = factory_with_bot(tmp_path, standin)
+    asks = {
+        "/log -5": "usage: /log [n], n from 1 to 200",
+        "/log 99999": "usage: /log [n], n from 1 to 200",
+        "/task": "usage: /task <what to build or fix>",
+        "/task " + "x" * 300: "Error: the title is 300 characters; keep it under 200",
+        "/approve 7": "Error: no branch number 7; /queue lists 0",
+        "/approve ../../x;ls": "Error: invalid branch name",
+        "/restore": "Error: name a branch or its number in /queue",
+        "/frobnicate now": "I do not know /frobnicate",
+        "/standup": "",  # either "standup started" or, until that job exists, a polite no
+    }
+    with running_bot(factory.home):
+        for text in asks:
+            standin.say(CHAT, text)
+        got = standin.wait_messages(CHAT, len(asks), timeout=60)
+    texts = [m.text for m in got]
+    for expected in asks.values():
+        assert any(t.startswith(expected) for t in texts), (expected, texts)
+    assert any(t in ("standup started", "Sorry, `factoryctl standup` is not part of this factory yet.") for t in texts)
+    assert all("\n" not in t and "Traceback" not in t for t in texts)
+    assert events(factory.home, "task") == [] and not (factory.home / "state" / "review-queue.json").exists()
+
+
 # -- the notifier --------------------------------------------------------------------------------
 
 
