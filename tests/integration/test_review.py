@@ -98,7 +98,7 @@ def test_only_the_good_branch_reaches_main_and_main_is_the_tested_commit(tmp_pat
     }  # fmt: skip
     assert "conflict with main in: inventory/stock.py" in outcomes[branches["s2"]].reasons[0]
     assert "pytest: failed tests 0 -> 1" in outcomes[branches["s3"]].reasons[0]
-    assert outcomes[branches["s4"]].reasons == ["the test tests nothing"]
+    assert outcomes[branches["s4"]].reasons == ("the test tests nothing",)
     main = factory.main_sha()
     landed = [e for e in reviews(factory) if e.data["verdict"] == "approve"]
     assert len(landed) == 1 and landed[0].data["landed"] == main == landed[0].data["tested"]
@@ -179,7 +179,7 @@ def test_a_reviewer_answering_garbage_leaves_the_branch_pending_with_an_alert(tm
     assert queue(factory)[branch]["status"] == "pending"
     assert factory.main_sha() == before and branch in factory.origin_branches()
     alerts = factory.ctx().log.tail(10, EventFilter(types=frozenset({"alert"})))
-    assert len(alerts) == 1 and branch in alerts[0].data["text"]
+    assert len(alerts) == 1 and branch in alerts[0].data["message"]
 
 
 def test_a_hanging_reviewer_is_killed_at_its_timeout(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from factoryctl.core.defaults import (
     PROMPT_BUDGET_TASK_BODY,
 )
 from factoryctl.core.errors import FactoryError
-from factoryctl.core.records import Task
+from factoryctl.core.records import ACTIVE, ReviewEntry, Task
 from factoryctl.core.signals import StopRequested, signals_held
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
@@ -34,7 +34,6 @@ from factoryctl.rules.changes import commit_message, protected_touched, worse
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
-from factoryctl.state.reviewqueue import add_pending
 
 
 @dataclass
@@ -55,10 +54,6 @@ class CycleReport:
     added: int = 0
     deleted: int = 0
     durations: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def agent_failed(self) -> bool:
-        return self.agent is not None and not self.agent.ok
 
     def as_event(self) -> dict[str, Any]:
         agent = self.agent
@@ -153,7 +148,7 @@ class Cycle:
         assert report.agent is not None
         git.commit_all(commit_message(self.session, report.task, report.agent.text))
         report.head = head = git.rev("HEAD")
-        if git.run("merge-base", "--is-ancestor", base, head, check=False).returncode != 0:
+        if not git.is_ancestor(base, head):
             report.verdict, report.reason = "discarded", "the agent rewrote history below main"
             return
         stat = git.diffstat(base, head)
@@ -179,22 +174,21 @@ class Cycle:
         self.say(f"pushing {branch}")
         report.push_attempted = True
         self.ws.git.push("origin", [f"refs/heads/{branch}:refs/heads/{branch}"])
-        add_pending(
-            self.ctx.review_queue(),
-            {
-                "branch": branch,
-                "session": self.session,
-                "base": base,
-                "head": head,
-                "task": None if report.task is None else report.task.id,
-                "summary": report.agent.text[:500],
-                "before": {n: vars(c) for n, c in report.before.items()},
-                "after": {n: vars(r.counts) for n, r in report.after.items()},
-                "files_changed": len(stat.files),
-                "lines_added": stat.added,
-                "lines_deleted": stat.deleted,
-            },
-            self.ctx.clock(),
+        self.ctx.review_queue().add_pending(
+            ReviewEntry(
+                branch=branch,
+                session=self.session,
+                base=base,
+                head=head,
+                task=None if report.task is None else report.task.id,
+                queued=format_ts(self.ctx.clock()),
+                summary=report.agent.text[:500],
+                before={n: vars(c) for n, c in report.before.items()},
+                after={n: vars(r.counts) for n, r in report.after.items()},
+                files_changed=len(stat.files),
+                lines_added=stat.added,
+                lines_deleted=stat.deleted,
+            )
         )
         report.verdict, report.reason = "pushed", "checks held; queued for review"
 
@@ -231,7 +225,7 @@ class Cycle:
             return
         tasks = self.ctx.tasks()
         current = tasks.get(task.id)
-        if current.status not in ("assigned", "in_progress") or current.session != self.session:
+        if current.status not in ACTIVE or current.session != self.session:
             return  # cancelled by a person, or requeued and given to another session meanwhile
         if report.verdict == "pushed":
             tasks.transition(task.id, "pushed", note=report.branch or "")

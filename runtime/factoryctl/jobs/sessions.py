@@ -24,7 +24,7 @@ from factoryctl.adapters.tmux import Tmux
 from factoryctl.core.clock import parse_ts
 from factoryctl.core.errors import ToolMissing
 from factoryctl.core.facts import Pane
-from factoryctl.core.records import as_dict
+from factoryctl.core.records import ACTIVE, as_dict
 from factoryctl.jobs.context import Context
 from factoryctl.state.gates import read_gates
 
@@ -114,7 +114,7 @@ class Sessions:
         panes = self.panes()
         state = as_dict(ctx.sessions_store().read())
         gates = read_gates(ctx.paths.gates_file).on(now.strftime("%Y-%m-%d"))
-        tasks = {t.session: t for t in ctx.tasks().all() if t.session and t.status in ("assigned", "in_progress")}
+        tasks = {t.session: t for t in ctx.tasks().all() if t.session and t.status in ACTIVE}
         names = list(ctx.settings.session_names)
         names += sorted((s for s in panes if s not in names), key=lambda s: int(s[1:]))
         rows = []

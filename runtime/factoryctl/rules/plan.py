@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from factoryctl.core.clock import format_ts
 from factoryctl.core.config import SchedulerSection, Settings
 from factoryctl.core.facts import App, Pane, Reading
-from factoryctl.core.records import BUDGET, RESOURCES, Alert, Gates, Task
+from factoryctl.core.records import ACTIVE, BUDGET, RESOURCES, Alert, Gates, Task
 from factoryctl.rules.budget import BudgetVerdict, decide_budget
 from factoryctl.rules.watchdog import History, watch
 
@@ -167,7 +167,7 @@ def task_moves(
 ) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]], list[tuple[int, str]]]:
     """(requeue, park, assign): free the tasks of lost sessions, park the hopeless, feed idle sessions."""
     limit = settings.scheduler.max_task_failures
-    open_tasks = [t for t in facts.tasks if t.status in ("assigned", "in_progress")]
+    open_tasks = [t for t in facts.tasks if t.status in ACTIVE]
     requeue = []
     for task in open_tasks:
         owner = task.session or "-"
