@@ -142,6 +142,15 @@ class EventSink(Protocol):
     def append(self, type: str, *, session: str | None = None, data: Mapping[str, Any] | None = None) -> object: ...
 
 
+class CycleVerdict(StrEnum):
+    """How a work cycle ended: the `verdict` of its `ralph_cycle` event."""
+
+    PUSHED = "pushed"  # checks held: pushed and queued for review
+    DISCARDED = "discarded"  # worse, no change, protected paths, left its branch: the branch is deleted
+    FAILED = "failed"  # the agent call failed, or the cycle could not run
+    INTERRUPTED = "interrupted"  # SIGTERM before the push
+
+
 # -- the review queue ------------------------------------------------------------------
 
 

@@ -16,9 +16,9 @@ from factoryctl.core.defaults import HEAVY_WAIT_S
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
 from factoryctl.state.eventlog import EventLog
+from factoryctl.state.heartbeats import Heartbeats
 from factoryctl.state.locks import Semaphore, exclusive
 from factoryctl.state.reviewqueue import ReviewQueue
-from factoryctl.state.stores import JsonStore
 from factoryctl.state.tasks import TaskQueue
 
 
@@ -49,8 +49,8 @@ class Context:
     def review_queue(self) -> ReviewQueue:
         return ReviewQueue.at(self.paths.review_queue_file)
 
-    def sessions_store(self) -> JsonStore:
-        return JsonStore(self.paths.sessions_file, dict)
+    def heartbeats(self) -> Heartbeats:
+        return Heartbeats(self.paths.sessions_file, self.clock)
 
     def heavy_slots(self) -> Semaphore:
         return Semaphore(self.paths.locks_dir, "heavy", self.settings.scheduler.heavy_slots)

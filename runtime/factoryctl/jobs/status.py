@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from factoryctl.core.clock import day_start, format_ts
+from factoryctl.core.clock import day_of, day_start, format_ts
 from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
 from factoryctl.rules.budget import decide_budget
@@ -21,11 +21,11 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
     now = ctx.clock()
     tasks = ctx.tasks().all()
     by_session = {t.session: t for t in tasks if t.session and t.status in ACTIVE}
-    session_state = ctx.sessions_store().read()
+    session_state = ctx.heartbeats().read()
     sessions = []
     for name in ctx.settings.session_names:
         task = by_session.get(name)
-        info = session_state.get(name, {}) if isinstance(session_state, dict) else {}
+        info = session_state.get(name, {})
         sessions.append(
             {
                 "name": name,
@@ -42,7 +42,7 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
     budget = ctx.settings.budget.daily_usd
     verdict = decide_budget(spend["total_usd"], ctx.settings.budget, ctx.settings.session_names)
     gates = read_gates(ctx.paths.gates_file)
-    current = gates.on(now.strftime("%Y-%m-%d"))
+    current = gates.on(day_of(now))
     paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
               if f.exists()]  # fmt: skip
     return {

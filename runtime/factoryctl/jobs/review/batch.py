@@ -72,7 +72,7 @@ class Bisection:
             share = (gate.check_runs - runs) / len(merged)
             if not reasons:
                 gate.tree.land(merge.tip, base)
-                gate.baselines.put(merge.tip, gate.settings.checks, after, session=None)
+                gate.baselines.put(merge.tip, gate.settings.checks, after)
                 for entry in merged:
                     review = self.approved[entry.branch][1]
                     decision = rules.landed(entry.branch, merge.tip, review, batch_of=len(merged))

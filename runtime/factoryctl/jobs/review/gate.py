@@ -123,7 +123,7 @@ class MergeGate:
             self.tree.land(merge.tip, main_sha)
         except MainMoved:
             return None
-        self.baselines.put(merge.tip, self.settings.checks, after, session=None)
+        self.baselines.put(merge.tip, self.settings.checks, after)
         return rules.landed(branch, merge.tip, answer).measured(baseline, after)
 
     def finish(self, entry: ReviewEntry, decision: Decision, *, started: float, check_runs: float) -> Decision:
