@@ -97,8 +97,8 @@ class Actions:
         return Answer(Reply.text(f"queued task #{task.id}: {task.title}"))
 
     def pending(self) -> list[dict[str, Any]]:
-        entries = self.ctx.review_queue().read().get("branches", [])
-        return [dict(e) for e in entries if e.get("status") == "pending"]
+        """The pending branches in queue order: `/approve 2` means the second of these."""
+        return [e.as_dict() for e in self.ctx.review_queue().read().pending()]
 
     def _queue(self, arg: str) -> Answer:
         return Answer(replies.queue(self.pending()))
