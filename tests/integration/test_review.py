@@ -19,7 +19,7 @@ from factoryctl.jobs.review import person
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.state.eventlog import EventFilter
 from tests.factories import Factory, git, make_factory
-from tests.helpers import run_cli, tool
+from tests.helpers import meanwhile, run_cli, tool
 
 DOC_A = '"""Quantities on hand, per item (A)."""'
 DOC_B = '"""Quantities on hand, per item (B)."""'
@@ -57,6 +57,11 @@ FOUR_BRANCHES = [
     # D: passes, but the reviewer rejects it
     session_call("s4", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
 ]  # fmt: skip
+
+
+def push_while_the_reviewer_thinks(factory: Factory, push: list[str]) -> list[dict[str, Any]]:
+    """The reviewer runs sandboxed and cannot push: someone else's push comes from the test, meanwhile."""
+    return meanwhile(factory.scenario.parent, lambda: subprocess.run(push, check=True, capture_output=True))
 
 
 def pending_branches(factory: Factory, sessions: list[str]) -> dict[str, str]:
@@ -118,7 +123,7 @@ def test_only_the_good_branch_reaches_main_and_main_is_the_tested_commit(tmp_pat
     main_passes_its_checks(factory, tmp_path)
     # The reasons reach the rejected session's next cycle prompt.
     factory.script([{"match": "You are s4,", "result": "noop"}])
-    prompt_file = tmp_path / "prompt.txt"
+    prompt_file = factory.scenario.parent / "prompt.txt"  # the sandbox lets the agent write there
     toml = factory.home / "factory.toml"
     toml.write_text(toml.read_text().replace(f'"{factory.scenario}"]', f'"{factory.scenario}", "--save-prompt", '
                                              f'"{prompt_file}"]', 1))  # fmt: skip
@@ -150,7 +155,7 @@ def test_main_moved_during_the_review_is_detected_and_redone(tmp_path: Path) -> 
     push_other = ["git", "-C", str(other), "push", "-q", "origin", "HEAD:main"]
     factory.script([
         session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
-        review_call("s1", APPROVE, [{"run": push_other}]),  # main moves while the reviewer thinks
+        review_call("s1", APPROVE, push_while_the_reviewer_thinks(factory, push_other)),  # main moves meanwhile
         review_call("s1", APPROVE),
     ])  # fmt: skip
     branch = pending_branches(factory, ["s1"])["s1"]
@@ -368,7 +373,7 @@ def test_flaky() -> None:
 
 def test_a_flaky_check_at_the_gate_is_retried_once_and_recorded(tmp_path: Path) -> None:
     factory = make_factory(tmp_path, sessions=1)
-    counter = tmp_path / "flaky-runs"
+    counter = factory.scenario.parent / "flaky-runs"  # writable from inside the sandbox
     factory.script([
         session_call("s1", [{"write": "tests/test_flaky.py", "content": FLAKY_TEST.format(path=str(counter))}], "Add"),
         review_call("s1", APPROVE),
@@ -408,7 +413,7 @@ def test_main_moving_during_a_batch_sends_the_batch_one_by_one(tmp_path: Path) -
         session_call("s1", [{"write": "tests/test_s1.py", "content": D_TEST}], "Add a test"),
         session_call("s2", [{"write": "tests/test_s2.py", "content": D_TEST}], "Add another test"),
         review_call("s1", APPROVE),
-        review_call("s2", APPROVE, [{"run": push_other}]),  # main moves before the batch lands
+        review_call("s2", APPROVE, push_while_the_reviewer_thinks(factory, push_other)),  # before the batch lands
         review_call("s1", APPROVE), review_call("s2", APPROVE),  # one by one, on the new main
     ])  # fmt: skip
     branches = pending_branches(factory, ["s1", "s2"])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from factoryctl.adapters.runner import Completed, run
+from factoryctl.adapters.sandbox import Launch
 from factoryctl.core.config import AgentSection
 from factoryctl.core.defaults import WITHHELD_ENV
 from factoryctl.core.errors import ToolMissing
@@ -147,9 +148,15 @@ class Agent:
         self.runner = runner
         self.env = agent_env(environ)
 
-    def call(self, prompt: str, *, cwd: Path, session: str | None, purpose: str) -> AgentResult:
+    def call(
+        self, prompt: str, *, cwd: Path, session: str | None, purpose: str, launch: Launch | None = None
+    ) -> AgentResult:
+        """One call: the prompt on stdin, in `cwd`; sandboxed (and with launch's environment) when given."""
+        argv, env = list(self.spec.command), self.env
+        if launch is not None:
+            argv, env = launch.argv(argv, cwd=cwd), dict(launch.env)
         try:
-            done = self.runner(self.spec.command, cwd=cwd, input=prompt, timeout=self.spec.timeout_s, env=self.env)
+            done = self.runner(argv, cwd=cwd, input=prompt, timeout=self.spec.timeout_s, env=env)
             result = parse_result(done, self.spec.timeout_s)
         except ToolMissing as exc:
             result = AgentResult(CallOutcome.MISSING, str(exc))

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
+from factoryctl.adapters.git import Git
 from factoryctl.core.errors import FactoryError
 from factoryctl.state.eventlog import Event
 
@@ -30,7 +33,8 @@ def load_template(home_prompts: Path, name: str) -> jinja2.Template:
     for folder in (home_prompts, PACKAGED):
         path = folder / f"{name}.md"
         if path.is_file():
-            env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+            # Sandboxed: a template reaches the values it is given, never Python's internals.
+            env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
             try:
                 template = env.from_string(path.read_text(encoding="utf-8"))
             except jinja2.TemplateSyntaxError as exc:
@@ -41,11 +45,35 @@ def load_template(home_prompts: Path, name: str) -> jinja2.Template:
 
 
 def read_files(root: Path, names: Iterable[str]) -> list[TextFile]:
+    """Trusted files on disk (the skill files under FACTORY_HOME); a symlink is never followed."""
     out = []
     for name in names:
         path = root / name
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():
             out.append(TextFile(name, path.read_text(encoding="utf-8", errors="replace")))
+    return out
+
+
+def read_committed(repo: Git, commit: str, names: Iterable[str], cuts: list[str]) -> list[TextFile]:
+    """The repository's context files as committed at `commit`: regular files only, never a symlink.
+
+    Read from git, not from the worktree, so nothing the agent left on disk (a symlink to
+    secrets.env, a file changed after the commit) reaches a prompt.
+    """
+    out = []
+    for name in names:
+        if not name or name.startswith("/") or ".." in Path(name).parts:
+            continue
+        listed = repo.run("ls-tree", "-z", commit, "--", name, check=False).stdout.split("\0")[0]
+        meta, _, path = listed.partition("\t")
+        parts = meta.split()
+        if path != name or len(parts) != 3:
+            continue
+        mode, kind, sha = parts
+        if kind != "blob" or mode not in ("100644", "100755"):
+            cuts.append(f"context file {name} is not a regular file (mode {mode}): not read")
+            continue
+        out.append(TextFile(name, repo.run("cat-file", "blob", sha).stdout))
     return out
 
 
@@ -82,6 +110,8 @@ def describe(event: Event) -> str:
 def render_prompt(template: jinja2.Template, values: dict[str, Any]) -> str:
     try:
         return template.render(**values).strip() + "\n"
+    except SecurityError as exc:
+        raise FactoryError(f"{template.name}: the prompt template tried something unsafe ({exc})") from None
     except jinja2.TemplateError as exc:
         names = ", ".join(values)
         raise FactoryError(f"{template.name}: prompt template error: {exc}; the names it can use: {names}") from None

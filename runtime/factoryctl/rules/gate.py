@@ -72,6 +72,7 @@ class BranchFacts:
     head_on_main: bool = False  # its tip is already in main
     archived_on_main: bool = False  # its archived tip is in main
     protected: tuple[str, ...] = ()  # protected paths it touches
+    sensitive: tuple[str, ...] = ()  # sensitive paths it changes in a way that matters: a person decides
 
 
 def before_merge(entry: ReviewEntry, facts: BranchFacts, main_sha: str) -> Decision | None:
@@ -107,9 +108,18 @@ def after_checks(branch: str, worse: Sequence[str]) -> Decision | None:
 
 
 def after_reviewer(
-    entry: ReviewEntry, answer: ReviewerVerdict | str, *, human_mode: bool, dry_run: bool
+    entry: ReviewEntry,
+    answer: ReviewerVerdict | str,
+    *,
+    human_mode: bool,
+    dry_run: bool,
+    sensitive: Sequence[str] = (),
 ) -> Decision | None:
-    """The reviewer's verdict (or why there is none); None: land it."""
+    """The reviewer's verdict (or why there is none); None: land it.
+
+    An approved branch waits for a person in human mode, and in any mode when it changes a
+    sensitive path (how the checks judge, what gets installed), until a person approves it.
+    """
     branch = entry.branch
     if isinstance(answer, str):
         return Decision(branch, GateVerdict.PENDING, (answer,), alert=f"{branch}: {answer}; left pending")
@@ -118,6 +128,9 @@ def after_reviewer(
         return Decision(branch, GateVerdict.REJECT, reasons, review=answer)
     if dry_run:
         return Decision(branch, GateVerdict.WOULD_LAND, reasons, review=answer)
+    if sensitive and not entry.human_approved:
+        why = f"changes sensitive paths ({', '.join(sensitive[:5])}): waits for a person"
+        return Decision(branch, GateVerdict.AWAITING_HUMAN, (why, *reasons), review=answer)
     if human_mode and not entry.human_approved:
         return Decision(branch, GateVerdict.AWAITING_HUMAN, reasons, review=answer)
     return None

@@ -29,11 +29,12 @@ def review_batch(gate: MergeGate, pending: list[ReviewEntry]) -> list[ReviewEntr
     approved: dict[str, tuple[ReviewEntry, ReviewerVerdict]] = {}
     for entry in pending:
         started = time.monotonic()
-        decided = rules.before_merge(entry, gate.tree.facts(entry, main_sha), main_sha)
+        facts = gate.tree.facts(entry, main_sha)
+        decided = rules.before_merge(entry, facts, main_sha)
         if decided is None:
             baseline = gate.baseline(main_sha)
             answer = gate.ask(entry, main_sha, baseline, None)
-            decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=False)
+            decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=False, sensitive=facts.sensitive)
             if decided is None:
                 assert isinstance(answer, ReviewerVerdict)
                 approved[entry.branch] = (entry, answer)
@@ -68,7 +69,7 @@ class Bisection:
             if not merged:
                 return base, False
             gate.say(f"testing a batch of {len(merged)} on {base[:10]}")
-            after, reasons = gate.test(baseline, retry=False)
+            after, reasons = gate.test(base, baseline, retry=False)
             share = (gate.check_runs - runs) / len(merged)
             if not reasons:
                 gate.tree.land(merge.tip, base)

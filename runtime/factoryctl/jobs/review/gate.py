@@ -27,7 +27,7 @@ from factoryctl.jobs.review.batch import review_batch
 from factoryctl.jobs.review.record import Recorder
 from factoryctl.jobs.review.tree import MainMoved, ReviewTree
 from factoryctl.rules import gate as rules
-from factoryctl.rules.changes import worse
+from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
 from factoryctl.state.baselines import Baselines
@@ -61,6 +61,7 @@ class MergeGate:
         return self.record.decisions
 
     def run(self, only: str | None = None) -> list[Decision]:
+        self.ctx.require_sandbox()
         with job_lock(self.ctx.paths.locks_dir, "review"):
             pending = self._pending(only)
             if not pending:
@@ -100,7 +101,8 @@ class MergeGate:
     def _review_on(self, entry: ReviewEntry, main_sha: str, *, again: bool) -> Decision | None:
         """The branch's review on this main; None when main moved before it could land."""
         branch = entry.branch
-        decided = rules.before_merge(entry, self.tree.facts(entry, main_sha), main_sha)
+        facts = self.tree.facts(entry, main_sha)
+        decided = rules.before_merge(entry, facts, main_sha)
         if decided is not None:
             return decided
         self.say(f"{branch}: merging onto {self.main} at {main_sha[:10]}" + (" (again)" if again else ""))
@@ -109,13 +111,13 @@ class MergeGate:
         decided = rules.after_merge(branch, merge.conflicts, self.main)
         if decided is not None:
             return decided
-        after, reasons = self.test(baseline, retry=True)
+        after, reasons = self.test(main_sha, baseline, retry=True)
         decided = rules.after_checks(branch, reasons)
         if decided is not None:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         answer = self.ask(entry, main_sha, baseline, after)
         human = self.settings.review.mode == "human"
-        decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=self.dry_run)
+        decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=self.dry_run, sensitive=facts.sensitive)
         if decided is not None:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         assert isinstance(answer, ReviewerVerdict)
@@ -146,22 +148,32 @@ class MergeGate:
         return counts
 
     def _checks(self) -> dict[str, CheckRun]:
-        return run_checks(self.settings.checks, self.tree.path, heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
+        launch = self.ctx.launch(self.tree.path, "review")
+        return run_checks(self.settings.checks, launch, heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
 
-    def test(self, baseline: Mapping[str, Counts], *, retry: bool) -> tuple[dict[str, CheckRun], list[str]]:
-        """Run the checks on the review worktree's HEAD; a worse result is retried once when `retry`."""
+    def test(self, base: str, baseline: Mapping[str, Counts], *, retry: bool) -> tuple[dict[str, CheckRun], list[str]]:
+        """Run the checks on the review worktree's HEAD; a worse result is retried once when `retry`.
+
+        Checks that changed HEAD or a tracked file did not test the merge commit: that is worse.
+        """
+        head = self.tree.git.rev("HEAD")
+        tests = self.baselines.tests(base, self.settings.checks)
         self.check_runs += 1
         after = self._checks()
-        reasons = worse(baseline, {n: r.counts for n, r in after.items()})
+        if not self.tree.git.unchanged(head):
+            return after, [CHANGED_DURING_CHECKS]
+        reasons = judge(baseline, tests, after)
         if not (reasons and retry and self.settings.checks):
             return after, reasons
         self.say("checks got worse; running them once more before rejecting")
         self.check_runs += 1
         again = self._checks()
-        again_reasons = worse(baseline, {n: r.counts for n, r in again.items()})
+        if not self.tree.git.unchanged(head):
+            return again, [CHANGED_DURING_CHECKS]
+        again_reasons = judge(baseline, tests, again)
         if not again_reasons:
             flaky = sorted({r.split(":", 1)[0] for r in reasons})
-            self.ctx.log.append("flake", data={"checks": flaky, "first": reasons, "head": self.tree.git.rev("HEAD")})
+            self.ctx.log.append("flake", data={"checks": flaky, "first": reasons, "head": head})
         return again, again_reasons
 
     def ask(
@@ -170,4 +182,4 @@ class MergeGate:
         if self.dry_run:
             return DRY_RUN_VERDICT
         prompt = reviewer.review_prompt(self.ctx, self.tree, entry, base, baseline, after)
-        return reviewer.ask(self.reviewer, prompt, self.tree, entry)
+        return reviewer.ask(self.ctx, self.reviewer, prompt, self.tree, entry)
