@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -443,3 +444,64 @@ def test_a_batch_in_human_mode_waits_then_lands_the_approved_together(tmp_path: 
     assert {o.landed for o in second} == {factory.main_sha()}
     assert all("landed in a batch of 2" in o.reasons for o in second)
     main_passes_its_checks(factory, tmp_path)
+
+
+SETUP = '[repo]\nsetup = ["sh", "-c", "test ! -e broken-setup"]\nsetup_inputs = ["broken-setup", "pyproject.toml"]\n'
+
+
+def test_one_branch_that_breaks_setup_never_stops_the_review(tmp_path: Path) -> None:
+    """Its setup fails on the merge result (like a stale lockfile): rejected with why; the others land."""
+    factory = make_factory(tmp_path, sessions=3)
+    toml = factory.home / "factory.toml"
+    toml.write_text(toml.read_text().replace("[repo]\n", SETUP, 1))
+    factory.script([
+        session_call("s1", [{"write": "broken-setup", "content": "x\n"},
+                            {"write": "tests/test_s1.py", "content": D_TEST}], "Add a dependency"),
+        session_call("s2", [{"write": "tests/test_s2.py", "content": D_TEST}], "Add a test"),
+        session_call("s3", [{"write": "tests/test_s3.py", "content": D_TEST}], "Add another test"),
+        *(review_call(s, APPROVE) for s in ("s1", "s2", "s3")),
+    ])  # fmt: skip
+    branches = pending_branches(factory, ["s1", "s2", "s3"])
+    with (factory.home / "state" / "review-queue.json").open("r+") as fh:  # a malformed entry, queued first
+        doc = json.load(fh)
+        doc["branches"].insert(0, {"status": "pending", "session": "s9", "task": "abc"})
+        fh.seek(0)
+        fh.write(json.dumps(doc))
+        fh.truncate()
+    outcomes = {o.branch: o for o in MergeGate(factory.ctx()).run()}
+    assert outcomes[branches["s1"]].verdict == "reject"
+    assert outcomes[branches["s1"]].reasons[0].startswith("repo.setup failed on the merge result: repo.setup")
+    assert [outcomes[branches[s]].verdict for s in ("s2", "s3")] == ["approve", "approve"]
+    alerts = factory.ctx().log.tail(20, EventFilter(types=frozenset({"alert"})))
+    assert any("field 'branch' is missing or empty" in a.data["message"] for a in alerts)
+    main_passes_its_checks(factory, tmp_path)
+
+
+def test_a_reviewer_that_cannot_start_leaves_the_branch_pending_and_says_so(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test")])
+    branch = pending_branches(factory, ["s1"])["s1"]
+    # A reviewer command that is not there: not the branch's fault, and not a verdict.
+    toml = factory.home / "factory.toml"
+    text = toml.read_text()
+    reviewer_start = text.index("[reviewer]")
+    toml.write_text(text[:reviewer_start] + text[reviewer_start:].replace('command = ["', 'command = ["/no/such/', 1))
+    (first,) = MergeGate(factory.ctx()).run()
+    assert first.verdict == "pending" and "missing_command" in first.reasons[0]
+    assert queue(factory)[branch]["status"] == "pending" and branch in factory.origin_branches()
+    alerts = factory.ctx().log.tail(5, EventFilter(types=frozenset({"alert"})))
+    assert len(alerts) == 1 and "command not found" in alerts[0].data["message"]
+
+
+def test_main_that_cannot_be_set_up_ends_the_review_in_one_line(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test")])
+    pending_branches(factory, ["s1"])
+    toml = factory.home / "factory.toml"
+    toml.write_text(toml.read_text().replace("[repo]\n", '[repo]\nsetup = ["false"]\n', 1))
+    shutil.rmtree(factory.home / "state" / "baselines")  # main's baseline must be computed again
+    proc = run_cli("review", home=factory.home)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "cannot be set up, no branch can be reviewed: repo.setup 'false' exited 1" in proc.stderr
+    alerts = factory.ctx().log.tail(5, EventFilter(types=frozenset({"alert"})))
+    assert any("cannot be set up" in a.data["message"] for a in alerts)

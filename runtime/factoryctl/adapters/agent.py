@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -154,12 +155,22 @@ class Agent:
         """One call: the prompt on stdin, in `cwd`; sandboxed (and with launch's environment) when given."""
         argv, env = list(self.spec.command), self.env
         if launch is not None:
+            if shutil.which(argv[0], path=launch.env.get("PATH")) is None:  # inside bwrap it would be bwrap's error
+                result = AgentResult(
+                    CallOutcome.MISSING, f"{argv[0]}: command not found (is it installed and on PATH?)"
+                )
+                self._record(result, session, purpose)
+                return result
             argv, env = launch.argv(argv, cwd=cwd), dict(launch.env)
         try:
             done = self.runner(argv, cwd=cwd, input=prompt, timeout=self.spec.timeout_s, env=env)
             result = parse_result(done, self.spec.timeout_s)
         except ToolMissing as exc:
             result = AgentResult(CallOutcome.MISSING, str(exc))
+        self._record(result, session, purpose)
+        return result
+
+    def _record(self, result: AgentResult, session: str | None, purpose: str) -> None:
         self.log.append(
             "agent_call",
             session=session,
@@ -174,4 +185,3 @@ class Agent:
                 "agent": self.spec.command[0],
             },
         )
-        return result

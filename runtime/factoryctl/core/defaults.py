@@ -51,6 +51,8 @@ PROMPT_BUDGET_RECENT = 30
 PROMPT_BUDGET_TASK_BODY = 6_000
 PROMPT_REJECTIONS = 5  # the reviewer's last rejections of this session shown to it
 
+REVIEW_FAILURES = 2  # a branch whose review failed this often (not decided: crashed) is rejected
+
 # -- the gate ------------------------------------------------------------------------
 # What decides how a change is judged, or what gets installed: a change to these waits for a person.
 SENSITIVE_PATHS = (

@@ -98,6 +98,10 @@ class Workspace:
         return ensure_setup(self.ctx, self.path, self.session)
 
 
+class SetupFailed(FactoryError):
+    """repo.setup failed in a worktree (a lockfile out of date, a dependency gone)."""
+
+
 def ensure_worktree(ctx: Context, path: Path, name: str, start: str) -> Path:
     """Make sure `path` is a registered worktree of the main clone (made at `start` if not); its git dir.
 
@@ -162,7 +166,10 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
         return False
     launch = ctx.launch(path, name, network=True)  # setup fetches dependencies; it never gets a credential
     with ctx.heavy_slot():
-        run(launch.argv(spec.setup), cwd=path, timeout=spec.setup_timeout_s, check=True, env=dict(launch.env))
+        done = run(launch.argv(spec.setup), cwd=path, timeout=spec.setup_timeout_s, env=dict(launch.env))
+    if not done.ok:
+        what = "timed out" if done.timed_out else f"exited {done.returncode}"
+        raise SetupFailed(f"repo.setup {' '.join(spec.setup)!r} {what}: {done.tail(300).replace(chr(10), ' | ')}")
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(digest.hexdigest() + "\n")
     return True

@@ -52,6 +52,7 @@ class Decision:
     after: Mapping[str, CheckRun] = field(default_factory=dict)
     duration_s: float = 0.0
     check_runs: float = 0.0  # check runs spent on this branch (its share of a batch's)
+    failed_review: bool = False  # the review went wrong (not a verdict): counts towards REVIEW_FAILURES
 
     def as_dict(self) -> dict[str, object]:
         """The decision for scripts (`factoryctl review --json`)."""
@@ -141,6 +142,20 @@ def landed(branch: str, tip: str, review: ReviewerVerdict | None, batch_of: int 
     if batch_of > 1:
         reasons = (*reasons, f"landed in a batch of {batch_of}")
     return Decision(branch, GateVerdict.APPROVE, reasons, landed=tip, tested=tip, review=review)
+
+
+def setup_failed(branch: str, why: str) -> Decision:
+    """repo.setup failed on the merge result (the branch's lockfile or manifest): its fault, rejected."""
+    return Decision(branch, GateVerdict.REJECT, (f"repo.setup failed on the merge result: {why}",))
+
+
+def review_failed(entry: ReviewEntry, why: str, limit: int) -> Decision:
+    """The review of one branch went wrong (not a verdict): pending with an alert; rejected once it keeps failing."""
+    tries = entry.failures + 1
+    if tries >= limit:
+        return Decision(entry.branch, GateVerdict.REJECT, (f"its review failed {tries} times: {why}",))
+    alert = f"{entry.branch}: its review failed ({why}); left pending, tried again at the next review"
+    return Decision(entry.branch, GateVerdict.PENDING, (f"review failed: {why}",), alert=alert, failed_review=True)
 
 
 def main_kept_moving(branch: str, main: str, tries: int) -> Decision:

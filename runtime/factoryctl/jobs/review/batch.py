@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.review.tree import MainMoved
+from factoryctl.jobs.workspace import SetupFailed
 from factoryctl.rules import gate as rules
 from factoryctl.rules.verdict import ReviewerVerdict
 
@@ -64,7 +65,17 @@ class Bisection:
         if not suspect or len(batch) == 1:
             runs = gate.check_runs
             baseline = gate.baseline(base)
-            merge = gate.tree.merge(base, batch)
+            try:
+                merge = gate.tree.merge(base, batch)
+            except SetupFailed as exc:
+                if len(batch) == 1:
+                    gate.finish(batch[0], rules.setup_failed(batch[0].branch, str(exc)), started=self.started,
+                                check_runs=0)  # fmt: skip
+                    return base, False
+                left, right = rules.batch_split(batch)  # which one broke the setup: halve and merge again
+                tip, all_left = self.land(base, left, suspect=False)
+                tip, all_right = self.land(tip, right, suspect=all_left)
+                return tip, all_left and all_right
             merged = [e for e in batch if e.branch in merge.merged]
             if not merged:
                 return base, False

@@ -19,19 +19,30 @@ from dataclasses import replace
 from factoryctl.adapters.agent import Agent
 from factoryctl.adapters.checks import run_checks
 from factoryctl.core.checks import CheckRun, Counts
-from factoryctl.core.errors import NotFound
-from factoryctl.core.records import ReviewEntry
+from factoryctl.core.defaults import REVIEW_FAILURES
+from factoryctl.core.errors import FactoryError, NotFound
+from factoryctl.core.records import Alert, ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.review import reviewer
 from factoryctl.jobs.review.batch import review_batch
 from factoryctl.jobs.review.record import Recorder
 from factoryctl.jobs.review.tree import MainMoved, ReviewTree
+from factoryctl.jobs.workspace import SetupFailed
 from factoryctl.rules import gate as rules
 from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.locks import job_lock
+
+
+class MainBroken(FactoryError):
+    """Main itself cannot be set up: nothing can be compared with it."""
+
+    def __init__(self, commit: str, message: str) -> None:
+        super().__init__(message)
+        self.commit = commit
+
 
 DRY_RUN_VERDICT = ReviewerVerdict(True, ("dry run: the reviewer was not asked",), "low")
 
@@ -72,11 +83,14 @@ class MergeGate:
                 self.say(f"{len(pending)} pending: reviewing as a batch")
                 pending = review_batch(self, pending)
             for entry in pending:
-                self.review_one(entry)
+                self.review_safely(entry)
             return self.decisions
 
     def _pending(self, only: str | None) -> list[ReviewEntry]:
-        entries = self.ctx.review_queue().read().pending()
+        queue = self.ctx.review_queue().read()
+        for problem in queue.problems:  # a malformed entry is skipped (and left for a person), never the run's end
+            self.record.alerts.send(Alert(f"review:bad-entry:{problem[:80]}", f"skipped: {problem}"))
+        entries = queue.pending()
         priority_of = {t.id: t.priority for t in self.ctx.tasks().all()}
         human = self.settings.review.mode == "human"
         chosen = rules.review_order(entries, priority_of, human_mode=human, only=only)
@@ -85,6 +99,19 @@ class MergeGate:
         return chosen
 
     # -- one branch, top to bottom -----------------------------------------------------------
+
+    def review_safely(self, entry: ReviewEntry) -> Decision | None:
+        """`review_one`, where anything going wrong with this branch is a decision about it, never the end
+        of the run; main's own setup failing ends the run (no branch can be judged) with an alert."""
+        started, runs = time.monotonic(), self.check_runs
+        try:
+            return self.review_one(entry)
+        except MainBroken as exc:
+            self.record.alerts.send(Alert(f"review:main-broken:{exc.commit[:12]}", str(exc)))
+            raise
+        except FactoryError as exc:
+            decision = rules.review_failed(entry, str(exc)[:500], REVIEW_FAILURES)
+            return self.finish(entry, decision, started=started, check_runs=self.check_runs - runs)
 
     def review_one(self, entry: ReviewEntry) -> Decision:
         started, runs = time.monotonic(), self.check_runs
@@ -107,7 +134,10 @@ class MergeGate:
             return decided
         self.say(f"{branch}: merging onto {self.main} at {main_sha[:10]}" + (" (again)" if again else ""))
         baseline = self.baseline(main_sha)
-        merge = self.tree.merge(main_sha, [entry])
+        try:
+            merge = self.tree.merge(main_sha, [entry])
+        except SetupFailed as exc:
+            return rules.setup_failed(branch, str(exc))
         decided = rules.after_merge(branch, merge.conflicts, self.main)
         if decided is not None:
             return decided
@@ -140,7 +170,11 @@ class MergeGate:
         """Main's counts for this checks configuration: shared with the cycles, computed once."""
 
         def compute() -> dict[str, CheckRun]:
-            self.tree.checkout(main_sha)
+            try:
+                self.tree.checkout(main_sha)
+            except SetupFailed as exc:
+                raise MainBroken(main_sha, f"{self.main} at {main_sha[:10]} cannot be set up, no branch can be "
+                                 f"reviewed: {exc}") from None  # fmt: skip
             self.check_runs += 1
             return self._checks()
 
