@@ -412,3 +412,16 @@ def test_a_local_origins_hook_lets_only_the_gate_move_main(factory: Factory, tmp
     assert Cycle(factory.ctx(), "s1").run().verdict == "pushed"  # work branches are not main: allowed
     (decision,) = MergeGate(factory.ctx()).run()
     assert decision.verdict == "approve" and factory.main_sha() == decision.landed  # the gate carries its key
+
+
+def test_checks_that_rewrite_the_worktree_did_not_test_the_commit(factory: Factory) -> None:
+    """A test that edits a tracked file while the checks run: the counts are not the commit's."""
+    rewriter = (
+        "import pathlib\n\n\ndef test_rewrites() -> None:\n"
+        "    path = pathlib.Path('inventory/stock.py')\n"
+        "    path.write_text(path.read_text() + '\\n# changed during the checks\\n')\n"
+    )
+    factory.script([agent([{"write": "tests/test_rewrites.py", "content": rewriter}])])
+    report = Cycle(factory.ctx(), "s1").run()
+    assert report.verdict == "discarded" and report.reason.startswith("the worktree changed during the checks")
+    assert factory.origin_branches() == ["main"]

@@ -119,8 +119,9 @@ class Git:
 
     def unchanged(self, head: str) -> bool:
         """HEAD is still `head` and no tracked file differs from it (untracked caches aside)."""
-        status = self.run("status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignored=no", check=False)
-        return status.ok and not status.stdout and self.maybe_rev("HEAD") == head
+        status = self.run("status", "--porcelain=v2", "--branch", "--untracked-files=no", "--ignored=no", check=False)
+        lines = status.stdout.splitlines()
+        return status.ok and f"# branch.oid {head}" in lines and all(line.startswith("# ") for line in lines)
 
     def is_ancestor(self, commit: str, of: str) -> bool:
         """Whether `commit` is `of` or in its history."""

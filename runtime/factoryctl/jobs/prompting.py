@@ -60,21 +60,25 @@ def read_committed(repo: Git, commit: str, names: Iterable[str], cuts: list[str]
     Read from git, not from the worktree, so nothing the agent left on disk (a symlink to
     secrets.env, a file changed after the commit) reaches a prompt.
     """
-    out = []
-    for name in names:
-        if not name or name.startswith("/") or ".." in Path(name).parts:
-            continue
-        listed = repo.run("ls-tree", "-z", commit, "--", name, check=False).stdout.split("\0")[0]
-        meta, _, path = listed.partition("\t")
+    wanted = [n for n in names if n and not n.startswith("/") and ".." not in Path(n).parts]
+    if not wanted:
+        return []
+    listed: dict[str, tuple[str, str, str]] = {}
+    for record in repo.run("ls-tree", "-z", commit, "--", *wanted, check=False).stdout.split("\0"):
+        meta, _, path = record.partition("\t")
         parts = meta.split()
-        if path != name or len(parts) != 3:
+        if len(parts) == 3:
+            listed[path] = (parts[0], parts[1], parts[2])
+    blobs = []
+    for name in wanted:
+        if name not in listed:
             continue
-        mode, kind, sha = parts
+        mode, kind, sha = listed[name]
         if kind != "blob" or mode not in ("100644", "100755"):
             cuts.append(f"context file {name} is not a regular file (mode {mode}): not read")
             continue
-        out.append(TextFile(name, repo.run("cat-file", "blob", sha).stdout))
-    return out
+        blobs.append((name, sha))
+    return [TextFile(name, repo.run("cat-file", "blob", sha).stdout) for name, sha in blobs]
 
 
 def fit(files: Sequence[TextFile], budget: int, what: str, cuts: list[str]) -> list[TextFile]:
