@@ -143,17 +143,22 @@ class Agent:
         *,
         runner: Callable[..., Completed] = run,
         environ: Mapping[str, str] | None = None,
+        launch_for: Callable[[Path], Launch] | None = None,
     ) -> None:
         self.spec = spec
         self.log = log
         self.runner = runner
         self.env = agent_env(environ)
+        # How a call in a folder starts when the caller names no launch (the sandbox, from the context).
+        self.launch_for = launch_for
 
     def call(
         self, prompt: str, *, cwd: Path, session: str | None, purpose: str, launch: Launch | None = None
     ) -> AgentResult:
         """One call: the prompt on stdin, in `cwd`; sandboxed (and with launch's environment) when given."""
         argv, env = list(self.spec.command), self.env
+        if launch is None and self.launch_for is not None:
+            launch = self.launch_for(cwd)
         if launch is not None:
             if shutil.which(argv[0], path=launch.env.get("PATH")) is None:  # inside bwrap it would be bwrap's error
                 result = AgentResult(
