@@ -95,8 +95,10 @@ class Improve:
             snapshot=json.dumps(snapshot, default=str)[:4000],
             messages=json.dumps(texts, ensure_ascii=False),
         )
-        self.ctx.paths.home.mkdir(parents=True, exist_ok=True)
-        result = self.ctx.reviewer().call(prompt, cwd=self.ctx.paths.home, session=None, purpose="bot_improve")
+        # An empty folder of its own: the sandboxed model sees it (read-only) and nothing else of FACTORY_HOME.
+        scratch = self.ctx.paths.caches_dir / "bot-improve"
+        scratch.mkdir(parents=True, exist_ok=True)
+        result = self.ctx.reviewer().call(prompt, cwd=scratch, session=None, purpose="bot_improve")
         report.cost_usd = result.cost_usd
         if not result.ok:
             report.note = f"the model call failed: {result.reason}"
