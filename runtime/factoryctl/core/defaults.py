@@ -12,8 +12,10 @@ from datetime import timedelta
 HOME_ENV = "FACTORY_HOME"  # one variable moves all state
 TMUX_SOCKET_ENV = "FACTORY_TMUX_SOCKET"  # a private tmux server (tests)
 # Secrets: scrubbed from every event; the agent never receives the bot or HTTP tokens.
-SECRET_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
-WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
+SECRET_ENV = (
+    "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET",
+)  # fmt: skip
+WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET")
 
 # -- subprocesses ------------------------------------------------------------------
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024  # a process printing garbage forever cannot eat the RAM
@@ -42,3 +44,14 @@ PROMPT_BUDGET_SKILLS = 8_000
 PROMPT_BUDGET_RECENT = 30
 PROMPT_BUDGET_TASK_BODY = 6_000
 PROMPT_REJECTIONS = 5  # the reviewer's last rejections of this session shown to it
+
+# -- HTTP (factoryctl serve) ---------------------------------------------------------
+HTTP_TOKEN_ENV = "FACTORY_HTTP_TOKEN"  # bearer token; without it `serve` refuses to start
+GITHUB_SECRET_ENV = "FACTORY_GITHUB_SECRET"  # the webhook's HMAC secret; unset: no webhook
+HTTP_MAX_BODY = 64 * 1024  # bytes; a larger request body gets 413
+HTTP_MIN_TOKEN = 16  # characters: a shorter token is refused at start
+HTTP_EVENTS_LIMIT = 1000  # the most events /api/events returns
+TRIGGER_JOB_TIMEOUT_S = 6 * 3600.0  # a triggered review/standup/doctor is killed after this
+PAGE_REFRESH_S = 30
+PAGE_DAYS = 14  # days on the status page's plots
+PAGE_HOURS = 24  # hours on the cycles-per-hour plot

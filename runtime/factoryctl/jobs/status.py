@@ -11,6 +11,7 @@ from typing import Any
 
 from factoryctl.core.clock import day_start, format_ts
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.outcomes import today
 from factoryctl.rules.budget import decide_budget
 from factoryctl.state.gates import read_gates
 from factoryctl.state.spend import spend_since
@@ -41,6 +42,7 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
     current = gates.on(now.strftime("%Y-%m-%d"))
     paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
               if f.exists()]  # fmt: skip
+    figures = today(ctx)
     return {
         "home": str(ctx.paths.home),
         "now": format_ts(now),
@@ -48,6 +50,8 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
         "tasks": dict(Counter(t.status for t in tasks)),
         "review_queue": dict(review),
         "spend_today": spend,
+        "summary": figures.line("today"),
+        "today": figures.as_dict(),
         "budget": {
             "daily_usd": budget,
             "left_usd": round(max(0.0, budget - spend["total_usd"]), 4),

@@ -1,0 +1,165 @@
+"""The status page: what it shows, read from the log's end and the small stores, drawn as HTML.
+
+The plots' past days are cached in memory (a finished UTC day of an append-only log
+never changes), so after the first render a page costs one day's events, not fourteen.
+Everything from outside (task titles, reasons, branch names) is escaped by Jinja's
+autoescape; the template is the package's own file, never text from the factory.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from factoryctl.adapters.git import Git
+from factoryctl.core.clock import day_start, format_ts
+from factoryctl.core.defaults import PAGE_DAYS, PAGE_HOURS, PAGE_REFRESH_S
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.serve import plots
+from factoryctl.jobs.sessions import heartbeat_age
+from factoryctl.jobs.status import collect
+from factoryctl.rules import metrics
+from factoryctl.state.eventlog import EventFilter
+
+_GITHUB = re.compile(
+    r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([\w.-]+/[\w.-]+?)(?:\.git)?/?$"
+)
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+def commit_url_base(origin_url: str) -> str | None:
+    """`https://github.com/OWNER/REPO/commit/` for a GitHub origin, else None (no links)."""
+    found = _GITHUB.match(origin_url.strip())
+    return f"https://github.com/{found.group(1)}/commit/" if found else None
+
+
+@dataclass
+class DayCache:
+    """Finished days of the plots, computed once."""
+
+    days: dict[str, metrics.Day] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def series(self, ctx: Context, now: datetime) -> list[metrics.Day]:
+        today = now.strftime("%Y-%m-%d")
+        wanted = [(now - timedelta(days=i)).strftime("%Y-%m-%d") for i in range(PAGE_DAYS - 1, -1, -1)]
+        with self.lock:
+            missing = [d for d in wanted[:-1] if d not in self.days]
+            since = day_start(now - timedelta(days=PAGE_DAYS - 1)) if missing else day_start(now)
+            events = list(ctx.log.iter_reverse(EventFilter(types=metrics.TYPES, since=format_ts(since))))
+            for day in metrics.daily(events, days=PAGE_DAYS, now=now):
+                if day.day != today:
+                    self.days.setdefault(day.day, day)
+                else:
+                    current = day
+            for stale in [d for d in self.days if d not in wanted]:
+                del self.days[stale]
+            return [*(self.days[d] for d in wanted[:-1]), current]
+
+
+def _short(day: str) -> str:
+    return day[5:].replace("-", "/")
+
+
+def draw_plots(ctx: Context, days: list[metrics.Day], now: datetime) -> dict[str, str]:
+    labels = [_short(d.day) for d in days]
+    cycles_events = ctx.log.iter_reverse(
+        EventFilter(types=frozenset({metrics.CYCLE}), since=format_ts(now - timedelta(hours=PAGE_HOURS)))
+    )
+    hours = metrics.hourly(cycles_events, hours=PAGE_HOURS, now=now)
+    hour_labels = [h.start[11:16] for h in hours]
+    verdicts = [plots.Series(v, [h.verdicts[v] for h in hours], plots.COLORS[v]) for v in metrics.VERDICTS]
+    rates = [None if d.discard_rate is None else d.discard_rate * 100 for d in days]
+    spend_usd = any(d.usd for d in days)
+    budget = ctx.settings.budget.daily_usd
+    return {
+        "cycles": plots.bars(f"Cycles per hour, last {PAGE_HOURS} h (UTC)", hour_labels, verdicts),
+        "outcomes": plots.bars(
+            f"Landings per day, last {PAGE_DAYS} days",
+            labels,
+            [plots.Series("landed", [d.landed for d in days], plots.COLORS["landed"])],
+        ),
+        "discard": plots.line(
+            "Discard rate per day", labels, plots.Series("discard rate", rates, plots.COLORS["rate"]), unit="%",
+            top=100.0,
+        ),
+        "spend": plots.bars(
+            "Spend per day" if spend_usd else "Tokens per day",
+            labels,
+            [plots.Series("spend" if spend_usd else "tokens", [d.usd if spend_usd else d.tokens for d in days],
+                          plots.COLORS["spend"])],
+            unit="$" if spend_usd else "",
+            limit=(f"budget ${budget:g}", budget) if spend_usd and budget > 0 else None,
+        ),
+        "checks": plots.line(
+            "Check runs per cycle", labels,
+            plots.Series("check runs", metrics.check_runs_per_cycle(days), plots.COLORS["checks"]),
+        ),
+    }  # fmt: skip
+
+
+def landings(ctx: Context, now: datetime, limit: int = 10) -> list[dict[str, Any]]:
+    flt = EventFilter(types=frozenset({metrics.REVIEW}), since=format_ts(now - timedelta(days=PAGE_DAYS)))
+    out = []
+    for event in ctx.log.iter_reverse(flt):
+        sha = event.data.get("landed")
+        if event.data.get("verdict") == "approve" and isinstance(sha, str) and _SHA.match(sha):
+            out.append({"ts": event.ts, "branch": str(event.data.get("branch")), "sha": sha,
+                        "session": event.session, "reasons": event.data.get("reasons") or []})  # fmt: skip
+            if len(out) >= limit:
+                break
+    return out
+
+
+def alerts(ctx: Context, now: datetime, limit: int = 8) -> list[dict[str, Any]]:
+    flt = EventFilter(types=frozenset({"alert"}), since=format_ts(now - timedelta(days=2)))
+    return [e.as_dict() for e in ctx.log.tail(limit, flt)][::-1]
+
+
+def origin_url(ctx: Context) -> str:
+    try:
+        done = Git(ctx.repo_dir).run("config", "--get", "remote.origin.url", check=False, timeout=5)
+    except Exception:  # a missing repo or git: no links, the page still renders
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+class Page:
+    """Renders `GET /`; one per server (it holds the day cache and the origin's link base)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.cache = DayCache()
+        self.env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+        self.template = self.env.from_string(
+            resources.files("factoryctl.jobs.serve").joinpath("templates/page.html").read_text(encoding="utf-8")
+        )
+        self.login_template = self.env.from_string(
+            resources.files("factoryctl.jobs.serve").joinpath("templates/login.html").read_text(encoding="utf-8")
+        )
+        self.link_base = commit_url_base(origin_url(ctx))
+
+    def render(self) -> str:
+        now = self.ctx.clock()
+        status = collect(self.ctx, last=10)
+        days = self.cache.series(self.ctx, now)
+        queue = [e for e in self.ctx.review_queue().read().get("branches", []) if e.get("status") == "pending"]
+        tasks = sorted((t for t in self.ctx.tasks().all() if t.status in ("queued", "assigned", "in_progress")),
+                       key=lambda t: t.sort_key())  # fmt: skip
+        beats = self.ctx.sessions_store().read()
+        ages = {name: heartbeat_age(entry, now) for name, entry in beats.items() if isinstance(entry, dict)}
+        return self.template.render(
+            now=status["now"], refresh=PAGE_REFRESH_S, status=status, today=status["today"], queue=queue[:30],
+            tasks=tasks[:30], landings=landings(self.ctx, now), alerts=alerts(self.ctx, now),
+            plots=draw_plots(self.ctx, days, now), link_base=self.link_base,
+            ages=ages,
+        )  # fmt: skip
+
+    def login(self, failed: bool = False) -> str:
+        return self.login_template.render(failed=failed)
