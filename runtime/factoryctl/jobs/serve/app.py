@@ -66,6 +66,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 def one_line(exc: RequestValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":
+        return f"body: malformed JSON ({first.get('ctx', {}).get('error', 'JSON decode error')})"[:300]
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     return f"{where}: {first.get('msg', 'invalid input')}"[:300]
 
