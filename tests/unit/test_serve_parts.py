@@ -149,7 +149,9 @@ def test_bad_windows_are_one_line_errors(text: str) -> None:
         parse_since(text, NOW)
 
 
-@pytest.mark.parametrize(("top", "nice"), [(0, 1), (0.3, 0.5), (1, 1), (3, 5), (7, 10), (11, 20), (240, 250)])
+@pytest.mark.parametrize(
+    ("top", "nice"), [(0, 1), (0.3, 0.4), (1, 1), (2.1, 4), (3, 4), (5, 6), (7, 8), (11, 20), (240, 400), (75, 80)]
+)
 def test_axis_tops_are_round(top: float, nice: float) -> None:
     assert plots.nice_max(top) == nice
 

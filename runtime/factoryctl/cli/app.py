@@ -120,7 +120,7 @@ def review(
     with stop_on_signals():  # SIGTERM: the checks and the reviewer call are killed with their children
         outcomes = gate.run(only=branch)
     summary = {"check_runs": gate.check_runs, "outcomes": [o.__dict__ for o in outcomes]}
-    if not dry_run:  # the outcome figures count review runs and the gate's check runs from this
+    if outcomes and not dry_run:  # the outcome figures count review runs and the gate's check runs from this
         ctx.log.append("review_run", data={"branches": len(outcomes), "check_runs": gate.check_runs})
     if json:
         render.emit_json(summary)

@@ -64,6 +64,11 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+DENIED = "a valid `Authorization: Bearer <FACTORY_HTTP_TOKEN>` is required"
+# Paths that answer without the token: they check their own (the page, the login form, GitHub's HMAC).
+OPEN_PATHS = frozenset({"/healthz", "/", "/login", "/webhook/github"})
+
+
 def one_line(exc: RequestValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {}
     if first.get("type") == "json_invalid":
@@ -97,8 +102,7 @@ def create_app(
 
     def bearer(request: Request) -> None:
         if not auth.bearer_ok(request.headers.get("authorization"), token):
-            raise HTTPException(401, "a valid `Authorization: Bearer <FACTORY_HTTP_TOKEN>` is required",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+            raise HTTPException(401, DENIED, headers={"WWW-Authenticate": "Bearer"})
 
     def reader(request: Request) -> None:
         """The read API: the bearer token, or the page's cookie (a browser signed in)."""
@@ -230,7 +234,13 @@ def create_app(
         return response
 
     @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
+    async def gate(request: Request, call_next: Any) -> Response:
+        """The token is checked before anything reads the body; then the page's safety headers."""
+        path = request.url.path
+        if path not in OPEN_PATHS:
+            cookie = request.method == "GET" and auth.cookie_ok(request.cookies.get(auth.COOKIE), token)
+            if not cookie and not auth.bearer_ok(request.headers.get("authorization"), token):
+                return JSONResponse({"detail": DENIED}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         response: Response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"

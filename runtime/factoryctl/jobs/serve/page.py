@@ -39,6 +39,12 @@ def commit_url_base(origin_url: str) -> str | None:
     return f"https://github.com/{found.group(1)}/commit/" if found else None
 
 
+def short_ts(ts: object) -> str:
+    """`2026-11-30T14:03:01.467Z` -> `11-30 14:03` (UTC), for tables read at a glance."""
+    text = str(ts or "")
+    return f"{text[5:10]} {text[11:16]}" if len(text) >= 16 and text[10:11] == "T" else text
+
+
 @dataclass
 class DayCache:
     """Finished days of the plots, computed once."""
@@ -79,9 +85,9 @@ def draw_plots(ctx: Context, days: list[metrics.Day], now: datetime) -> dict[str
     spend_usd = any(d.usd for d in days)
     budget = ctx.settings.budget.daily_usd
     return {
-        "cycles": plots.bars(f"Cycles per hour, last {PAGE_HOURS} h (UTC)", hour_labels, verdicts),
+        "cycles": plots.bars(f"Cycles per hour (UTC), last {PAGE_HOURS} h", hour_labels, verdicts),
         "outcomes": plots.bars(
-            f"Landings per day, last {PAGE_DAYS} days",
+            f"Landings per day, {PAGE_DAYS} days",
             labels,
             [plots.Series("landed", [d.landed for d in days], plots.COLORS["landed"])],
         ),
@@ -137,6 +143,7 @@ class Page:
         self.ctx = ctx
         self.cache = DayCache()
         self.env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+        self.env.filters["when"] = short_ts
         self.template = self.env.from_string(
             resources.files("factoryctl.jobs.serve").joinpath("templates/page.html").read_text(encoding="utf-8")
         )

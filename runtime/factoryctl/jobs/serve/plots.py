@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-W, H = 640, 260  # the viewBox; the page scales it
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 40, 44
-FONT = 13
+W, H = 480, 250  # the viewBox; the page scales it (narrow, so text stays legible on a phone)
+LEFT, RIGHT, TOP, BOTTOM = 52, 22, 60, 30
+FONT = 15
 
 # Colour-blind safe (Okabe-Ito), one per meaning, the same on every plot.
 COLORS = {
@@ -38,11 +38,11 @@ class Series:
 
 
 def nice_max(top: float) -> float:
-    """A round upper bound for an axis (1, 2, 2.5, 5 x 10^n) at or above `top`."""
+    """A round upper bound for an axis at or above `top` that splits into 4 round ticks (1, 2, 4, 6, 8 x 10^n)."""
     if top <= 0 or not math.isfinite(top):
         return 1.0
     base = 10.0 ** math.floor(math.log10(top))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+    for step in (1.0, 2.0, 4.0, 6.0, 8.0, 10.0):
         if step * base >= top:
             return step * base
     return 10.0 * base  # pragma: no cover
@@ -65,21 +65,20 @@ def _frame(title: str, labels: Sequence[str], top: float, unit: str, legend: Seq
     out = [
         f'<svg class="plot" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="{FONT}">',
-        f'<text x="{LEFT}" y="18" font-weight="600" font-size="15">{escape(title)}</text>',
+        f'<text x="{LEFT}" y="19" font-weight="600" font-size="17">{escape(title)}</text>',
     ]
-    x = float(W - RIGHT)
-    for s in reversed(legend):  # legend on the title's line, right-aligned
-        width = 18 + 7.5 * len(s.name)
-        x -= width
-        out.append(f'<rect x="{x:.0f}" y="8" width="11" height="11" fill="{s.color}"/>')
-        out.append(f'<text x="{x + 15:.0f}" y="18">{escape(s.name)}</text>')
+    x = float(LEFT)
+    for s in legend:  # the legend on its own line under the title
+        out.append(f'<rect x="{x:.0f}" y="31" width="13" height="13" fill="{s.color}"/>')
+        out.append(f'<text x="{x + 18:.0f}" y="43" fill="#333">{escape(s.name)}</text>')
+        x += 30 + 8 * len(s.name)
     for i in range(5):
         value = top * i / 4
         y = TOP + ph - ph * i / 4
         out.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#444">{_fmt(value, unit)}</text>')
     n = max(1, len(labels))
-    every = max(1, math.ceil(n / 8))  # at most 8 labels: readable at phone width
+    every = max(1, math.ceil(n / 6))  # at most 6 labels: readable at phone width
     for i, label in enumerate(labels):
         if (n - 1 - i) % every:
             continue
