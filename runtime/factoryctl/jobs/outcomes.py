@@ -7,10 +7,11 @@ of a million. Only the event types the figures use are parsed (a byte test first
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from factoryctl.core.clock import day_start, format_ts, parse_ts
+from factoryctl.core.clock import day_start, format_ts
 from factoryctl.core.errors import UsageError
 from factoryctl.jobs.context import Context
 from factoryctl.rules import metrics
@@ -49,25 +50,23 @@ def queued_times(ctx: Context) -> dict[str, str]:
     for entry in ctx.review_queue().read().get("branches", []):
         branch, queued = entry.get("branch"), entry.get("queued")
         if isinstance(branch, str) and isinstance(queued, str):
-            try:
-                parse_ts(queued)
-            except ValueError:
+            if len(queued) != 24 or queued[10] != "T":
                 continue
             out[branch] = queued
     return out
 
 
-def report(ctx: Context, since: datetime, events: list[Event] | None = None) -> metrics.Outcomes:
-    """The outcome figures from `since` to now."""
+def report(ctx: Context, since: datetime, events: Sequence[Event] | None = None) -> metrics.Outcomes:
+    """The outcome figures from `since` to now (`events`: the window, already read)."""
     now = ctx.clock()
     found = window(ctx, since) if events is None else events
     return metrics.outcomes(found, since=since, until=now, pushed_at=queued_times(ctx))
 
 
-def today(ctx: Context) -> metrics.Outcomes:
+def today(ctx: Context, events: Sequence[Event] | None = None) -> metrics.Outcomes:
     """Since UTC midnight: what `factoryctl status` summarises in one line."""
-    return report(ctx, day_start(ctx.clock()))
+    return report(ctx, day_start(ctx.clock()), events)
 
 
-def report_dict(ctx: Context, since: datetime) -> dict[str, Any]:
-    return report(ctx, since).as_dict()
+def report_dict(ctx: Context, since: datetime, events: Sequence[Event] | None = None) -> dict[str, Any]:
+    return report(ctx, since, events).as_dict()

@@ -7,17 +7,20 @@ grow with the log's length (only with today's agent calls).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from factoryctl.core.clock import day_start, format_ts
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.outcomes import today
 from factoryctl.rules.budget import decide_budget
+from factoryctl.state.eventlog import Event
 from factoryctl.state.gates import read_gates
-from factoryctl.state.spend import spend_since
+from factoryctl.state.spend import spend_of, spend_since
 
 
-def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
+def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = None) -> dict[str, Any]:
+    """The status report; `today_events` (since UTC midnight, already read) saves reading them again."""
     now = ctx.clock()
     tasks = ctx.tasks().all()
     by_session = {t.session: t for t in tasks if t.session and t.status in ("assigned", "in_progress")}
@@ -35,14 +38,14 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
             }
         )
     review = Counter(str(b.get("status", "?")) for b in ctx.review_queue().read().get("branches", []))
-    spend = spend_since(ctx.log, day_start(now))
+    spend = spend_since(ctx.log, day_start(now)) if today_events is None else spend_of(today_events)
     budget = ctx.settings.budget.daily_usd
     verdict = decide_budget(spend["total_usd"], ctx.settings.budget, ctx.settings.session_names)
     gates = read_gates(ctx.paths.gates_file)
     current = gates.on(now.strftime("%Y-%m-%d"))
     paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
               if f.exists()]  # fmt: skip
-    figures = today(ctx)
+    figures = today(ctx, today_events)
     return {
         "home": str(ctx.paths.home),
         "now": format_ts(now),

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from factoryctl.core.clock import format_ts, parse_ts
+from factoryctl.core.clock import format_ts
 
 CYCLE, REVIEW, CALL, RUN = "ralph_cycle", "cto_review", "agent_call", "review_run"
 TYPES = frozenset({CYCLE, REVIEW, CALL, RUN})  # the event types the figures read
@@ -69,6 +69,28 @@ class EventLike(Protocol):
     def session(self) -> str | None: ...
     @property
     def data(self) -> Mapping[str, Any]: ...
+
+
+KEPT = frozenset({
+    "verdict", "reason", "agent_outcome", "durations", "baseline_computed", "branch", "purpose",
+    "cost_usd", "input_tokens", "output_tokens", "check_runs", "landed", "reasons", "text", "key",
+})  # fmt: skip
+
+
+def shrink(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What the figures (and the page) read of an event's data; a long-lived reader keeps only this."""
+    out = {k: v for k, v in data.items() if k in KEPT}
+    for name in ("after", "before"):  # only how many checks ran counts
+        value = data.get(name)
+        if isinstance(value, Mapping):
+            out[name] = dict.fromkeys(value, None)
+    durations = data.get("durations")
+    if isinstance(durations, Mapping):
+        out["durations"] = {"total_s": durations.get("total_s")}
+    reason = out.get("reason")
+    if isinstance(reason, str) and len(reason) > 200:
+        out["reason"] = reason[:200]
+    return out
 
 
 def number(value: object, limit: float) -> float:
@@ -223,7 +245,7 @@ def outcomes(
         if start is None:
             continue
         try:
-            took = (parse_ts(landed_ts) - parse_ts(start)).total_seconds()
+            took = (_when(landed_ts) - _when(start)).total_seconds()
         except ValueError:
             continue
         if 0 <= took <= MAX_SECONDS:
@@ -232,6 +254,11 @@ def outcomes(
                 per[who].push_to_land.append(took)
     days = (until - since).total_seconds() / 86400
     return Outcomes(lo, hi, total.as_dict(days), {s: per[s].as_dict(days) for s in sorted(per)})
+
+
+def _when(ts: str) -> datetime:
+    """A log timestamp as a time (fromisoformat: strptime costs ten times as much)."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -278,19 +305,21 @@ def daily(events: Iterable[EventLike], *, days: int, now: datetime) -> list[Day]
     out = []
     for i in range(days - 1, -1, -1):
         key = (now - timedelta(days=i)).strftime("%Y-%m-%d")
-        figures = tallies.get(key, _Tally()).as_dict(1.0)
-        out.append(
-            Day(
-                day=key,
-                verdicts=figures["verdicts"],
-                landed=figures["landed"],
-                discard_rate=figures["discard_rate"],
-                usd=figures["spend_usd"],
-                tokens=figures["tokens"]["total"],
-                check_runs=figures["check_runs"],
-            )
-        )
+        out.append(day_from(key, tallies.get(key, _Tally()).as_dict(1.0)))
     return out
+
+
+def day_from(day: str, figures: Mapping[str, Any]) -> Day:
+    """One day of the plots from that day's figures (`Outcomes.total` since its midnight)."""
+    return Day(
+        day=day,
+        verdicts=figures["verdicts"],
+        landed=figures["landed"],
+        discard_rate=figures["discard_rate"],
+        usd=figures["spend_usd"],
+        tokens=figures["tokens"]["total"],
+        check_runs=figures["check_runs"],
+    )
 
 
 def hourly(events: Iterable[EventLike], *, hours: int, now: datetime) -> list[Hour]:

@@ -25,12 +25,12 @@ from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import HTTP_EVENTS_LIMIT, TASK_MAX_BODY, TASK_MAX_TITLE
 from factoryctl.core.errors import AlreadyRunning, FactoryError, NotFound, UsageError
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.outcomes import parse_since, report_dict
+from factoryctl.jobs.outcomes import parse_since
 from factoryctl.jobs.serve import auth
 from factoryctl.jobs.serve.github import task_from_issue_event
 from factoryctl.jobs.serve.page import Page
+from factoryctl.jobs.serve.recent import Recent
 from factoryctl.jobs.serve.triggers import JOBS, JobUnavailable, Triggers
-from factoryctl.jobs.status import collect
 from factoryctl.state.eventlog import EventFilter
 
 
@@ -87,7 +87,8 @@ def create_app(
 ) -> FastAPI:
     token = auth.check_token(token)
     jobs = triggers or Triggers(ctx, available)
-    page = Page(ctx)
+    recent = Recent(ctx)
+    page = Page(ctx, recent)
     app = FastAPI(title="agent factory", version=__version__, docs_url=None, redoc_url=None)
 
     @app.exception_handler(RequestValidationError)
@@ -156,12 +157,12 @@ def create_app(
     @app.get("/api/status", dependencies=[Reader], responses=PROBLEMS)
     def api_status() -> dict[str, Any]:
         """What `factoryctl status --json` prints."""
-        return collect(ctx)
+        return recent.status()
 
     @app.get("/api/report", dependencies=[Reader], responses=PROBLEMS)
     def api_report(since: Annotated[str, Query(max_length=40)] = "24h") -> dict[str, Any]:
         """What `factoryctl report --since SINCE --json` prints."""
-        return report_dict(ctx, parse_since(since, ctx.clock()))
+        return recent.report(parse_since(since, ctx.clock()))
 
     @app.get("/api/events", dependencies=[Reader], responses=PROBLEMS)
     def api_events(

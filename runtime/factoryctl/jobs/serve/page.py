@@ -18,14 +18,13 @@ from typing import Any
 import jinja2
 
 from factoryctl.adapters.git import Git
-from factoryctl.core.clock import day_start, format_ts
+from factoryctl.core.clock import day_start
 from factoryctl.core.defaults import PAGE_DAYS, PAGE_HOURS, PAGE_REFRESH_S
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.serve import plots
+from factoryctl.jobs.serve.recent import Recent
 from factoryctl.jobs.sessions import heartbeat_age
-from factoryctl.jobs.status import collect
 from factoryctl.rules import metrics
-from factoryctl.state.eventlog import EventFilter
 
 _GITHUB = re.compile(
     r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([\w.-]+/[\w.-]+?)(?:\.git)?/?$"
@@ -52,33 +51,26 @@ class DayCache:
     days: dict[str, metrics.Day] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def series(self, ctx: Context, now: datetime) -> list[metrics.Day]:
-        today = now.strftime("%Y-%m-%d")
-        wanted = [(now - timedelta(days=i)).strftime("%Y-%m-%d") for i in range(PAGE_DAYS - 1, -1, -1)]
+    def series(self, recent: Recent, today: metrics.Day, now: datetime) -> list[metrics.Day]:
+        """The last PAGE_DAYS days: finished ones from the cache (filled once), then `today`."""
+        wanted = [(now - timedelta(days=i)).strftime("%Y-%m-%d") for i in range(PAGE_DAYS - 1, 0, -1)]
         with self.lock:
-            missing = [d for d in wanted[:-1] if d not in self.days]
-            since = day_start(now - timedelta(days=PAGE_DAYS - 1)) if missing else day_start(now)
-            events = list(ctx.log.iter_reverse(EventFilter(types=metrics.TYPES, since=format_ts(since))))
-            for day in metrics.daily(events, days=PAGE_DAYS, now=now):
-                if day.day != today:
+            if any(d not in self.days for d in wanted):
+                events = recent.since(day_start(now - timedelta(days=PAGE_DAYS - 1)), now) or []
+                for day in metrics.daily(events, days=PAGE_DAYS, now=now)[:-1]:
                     self.days.setdefault(day.day, day)
-                else:
-                    current = day
             for stale in [d for d in self.days if d not in wanted]:
                 del self.days[stale]
-            return [*(self.days[d] for d in wanted[:-1]), current]
+            return [*(self.days[d] for d in wanted), today]
 
 
 def _short(day: str) -> str:
     return day[5:].replace("-", "/")
 
 
-def draw_plots(ctx: Context, days: list[metrics.Day], now: datetime) -> dict[str, str]:
+def draw_plots(ctx: Context, recent: Recent, days: list[metrics.Day], now: datetime) -> dict[str, str]:
     labels = [_short(d.day) for d in days]
-    cycles_events = ctx.log.iter_reverse(
-        EventFilter(types=frozenset({metrics.CYCLE}), since=format_ts(now - timedelta(hours=PAGE_HOURS)))
-    )
-    hours = metrics.hourly(cycles_events, hours=PAGE_HOURS, now=now)
+    hours = metrics.hourly(recent.since(now - timedelta(hours=PAGE_HOURS), now) or [], hours=PAGE_HOURS, now=now)
     hour_labels = [h.start[11:16] for h in hours]
     verdicts = [plots.Series(v, [h.verdicts[v] for h in hours], plots.COLORS[v]) for v in metrics.VERDICTS]
     rates = [None if d.discard_rate is None else d.discard_rate * 100 for d in days]
@@ -110,10 +102,11 @@ def draw_plots(ctx: Context, days: list[metrics.Day], now: datetime) -> dict[str
     }  # fmt: skip
 
 
-def landings(ctx: Context, now: datetime, limit: int = 10) -> list[dict[str, Any]]:
-    flt = EventFilter(types=frozenset({metrics.REVIEW}), since=format_ts(now - timedelta(days=PAGE_DAYS)))
+def landings(recent: Recent, now: datetime, limit: int = 10) -> list[dict[str, Any]]:
     out = []
-    for event in ctx.log.iter_reverse(flt):
+    for event in reversed(recent.since(now - timedelta(days=PAGE_DAYS), now) or []):
+        if event.type != metrics.REVIEW:
+            continue
         sha = event.data.get("landed")
         if event.data.get("verdict") == "approve" and isinstance(sha, str) and _SHA.match(sha):
             out.append({"ts": event.ts, "branch": str(event.data.get("branch")), "sha": sha,
@@ -123,9 +116,9 @@ def landings(ctx: Context, now: datetime, limit: int = 10) -> list[dict[str, Any
     return out
 
 
-def alerts(ctx: Context, now: datetime, limit: int = 8) -> list[dict[str, Any]]:
-    flt = EventFilter(types=frozenset({"alert"}), since=format_ts(now - timedelta(days=2)))
-    return [e.as_dict() for e in ctx.log.tail(limit, flt)][::-1]
+def alerts(recent: Recent, now: datetime, limit: int = 8) -> list[dict[str, Any]]:
+    found = [e.as_dict() for e in recent.since(now - timedelta(days=2), now) or [] if e.type == "alert"]
+    return found[-limit:][::-1]
 
 
 def origin_url(ctx: Context) -> str:
@@ -139,8 +132,9 @@ def origin_url(ctx: Context) -> str:
 class Page:
     """Renders `GET /`; one per server (it holds the day cache and the origin's link base)."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, recent: Recent | None = None) -> None:
         self.ctx = ctx
+        self.recent = recent or Recent(ctx)
         self.cache = DayCache()
         self.env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
         self.env.filters["when"] = short_ts
@@ -154,8 +148,8 @@ class Page:
 
     def render(self) -> str:
         now = self.ctx.clock()
-        status = collect(self.ctx, last=10)
-        days = self.cache.series(self.ctx, now)
+        status = self.recent.status(last=10)
+        days = self.cache.series(self.recent, metrics.day_from(now.strftime("%Y-%m-%d"), status["today"]), now)
         queue = [e for e in self.ctx.review_queue().read().get("branches", []) if e.get("status") == "pending"]
         tasks = sorted((t for t in self.ctx.tasks().all() if t.status in ("queued", "assigned", "in_progress")),
                        key=lambda t: t.sort_key())  # fmt: skip
@@ -163,8 +157,8 @@ class Page:
         ages = {name: heartbeat_age(entry, now) for name, entry in beats.items() if isinstance(entry, dict)}
         return self.template.render(
             now=status["now"], refresh=PAGE_REFRESH_S, status=status, today=status["today"], queue=queue[:30],
-            tasks=tasks[:30], landings=landings(self.ctx, now), alerts=alerts(self.ctx, now),
-            plots=draw_plots(self.ctx, days, now), link_base=self.link_base,
+            tasks=tasks[:30], landings=landings(self.recent, now), alerts=alerts(self.recent, now),
+            plots=draw_plots(self.ctx, self.recent, days, now), link_base=self.link_base,
             ages=ages,
         )  # fmt: skip
 
