@@ -114,3 +114,23 @@ def browser(profile: Path) -> Iterator[Browser]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def shoot(url: str, token: str, out: Path, profile: Path, width: int = 1280) -> None:
+    """Sign in to the status page at `url` with `token` and save a full-page PNG (the demo uses it)."""
+    with browser(profile) as tab:
+        tab.screen(width, 900)
+        tab.open(url.rstrip("/") + "/")
+        tab.evaluate(f"document.querySelector('#token').value = {token!r}; document.querySelector('form').submit()")
+        tab.wait_until("document.title == 'factory status' && document.readyState == 'complete'")
+        tab.screenshot(out)
+
+
+if __name__ == "__main__":  # python -m tests.browser URL OUT.png (the token from FACTORY_HTTP_TOKEN)
+    import os
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shoot(sys.argv[1], os.environ["FACTORY_HTTP_TOKEN"], Path(sys.argv[2]), Path(tmp))
+    print(f"saved {sys.argv[2]}")
