@@ -38,7 +38,11 @@ PER_DAY = 1700  # roughly what events() writes per day for eight sessions
 
 def make_home(root: Path, n_events: int, now: datetime) -> Path:
     home = root / f"home-{n_events}"
-    home.mkdir()
+    log = home / "state" / "experiment-log.jsonl"
+    if log.exists():  # --keep: the log of an earlier run (it ends when that run made it)
+        print(f"  log: kept from an earlier run, {log.stat().st_size / 1e6:.0f} MB")
+        return home
+    home.mkdir(parents=True)
     (home / "factory.toml").write_text(f"[factory]\nsessions = {SESSIONS}\n[budget]\ndaily_usd = 150.0\n")
     start = now - timedelta(days=n_events / PER_DAY * 1.05)
     t0 = time.perf_counter()
@@ -109,13 +113,15 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=5_000)
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep", type=Path, help="make the logs here and reuse them next time")
     args = parser.parse_args()
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
         rows = {}
         for n in (args.small, args.events):
             print(f"{n:,}-event log:")
-            rows[n] = bench(make_home(Path(tmp), n, now), args.requests, args.runs)
+            rows[n] = bench(make_home(root, n, now), args.requests, args.runs)
     print()
     print(f"{'log events':>12} {'status p50':>11} {'status p95':>11} {'page 1st':>9} {'page p50':>9} {'page p95':>9} "
           f"{'report CLI':>11} {'(in-proc)':>10} {'server RSS':>11}")  # fmt: skip

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -79,11 +80,11 @@ KEPT = frozenset({
 
 def shrink(data: Mapping[str, Any]) -> dict[str, Any]:
     """What the figures (and the page) read of an event's data; a long-lived reader keeps only this."""
-    out = {k: v for k, v in data.items() if k in KEPT}
+    out = {k: sys.intern(v) if isinstance(v, str) and len(v) <= 24 else v for k, v in data.items() if k in KEPT}
     for name in ("after", "before"):  # only how many checks ran counts
         value = data.get(name)
         if isinstance(value, Mapping):
-            out[name] = dict.fromkeys(value, None)
+            out[name] = tuple(sys.intern(str(k)) for k in value)
     durations = data.get("durations")
     if isinstance(durations, Mapping):
         out["durations"] = {"total_s": durations.get("total_s")}
@@ -140,8 +141,8 @@ class _Tally:
         if isinstance(durations, Mapping) and "total_s" in durations:
             self.durations.append(number(durations["total_s"], MAX_SECONDS))
         after, before = data.get("after"), data.get("before")
-        self.check_runs += len(after) if isinstance(after, Mapping) else 0
-        if data.get("baseline_computed") is True and isinstance(before, Mapping):
+        self.check_runs += len(after) if isinstance(after, Mapping | tuple) else 0
+        if data.get("baseline_computed") is True and isinstance(before, Mapping | tuple):
             self.check_runs += len(before)
 
     def call(self, data: Mapping[str, Any]) -> None:

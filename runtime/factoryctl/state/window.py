@@ -10,6 +10,7 @@ truncated) is read again from its end.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -99,7 +100,8 @@ class Window:
         return event if event is not None and event.type in self.types else None
 
     def _slim(self, event: Event) -> Event:
-        return Event(event.ts, event.type, event.session, self.shrink(event.data))
+        session = sys.intern(event.session) if event.session is not None else None
+        return Event(event.ts, sys.intern(event.type), session, self.shrink(event.data))
 
 
 def _first_at_or_after(events: list[Event], ts: str) -> int:

@@ -10,7 +10,9 @@ event (source ip, endpoint, outcome); a refused request changes nothing.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Collection
+from html import escape
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
@@ -84,11 +86,14 @@ def create_app(
     github_secret: str = "",
     available: Collection[str] = JOBS,
     triggers: Triggers | None = None,
+    warm: bool = False,
 ) -> FastAPI:
     token = auth.check_token(token)
     jobs = triggers or Triggers(ctx, available)
     recent = Recent(ctx)
     page = Page(ctx, recent)
+    if warm:  # read the last two weeks of the log in the background while the server starts
+        threading.Thread(target=page.warm, name="warm-up", daemon=True).start()
     app = FastAPI(title="agent factory", version=__version__, docs_url=None, redoc_url=None)
 
     @app.exception_handler(RequestValidationError)
@@ -221,7 +226,12 @@ def create_app(
         )
         if not signed_in:
             return HTMLResponse(page.login(), status_code=401)
-        return HTMLResponse(page.render(), headers={"Cache-Control": "no-store"})
+        try:
+            html = page.render()
+        except FactoryError as exc:  # e.g. a malformed state file: one line, not a traceback
+            return HTMLResponse(f"<!doctype html><title>factory status</title><p>Error: {escape(str(exc))}</p>",
+                                status_code=503)  # fmt: skip
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:

@@ -8,6 +8,7 @@ autoescape; the template is the package's own file, never text from the factory.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from factoryctl.jobs.serve.recent import Recent
 from factoryctl.jobs.sessions import heartbeat_age
 from factoryctl.rules import metrics
 
+log = logging.getLogger(__name__)
 _GITHUB = re.compile(
     r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([\w.-]+/[\w.-]+?)(?:\.git)?/?$"
 )
@@ -161,6 +163,13 @@ class Page:
             plots=draw_plots(self.ctx, self.recent, days, now), link_base=self.link_base,
             ages=ages,
         )  # fmt: skip
+
+    def warm(self) -> None:
+        """Read the window and fill the plots' cache now, so the first visitor does not wait for it."""
+        try:
+            self.render()
+        except Exception as exc:  # the page itself will say what is wrong when someone opens it
+            log.warning("warming the status page failed: %s", exc)
 
     def login(self, failed: bool = False) -> str:
         return self.login_template.render(failed=failed)

@@ -48,7 +48,7 @@ def serve(ctx: Context, *, available: Collection[str], say: Callable[[str], None
     token = check_token(os.environ.get(HTTP_TOKEN_ENV))
     host, port, public = where(ctx)
     secret = os.environ.get(GITHUB_SECRET_ENV, "").strip()
-    app = create_app(ctx, token=token, github_secret=secret, available=available)
+    app = create_app(ctx, token=token, github_secret=secret, available=available, warm=True)
     if public:
         say(f"WARNING: serving on {host}:{port}, reachable beyond this host (http.allow_public = true)")
     say(f"serving http://{ctx.settings.http.bind}/ (GitHub webhook {'on' if secret else 'off'})")
