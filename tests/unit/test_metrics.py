@@ -127,7 +127,9 @@ def test_an_empty_window_has_no_rates_rather_than_dividing_by_zero() -> None:
     assert got["cycles"] == 0 and got["discard_rate"] is None and got["usd_per_landed"] is None
     assert got["push_to_land_s"] == {"median": None, "max": None}
     line = metrics.outcomes([], since=NOW - timedelta(hours=1), until=NOW).line()
-    assert line == "today: 0 cycles, 0 landed, discard rate -, - per landed change"
+    assert line == "today: no cycles yet"
+    one = metrics.outcomes([cycle(5, "s1", "discarded", "no change")], since=NOW - timedelta(hours=1), until=NOW)
+    assert one.line() == "today: 1 cycle, 0 landed, discard rate 100 %, nothing landed yet"
 
 
 @pytest.mark.parametrize("garbage", [math.nan, math.inf, -5, 10**15, "12", True, None, [1]])

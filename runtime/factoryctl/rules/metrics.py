@@ -199,9 +199,12 @@ class Outcomes:
     def line(self, label: str = "today") -> str:
         """The one-line summary `factoryctl status` and the bot show."""
         t = self.total
+        if not t["cycles"] and not t["landed"]:
+            return f"{label}: no cycles yet"
         rate = "-" if t["discard_rate"] is None else f"{t['discard_rate'] * 100:.0f} %"
-        per = "-" if t["usd_per_landed"] is None else f"${t['usd_per_landed']:.2f}"
-        return f"{label}: {t['cycles']} cycles, {t['landed']} landed, discard rate {rate}, {per} per landed change"
+        per = "nothing landed yet" if t["usd_per_landed"] is None else f"${t['usd_per_landed']:.2f} per landed change"
+        cycles = f"{t['cycles']} cycle" + ("" if t["cycles"] == 1 else "s")
+        return f"{label}: {cycles}, {t['landed']} landed, discard rate {rate}, {per}"
 
 
 def outcomes(
