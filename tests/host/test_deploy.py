@@ -350,7 +350,7 @@ def test_a_hostile_agent_gets_nowhere_on_the_host(sandbox_host: SandboxHost) -> 
         cycle = as_factory(host, f"{layout.RUN} factoryctl cycle s1 --json", timeout=300)
         assert cycle.returncode in (0, 1), cycle.stderr
         leak = host.ssh(f"cat {layout.DEMO_DIR}/leak.txt").stdout
-        assert leak, "the hostile agent did not run"
+        assert leak, f"the hostile agent did not run: {cycle.stdout[-2000:]} {cycle.stderr[-2000:]}"
         assert "WROTE" not in leak and HTTP_TOKEN not in leak and "push exit 0" not in leak
         assert (host.ssh(guarded).stdout, host.ssh(main).stdout) == before
         assert host.ssh("pgrep -f factory-host-daemon").returncode == 1  # nothing outlived the call
