@@ -18,6 +18,7 @@ from sandbox_helpers import REPO, SandboxHost, missing_reason, run_name, sandbox
 from test_deploy import Run, as_factory, deploy, pm2_state, wait_for
 
 from factoryctl.core.jobspecs import JOBS
+from inventory import DEMO
 from provision import layout
 
 pytestmark = pytest.mark.host
@@ -26,7 +27,7 @@ TOKEN = "424242:host-test-bot-token-abcdefghij"
 CHAT = 111
 PORT = 8081
 STANDIN = "/root/telegram_standin.py"
-DEMO_CONFIG = {"cycle": {"interval_s": 60}, "telegram": {"api_url": f"http://127.0.0.1:{PORT}", "notify_poll_s": 1}}
+DEMO_CONFIG = {**DEMO["factory_config"], "telegram": {"api_url": f"http://127.0.0.1:{PORT}", "notify_poll_s": 1}}
 
 
 def copy_to(host: SandboxHost, source: Path, target: str) -> None:

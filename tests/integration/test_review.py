@@ -60,6 +60,16 @@ FOUR_BRANCHES = [
 ]  # fmt: skip
 
 
+def someone_elses_commit(factory: Factory, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A clone with a commit of someone else's, and the argv that pushes it to main."""
+    other = tmp_path / "someone-else"
+    git(tmp_path, "clone", "-q", str(factory.origin), str(other))
+    (other / "CONTRIBUTING.md").write_text("be nice\n")
+    git(other, "add", "-A")
+    git(other, "commit", "-q", "-m", "someone else's commit")
+    return other, ["git", "-C", str(other), "push", "-q", "origin", "HEAD:main"]
+
+
 def push_while_the_reviewer_thinks(factory: Factory, push: list[str]) -> list[dict[str, Any]]:
     """The reviewer runs sandboxed and cannot push: someone else's push comes from the test, meanwhile."""
     return meanwhile(factory.scenario.parent, lambda: subprocess.run(push, check=True, capture_output=True))
@@ -148,12 +158,7 @@ def test_batched_review_of_passing_branches_takes_one_check_run(tmp_path: Path) 
 
 def test_main_moved_during_the_review_is_detected_and_redone(tmp_path: Path) -> None:
     factory = make_factory(tmp_path, sessions=1)
-    other = tmp_path / "someone-else"
-    git(tmp_path, "clone", "-q", str(factory.origin), str(other))
-    (other / "CONTRIBUTING.md").write_text("be nice\n")
-    git(other, "add", "-A")
-    git(other, "commit", "-q", "-m", "someone else's commit")
-    push_other = ["git", "-C", str(other), "push", "-q", "origin", "HEAD:main"]
+    other, push_other = someone_elses_commit(factory, tmp_path)
     factory.script([
         session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
         review_call("s1", APPROVE, push_while_the_reviewer_thinks(factory, push_other)),  # main moves meanwhile
@@ -404,12 +409,7 @@ def test_the_gate_rechecks_protected_paths_itself(tmp_path: Path) -> None:
 
 def test_main_moving_during_a_batch_sends_the_batch_one_by_one(tmp_path: Path) -> None:
     factory = make_factory(tmp_path, sessions=2, extra="[review]\nbatch_min = 1\n")
-    other = tmp_path / "someone-else"
-    git(tmp_path, "clone", "-q", str(factory.origin), str(other))
-    (other / "CONTRIBUTING.md").write_text("be nice\n")
-    git(other, "add", "-A")
-    git(other, "commit", "-q", "-m", "someone else's commit")
-    push_other = ["git", "-C", str(other), "push", "-q", "origin", "HEAD:main"]
+    other, push_other = someone_elses_commit(factory, tmp_path)
     factory.script([
         session_call("s1", [{"write": "tests/test_s1.py", "content": D_TEST}], "Add a test"),
         session_call("s2", [{"write": "tests/test_s2.py", "content": D_TEST}], "Add another test"),
