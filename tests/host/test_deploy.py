@@ -323,8 +323,8 @@ push = subprocess.run(["git", "push", "-f", "origin", "HEAD:main"], capture_outp
 seen.append("push exit %d" % push.returncode)
 if os.fork() == 0:
     os.setsid()
-    os.execvp("sleep", ["sleep", "600", "factory-host-daemon"])
-pathlib.Path("/home/factory/factory/demo/leak.txt").write_text("\n".join(seen))
+    os.execvp("python3", ["python3", "-c", "import time; time.sleep(600)", "factory-host-daemon"])
+pathlib.Path("/home/factory/factory/demo/leak.txt").write_text(chr(10).join(seen))
 """
 
 
@@ -351,7 +351,8 @@ def test_a_hostile_agent_gets_nowhere_on_the_host(sandbox_host: SandboxHost) -> 
         assert cycle.returncode in (0, 1), cycle.stderr
         leak = host.ssh(f"cat {layout.DEMO_DIR}/leak.txt").stdout
         assert leak, f"the hostile agent did not run: {cycle.stdout[-2000:]} {cycle.stderr[-2000:]}"
-        assert "WROTE" not in leak and HTTP_TOKEN not in leak and "push exit 0" not in leak
+        # What it "wrote" went to its own empty tmpfs: the real files are compared below.
+        assert HTTP_TOKEN not in leak and "push exit 0" not in leak and "refused state/tasks.json" in leak
         assert (host.ssh(guarded).stdout, host.ssh(main).stdout) == before
         assert host.ssh("pgrep -f factory-host-daemon").returncode == 1  # nothing outlived the call
     finally:

@@ -238,22 +238,33 @@ def test_a_symlinked_context_file_never_pastes_secrets_into_a_prompt(factory: Fa
 # -- processes: daemons and held pipes ---------------------------------------------------------------
 
 
+def lingering(marker: str, started: Path) -> list[str]:
+    """argv of a process that says it started, then sleeps long (its marker in its command line)."""
+    code = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(300)"
+    return [sys.executable, "-c", code, marker]
+
+
 def test_no_daemon_started_by_the_agent_or_a_check_survives(factory: Factory) -> None:
     marker = f"factory-daemon-{time.time_ns()}"
+    by_agent, by_check = factory.scenario.parent / "agent-daemon", factory.scenario.parent / "check-daemon"
     daemon = f"""
-import os, time
+import os
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        os.execvp("sleep", ["sleep", "300", {marker!r}])
+        os.execvp({sys.executable!r}, {lingering(marker, by_agent)!r})
     os._exit(0)
+import time
+time.sleep(1)
 """
-    conftest_test = (
-        "import subprocess\n\n\ndef test_spawns() -> None:\n"
-        f"    subprocess.Popen(['setsid', 'sleep', '300', {marker + '-check'!r}])\n"
+    spawner = (
+        "import subprocess, time\n\n\ndef test_spawns() -> None:\n"
+        f"    subprocess.Popen(['setsid', *{lingering(marker + '-check', by_check)!r}])\n"
+        "    time.sleep(1)\n"
     )
-    factory.script([agent([python(daemon), {"write": "tests/test_spawn.py", "content": conftest_test}])])
+    factory.script([agent([python(daemon), {"write": "tests/test_spawn.py", "content": spawner}])])
     Cycle(factory.ctx(), "s1").run()
+    assert by_agent.exists() and by_check.exists()  # both really started
     assert survivors(marker) == [] and survivors(marker + "-check") == []
 
 
@@ -262,7 +273,7 @@ def test_a_child_holding_the_pipe_cannot_hold_the_cycle_past_its_timeout(tmp_pat
     marker = f"factory-pipe-{time.time_ns()}"
     holder = (
         "import signal, subprocess, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        f"subprocess.Popen(['sleep', '600', {marker!r}])\ntime.sleep(600)\n"
+        f"subprocess.Popen([{sys.executable!r}, '-c', 'import time; time.sleep(600)', {marker!r}])\ntime.sleep(600)\n"
     )
     factory.script([agent([python(holder)])])
     started = time.monotonic()
