@@ -8,8 +8,9 @@ because false alarms are what make operators stop reading a watchdog.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -167,3 +168,63 @@ def discard_rate(cycles: Sequence[CycleSeen]) -> float | None:
     """Share of the finished cycles that were discarded or failed; None without cycles."""
     done = [c for c in cycles if c.verdict in (*FAILED, "pushed")]
     return None if not done else sum(c.verdict in FAILED for c in done) / len(done)
+
+
+@dataclass(frozen=True)
+class ProposedSkill:
+    name: str
+    when: str
+    body: str
+    source_branch: str
+    source_commit: str
+
+
+@dataclass(frozen=True)
+class DoctorAnswer:
+    cycle_prompt: str  # the whole suggested cycle.md, or "" for no change
+    skills: tuple[ProposedSkill, ...]
+    notes: str
+
+
+def parse_doctor_answer(text: str, *, max_prompt_chars: int = 30_000, max_skills: int = 5) -> DoctorAnswer:
+    """The doctor call's answer in its fixed schema; ValueError saying what does not fit."""
+    obj = _json_object(text)
+    prompt = obj.get("cycle_prompt", "")
+    if not isinstance(prompt, str) or len(prompt) > max_prompt_chars:
+        raise ValueError(f"'cycle_prompt' must be a string of at most {max_prompt_chars} characters")
+    raw = obj.get("skills", [])
+    if not isinstance(raw, list):
+        raise ValueError("'skills' must be a list")
+    skills = []
+    for item in raw[:max_skills]:
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in _SKILL_KEYS):
+            raise ValueError(f"each skill needs string fields {', '.join(_SKILL_KEYS)}")
+        skills.append(ProposedSkill(*(str(item[k]).strip() for k in _SKILL_KEYS)))
+    notes = obj.get("notes", "")
+    return DoctorAnswer(prompt, tuple(skills), notes[:2000] if isinstance(notes, str) else "")
+
+
+_SKILL_KEYS = ("name", "when", "body", "source_branch", "source_commit")
+
+
+def _json_object(text: str) -> dict[str, object]:
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        raise ValueError("no JSON object in the answer")
+    try:
+        obj = json.loads(text[start : end + 1])
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError("the answer must be a JSON object")
+    return obj
+
+
+def provenance_problem(skill: ProposedSkill, landed: Mapping[str, str]) -> str | None:
+    """Why a skill's source is not work that landed (branch -> landed commit), or None."""
+    commit = landed.get(skill.source_branch)
+    if commit is None:
+        return f"source branch {skill.source_branch!r} did not land in the window"
+    if len(skill.source_commit) < 7 or not commit.startswith(skill.source_commit.lower()):
+        return f"source commit {skill.source_commit!r} is not the commit {skill.source_branch} landed as"
+    return None
