@@ -85,7 +85,7 @@ class Diagnosis:
         return {"state": self.health.value, "reason": self.reason, "evidence": list(self.evidence)}
 
 
-_NOISE = re.compile(r"\b[0-9a-f]{7,40}\b|\d+(\.\d+)?|/tmp/\S+|brl/\S+|'[^']*'|\"[^\"]*\"")
+_NOISE = re.compile(r"\b0x[0-9a-f]+|\b[0-9a-f]{7,40}\b|\d+(\.\d+)?|/tmp/\S+|brl/\S+|'[^']*'|\"[^\"]*\"")
 
 
 def signature(cycle: CycleSeen) -> str:

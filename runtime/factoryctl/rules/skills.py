@@ -39,7 +39,11 @@ class SkillRefused(ValueError):
 
 
 def words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+    """Lower-case content words, plural `s` dropped (tests ~ test), stop words out."""
+    found = (
+        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in _WORD.findall(text.lower())
+    )
+    return [w for w in found if w not in _STOP]
 
 
 def similarity(a: str, b: str) -> float:
