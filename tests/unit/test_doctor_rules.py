@@ -9,13 +9,13 @@ from factoryctl.rules.doctor import (
     Health,
     IdleWhy,
     Limits,
+    ProposedSkill,
     SessionSeen,
     diagnose,
     discard_rate,
     parse_doctor_answer,
     plan_actions,
     provenance_problem,
-    ProposedSkill,
     signature,
 )
 
@@ -29,29 +29,38 @@ def c(verdict: str, reason: str = "", outcome: str | None = "success", n: int = 
 FAIL = "agent call failed: error: agent reported an error (error_during_execution): API Error 529 at 10:0{n}"
 LOOP = tuple(c("failed", FAIL.format(n=i), "error", i) for i in range(3))
 
+def s(**kw: object) -> SessionSeen:
+    """Session s1 with a live pane unless told otherwise."""
+    return SessionSeen("s1", **{"pane": "alive", **kw})  # type: ignore[arg-type]
+
+
+P, W, ST, I, E = Health.PRODUCTIVE, Health.WORKING, Health.STUCK, Health.IDLE, Health.ERROR_LOOPING
+LATE = 99_999
+MIXED = (c("failed", "timeout", "timeout", 1), c("failed", "no change", None, 2), c("discarded", "worse", None, 3))
+
 CASES = [
     # (name, facts, health, reason-or-None)
-    ("pushed", SessionSeen("s1", cycles=(c("pushed", "checks held"),), pane="alive"), Health.PRODUCTIVE, None),
-    ("landed only", SessionSeen("s1", landed=("brl/s1/x",), pane="alive"), Health.PRODUCTIVE, None),
-    ("cycles, nothing pushed", SessionSeen("s1", cycles=(c("discarded", "no change"), c("discarded", "checks got worse: pytest 1 failed")), pane="alive"), Health.STUCK, None),
-    ("heartbeat frozen, not gated", SessionSeen("s1", pane="alive", state="sleeping", heartbeat_age_s=3 * 900), Health.STUCK, None),
-    ("cycle past the stall limit", SessionSeen("s1", pane="alive", state="cycle", cycle_age_s=3 * 3600), Health.STUCK, None),
-    ("paused", SessionSeen("s1", paused="flaky CI", pane="alive", state="paused", heartbeat_age_s=99_999), Health.IDLE, IdleWhy.PAUSED),
-    ("budget gate", SessionSeen("s1", gates=("budget",), pane="alive", heartbeat_age_s=99_999), Health.IDLE, IdleWhy.BUDGET),
-    ("resource gate", SessionSeen("s1", gates=("resources",), pane="alive", heartbeat_age_s=99_999), Health.IDLE, IdleWhy.RESOURCES),
-    ("held by the budget", SessionSeen("s1", held="budget: degraded", pane="alive", heartbeat_age_s=99_999), Health.IDLE, IdleWhy.HELD),
-    ("dead pane", SessionSeen("s1", pane="dead"), Health.IDLE, IdleWhy.DEAD),
-    ("missing pane", SessionSeen("s1", pane="missing"), Health.IDLE, IdleWhy.DEAD),
-    ("no tasks yet", SessionSeen("s1", pane="alive", state="sleeping", heartbeat_age_s=300), Health.IDLE, IdleWhy.NO_TASKS),
-    ("error loop", SessionSeen("s1", cycles=LOOP, pane="alive"), Health.ERROR_LOOPING, None),
+    ("pushed", s(cycles=(c("pushed", "checks held"),)), P, None),
+    ("landed only", s(landed=("brl/s1/x",)), P, None),
+    ("cycles, nothing pushed", s(cycles=(c("discarded", "no change"), c("discarded", "checks got worse"))), ST, None),
+    ("heartbeat frozen, not gated", s(state="sleeping", heartbeat_age_s=3 * 900), ST, None),
+    ("cycle past the stall limit", s(state="cycle", cycle_age_s=3 * 3600), ST, None),
+    ("paused", s(paused="flaky CI", state="paused", heartbeat_age_s=LATE), I, IdleWhy.PAUSED),
+    ("budget gate", s(gates=("budget",), heartbeat_age_s=LATE), I, IdleWhy.BUDGET),
+    ("resource gate", s(gates=("resources",), heartbeat_age_s=LATE), I, IdleWhy.RESOURCES),
+    ("held by the budget", s(held="budget: degraded", heartbeat_age_s=LATE), I, IdleWhy.HELD),
+    ("dead pane", s(pane="dead"), I, IdleWhy.DEAD),
+    ("missing pane", s(pane="missing"), I, IdleWhy.DEAD),
+    ("no tasks yet", s(state="sleeping", heartbeat_age_s=300), I, IdleWhy.NO_TASKS),
+    ("error loop", s(cycles=LOOP), E, None),
     # false alarms: gated or paused with failed cycles before, a long healthy cycle
-    ("paused after failures", SessionSeen("s1", cycles=(c("discarded", "no change"),), paused="", pane="alive"), Health.IDLE, IdleWhy.PAUSED),
-    ("gated after failures", SessionSeen("s1", cycles=(c("failed", "x"),), gates=("resources",), pane="alive"), Health.IDLE, IdleWhy.RESOURCES),
-    ("one long healthy cycle", SessionSeen("s1", pane="alive", state="cycle", cycle_age_s=50 * 60, heartbeat_age_s=50 * 60), Health.WORKING, None),
-    ("two failures are not a loop", SessionSeen("s1", cycles=LOOP[:2], pane="alive"), Health.STUCK, None),
-    ("three different failures are not a loop", SessionSeen("s1", cycles=(c("failed", "timeout", "timeout", 1), c("failed", "no change", None, 2), c("discarded", "checks got worse", None, 3)), pane="alive"), Health.STUCK, None),
-    ("a push breaks the loop", SessionSeen("s1", cycles=(*LOOP[:2], c("pushed", "checks held")), pane="alive"), Health.PRODUCTIVE, None),
-]  # fmt: skip
+    ("paused after failures", s(cycles=(c("discarded", "no change"),), paused=""), I, IdleWhy.PAUSED),
+    ("gated after failures", s(cycles=(c("failed", "x"),), gates=("resources",)), I, IdleWhy.RESOURCES),
+    ("one long healthy cycle", s(state="cycle", cycle_age_s=50 * 60, heartbeat_age_s=50 * 60), W, None),
+    ("two failures are not a loop", s(cycles=LOOP[:2]), ST, None),
+    ("three different failures are not a loop", s(cycles=MIXED), ST, None),
+    ("a push breaks the loop", s(cycles=(*LOOP[:2], c("pushed", "checks held"))), P, None),
+]
 
 
 @pytest.mark.parametrize(("name", "seen", "health", "reason"), CASES, ids=[x[0] for x in CASES])
