@@ -34,7 +34,7 @@ def s(**kw: object) -> SessionSeen:
     return SessionSeen("s1", **{"pane": "alive", **kw})  # type: ignore[arg-type]
 
 
-P, W, ST, I, E = Health.PRODUCTIVE, Health.WORKING, Health.STUCK, Health.IDLE, Health.ERROR_LOOPING
+P, W, ST, ID, E = Health.PRODUCTIVE, Health.WORKING, Health.STUCK, Health.IDLE, Health.ERROR_LOOPING
 LATE = 99_999
 MIXED = (c("failed", "timeout", "timeout", 1), c("failed", "no change", None, 2), c("discarded", "worse", None, 3))
 
@@ -45,17 +45,17 @@ CASES = [
     ("cycles, nothing pushed", s(cycles=(c("discarded", "no change"), c("discarded", "checks got worse"))), ST, None),
     ("heartbeat frozen, not gated", s(state="sleeping", heartbeat_age_s=3 * 900), ST, None),
     ("cycle past the stall limit", s(state="cycle", cycle_age_s=3 * 3600), ST, None),
-    ("paused", s(paused="flaky CI", state="paused", heartbeat_age_s=LATE), I, IdleWhy.PAUSED),
-    ("budget gate", s(gates=("budget",), heartbeat_age_s=LATE), I, IdleWhy.BUDGET),
-    ("resource gate", s(gates=("resources",), heartbeat_age_s=LATE), I, IdleWhy.RESOURCES),
-    ("held by the budget", s(held="budget: degraded", heartbeat_age_s=LATE), I, IdleWhy.HELD),
-    ("dead pane", s(pane="dead"), I, IdleWhy.DEAD),
-    ("missing pane", s(pane="missing"), I, IdleWhy.DEAD),
-    ("no tasks yet", s(state="sleeping", heartbeat_age_s=300), I, IdleWhy.NO_TASKS),
+    ("paused", s(paused="flaky CI", state="paused", heartbeat_age_s=LATE), ID, IdleWhy.PAUSED),
+    ("budget gate", s(gates=("budget",), heartbeat_age_s=LATE), ID, IdleWhy.BUDGET),
+    ("resource gate", s(gates=("resources",), heartbeat_age_s=LATE), ID, IdleWhy.RESOURCES),
+    ("held by the budget", s(held="budget: degraded", heartbeat_age_s=LATE), ID, IdleWhy.HELD),
+    ("dead pane", s(pane="dead"), ID, IdleWhy.DEAD),
+    ("missing pane", s(pane="missing"), ID, IdleWhy.DEAD),
+    ("no tasks yet", s(state="sleeping", heartbeat_age_s=300), ID, IdleWhy.NO_TASKS),
     ("error loop", s(cycles=LOOP), E, None),
     # false alarms: gated or paused with failed cycles before, a long healthy cycle
-    ("paused after failures", s(cycles=(c("discarded", "no change"),), paused=""), I, IdleWhy.PAUSED),
-    ("gated after failures", s(cycles=(c("failed", "x"),), gates=("resources",)), I, IdleWhy.RESOURCES),
+    ("paused after failures", s(cycles=(c("discarded", "no change"),), paused=""), ID, IdleWhy.PAUSED),
+    ("gated after failures", s(cycles=(c("failed", "x"),), gates=("resources",)), ID, IdleWhy.RESOURCES),
     ("one long healthy cycle", s(state="cycle", cycle_age_s=50 * 60, heartbeat_age_s=50 * 60), W, None),
     ("two failures are not a loop", s(cycles=LOOP[:2]), ST, None),
     ("three different failures are not a loop", s(cycles=MIXED), ST, None),
