@@ -29,6 +29,7 @@ def c(verdict: str, reason: str = "", outcome: str | None = "success", n: int = 
 FAIL = "agent call failed: error: agent reported an error (error_during_execution): API Error 529 at 10:0{n}"
 LOOP = tuple(c("failed", FAIL.format(n=i), "error", i) for i in range(3))
 
+
 def s(**kw: object) -> SessionSeen:
     """Session s1 with a live pane unless told otherwise."""
     return SessionSeen("s1", **{"pane": "alive", **kw})  # type: ignore[arg-type]
