@@ -223,7 +223,10 @@ class Standup:
         """Tasks, advice, transcript and the `team_standup` event; returns the event's data."""
         ctx = self.ctx
         facts = meeting.facts
-        data: dict[str, Any] = {"since": facts.since, "overlaps": [vars(o) for o in facts.overlaps]}
+        data: dict[str, Any] = {
+            "since": facts.since,
+            "overlaps": [{"file": o.file, "sessions": list(o.sessions)} for o in facts.overlaps],
+        }
         if meeting.skipped:
             data.update(skipped=True, reason=meeting.skipped, calls=0, cost_usd=0.0)
             ctx.log.append("team_standup", data=data)
