@@ -1,0 +1,18 @@
+"""Untrusted text in transcripts and reports stays data."""
+
+from __future__ import annotations
+
+from factoryctl.jobs.markdown import escape, fence
+
+
+def test_escape_neutralises_markdown_and_html() -> None:
+    text = "<img src=x onerror=alert(1)> [link](http://evil) **bold** `code` # heading\nnext & more"
+    out = escape(text)
+    assert "<img" not in out and "[link]" not in out and "**" not in out and "\n" not in out
+    assert out.startswith("\\<img") and "\\&" in out
+
+
+def test_a_fence_cannot_be_closed_from_inside() -> None:
+    block = fence("before\n```\n# not a heading\n````\nafter")
+    opening = block.splitlines()[0]
+    assert opening.startswith("`````") and block.endswith(opening.rstrip("text"))
