@@ -18,4 +18,4 @@ def test_escape_neutralises_markdown_and_html() -> None:
 def test_a_fence_cannot_be_closed_from_inside() -> None:
     block = fence("before\n```\n# not a heading\n````\nafter")
     opening = block.splitlines()[0]
-    assert opening.startswith("`````") and block.endswith(opening.rstrip("text"))
+    assert opening.startswith("`````") and block.endswith("\n" + opening.removesuffix("text"))
