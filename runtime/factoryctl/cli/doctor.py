@@ -20,7 +20,7 @@ def doctor(json: JsonOpt = False) -> None:
         render.emit_json(data)
         return
     for name, info in data["sessions"].items():
-        render.emit(plain(f"{name:<4} {info['state']:<14} {info['reason']}"))
+        render.emit(f"{name:<4} {info['state']:<14} {plain(info['reason'])}")
     render.emit(plain(f"model call: {data['call']}; report {data['report']}"))
 
 

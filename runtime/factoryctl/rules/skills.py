@@ -47,13 +47,15 @@ def words(text: str) -> list[str]:
 
 
 def similarity(a: str, b: str) -> float:
-    """How alike two texts are, 0..1: the larger of word-set overlap and word-order match."""
+    """How alike two texts are, 0..1: word-set overlap, word-order match, or (for texts of
+    some length) how much of the shorter one the longer one already covers."""
     wa, wb = words(a), words(b)
     if not wa or not wb:
         return 0.0
     sa, sb = set(wa), set(wb)
     jaccard = len(sa & sb) / len(sa | sb)
-    return max(jaccard, SequenceMatcher(None, wa, wb, autojunk=False).ratio())
+    covered = len(sa & sb) / min(len(sa), len(sb)) if min(len(sa), len(sb)) >= 6 else 0.0
+    return max(jaccard, covered, SequenceMatcher(None, wa, wb, autojunk=False).ratio())
 
 
 def secret_in(text: str, secrets: Iterable[str] = ()) -> str | None:
