@@ -42,7 +42,8 @@ class Skill:
 
     def prompt_text(self) -> str:
         """What an agent reads: when to apply it, then the technique."""
-        return f"When: {' '.join(self.when.split())}\n\n{self.body.strip()}"
+        when = " ".join(self.when.split())
+        return f"When: {when}\n\n{self.body.strip()}" if when else self.body.strip()
 
     def marked_shown(self, ts: str) -> Skill:
         return replace(self, shown=self.shown + 1, last_shown=ts)

@@ -22,9 +22,10 @@ def skills_for_prompt(ctx: Context, at_hand: str, cuts: list[str]) -> list[TextF
     """The skills to show, best match for `at_hand` (task text, file names) first; counted as shown."""
     store = SkillStore(ctx.paths.skills_dir)
     ranked = rank(store.all(), at_hand)
-    shown = fit([TextFile(s.name, s.prompt_text()) for s in ranked], PROMPT_BUDGET_SKILLS, "skill file", cuts)
+    files = [TextFile(f"{s.name}.md", s.prompt_text()) for s in ranked]
+    shown = fit(files, PROMPT_BUDGET_SKILLS, "skill file", cuts)
     if shown:
-        store.mark_shown([f.name for f in shown], format_ts(ctx.clock()))
+        store.mark_shown([f.name.removesuffix(".md") for f in shown], format_ts(ctx.clock()))
     return shown
 
 
