@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from factoryctl.adapters.tmux import Tmux
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.standup import Standup
 from factoryctl.state.eventlog import EventFilter
 from tests.factories import Factory, make_factory
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_for
 
 STOCK = (Path(__file__).parents[1] / "samples" / "py-app" / "inventory" / "stock.py").read_text()
 TEST = "def test_trivial_{n}() -> None:\n    assert 1 + 1 == 2\n"
@@ -62,11 +63,13 @@ def standup_calls(factory: Factory) -> list[Any]:
             if e.data["purpose"] == "standup"]  # fmt: skip
 
 
-def test_a_standup_of_three_sessions(tmp_path: Path) -> None:
+def test_a_standup_of_three_sessions(tmp_path: Path, tmux: Tmux) -> None:
     factory = make_factory(tmp_path, sessions=3)
     branches = three_cycles(factory)
     factory.script(meeting_script(branches))
-    data = Standup(factory.ctx()).run()
+    tmux.new_session("factory-s3", ["sh", "-c", "echo hello-from-the-pane; sleep 600"], cwd=tmp_path, env={})
+    wait_for(lambda: "hello-from-the-pane" in tmux.capture("factory-s3", 5), 10, "the pane's output")
+    data = Standup(factory.ctx(), tmux=tmux).run()
 
     assert len(standup_calls(factory)) == 3 * 3 + 1 == data["calls"]
     assert data["cost_usd"] == 0.09
@@ -78,6 +81,7 @@ def test_a_standup_of_three_sessions(tmp_path: Path) -> None:
     assert transcript.index("## Round 1") < transcript.index("## Round 2") < transcript.index("## Round 3")
     assert transcript.index("## Round 3") < transcript.index("## Summary") < transcript.index("## Facts")
     assert branches["s1"] in transcript and "<script>" not in transcript  # agent text is escaped data
+    assert "hello-from-the-pane" in transcript.split("## Facts")[1]  # the pane's last lines are facts
     event = factory.ctx().log.tail(1, EventFilter(types=frozenset({"team_standup"})))[0]
     assert event.data["tasks_created"] == data["tasks_created"]
 
@@ -90,7 +94,7 @@ def test_a_standup_of_three_sessions(tmp_path: Path) -> None:
     assert tasks["s1"].history[0]["note"] == "added by standup"
 
     # A second standup right after: nothing new, no meeting, no call.
-    again = Standup(factory.ctx()).run()
+    again = Standup(factory.ctx(), tmux=tmux).run()
     assert again["skipped"] and "nothing new" in again["reason"] and again["calls"] == 0
     assert len(standup_calls(factory)) == 10
 
@@ -107,31 +111,31 @@ def test_a_standup_of_three_sessions(tmp_path: Path) -> None:
     assert "inventory/stock.py is also being changed by s2" in prompt
 
 
-def test_a_duplicate_commitment_makes_no_second_task(tmp_path: Path) -> None:
+def test_a_duplicate_commitment_makes_no_second_task(tmp_path: Path, tmux: Tmux) -> None:
     factory = make_factory(tmp_path, sessions=3)
     branches = three_cycles(factory)
     factory.ctx().tasks().add("Add Stock.total")
     factory.script(meeting_script(branches))
-    data = Standup(factory.ctx()).run()
+    data = Standup(factory.ctx(), tmux=tmux).run()
     dup = [c for c in data["tasks_created"] if c["session"] == "s1"]
     assert dup == [{"session": "s1", "title": "Add Stock.total", "duplicate_of": 1}]
     assert [t.title for t in factory.ctx().tasks().all()].count("Add Stock.total") == 1
 
 
-def test_a_failed_call_costs_a_turn_not_the_meeting(tmp_path: Path) -> None:
+def test_a_failed_call_costs_a_turn_not_the_meeting(tmp_path: Path, tmux: Tmux) -> None:
     factory = make_factory(tmp_path, sessions=3)
     branches = three_cycles(factory)
     script = meeting_script(branches)
     script[0] = {"match": "Standup round 1 for s1.", "exit": 1, "stdout": "boom"}
     factory.script(script)
-    data = Standup(factory.ctx()).run()
+    data = Standup(factory.ctx(), tmux=tmux).run()
     assert data["calls"] == 10
     assert [f["session"] for f in data["failed"]] == ["s1", "s2"]
     assert "call failed: exit_nonzero" in data["failed"][0]["problem"]
     assert len(data["tasks_created"]) == 3
 
 
-def test_no_model_call_when_the_budget_gate_is_closed(tmp_path: Path) -> None:
+def test_no_model_call_when_the_budget_gate_is_closed(tmp_path: Path, tmux: Tmux) -> None:
     factory = make_factory(tmp_path, sessions=3)
     three_cycles(factory)
     day = factory.ctx().clock().strftime("%Y-%m-%d")
@@ -144,7 +148,7 @@ def test_no_model_call_when_the_budget_gate_is_closed(tmp_path: Path) -> None:
     assert standup_calls(factory) == []
 
 
-def test_standup_cli_holds_the_meeting_and_a_second_start_is_refused_while_locked(tmp_path: Path) -> None:
+def test_standup_cli_holds_the_meeting_and_a_second_start_is_refused_while_locked(tmp_path: Path, tmux: Tmux) -> None:
     from factoryctl.state.locks import job_lock
 
     factory = make_factory(tmp_path, sessions=3)
