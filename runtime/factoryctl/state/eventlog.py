@@ -135,8 +135,12 @@ class EventLog:
         """Events newest first; stops early once `since` is passed (the log is in time order)."""
         flt = flt or EventFilter()
         needles = flt.needles()
+        since = None if flt.since is None else flt.since.encode()
         for raw in _lines_reverse(self.path):
             if needles and not any(n in raw for n in needles):
+                # Stop at `since` even when no line matches: the writer puts the timestamp first.
+                if since is not None and raw.startswith(_TS_PREFIX) and raw[_TS_AT : _TS_AT + len(since)] < since:
+                    return
                 continue
             event = Event.from_line(raw)
             if event is None:
@@ -189,6 +193,10 @@ class EventLog:
                         yield event
             else:
                 time.sleep(poll_s)
+
+
+_TS_PREFIX = b'{"ts":"'  # how append() writes every line: the timestamp first
+_TS_AT = len(_TS_PREFIX)
 
 
 def _lines_reverse(path: Path) -> Iterator[bytes]:
