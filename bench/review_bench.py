@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from factoryctl.adapters.checks import run_checks  # noqa: E402
+from factoryctl.core.clock import format_ts  # noqa: E402
+from factoryctl.core.records import ReviewEntry  # noqa: E402
 from factoryctl.jobs.context import Context  # noqa: E402
 from factoryctl.jobs.review.gate import MergeGate  # noqa: E402
 from factoryctl.state.baselines import Baselines  # noqa: E402
-from factoryctl.state.reviewqueue import add_pending  # noqa: E402
 from tests.factories import git, make_factory  # noqa: E402
 
 GOOD = "def test_ok_{i}() -> None:\n    assert {i} == {i}\n"
@@ -47,8 +48,8 @@ def scenario(tmp: Path, branches: int, bad: int | None, batch_min: int) -> Conte
         git(seed, "add", "-A")
         git(seed, "commit", "-q", "-m", f"branch {i}")
         git(seed, "push", "-q", "origin", branch)
-        entry = {"branch": branch, "session": f"s{i}", "head": git(seed, "rev-parse", "HEAD"), "task": None}
-        add_pending(ctx.review_queue(), entry, ctx.clock())
+        head = git(seed, "rev-parse", "HEAD")
+        ctx.review_queue().add_pending(ReviewEntry(branch, session=f"s{i}", head=head, queued=format_ts(ctx.clock())))
     # Main's baseline, as the cycles would have left it.
     main = factory.main_sha()
     git(seed, "checkout", "-q", "--detach", main)

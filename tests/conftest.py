@@ -9,6 +9,8 @@ import pytest
 
 from factoryctl.jobs.context import Context
 
+pytest_plugins = ["tests.plugins.no_skips_in_ci"]
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

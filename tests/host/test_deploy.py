@@ -272,11 +272,18 @@ def test_tmux_sessions_run_the_agents(remote: Any, sandbox_host: SandboxHost) ->
 
 
 def test_the_agents_work_through_the_scripted_demo(sandbox_host: SandboxHost) -> None:
-    def cycles() -> set[str]:
-        out = as_factory(sandbox_host, "factoryctl log tail --json -n 50 --type ralph_cycle").stdout
-        return {json.loads(line)["session"] for line in out.splitlines() if line.strip()}
+    """Each agent's cycle pushed its change: a failed cycle (agent missing, sandbox broken) is no proof."""
 
-    wait_for(lambda: cycles() >= {"s1", "s2"}, 90, "a work cycle in each session")
+    def cycles() -> list[dict[str, Any]]:
+        out = as_factory(sandbox_host, "factoryctl log tail --json -n 50 --type ralph_cycle").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def pushed() -> set[str]:
+        return {c["session"] for c in cycles() if c["data"]["verdict"] == "pushed"}
+
+    wait_for(lambda: pushed() >= {"s1", "s2"}, 90, "a pushed work cycle in each session")
+    failed = [(c["session"], c["data"]["reason"]) for c in cycles() if c["data"]["verdict"] == "failed"]
+    assert failed == [], failed
 
 
 def test_nothing_listens_on_all_interfaces_at_the_http_port(remote: Any) -> None:

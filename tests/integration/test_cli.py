@@ -11,11 +11,34 @@ from factoryctl import __version__
 from tests.helpers import run_cli
 
 
+def listed_commands(helptext: str) -> set[str]:
+    """The command names of a --help page: the first word of each line under "Commands:"."""
+    section = helptext.split("\nCommands:\n", 1)[1]
+    return {line.split()[0] for line in section.splitlines() if line.startswith("  ") and line.strip()}
+
+
+ROOT_COMMANDS = {"status", "paths", "cycle", "loop", "review", "scheduler", "pause", "resume",
+                 "task", "log", "config", "queue", "sessions"}  # fmt: skip
+SUBCOMMANDS = {
+    "task": {"add", "list", "show", "retry", "cancel"},
+    "log": {"tail", "path"},
+    "config": {"show"},
+    "queue": {"list", "show", "approve", "reject", "restore"},
+    "sessions": {"list", "start", "stop", "restart", "attach"},
+}
+
+
 def test_version_and_help(home: Path) -> None:
     assert run_cli("--version", home=home).stdout.strip() == f"factoryctl {__version__}"
     helptext = run_cli("--help", home=home).stdout
-    for command in ("status", "task", "log", "config", "paths"):
-        assert command in helptext
+    assert listed_commands(helptext) >= ROOT_COMMANDS  # names, not substrings of other help lines
+    for noun, verbs in SUBCOMMANDS.items():
+        assert verbs <= listed_commands(run_cli(noun, "--help", home=home).stdout), noun
+
+
+def test_listed_commands_reads_names_not_help_text() -> None:
+    page = "Usage: x\n\nCommands:\n  status  Sessions and the task queue's config.\n  log     The log.\n"
+    assert listed_commands(page) == {"status", "log"}
 
 
 def test_task_lifecycle_from_the_command_line(home: Path) -> None:

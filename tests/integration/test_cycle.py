@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.loop import Loop, next_delay
 from factoryctl.state.eventlog import EventFilter
@@ -266,13 +268,21 @@ def test_a_paused_session_waits(tmp_path: Path) -> None:
 
 def test_worktrees_are_reused_and_orphans_collected(tmp_path: Path) -> None:
     factory = make_factory(tmp_path, sessions=2)
+    Cycle(factory.ctx(), "s1").run()
+    # An ignored file survives the reset between cycles, but not a worktree made anew.
+    (factory.home / "repo" / ".git" / "info" / "exclude").write_text("reuse-marker\n")
+    marker = factory.home / "worktrees" / "s1" / "reuse-marker"
+    marker.write_text("from the first cycle")
     Cycle(factory.ctx(), "s2").run()
+    second = Cycle(factory.ctx(), "s1").run()  # the same session again: its worktree is reused
+    assert second.base is not None and marker.read_text() == "from the first cycle"
     assert (factory.home / "worktrees" / "s2").is_dir()
     (factory.home / "factory.toml").write_text(
         (factory.home / "factory.toml").read_text().replace("sessions = 2", "sessions = 1")
     )
     Cycle(factory.ctx(), "s1").run()
     assert not (factory.home / "worktrees" / "s2").exists()
+    assert marker.exists()
     listed = subprocess.run(["git", "worktree", "list"], cwd=factory.home / "repo", capture_output=True,
                             text=True, check=True).stdout  # fmt: skip
     assert "worktrees/s2" not in listed and "worktrees/s1" in listed
@@ -370,3 +380,16 @@ def test_a_branch_left_on_origin_by_a_crash_is_removed_by_the_next_cycle(tmp_pat
     )
     Cycle(factory.ctx(), "s1").run()
     assert factory.origin_branches() == ["brl/s2/20200101T000000Z", "main"]  # only s1's own are its business
+
+
+def test_a_clock_that_never_moves_is_an_error_not_a_spin(tmp_path: Path) -> None:
+    """The wait for a fresh branch name goes through ctx.sleep and is bounded: a fake clock cannot hang it."""
+    factory = make_factory(tmp_path, sessions=1)
+    frozen = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)
+    slept: list[float] = []
+    ctx = factory.ctx()
+    ctx = Context(paths=ctx.paths, settings=ctx.settings, clock=lambda: frozen, sleep=slept.append)
+    ctx.heartbeats().beat("s1", "idle", last_cycle={"branch": "brl/s1/20261124T080000Z"})
+    report = Cycle(ctx, "s1").run()
+    assert report.verdict == "failed" and "the clock did not move past 20261124T080000Z" in report.reason
+    assert slept and sum(slept) == pytest.approx(5.0)  # the fake sleep, never the real one

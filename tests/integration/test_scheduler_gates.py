@@ -52,7 +52,7 @@ def cycles(ctx: Context, session: str | None = None) -> list[Any]:
 
 
 def states(ctx: Context) -> dict[str, Any]:
-    return {name: entry for name, entry in ctx.sessions_store().read().items()}
+    return ctx.heartbeats().read()
 
 
 def waiting_on(ctx: Context, session: str, text: str) -> bool:

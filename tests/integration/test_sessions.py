@@ -50,7 +50,7 @@ def test_the_scheduler_creates_missing_sessions_revives_killed_ones_and_stops_ex
     panes = tmux.panes()
     assert sorted(panes) == ["factory-s1", "factory-s2"]
     assert [loop_of(panes[f"factory-s{i}"].pid) for i in (1, 2)] == ["loop s1", "loop s2"]
-    state = ctx.sessions_store()
+    state = ctx.heartbeats()
     wait_for(lambda: {s: e.get("state") for s, e in state.read().items()} == {"s1": "paused", "s2": "paused"},
              what="both loops waiting on the pause flag")  # fmt: skip
     assert state.read()["s1"]["waiting"] == "paused (paused): tests"
@@ -74,7 +74,7 @@ def test_the_scheduler_creates_missing_sessions_revives_killed_ones_and_stops_ex
                               "stop s3: not configured (factory.sessions = 1)"]  # fmt: skip
     assert sorted(tmux.panes()) == ["factory-s1"]
     # The loop of s2 ended cleanly on SIGTERM (it wrote "stopped"), it was not just killed.
-    assert ctx.sessions_store().read()["s2"]["state"] == "stopped"
+    assert ctx.heartbeats().read()["s2"]["state"] == "stopped"
     quiet = scheduler(ctx, tmp_path).tick()
     assert quiet.actions == [] and not quiet.changed
 

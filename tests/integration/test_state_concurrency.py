@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.core.errors import AlreadyRunning
+from factoryctl.core.errors import AlreadyRunning, FactoryError
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.locks import Semaphore, job_lock
 from factoryctl.state.stores import JsonStore
@@ -183,7 +183,7 @@ def test_an_invalid_store_is_a_clear_error_and_is_left_as_it_was(tmp_path: Path)
     path = tmp_path / "tasks.json"
     path.write_text("{broken")
     store = JsonStore(path, dict)
-    with pytest.raises(Exception, match="is not valid JSON") as info, store.update() as doc:
+    with pytest.raises(FactoryError, match="is not valid JSON") as info, store.update() as doc:
         doc["x"] = 1
     assert "\n" not in str(info.value)
     assert path.read_text() == "{broken"

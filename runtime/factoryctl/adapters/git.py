@@ -100,6 +100,10 @@ class Git:
                 out.append(Path(line.removeprefix("worktree ")))
         return out
 
+    def is_ancestor(self, commit: str, of: str) -> bool:
+        """Whether `commit` is `of` or in its history."""
+        return self.run("merge-base", "--is-ancestor", commit, of, check=False).returncode == 0
+
     def remote_branch_exists(self, branch: str, remote: str = "origin") -> bool:
         done = self.run("ls-remote", "--exit-code", "--heads", remote, f"refs/heads/{branch}", check=False)
         return done.returncode == 0
@@ -108,6 +112,12 @@ class Git:
 
     def fetch(self, remote: str, *refspecs: str) -> None:
         self.run("fetch", "--quiet", "--prune", remote, *refspecs)
+
+    def reset_to(self, commit: str) -> None:
+        """Detached at `commit`, tracked files as committed, untracked ones gone (ignored ones stay)."""
+        self.run("checkout", "--detach", "--force", "--quiet", commit)
+        self.run("reset", "--hard", "--quiet", commit)
+        self.run("clean", "-ffd", "--quiet")
 
     def commit_all(self, message: str) -> bool:
         """Stage everything and commit; False when there was nothing to commit."""

@@ -119,12 +119,11 @@ def review(
     ctx = Context.load()
     gate = MergeGate(ctx, progress=None if json else render.emit, dry_run=dry_run)
     with stop_on_signals():  # SIGTERM: the checks and the reviewer call are killed with their children
-        outcomes = gate.run(only=branch)
-    summary = {"check_runs": gate.check_runs, "outcomes": [o.__dict__ for o in outcomes]}
+        decisions = gate.run(only=branch)
     if json:
-        render.emit_json(summary)
+        render.emit_json({"check_runs": gate.check_runs, "outcomes": [d.as_dict() for d in decisions]})
     else:
-        render.emit(f"reviewed {len(outcomes)} branch(es) with {gate.check_runs} check run(s)")
+        render.emit(f"reviewed {len(decisions)} branch(es) with {gate.check_runs} check run(s)")
 
 
 # -- scheduler, sessions, pause -----------------------------------------------------

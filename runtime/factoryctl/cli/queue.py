@@ -11,6 +11,8 @@ from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt
 from factoryctl.core.errors import AlreadyRunning
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.review import person
+from factoryctl.jobs.review.gate import MergeGate
 
 app = typer.Typer(help="The review queue: pushed branches waiting for the merge gate.", no_args_is_help=True)
 
@@ -20,12 +22,13 @@ def queue_list(
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include approved and rejected branches.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Branches waiting for review (oldest first)."""
-    entries = Context.load().review_queue().read().get("branches", [])
-    if not all_:
-        entries = [e for e in entries if e.get("status") == "pending"]
+    """Branches waiting for review (oldest first); entries that do not validate are named on stderr."""
+    found = Context.load().review_queue().read()
+    entries = list(found.entries) if all_ else found.pending()
+    for problem in found.problems:
+        render.warn(f"skipped: {problem}")
     if json:
-        render.emit_json(entries)
+        render.emit_json([e.as_dict() for e in entries])
     elif not entries:
         render.emit("the review queue is empty" + ("" if all_ else " (--all shows decided branches)"))
     else:
@@ -36,26 +39,21 @@ def queue_list(
 @app.command("show")
 def queue_show(branch: Annotated[str, typer.Argument(help="The branch name.")], json: JsonOpt = False) -> None:
     """One queued branch with its counts and the reviewer's reasons."""
-    from factoryctl.jobs.review.gate import find_entry
-
-    entry = find_entry(Context.load(), branch)
-    render.emit_json(entry) if json else render.emit(render.queue_detail(entry))
+    entry = Context.load().review_queue().find(branch)
+    render.emit_json(entry.as_dict()) if json else render.emit(render.queue_detail(entry))
 
 
 @app.command("approve")
 def queue_approve(branch: Annotated[str, typer.Argument(help="The branch name.")]) -> None:
-    """Approve a pending branch as a person (review.mode = "human") and land it now if the gate is free."""
-    from factoryctl.jobs.review.gate import MergeGate, approve
-
+    """Approve a pending branch as a person and land it now if the gate is free (else at the next review)."""
     ctx = Context.load()
     check_branch_name(branch)
-    approve(ctx, branch)
+    person.approve(ctx, branch)
     render.emit(f"approved {branch}")
     try:
-        for outcome in MergeGate(ctx, progress=render.emit).run(only=branch):
-            render.emit(
-                f"{outcome.branch}: {outcome.verdict}" + (f" ({'; '.join(outcome.reasons)})" if outcome.reasons else "")
-            )
+        for decision in MergeGate(ctx, progress=render.emit).run(only=branch):
+            reasons = f" ({'; '.join(decision.reasons)})" if decision.reasons else ""
+            render.emit(f"{decision.branch}: {decision.verdict.value}{reasons}")
     except AlreadyRunning:
         render.emit("a review is running; the branch lands at the next review")
 
@@ -66,18 +64,14 @@ def queue_reject(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why: the session reads it.")] = "no reason given",
 ) -> None:
     """Reject a pending branch as a person: archived, deleted, reasons sent to its session."""
-    from factoryctl.jobs.review.gate import reject
-
     check_branch_name(branch)
-    reject(Context.load(), branch, reason)
+    person.reject(Context.load(), branch, reason)
     render.emit(f"rejected {branch} (archived under refs/archive/{branch})")
 
 
 @app.command("restore")
 def queue_restore(branch: Annotated[str, typer.Argument(help="The branch name.")]) -> None:
     """Bring a rejected branch back from its archive ref as pending."""
-    from factoryctl.jobs.review.gate import restore
-
     check_branch_name(branch)
-    restore(Context.load(), branch)
+    person.restore(Context.load(), branch)
     render.emit(f"restored {branch}; it is pending again")

@@ -9,7 +9,7 @@ import typer
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt
 from factoryctl.core.errors import UsageError
-from factoryctl.core.records import PRIORITIES, STATUSES
+from factoryctl.core.records import OPEN, PRIORITIES, STATUSES
 from factoryctl.jobs.context import Context
 
 app = typer.Typer(help="The task queue: what the agents should build.", no_args_is_help=True)
@@ -44,7 +44,7 @@ def task_list(
     if status is not None:
         tasks = [t for t in tasks if t.status == status]
     elif not all_:
-        tasks = [t for t in tasks if t.status in ("queued", "assigned", "in_progress")]
+        tasks = [t for t in tasks if t.status in OPEN]
     if json:
         render.emit_json([t.__dict__ for t in tasks])
     elif not tasks:

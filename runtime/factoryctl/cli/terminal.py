@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from factoryctl.core.records import Task
+from factoryctl.core.records import ReviewEntry, Task
 from factoryctl.state.eventlog import Event
 
 
 def emit(text: str) -> None:
     sys.stdout.write(text + "\n")
+
+
+def warn(text: str) -> None:
+    """A line for a person on stderr (stdout stays parseable)."""
+    sys.stderr.write(clean(text) + "\n")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Text from outside (titles, branch names, reasons) without terminal control characters."""
+    return _CONTROL.sub("?", text)
 
 
 def emit_json(obj: Any) -> None:
@@ -114,26 +128,25 @@ def gates_text(gates: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def queue_line(entry: Mapping[str, Any]) -> str:
-    task = f" task #{entry['task']}" if entry.get("task") else ""
-    waiting = " (awaiting a person)" if entry.get("awaiting") == "human" else ""
-    return f"{entry.get('status', '?'):<9} {entry.get('branch')}{task}  {entry.get('queued', '')}{waiting}"
+def queue_line(entry: ReviewEntry) -> str:
+    task = f" task #{entry.task}" if entry.task is not None else ""
+    waiting = " (awaiting a person)" if entry.awaiting == "human" else ""
+    return clean(f"{entry.status.value:<9} {entry.branch}{task}  {entry.queued}{waiting}")
 
 
-def queue_detail(entry: Mapping[str, Any]) -> str:
-    lines = [f"{entry.get('branch')}: {entry.get('status')}", f"  session   {entry.get('session')}"]
-    if entry.get("task"):
-        lines.append(f"  task      #{entry['task']}")
-    lines += [f"  head      {entry.get('head')}", f"  queued    {entry.get('queued')}"]
-    if entry.get("landed"):
-        lines.append(f"  landed    {entry['landed']}")
-    for name, after in (entry.get("after") or {}).items():
-        before = (entry.get("before") or {}).get(name, {})
+def queue_detail(entry: ReviewEntry) -> str:
+    lines = [f"{entry.branch}: {entry.status.value}", f"  session   {entry.session}"]
+    if entry.task is not None:
+        lines.append(f"  task      #{entry.task}")
+    lines += [f"  head      {entry.head}", f"  queued    {entry.queued}"]
+    if entry.landed:
+        lines.append(f"  landed    {entry.landed}")
+    for name, after in entry.after.items():
+        before = entry.before.get(name, {})
         lines.append(f"  {name}: errors {before.get('errors')} -> {after.get('errors')}, "
                      f"failed {before.get('failed')} -> {after.get('failed')}, "
                      f"tests {before.get('total')} -> {after.get('total')}")  # fmt: skip
-    if entry.get("summary"):
-        lines += ["", f"  {entry['summary']}"]
-    for reason in entry.get("reasons") or []:
-        lines.append(f"  - {reason}")
-    return "\n".join(lines)
+    if entry.summary:
+        lines += ["", f"  {entry.summary}"]
+    lines += [f"  - {reason}" for reason in entry.reasons]
+    return clean("\n".join(lines))

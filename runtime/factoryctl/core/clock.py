@@ -20,3 +20,8 @@ def parse_ts(text: str) -> datetime:
 
 def day_start(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: datetime) -> str:
+    """The UTC day of `moment`, as the gates and the budget name it: 2026-11-24."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")

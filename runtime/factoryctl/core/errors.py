@@ -31,3 +31,7 @@ class AlreadyRunning(FactoryError):
 
 class ToolMissing(FactoryError):
     """An external program the command needs is not installed."""
+
+
+class BadRecord(FactoryError):
+    """A record in a state file does not have the shape it must (names the field)."""

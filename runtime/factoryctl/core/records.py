@@ -7,8 +7,11 @@ Plain values with their validation when read from disk; the files they live in b
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+from factoryctl.core.errors import BadRecord
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,9 @@ class Alert:
 PRIORITIES = ("low", "normal", "high", "urgent")
 
 
-OPEN = ("queued", "assigned", "in_progress")
+# A session holds the task: it is working on it or about to.
+ACTIVE = ("assigned", "in_progress")
+OPEN = ("queued", *ACTIVE)
 
 
 # A pushed task waits for the merge gate: it may still land (done) or come back (requeued).
@@ -135,3 +140,111 @@ class EventSink(Protocol):
     """What records an event: the experiment log (`state.eventlog.EventLog`), as adapters see it."""
 
     def append(self, type: str, *, session: str | None = None, data: Mapping[str, Any] | None = None) -> object: ...
+
+
+class CycleVerdict(StrEnum):
+    """How a work cycle ended: the `verdict` of its `ralph_cycle` event."""
+
+    PUSHED = "pushed"  # checks held: pushed and queued for review
+    DISCARDED = "discarded"  # worse, no change, protected paths, left its branch: the branch is deleted
+    FAILED = "failed"  # the agent call failed, or the cycle could not run
+    INTERRUPTED = "interrupted"  # SIGTERM before the push
+
+
+# -- the review queue ------------------------------------------------------------------
+
+
+class QueueStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+def _field(raw: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
+    """raw[name] if it has the right type (a bool is not a number), the default if absent; else BadRecord."""
+    value = raw.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise BadRecord(f"field {name!r} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class ReviewEntry:
+    """One pushed branch in state/review-queue.json, validated field by field when read."""
+
+    branch: str
+    status: QueueStatus = QueueStatus.PENDING
+    session: str | None = None
+    base: str | None = None
+    head: str | None = None  # the commit its cycle tested; the gate rejects a branch that moved
+    task: int | None = None
+    queued: str = ""
+    summary: str = ""
+    before: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # the cycle's counts
+    after: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    files_changed: int = 0
+    lines_added: int = 0
+    lines_deleted: int = 0
+    reasons: tuple[str, ...] = ()
+    awaiting: Literal["human"] | None = None  # the reviewer approved; a person has the last word
+    human_approved: bool = False
+    reviewer_verdict: Mapping[str, Any] | None = None
+    landed: str | None = None  # main after it landed
+    decided: str | None = None
+    restored: str | None = None
+
+    @property
+    def waits_for_person(self) -> bool:
+        return self.awaiting == "human" and not self.human_approved
+
+    @classmethod
+    def from_dict(cls, raw: object) -> ReviewEntry:
+        if not isinstance(raw, dict):
+            raise BadRecord(f"an entry must be a JSON object, not {type(raw).__name__}")
+        branch = _field(raw, "branch", str, "")
+        if not branch:
+            raise BadRecord("field 'branch' is missing or empty")
+        status = _field(raw, "status", str, "pending")
+        if status not in set(QueueStatus):
+            raise BadRecord(f"field 'status' must be one of {', '.join(QueueStatus)}, not {status!r}")
+        awaiting = _field(raw, "awaiting", str, None)
+        if awaiting not in (None, "human"):
+            raise BadRecord(f"field 'awaiting' must be 'human' or absent, not {awaiting!r}")
+        reasons = _field(raw, "reasons", list, [])
+        if not all(isinstance(r, str) for r in reasons):
+            raise BadRecord("field 'reasons' must be a list of strings")
+        counts = {name: _field(raw, name, dict, {}) for name in ("before", "after")}
+        for name, value in counts.items():
+            if not all(isinstance(v, dict) for v in value.values()):
+                raise BadRecord(f"field {name!r} must map check names to objects")
+        numbers = {}
+        for name in ("files_changed", "lines_added", "lines_deleted"):
+            numbers[name] = _field(raw, name, int, 0)
+            if numbers[name] < 0:
+                raise BadRecord(f"field {name!r} must not be negative")
+        task = _field(raw, "task", int, None)
+        return cls(
+            branch=branch, status=QueueStatus(status), session=_field(raw, "session", str, None),
+            base=_field(raw, "base", str, None), head=_field(raw, "head", str, None), task=task,
+            queued=_field(raw, "queued", str, ""), summary=_field(raw, "summary", str, ""),
+            before=counts["before"], after=counts["after"], reasons=tuple(reasons), awaiting=awaiting,
+            human_approved=_field(raw, "human_approved", bool, False),
+            reviewer_verdict=_field(raw, "reviewer_verdict", dict, None), landed=_field(raw, "landed", str, None),
+            decided=_field(raw, "decided", str, None), restored=_field(raw, "restored", str, None), **numbers,
+        )  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status.value
+        out["reasons"] = list(self.reasons)
+        return {k: v for k, v in out.items() if v is not None or k in ("session", "task")}
+
+    def but(self, **changes: Any) -> ReviewEntry:
+        """A copy with these fields changed (the queue stores the result)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise BadRecord(f"a review entry has no field {', '.join(sorted(unknown))}")
+        return replace(self, **changes)

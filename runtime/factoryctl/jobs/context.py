@@ -16,8 +16,9 @@ from factoryctl.core.defaults import HEAVY_WAIT_S
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
 from factoryctl.state.eventlog import EventLog
-from factoryctl.state.locks import Semaphore
-from factoryctl.state.stores import JsonStore
+from factoryctl.state.heartbeats import Heartbeats
+from factoryctl.state.locks import Semaphore, exclusive
+from factoryctl.state.reviewqueue import ReviewQueue
 from factoryctl.state.tasks import TaskQueue
 
 
@@ -45,14 +46,18 @@ class Context:
     def tasks(self) -> TaskQueue:
         return TaskQueue.at(self.paths.tasks_file, self.log)
 
-    def review_queue(self) -> JsonStore:
-        return JsonStore(self.paths.review_queue_file, lambda: {"branches": []})
+    def review_queue(self) -> ReviewQueue:
+        return ReviewQueue.at(self.paths.review_queue_file)
 
-    def sessions_store(self) -> JsonStore:
-        return JsonStore(self.paths.sessions_file, dict)
+    def heartbeats(self) -> Heartbeats:
+        return Heartbeats(self.paths.sessions_file, self.clock)
 
     def heavy_slots(self) -> Semaphore:
         return Semaphore(self.paths.locks_dir, "heavy", self.settings.scheduler.heavy_slots)
+
+    def repo_lock(self) -> AbstractContextManager[None]:
+        """The lock around what the worktrees share: fetch, worktree add/prune, branch deletion."""
+        return exclusive(self.paths.locks_dir / "repo.lock")
 
     def heavy_slot(self) -> AbstractContextManager[int]:
         """Hold one heavy slot for a block (a heavy check, a setup): waits up to HEAVY_WAIT_S."""

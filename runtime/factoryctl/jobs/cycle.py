@@ -1,15 +1,14 @@
 """One work cycle (the Ralph loop's body): read, analyze, hack, evaluate, record.
 
-The decisions are pure (`verdict_for`, `protected_touched`); `Cycle.run` carries them out.
+The rules are pure (`rules/changes.py`: what is worse, which paths are protected); `Cycle.run`
+carries them out.
 Whatever happens, including SIGTERM mid-cycle, no half-made branch is left behind: a
 branch exists after a cycle only if it was pushed and queued for review.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ from factoryctl.core.defaults import (
     PROMPT_BUDGET_TASK_BODY,
 )
 from factoryctl.core.errors import FactoryError
-from factoryctl.core.records import Task
+from factoryctl.core.records import ACTIVE, CycleVerdict, ReviewEntry, Task, as_dict
 from factoryctl.core.signals import StopRequested, signals_held
 from factoryctl.jobs import lessons, prompting
 from factoryctl.jobs.context import Context
@@ -33,13 +32,12 @@ from factoryctl.rules.changes import commit_message, protected_touched, worse
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
-from factoryctl.state.reviewqueue import add_pending
 
 
 @dataclass
 class CycleReport:
     session: str
-    verdict: str = "failed"  # pushed | discarded | failed | interrupted
+    verdict: CycleVerdict = CycleVerdict.FAILED
     reason: str = ""
     branch: str | None = None
     base: str | None = None
@@ -55,9 +53,8 @@ class CycleReport:
     deleted: int = 0
     durations: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def agent_failed(self) -> bool:
-        return self.agent is not None and not self.agent.ok
+    def end(self, verdict: CycleVerdict, reason: str) -> None:
+        self.verdict, self.reason = verdict, reason
 
     def as_event(self) -> dict[str, Any]:
         agent = self.agent
@@ -67,7 +64,7 @@ class CycleReport:
             "branch": self.branch,
             "base": self.base,
             "head": self.head,
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "reason": self.reason,
             "before": {n: vars(c) for n, c in self.before.items()},
             "after": {n: r.as_dict() for n, r in self.after.items()},
@@ -99,21 +96,22 @@ class Cycle:
         with job_lock(self.ctx.paths.locks_dir, f"cycle-{self.session}"):
             report = CycleReport(self.session)
             started = time.monotonic()
-            self._mark("cycle")
+            self.ctx.heartbeats().beat(self.session, "cycle")
             try:
                 self._run(report)
             except StopRequested:
-                report.verdict, report.reason = "interrupted", "stopped (SIGTERM) before the branch was pushed"
+                report.end(CycleVerdict.INTERRUPTED, "stopped (SIGTERM) before the branch was pushed")
                 raise
             except FactoryError as exc:
-                report.verdict, report.reason = "failed", str(exc)
+                report.end(CycleVerdict.FAILED, str(exc))
             finally:
                 with signals_held():  # a second SIGTERM must not cut the clean-up short
                     self._clean_up(report)
                     report.durations["total_s"] = time.monotonic() - started
                     self.ctx.log.append("ralph_cycle", session=self.session, data=report.as_event())
-                self._mark("idle", last={"verdict": report.verdict, "ended": format_ts(self.ctx.clock()),
-                                         "branch": report.branch, "reason": report.reason[:200]})  # fmt: skip
+                last = {"verdict": report.verdict.value, "ended": format_ts(self.ctx.clock()), "branch": report.branch,
+                        "reason": report.reason[:200]}  # fmt: skip
+                self.ctx.heartbeats().beat(self.session, "idle", last_cycle=last)
             return report
 
     def _run(self, report: CycleReport) -> None:
@@ -140,29 +138,29 @@ class Cycle:
         report.agent = result = self.agent.call(prompt, cwd=self.ws.path, session=self.session, purpose="cycle")
         report.durations["agent_s"] = time.monotonic() - t0
         if not result.ok:
-            report.verdict, report.reason = "failed", f"agent call failed: {result.outcome.value}: {result.reason}"
+            report.end(CycleVerdict.FAILED, f"agent call failed: {result.outcome.value}: {result.reason}")
             return
         self._evaluate(report, branch, base)
 
     def _evaluate(self, report: CycleReport, branch: str, base: str) -> None:
         git = self.ws.git
         if git.current_branch() != branch:
-            report.verdict, report.reason = "discarded", "the agent left its branch"
+            report.end(CycleVerdict.DISCARDED, "the agent left its branch")
             return
         assert report.agent is not None
         git.commit_all(commit_message(self.session, report.task, report.agent.text))
         report.head = head = git.rev("HEAD")
-        if git.run("merge-base", "--is-ancestor", base, head, check=False).returncode != 0:
-            report.verdict, report.reason = "discarded", "the agent rewrote history below main"
+        if not git.is_ancestor(base, head):
+            report.end(CycleVerdict.DISCARDED, "the agent rewrote history below main")
             return
         stat = git.diffstat(base, head)
         report.files, report.added, report.deleted = stat.files, stat.added, stat.deleted
         if not stat.files:
-            report.verdict, report.reason = "discarded", "no change"
+            report.end(CycleVerdict.DISCARDED, "no change")
             return
         hits = protected_touched(stat.files, self.ctx.settings.repo.protected_paths)
         if hits:
-            report.verdict, report.reason = "discarded", f"touches protected paths: {', '.join(hits[:5])}"
+            report.end(CycleVerdict.DISCARDED, f"touches protected paths: {', '.join(hits[:5])}")
             return
         t0 = time.monotonic()
         self.say("running the checks on the change")
@@ -170,32 +168,31 @@ class Cycle:
         report.durations["checks_s"] = time.monotonic() - t0
         reasons = worse(report.before, {n: r.counts for n, r in report.after.items()})
         if reasons:
-            report.verdict, report.reason = "discarded", "checks got worse: " + "; ".join(reasons)
+            report.end(CycleVerdict.DISCARDED, "checks got worse: " + "; ".join(reasons))
             return
         if report.task is not None and self.ctx.tasks().get(report.task.id).status == "cancelled":
-            report.verdict, report.reason = "discarded", f"task #{report.task.id} was cancelled meanwhile"
+            report.end(CycleVerdict.DISCARDED, f"task #{report.task.id} was cancelled meanwhile")
             return
         self.say(f"pushing {branch}")
         report.push_attempted = True
         self.ws.git.push("origin", [f"refs/heads/{branch}:refs/heads/{branch}"])
-        add_pending(
-            self.ctx.review_queue(),
-            {
-                "branch": branch,
-                "session": self.session,
-                "base": base,
-                "head": head,
-                "task": None if report.task is None else report.task.id,
-                "summary": report.agent.text[:500],
-                "before": {n: vars(c) for n, c in report.before.items()},
-                "after": {n: vars(r.counts) for n, r in report.after.items()},
-                "files_changed": len(stat.files),
-                "lines_added": stat.added,
-                "lines_deleted": stat.deleted,
-            },
-            self.ctx.clock(),
+        self.ctx.review_queue().add_pending(
+            ReviewEntry(
+                branch=branch,
+                session=self.session,
+                base=base,
+                head=head,
+                task=None if report.task is None else report.task.id,
+                queued=format_ts(self.ctx.clock()),
+                summary=report.agent.text[:500],
+                before={n: vars(c) for n, c in report.before.items()},
+                after={n: vars(r.counts) for n, r in report.after.items()},
+                files_changed=len(stat.files),
+                lines_added=stat.added,
+                lines_deleted=stat.deleted,
+            )
         )
-        report.verdict, report.reason = "pushed", "checks held; queued for review"
+        report.end(CycleVerdict.PUSHED, "checks held; queued for review")
 
     def _new_branch_name(self) -> str:
         """PREFIX/SESSION/UTC-SECOND; a second cycle within the same second waits for the next.
@@ -203,7 +200,7 @@ class Cycle:
         The wait goes through the context's sleep, and is bounded: a clock that never moves
         (a fake one in a test) is an error, not a spin.
         """
-        previous = (self.ctx.sessions_store().read().get(self.session) or {}).get("last_cycle") or {}
+        previous = as_dict(self.ctx.heartbeats().of(self.session).get("last_cycle"))
         for _ in range(int(5 / BRANCH_NAME_POLL_S)):
             stamp = self.ctx.clock().strftime("%Y%m%dT%H%M%SZ")
             name = f"{self.ctx.settings.repo.branch_prefix}/{self.session}/{stamp}"
@@ -220,7 +217,7 @@ class Cycle:
 
     def _clean_up(self, report: CycleReport) -> None:
         """Drop the branch unless it was pushed; settle the task."""
-        if report.branch is not None and report.verdict != "pushed" and report.base is not None:
+        if report.branch is not None and report.verdict is not CycleVerdict.PUSHED and report.base is not None:
             try:
                 self.ws.drop_branch(report.branch, report.base, remote=report.push_attempted)
             except FactoryError as exc:
@@ -230,12 +227,12 @@ class Cycle:
             return
         tasks = self.ctx.tasks()
         current = tasks.get(task.id)
-        if current.status not in ("assigned", "in_progress") or current.session != self.session:
+        if current.status not in ACTIVE or current.session != self.session:
             return  # cancelled by a person, or requeued and given to another session meanwhile
-        if report.verdict == "pushed":
+        if report.verdict is CycleVerdict.PUSHED:
             tasks.transition(task.id, "pushed", note=report.branch or "")
         else:  # the scheduler parks a task once it has failed scheduler.max_task_failures times
-            tasks.transition(task.id, "requeued", note=report.reason, refund=report.verdict == "interrupted")
+            tasks.transition(task.id, "requeued", note=report.reason, refund=report.verdict is CycleVerdict.INTERRUPTED)
 
     def _prompt(self, report: CycleReport) -> str:
         cuts: list[str] = []
@@ -282,13 +279,3 @@ class Cycle:
             "cuts": cuts,
         }
         return prompting.render_prompt(prompting.load_template(self.ctx.paths.home / "prompts", "cycle"), values)
-
-    def _mark(self, state: str, last: Mapping[str, Any] | None = None) -> None:
-        now = format_ts(self.ctx.clock())
-        with self.ctx.sessions_store().update() as doc:
-            entry = doc.setdefault(self.session, {})
-            entry.update(state=state, pid=os.getpid(), heartbeat=now)
-            if state == "cycle":
-                entry["cycle_started"] = now
-            if last is not None:
-                entry["last_cycle"] = dict(last)

@@ -7,17 +7,15 @@ the cycle under way drops its unpushed branch before the loop exits.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from factoryctl.adapters.agent import Agent
-from factoryctl.core.clock import format_ts
+from factoryctl.core.clock import day_of
 from factoryctl.core.defaults import PAUSE_POLL_S
 from factoryctl.core.errors import AlreadyRunning
-from factoryctl.core.records import Gates
+from factoryctl.core.records import CycleVerdict, Gates
 from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle, CycleReport
@@ -44,7 +42,7 @@ def pause_reason(ctx: Context, session: str) -> str | None:
 
 def current_gates(ctx: Context) -> Gates:
     """gates.json as it holds now (yesterday's budget entries no longer do)."""
-    return read_gates(ctx.paths.gates_file).on(ctx.clock().strftime("%Y-%m-%d"))
+    return read_gates(ctx.paths.gates_file).on(day_of(ctx.clock()))
 
 
 class Loop:
@@ -78,7 +76,7 @@ class Loop:
                 while self.max_cycles is None or self.cycles < self.max_cycles:
                     self._wait_while_paused()
                     started = time.monotonic()
-                    self.failures = self.failures + 1 if self._one_cycle_survived() == "failed" else 0
+                    self.failures = self.failures + 1 if self._cycle_failed() else 0
                     if self.max_cycles is not None and self.cycles >= self.max_cycles:
                         break
                     delay = next_delay(settings.interval_s, time.monotonic() - started, self.failures,
@@ -96,18 +94,18 @@ class Loop:
         self._mark("stopped")
         return 0
 
-    def _one_cycle_survived(self) -> str:
-        """Run a cycle; whatever goes wrong in it, the loop goes on (and backs off)."""
+    def _cycle_failed(self) -> bool:
+        """Run a cycle; whether it failed. Whatever goes wrong in it, the loop goes on (and backs off)."""
         try:
-            return self._one_cycle().verdict
+            return self._one_cycle().verdict is CycleVerdict.FAILED
         except AlreadyRunning as exc:  # a person runs `factoryctl cycle` on this session right now
             self.say(f"skipped: {exc}")
-            return "skipped"
+            return False
         except Exception as exc:  # a broken prompt template, a full disk: say it, back off, go on
             self.say(f"cycle {self.cycles} crashed: {type(exc).__name__}: {exc}")
             text = f"{type(exc).__name__}: {exc}"[:500]
             self.ctx.log.append("alert", session=self.session, data={"key": f"loop-crash:{self.session}", "text": text})
-            return "failed"
+            return True
 
     def _one_cycle(self) -> CycleReport:
         self.cycles += 1
@@ -131,9 +129,5 @@ class Loop:
                 shown = reason
             self.sleep(poll)
 
-    def _mark(self, state: str, **extra: Any) -> None:
-        with self.ctx.sessions_store().update() as doc:
-            entry = doc.setdefault(self.session, {})
-            entry.pop("waiting", None)
-            entry.update(state=state, pid=os.getpid(), heartbeat=format_ts(self.ctx.clock()), failures=self.failures)
-            entry.update({k: v for k, v in extra.items() if v is not None})
+    def _mark(self, state: str, waiting: str | None = None) -> None:
+        self.ctx.heartbeats().beat(self.session, state, failures=self.failures, waiting=waiting)

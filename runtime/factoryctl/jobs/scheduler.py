@@ -23,7 +23,7 @@ from factoryctl.core.clock import day_start, format_ts, parse_ts
 from factoryctl.core.defaults import SCHEDULER_HEARTBEAT
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.facts import App, Reading
-from factoryctl.core.records import Alert, as_dict
+from factoryctl.core.records import Alert
 from factoryctl.core.signals import on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.sessions import Sessions
@@ -75,11 +75,11 @@ class Scheduler:
             panes = self.sessions.panes()
         except FactoryError as exc:  # the gates matter most: they are still decided and written
             panes, tmux_error = {}, str(exc)
-        heartbeats = as_dict(ctx.sessions_store().read())
+        heartbeats = ctx.heartbeats().read()
         all_paused = ctx.paths.pause_flag().exists()
         facts = {}
         for name in ctx.settings.session_names:
-            entry = as_dict(heartbeats.get(name))
+            entry = heartbeats.get(name, {})
             facts[name] = SessionFacts(
                 name=name, pane=panes.get(name), state=str(entry.get("state", "unknown")),
                 pid_alive=pid_alive(entry.get("pid")), cycle_started=entry.get("cycle_started"),
@@ -142,7 +142,7 @@ class Scheduler:
 
     def _still_idle(self, session: str) -> bool:
         """Checked under the task queue's lock: a loop marks "cycle" before it claims a task."""
-        entry = self.ctx.sessions_store().read().get(session) or {}
+        entry = self.ctx.heartbeats().of(session)
         return bool(entry.get("state") != "cycle")
 
     def record(self, facts: Facts, plan: Plan, errors: list[str]) -> TickReport:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from factoryctl.adapters.tmux import Tmux
-from factoryctl.core.clock import parse_ts
+from factoryctl.core.clock import day_of, parse_ts
 from factoryctl.core.errors import ToolMissing
 from factoryctl.core.facts import Pane
-from factoryctl.core.records import as_dict
+from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
 from factoryctl.state.gates import read_gates
 
@@ -112,15 +112,15 @@ class Sessions:
         ctx = self.ctx
         now = ctx.clock()
         panes = self.panes()
-        state = as_dict(ctx.sessions_store().read())
-        gates = read_gates(ctx.paths.gates_file).on(now.strftime("%Y-%m-%d"))
-        tasks = {t.session: t for t in ctx.tasks().all() if t.session and t.status in ("assigned", "in_progress")}
+        state = ctx.heartbeats().read()
+        gates = read_gates(ctx.paths.gates_file).on(day_of(now))
+        tasks = {t.session: t for t in ctx.tasks().all() if t.session and t.status in ACTIVE}
         names = list(ctx.settings.session_names)
         names += sorted((s for s in panes if s not in names), key=lambda s: int(s[1:]))
         rows = []
         for name in names:
             pane = panes.get(name)
-            entry = as_dict(state.get(name))
+            entry = state.get(name, {})
             task = tasks.get(name)
             last = entry.get("last_cycle") or {}
             flag = next((f for f in (ctx.paths.pause_flag(name), ctx.paths.pause_flag()) if f.exists()), None)

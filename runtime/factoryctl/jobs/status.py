@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from factoryctl.core.clock import day_start, format_ts
+from factoryctl.core.clock import day_of, day_start, format_ts
+from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
 from factoryctl.rules.budget import decide_budget
 from factoryctl.state.gates import read_gates
@@ -19,12 +20,12 @@ from factoryctl.state.spend import spend_since
 def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
     now = ctx.clock()
     tasks = ctx.tasks().all()
-    by_session = {t.session: t for t in tasks if t.session and t.status in ("assigned", "in_progress")}
-    session_state = ctx.sessions_store().read()
+    by_session = {t.session: t for t in tasks if t.session and t.status in ACTIVE}
+    session_state = ctx.heartbeats().read()
     sessions = []
     for name in ctx.settings.session_names:
         task = by_session.get(name)
-        info = session_state.get(name, {}) if isinstance(session_state, dict) else {}
+        info = session_state.get(name, {})
         sessions.append(
             {
                 "name": name,
@@ -33,12 +34,15 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
                 "last_cycle": info.get("last_cycle"),
             }
         )
-    review = Counter(str(b.get("status", "?")) for b in ctx.review_queue().read().get("branches", []))
+    queue = ctx.review_queue().read()
+    review = Counter(e.status.value for e in queue.entries)
+    if queue.problems:
+        review["unreadable"] = len(queue.problems)
     spend = spend_since(ctx.log, day_start(now))
     budget = ctx.settings.budget.daily_usd
     verdict = decide_budget(spend["total_usd"], ctx.settings.budget, ctx.settings.session_names)
     gates = read_gates(ctx.paths.gates_file)
-    current = gates.on(now.strftime("%Y-%m-%d"))
+    current = gates.on(day_of(now))
     paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
               if f.exists()]  # fmt: skip
     return {

@@ -6,10 +6,8 @@ deletion) run under one repository lock; everything else stays inside the worktr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 from factoryctl.adapters.agent import agent_env
@@ -17,7 +15,6 @@ from factoryctl.adapters.git import Git
 from factoryctl.adapters.runner import run
 from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.context import Context
-from factoryctl.state.locks import exclusive
 
 
 class Workspace:
@@ -30,29 +27,16 @@ class Workspace:
         self.git = Git(self.path, identity=(f"factory {session}", f"{session}@factory.invalid"))
         self.origin_main = f"refs/remotes/origin/{self.main}"
 
-    @contextlib.contextmanager
-    def repo_lock(self) -> Iterator[None]:
-        with exclusive(self.ctx.paths.locks_dir / "repo.lock"):
-            yield
-
     def prepare(self) -> str:
         """Fetch main, make or repair the worktree, reset it to main's tip; return that commit."""
         if not (self.ctx.repo_dir / ".git").exists():
             raise FactoryError(f"no git clone at {self.ctx.repo_dir} (repo.path); the deploy clones it")
-        with self.repo_lock():
+        with self.ctx.repo_lock():
             self.repo.fetch("origin", f"+refs/heads/{self.main}:{self.origin_main}")
-            self.repo.run("worktree", "prune")
             self._collect_orphans()
-            if self.path.resolve() not in {p.resolve() for p in self.repo.worktrees()}:
-                if self.path.exists():
-                    shutil.rmtree(self.path)
-                setup_marker(self.ctx, self.session).unlink(missing_ok=True)  # a new worktree needs its setup
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.repo.run("worktree", "add", "--detach", "--quiet", str(self.path), self.origin_main)
+            ensure_worktree(self.ctx, self.path, self.session, self.origin_main)
             base = self.repo.rev(self.origin_main)
-        self.git.run("checkout", "--detach", "--force", "--quiet", base)
-        self.git.run("reset", "--hard", "--quiet", base)
-        self.git.run("clean", "-ffd", "--quiet")  # stray files go; ignored ones (node_modules) stay
+        self.git.reset_to(base)  # stray files go; ignored ones (node_modules) stay
         self._delete_own_branches()
         self._delete_unqueued_remote_branches()
         return base
@@ -68,7 +52,7 @@ class Workspace:
         prefix = f"{self.ctx.settings.repo.branch_prefix}/{self.session}/"
         stale = self.repo.local_branches(prefix + "*")
         if stale:
-            with self.repo_lock():
+            with self.ctx.repo_lock():
                 self.repo.run("branch", "-D", *stale)
 
     def _delete_unqueued_remote_branches(self) -> None:
@@ -79,11 +63,7 @@ class Workspace:
         remote = [line.split("\t", 1)[1] for line in listed if "\t" in line]
         if not remote:
             return
-        pending = {
-            f"refs/heads/{e.get('branch')}"
-            for e in self.ctx.review_queue().read().get("branches", [])
-            if e.get("status") == "pending"
-        }
+        pending = {f"refs/heads/{e.branch}" for e in self.ctx.review_queue().read().pending()}
         orphans = [ref for ref in remote if ref not in pending]
         if orphans:
             self.repo.push("origin", [f":{ref}" for ref in orphans])
@@ -93,9 +73,8 @@ class Workspace:
 
     def drop_branch(self, name: str, base: str, *, remote: bool) -> None:
         """Leave the branch, delete it locally and (if it may be there) on origin."""
-        self.git.run("checkout", "--detach", "--force", "--quiet", base)
-        self.git.run("clean", "-ffd", "--quiet")
-        with self.repo_lock():
+        self.git.reset_to(base)
+        with self.ctx.repo_lock():
             if self.repo.maybe_rev(f"refs/heads/{name}"):
                 self.repo.run("branch", "-D", name)
         if remote and self.repo.remote_branch_exists(name):
@@ -103,6 +82,23 @@ class Workspace:
 
     def setup_if_needed(self) -> bool:
         return ensure_setup(self.ctx, self.path, self.session)
+
+
+def ensure_worktree(ctx: Context, path: Path, name: str, start: str) -> None:
+    """Make sure `path` is a registered worktree of the main clone (made at `start` if not).
+
+    Call it under `ctx.repo_lock()`. A folder that is not a registered worktree (a crash
+    between rmtree and add, a hand-made copy) is replaced; a new worktree needs its setup.
+    """
+    repo = Git(ctx.repo_dir)
+    repo.run("worktree", "prune")
+    if path.resolve() in {p.resolve() for p in repo.worktrees()}:
+        return
+    if path.exists():
+        shutil.rmtree(path)
+    setup_marker(ctx, name).unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    repo.run("worktree", "add", "--detach", "--quiet", str(path), start)
 
 
 def setup_marker(ctx: Context, name: str) -> Path:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from factoryctl.core.clock import format_ts
+from factoryctl.core.clock import day_of, format_ts
 from factoryctl.core.config import SchedulerSection, Settings
 from factoryctl.core.facts import App, Pane, Reading
-from factoryctl.core.records import BUDGET, RESOURCES, Alert, Gates, Task
+from factoryctl.core.records import ACTIVE, BUDGET, RESOURCES, Alert, Gates, Task
 from factoryctl.rules.budget import BudgetVerdict, decide_budget
-from factoryctl.rules.watchdog import History, watch
+from factoryctl.rules.watchdog import History, StopApp, watch
 
 # -- facts ---------------------------------------------------------------------------
 
@@ -48,16 +49,32 @@ class Facts:
 # -- the plan ------------------------------------------------------------------------
 
 
+class Requeue(NamedTuple):
+    task: int
+    session: str  # the session that held it
+    why: str
+
+
+class Park(NamedTuple):
+    task: int
+    why: str  # its failed attempts' reasons
+
+
+class Assign(NamedTuple):
+    task: int
+    session: str
+
+
 @dataclass(frozen=True)
 class Plan:
     gates: Gates
     budget: BudgetVerdict
     start: tuple[str, ...] = ()  # sessions to start (missing, or restarted)
     stop: tuple[str, ...] = ()  # sessions to stop: strays, and those restarted
-    requeue: tuple[tuple[int, str, str], ...] = ()  # (task, session, why)
-    park: tuple[tuple[int, str], ...] = ()  # (task, reasons)
-    assign: tuple[tuple[int, str], ...] = ()  # (task, session)
-    stop_apps: tuple[tuple[str, str], ...] = ()  # (PM2 app, why)
+    requeue: tuple[Requeue, ...] = ()
+    park: tuple[Park, ...] = ()
+    assign: tuple[Assign, ...] = ()
+    stop_apps: tuple[StopApp, ...] = ()
     alerts: tuple[Alert, ...] = ()
     app_history: History = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # why sessions were (re)started or stopped
@@ -87,7 +104,7 @@ def resource_gate(reading: Reading, cfg: SchedulerSection, was_closed: bool) -> 
 
 
 def decide_gates(facts: Facts, settings: Settings) -> tuple[Gates, BudgetVerdict]:
-    day = facts.now.strftime("%Y-%m-%d")
+    day = day_of(facts.now)
     closed: dict[str, str] = {}
     resources = resource_gate(facts.reading, settings.scheduler, RESOURCES in facts.previous.closed)
     if resources:
@@ -164,22 +181,22 @@ def session_moves(facts: Facts, settings: Settings) -> SessionMoves:
 
 def task_moves(
     facts: Facts, settings: Settings, gates: Gates, moves: SessionMoves
-) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]], list[tuple[int, str]]]:
+) -> tuple[list[Requeue], list[Park], list[Assign]]:
     """(requeue, park, assign): free the tasks of lost sessions, park the hopeless, feed idle sessions."""
     limit = settings.scheduler.max_task_failures
-    open_tasks = [t for t in facts.tasks if t.status in ("assigned", "in_progress")]
-    requeue = []
+    open_tasks = [t for t in facts.tasks if t.status in ACTIVE]
+    requeue: list[Requeue] = []
     for task in open_tasks:
         owner = task.session or "-"
         if owner in moves.lost:
-            requeue.append((task.id, owner, moves.lost[owner]))
+            requeue.append(Requeue(task.id, owner, moves.lost[owner]))
         elif owner not in facts.sessions and facts.tmux_error is None:
-            requeue.append((task.id, owner, f"session {owner} is not configured"))
+            requeue.append(Requeue(task.id, owner, f"session {owner} is not configured"))
     queued = sorted((t for t in facts.tasks if t.status == "queued"), key=Task.sort_key)
-    park = [(t.id, failure_reasons(t, limit)) for t in queued if t.attempts >= limit]
+    park = [Park(t.id, failure_reasons(t, limit)) for t in queued if t.attempts >= limit]
     free = [t for t in queued if t.attempts < limit]
     busy = {t.session for t in open_tasks}
-    assign: list[tuple[int, str]] = []
+    assign: list[Assign] = []
     if gates.closed or facts.tmux_error is not None:
         return requeue, park, assign
     for name, s in facts.sessions.items():
@@ -188,7 +205,7 @@ def task_moves(
             continue
         pick = next((t for t in free if t.session in (None, name)), None)
         if pick is not None:
-            assign.append((pick.id, name))
+            assign.append(Assign(pick.id, name))
             free.remove(pick)
     return requeue, park, assign
 
@@ -199,7 +216,7 @@ def decide(facts: Facts, settings: Settings) -> Plan:
     gates, verdict = decide_gates(facts, settings)
     moves = session_moves(facts, settings)
     requeue, park, assign = task_moves(facts, settings, gates, moves)
-    stop_apps: tuple[tuple[str, str], ...] = ()
+    stop_apps: tuple[StopApp, ...] = ()
     history: History = {k: list(v) for k, v in facts.app_history.items()}
     if facts.apps is not None:
         skip = frozenset({facts.self_app}) if facts.self_app else frozenset()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from factoryctl.core.clock import format_ts, parse_ts
 from factoryctl.core.facts import App
@@ -21,9 +22,14 @@ History = dict[str, list[tuple[str, int]]]
 QUIET_STATUSES = ("stopped", "stopping")
 
 
+class StopApp(NamedTuple):
+    app: str
+    why: str
+
+
 @dataclass(frozen=True)
 class WatchResult:
-    stops: tuple[tuple[str, str], ...] = ()  # (app, why)
+    stops: tuple[StopApp, ...] = ()
     history: History = field(default_factory=dict)
 
 
@@ -51,7 +57,7 @@ def watch(
 ) -> WatchResult:
     """Stop errored apps and apps whose restart count rose by more than max_restarts within window_s."""
     start = now - timedelta(seconds=window_s)
-    stops: list[tuple[str, str]] = []
+    stops: list[StopApp] = []
     new: History = {}
     for app in apps:
         samples = [(ts, n) for ts, n in history.get(app.name, ()) if parse_ts(ts) >= start]
@@ -62,10 +68,10 @@ def watch(
         if app.name in skip or app.status in QUIET_STATUSES:
             continue
         if app.status == "errored":
-            stops.append((app.name, "is errored (PM2 gave up restarting it)"))
+            stops.append(StopApp(app.name, "is errored (PM2 gave up restarting it)"))
             continue
         rise = app.restarts - min(n for _, n in samples)
         if rise > max_restarts:
             span = (now - parse_ts(samples[0][0])).total_seconds()
-            stops.append((app.name, f"restarted {rise} times in {span:.0f}s (more than {max_restarts})"))
+            stops.append(StopApp(app.name, f"restarted {rise} times in {span:.0f}s (more than {max_restarts})"))
     return WatchResult(stops=tuple(stops), history=new)

@@ -42,9 +42,7 @@ class Baselines:
             return None
         return {name: counts_of(c) for name, c in data["checks"].items()}
 
-    def put(
-        self, commit: str, specs: Sequence[CheckSpec], runs: Mapping[str, CheckRun], *, session: str | None
-    ) -> None:
+    def put(self, commit: str, specs: Sequence[CheckSpec], runs: Mapping[str, CheckRun]) -> None:
         """Record counts measured on `commit` (e.g. a merge result that became main)."""
         key = checks_key(specs)
         if self.read(commit, key) is None and not any(r.counts.crashed for r in runs.values()):

@@ -14,7 +14,7 @@ from typing import Any
 from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import TASK_MAX_BODY, TASK_MAX_TITLE
 from factoryctl.core.errors import NotFound, UsageError
-from factoryctl.core.records import LIVE, PRIORITIES, STATUSES, Task
+from factoryctl.core.records import ACTIVE, LIVE, PRIORITIES, STATUSES, Task
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.stores import JsonStore
 
@@ -118,7 +118,7 @@ class TaskQueue:
         now = format_ts(self.log.clock())
         with self.store.update() as doc:
             tasks = [Task.from_dict(t) for t in doc["tasks"]]
-            mine = [t for t in tasks if t.session == session and t.status in ("assigned", "in_progress")]
+            mine = [t for t in tasks if t.session == session and t.status in ACTIVE]
             if mine:
                 return mine[0]
             free = sorted(
@@ -175,7 +175,7 @@ class TaskQueue:
         """
 
         def ok(task: Task, tasks: list[Task]) -> bool:
-            mine = any(t.session == session and t.status in ("assigned", "in_progress") for t in tasks)
+            mine = any(t.session == session and t.status in ACTIVE for t in tasks)
             fits = task.status == "queued" and task.session in (None, session) and not mine
             return fits and still_idle(session)
 
@@ -185,7 +185,7 @@ class TaskQueue:
         """Put a task back in the queue if `session` still holds it open (its session died or stalled)."""
 
         def ok(task: Task, tasks: list[Task]) -> bool:
-            return task.status in ("assigned", "in_progress") and (task.session or "-") == session
+            return task.status in ACTIVE and (task.session or "-") == session
 
         return self._change_if(task_id, ok, "requeued", note, "")
 

@@ -1,0 +1,54 @@
+"""A person's word on a queued branch (`factoryctl queue approve|reject|restore`, the bot).
+
+Each command is a gate decision like any other and goes through the same `Recorder.apply`:
+the queue, the archive ref, the task and the `cto_review` event change exactly as when
+the gate decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from factoryctl.core.errors import FactoryError, NotFound
+from factoryctl.core.records import QueueStatus, ReviewEntry
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.review.record import Recorder
+from factoryctl.jobs.review.tree import ReviewTree, archive_ref
+from factoryctl.rules.gate import Decision, GateVerdict, by_person
+from factoryctl.state.locks import job_lock
+
+
+def _pending(ctx: Context, branch: str, what: str) -> ReviewEntry:
+    entry = ctx.review_queue().find(branch)
+    if entry.status is not QueueStatus.PENDING:
+        raise FactoryError(f"{branch} is {entry.status.value}; only pending branches can be {what}")
+    return entry
+
+
+def approve(ctx: Context, branch: str, say: Callable[[str], None] = lambda text: None) -> Decision:
+    """A person approves a pending branch (human mode, or a wait for a person); the next review lands it."""
+    entry = _pending(ctx, branch, "approved")
+    tree = ReviewTree(ctx)
+    return Recorder(ctx, tree, say).apply(entry, by_person(branch, GateVerdict.HUMAN_APPROVE))
+
+
+def reject(ctx: Context, branch: str, reason: str, say: Callable[[str], None] = lambda text: None) -> Decision:
+    """A person rejects a pending branch: archived, deleted, its reasons reach the session."""
+    entry = _pending(ctx, branch, "rejected")
+    with job_lock(ctx.paths.locks_dir, "review"):
+        tree = ReviewTree(ctx)
+        tree.prepare()
+        return Recorder(ctx, tree, say).apply(entry, by_person(branch, GateVerdict.REJECT, reason))
+
+
+def restore(ctx: Context, branch: str, say: Callable[[str], None] = lambda text: None) -> Decision:
+    """Bring a decided branch back from refs/archive/ as pending."""
+    entry = ctx.review_queue().find(branch)
+    if entry.status is QueueStatus.PENDING:
+        raise FactoryError(f"{branch} is already pending")
+    tree = ReviewTree(ctx)
+    archived = tree.archived(branch)
+    if archived is None:
+        raise NotFound(f"no archive ref {archive_ref(branch)} on origin")
+    tree.restore(branch, archived)
+    return Recorder(ctx, tree, say).apply(entry, by_person(branch, GateVerdict.RESTORED))

@@ -1,0 +1,44 @@
+"""state/sessions.json: what each session's loop or cycle is doing, and when it last said so.
+
+The loop and the cycle write (`beat`); the scheduler, `status` and `sessions list` read.
+A session whose entry is not a JSON object reads as empty (a person's hand edit, a crash).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from factoryctl.core.clock import format_ts
+from factoryctl.core.records import as_dict
+from factoryctl.state.stores import JsonStore
+
+
+class Heartbeats:
+    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
+        self.store = JsonStore(path, dict)
+        self.clock = clock
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        return {str(name): as_dict(entry) for name, entry in as_dict(self.store.read()).items()}
+
+    def of(self, session: str) -> dict[str, Any]:
+        return self.read().get(session, {})
+
+    def beat(self, session: str, state: str, **fields: Any) -> None:
+        """`session` is in `state` now (its heartbeat); `fields` are stored with it, a None removes one."""
+        now = format_ts(self.clock())
+        with self.store.update() as doc:
+            entry = as_dict(doc.get(session))
+            doc[session] = entry
+            entry.update(state=state, pid=os.getpid(), heartbeat=now)
+            if state == "cycle":
+                entry["cycle_started"] = now
+            for key, value in fields.items():
+                if value is None:
+                    entry.pop(key, None)
+                else:
+                    entry[key] = value
