@@ -149,3 +149,5 @@ def test_doctor_cli_prints_each_session_state(tmp_path: Path, tmux: Tmux) -> Non
     assert done.returncode == 0, done.stderr
     assert "s2   idle           paused" in done.stdout
     assert "s1   idle           dead tmux pane" in done.stdout
+    commands = run_cli("--help", home=factory.home).stdout.split("\nCommands:\n", 1)[1]
+    assert {"standup", "doctor", "skills"} <= {line.split()[0] for line in commands.splitlines() if line.strip()}

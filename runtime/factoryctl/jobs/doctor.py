@@ -147,7 +147,7 @@ class Doctor:
             panes: dict[str, Any] | None = self.sessions.panes()
         except FactoryError:
             panes = None
-        state = as_dict(ctx.sessions_store().read())
+        state = ctx.heartbeats().read()
         tasks = ctx.tasks().all()
         free_task = any(t.status == "queued" and t.session is None for t in tasks)
         seen_all = []

@@ -25,7 +25,7 @@ from factoryctl.adapters.runner import CommandFailed
 from factoryctl.adapters.tmux import Tmux
 from factoryctl.core.clock import format_ts
 from factoryctl.core.errors import FactoryError
-from factoryctl.core.records import BUDGET, LIVE
+from factoryctl.core.records import BUDGET, LIVE, ReviewEntry
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.loop import current_gates
@@ -95,7 +95,7 @@ def gather(ctx: Context, tmux: Tmux | None = None) -> Facts:
         elif d.get("branch"):
             reasons = tuple(str(r)[:300] for r in d.get("reasons") or [])
             reviews[e.session].append(ReviewFact(e.ts, str(d["branch"]), str(d.get("verdict")), reasons))
-    pending = [b for b in ctx.review_queue().read().get("branches", []) if b.get("status") == "pending"]
+    pending = ctx.review_queue().read().pending()
     tasks = ctx.tasks().all()
     current = {t.session: (t.id, t.title) for t in tasks if t.session and t.status in ("assigned", "in_progress")}
     git = Git(ctx.repo_dir)
@@ -103,23 +103,23 @@ def gather(ctx: Context, tmux: Tmux | None = None) -> Facts:
     sessions: list[SessionFacts] = []
     touched: dict[str, set[str]] = {}
     for name in names:
-        mine = [b for b in pending if b.get("session") == name]
+        mine = [b for b in pending if b.session == name]
         commits, changed = _commits_and_files(git, mine)
         touched[name] = changed | {f for c in cycles[name] for f in c.files}
         sessions.append(SessionFacts(
             session=name, cycles=tuple(cycles[name]), reviews=tuple(reviews[name]),
-            open_branches=tuple(str(b["branch"]) for b in mine), commits=tuple(commits),
+            open_branches=tuple(b.branch for b in mine), commits=tuple(commits),
             task=current.get(name), pane=_pane(tmux, name, ctx.settings.standup.pane_lines),
         ))  # fmt: skip
     return Facts(since, format_ts(now), tuple(sessions), overlaps(touched), {t.id: t.title for t in tasks})
 
 
-def _commits_and_files(git: Git, entries: Sequence[dict[str, Any]]) -> tuple[list[tuple[str, str]], set[str]]:
+def _commits_and_files(git: Git, entries: Sequence[ReviewEntry]) -> tuple[list[tuple[str, str]], set[str]]:
     commits: list[tuple[str, str]] = []
     files: set[str] = set()
     for entry in entries:
-        base, head = entry.get("base"), entry.get("head")
-        if not (isinstance(base, str) and isinstance(head, str)):
+        base, head = entry.base, entry.head
+        if base is None or head is None:
             continue
         try:
             for line in git.out("log", "--format=%H%x09%s", f"{base}..{head}", "--").splitlines():
@@ -127,7 +127,7 @@ def _commits_and_files(git: Git, entries: Sequence[dict[str, Any]]) -> tuple[lis
                 commits.append((sha, subject[:200]))
             files |= set(git.out("diff", "--name-only", "--no-renames", base, head, "--").splitlines())
         except CommandFailed:
-            commits.append((head, str(entry.get("summary") or "")[:200]))
+            commits.append((head, entry.summary[:200]))
     return commits, files
 
 
