@@ -151,3 +151,14 @@ def test_doctor_cli_prints_each_session_state(tmp_path: Path, tmux: Tmux) -> Non
     assert "s1   idle           dead tmux pane" in done.stdout
     commands = run_cli("--help", home=factory.home).stdout.split("\nCommands:\n", 1)[1]
     assert {"standup", "doctor", "skills"} <= {line.split()[0] for line in commands.splitlines() if line.strip()}
+
+
+def test_a_session_without_its_tmux_pane_is_restarted_when_configured(tmp_path: Path, tmux: Tmux) -> None:
+    factory = make_factory(tmp_path, sessions=1, extra="[doctor]\nrestart_dead = true\n")
+    factory.script([doctor_says({"cycle_prompt": "", "skills": []})], repeat=True)
+    ctx = factory.ctx()
+    assert "factory-s1" not in tmux.panes()
+    data = Doctor(ctx, sessions=Sessions(ctx, tmux)).run()
+    assert data["sessions"]["s1"]["reason"] == "dead tmux pane"
+    assert [(a["kind"], a["result"]) for a in data["actions"]] == [("alert", "sent"), ("restart", "restarted")]
+    assert tmux.panes()["factory-s1"].alive  # `factoryctl loop s1` runs again (the fixture stops it)
