@@ -45,7 +45,8 @@ def test_cron_has_standup_and_doctor_and_both_run_and_write_their_files(host: Sa
     wait_for(lambda: cycles() >= 1, 120, "a first work cycle")
     for name, command in commands.items():  # exactly as cron would, as the factory user, through /bin/sh
         done = host.ssh(f"runuser -u factory -- /bin/sh -c {shlex.quote(command)}", timeout=300)
-        assert done.returncode == 0, (name, done.stdout, done.stderr)
+        log = as_factory(host, f"tail -n 40 {layout.LOGS_DIR}/{name}.log").stdout
+        assert done.returncode == 0, (name, log)
     home = layout.FACTORY_HOME
     for folder in ("standups", "doctor"):
         listed = as_factory(host, f"ls {home}/{folder}").stdout.split()
