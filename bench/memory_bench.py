@@ -40,7 +40,7 @@ def write_home(home: Path, scenario: Path, extra: str = "") -> None:
     agent = BIN / "factory-scripted-agent"
     (home / "factory.toml").write_text(
         f'[factory]\nsessions = {SESSIONS}\n[reviewer]\ncommand = ["{agent}", "--scenario", "{scenario}"]\n'
-        f"timeout_s = 60\n{extra}"
+        f"timeout_s = 60\n[sandbox]\nwritable = [{json.dumps(str(scenario.parent))}]\n{extra}"
     )
 
 

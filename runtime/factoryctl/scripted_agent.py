@@ -133,7 +133,7 @@ def perform(call: dict[str, Any], cwd: Path, n: int) -> None:
             subprocess.run([fill(a) for a in action["run"]], cwd=cwd, check=False)
         elif "commit" in action:
             ident = ["-c", "user.name=scripted-agent", "-c", "user.email=agent@factory.invalid"]
-            subprocess.run(["git", "add", "-A"], cwd=cwd, check=True)
+            subprocess.run(["git", "add", "-A"], cwd=cwd, check=False)
             subprocess.run(["git", *ident, "commit", "-q", "-m", fill(str(action["commit"]))], cwd=cwd, check=False)
         elif "sleep" in action:
             time.sleep(float(action["sleep"]))

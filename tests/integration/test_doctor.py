@@ -116,7 +116,7 @@ def test_a_skill_from_a_landed_branch_is_written_with_provenance_and_reaches_the
 
     # The next cycle's prompt shows the skill first for a task about NaN in tags, and counts it.
     factory.ctx().tasks().add("Guard NaN values in event tags", session="s1")
-    prompt_file = tmp_path / "prompt.txt"
+    prompt_file = factory.scenario.parent / "prompt.txt"  # the sandbox lets the agent write there
     toml = factory.home / "factory.toml"
     toml.write_text(toml.read_text().replace(f'"{factory.scenario}"]', f'"{factory.scenario}", "--save-prompt", '
                                              f'"{prompt_file}"]', 1))  # fmt: skip

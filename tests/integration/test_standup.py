@@ -99,7 +99,7 @@ def test_a_standup_of_three_sessions(tmp_path: Path, tmux: Tmux) -> None:
     assert len(standup_calls(factory)) == 10
 
     # The next cycle of s1 carries its task and the overlap advice.
-    prompt_file = tmp_path / "prompt.txt"
+    prompt_file = factory.scenario.parent / "prompt.txt"  # the sandbox lets the agent write there
     toml = factory.home / "factory.toml"
     toml.write_text(toml.read_text().replace(f'"{factory.scenario}"]', f'"{factory.scenario}", "--save-prompt", '
                                              f'"{prompt_file}"]', 1))  # fmt: skip

@@ -74,7 +74,10 @@ def task_detail(task: Task) -> str:
 
 def status_text(report: Mapping[str, Any]) -> str:
     spend, budget = report["spend_today"], report["budget"]
-    lines = [f"factory at {report['home']}  ({report['now']})", "", "sessions:"]
+    lines = [f"factory at {report['home']}  ({report['now']})"]
+    if "sandbox" in report:
+        lines.append(f"sandbox: {report['sandbox']['text']}")
+    lines += ["", "sessions:"]
     for s in report["sessions"]:
         task = s["task"]
         doing = f"task #{task['id']} {task['title']}" if task else "no task"
@@ -130,7 +133,9 @@ def gates_text(gates: Mapping[str, Any]) -> str:
 
 def queue_line(entry: ReviewEntry) -> str:
     task = f" task #{entry.task}" if entry.task is not None else ""
-    waiting = " (awaiting a person)" if entry.awaiting == "human" else ""
+    waiting = ""
+    if entry.waits_for_person:
+        waiting = f" (awaiting a person: {entry.reasons[0]})" if entry.reasons else " (awaiting a person)"
     return clean(f"{entry.status.value:<9} {entry.branch}{task}  {entry.queued}{waiting}")
 
 

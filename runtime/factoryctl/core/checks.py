@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from factoryctl.core.errors import UsageError
@@ -65,6 +65,8 @@ class CheckRun:
     ended: str
     duration_s: float
     heavy: bool
+    # Each test's outcome from the tool's JUnit report (None: no report); kept out of events.
+    tests: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self.counts), "started": self.started, "ended": self.ended,

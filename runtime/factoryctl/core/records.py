@@ -194,6 +194,7 @@ class ReviewEntry:
     landed: str | None = None  # main after it landed
     decided: str | None = None
     restored: str | None = None
+    failures: int = 0  # reviews of it that failed (not decided); at REVIEW_FAILURES it is rejected
 
     @property
     def waits_for_person(self) -> bool:
@@ -220,7 +221,7 @@ class ReviewEntry:
             if not all(isinstance(v, dict) for v in value.values()):
                 raise BadRecord(f"field {name!r} must map check names to objects")
         numbers = {}
-        for name in ("files_changed", "lines_added", "lines_deleted"):
+        for name in ("files_changed", "lines_added", "lines_deleted", "failures"):
             numbers[name] = _field(raw, name, int, 0)
             if numbers[name] < 0:
                 raise BadRecord(f"field {name!r} must not be negative")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from factoryctl.adapters.sandbox import SandboxUnavailable
 from factoryctl.core.clock import day_of, day_start, format_ts
 from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
@@ -47,6 +48,7 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
               if f.exists()]  # fmt: skip
     return {
         "home": str(ctx.paths.home),
+        "sandbox": sandbox_state(ctx),
         "now": format_ts(now),
         "sessions": sessions,
         "tasks": dict(Counter(t.status for t in tasks)),
@@ -69,3 +71,14 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
         },
         "last_events": [e.as_dict() for e in ctx.log.tail(last)],
     }
+
+
+def sandbox_state(ctx: Context) -> dict[str, Any]:
+    """Whether untrusted code runs sandboxed here: on and working, off (said loudly), or broken."""
+    if not ctx.settings.sandbox.enabled:
+        return {"enabled": False, "ok": False, "text": "agents are NOT sandboxed (sandbox.enabled = false)"}
+    try:
+        ctx.sandbox().check()
+    except SandboxUnavailable as exc:
+        return {"enabled": True, "ok": False, "text": f"BROKEN, no cycle or review will run: {exc}"}
+    return {"enabled": True, "ok": True, "text": "on (bubblewrap: agent, reviewer, setup and checks)"}
