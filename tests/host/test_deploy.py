@@ -367,6 +367,27 @@ def test_nothing_listens_on_all_interfaces_at_the_http_port(remote: Any) -> None
     assert not re.search(rf"(0\.0\.0\.0|\*|\[::\]):{port}\b", listening), listening
 
 
+def http_code(host: SandboxHost, *curl: str) -> str:
+    done = host.ssh("curl -s -o /dev/null -w '%{http_code}' " + " ".join(shlex.quote(a) for a in curl))
+    return done.stdout.strip()
+
+
+def test_serve_runs_under_pm2_on_loopback_only_and_wants_the_token(remote: Any, sandbox_host: SandboxHost) -> None:
+    bind = demo_checked().settings.http.bind
+    assert bind == "127.0.0.1:8787"
+    wait_for(lambda: http_code(sandbox_host, f"http://{bind}/healthz") == "200", 60, "factory-serve on /healthz")
+    assert pm2_state(sandbox_host)[0].get("factory-serve") == "online"
+    listening = [line.split()[3] for line in remote.check_output("ss -ltnH").splitlines() if ":8787" in line]
+    assert listening == ["127.0.0.1:8787"], listening
+    assert http_code(sandbox_host, "-X", "POST", f"http://{bind}/trigger/review") == "401"
+    assert http_code(sandbox_host, f"http://{bind}/api/status") == "401"
+    wrong, right = "Authorization: Bearer wrong-token-0123456789", f"Authorization: Bearer {HTTP_TOKEN}"
+    assert http_code(sandbox_host, "-H", wrong, f"http://{bind}/api/tasks") == "401"
+    assert http_code(sandbox_host, "-H", right, f"http://{bind}/api/status") == "200"
+    # The token is in the 0600 secrets file only, never on a command line.
+    assert HTTP_TOKEN not in sandbox_host.ssh("ps -eo args").stdout
+
+
 # -- reboot (last: it powers the host off) ---------------------------------------------
 
 

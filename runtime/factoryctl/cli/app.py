@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factoryctl import __version__
-from factoryctl.cli import config, doctor, log, queue, sessions, skills, standup, tasks
+from factoryctl.cli import config, doctor, log, queue, report, serve, sessions, skills, standup, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
 from factoryctl.core.errors import AlreadyRunning, FactoryError
@@ -32,6 +32,8 @@ app.add_typer(sessions.app, name="sessions")
 app.add_typer(skills.app, name="skills")
 standup.register(app)
 doctor.register(app)
+app.command("report")(report.report)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

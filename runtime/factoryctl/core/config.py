@@ -225,6 +225,10 @@ class SandboxSection(_Section):
 
 class HttpSection(_Section):
     bind: str = Field("127.0.0.1:8787", description="HOST:PORT")
+    allow_public: bool = Field(False, description="true lets `bind` be other than loopback (put TLS in front)")
+    github_label: Annotated[str, Field(min_length=1, max_length=50)] = Field(
+        "factory", description="an issue given this label becomes a task (secret: FACTORY_GITHUB_SECRET)"
+    )
 
     @field_validator("bind")
     @classmethod

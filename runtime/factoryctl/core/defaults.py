@@ -12,8 +12,10 @@ from datetime import timedelta
 HOME_ENV = "FACTORY_HOME"  # one variable moves all state
 TMUX_SOCKET_ENV = "FACTORY_TMUX_SOCKET"  # a private tmux server (tests)
 # Secrets: scrubbed from every event; the agent never receives the bot or HTTP tokens.
-SECRET_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
-WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
+SECRET_ENV = (
+    "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET",
+)  # fmt: skip
+WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET")
 # The model's credential: the agent and the reviewer get it, setup and checks never do.
 MODEL_CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
 # What every sandboxed call's environment may hold (plus sandbox.pass_env); HOME is its cache.
@@ -65,3 +67,14 @@ SENSITIVE_PATHS = (
 )  # fmt: skip
 # package.json keys that change how checks run (the rest, dependencies included, is not sensitive by itself).
 PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "mocha", "ava", "c8", "nyc", "type")
+
+# -- HTTP (factoryctl serve) ---------------------------------------------------------
+HTTP_TOKEN_ENV = "FACTORY_HTTP_TOKEN"  # bearer token; without it `serve` refuses to start
+GITHUB_SECRET_ENV = "FACTORY_GITHUB_SECRET"  # the webhook's HMAC secret; unset: no webhook
+HTTP_MAX_BODY = 64 * 1024  # bytes; a larger request body gets 413
+HTTP_MIN_TOKEN = 16  # characters: a shorter token is refused at start
+HTTP_EVENTS_LIMIT = 1000  # the most events /api/events returns
+TRIGGER_JOB_TIMEOUT_S = 6 * 3600.0  # a triggered review/standup/doctor is killed after this
+PAGE_REFRESH_S = 30
+PAGE_DAYS = 14  # days on the status page's plots
+PAGE_HOURS = 24  # hours on the cycles-per-hour plot

@@ -100,10 +100,16 @@ class Context:
         return self.heavy_slots().hold(timeout_s=HEAVY_WAIT_S)
 
     def agent(self) -> Agent:
-        return Agent(self.settings.agent, self.log)
+        """The coding agent; its calls are sandboxed (a cycle names the worktree it may write)."""
+        return Agent(self.settings.agent, self.log, launch_for=self._read_only_call("agent"))
 
     def reviewer(self) -> Agent:
-        return Agent(self.settings.reviewer, self.log)
+        """The reviewer model (review, standup, doctor, bot calls): sandboxed, its folder read-only."""
+        return Agent(self.settings.reviewer, self.log, launch_for=self._read_only_call("reviewer"))
+
+    def _read_only_call(self, name: str) -> Callable[[Path], Launch]:
+        """A model call in a folder it may read, not write; with the network and its credential."""
+        return lambda cwd: self.launch(cwd, name, writable=False, network=True, credential=True)
 
     def session(self, name: str) -> str:
         """`name` if it is one of this factory's sessions, else a UsageError saying which are."""

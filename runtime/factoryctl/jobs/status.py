@@ -7,18 +7,22 @@ grow with the log's length (only with today's agent calls).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from factoryctl.adapters.sandbox import SandboxUnavailable
 from factoryctl.core.clock import day_of, day_start, format_ts
 from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.outcomes import today
 from factoryctl.rules.budget import decide_budget
+from factoryctl.state.eventlog import Event
 from factoryctl.state.gates import read_gates
-from factoryctl.state.spend import spend_since
+from factoryctl.state.spend import spend_of, spend_since
 
 
-def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
+def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = None) -> dict[str, Any]:
+    """The status report; `today_events` (since UTC midnight, already read) saves reading them again."""
     now = ctx.clock()
     tasks = ctx.tasks().all()
     by_session = {t.session: t for t in tasks if t.session and t.status in ACTIVE}
@@ -39,13 +43,14 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
     review = Counter(e.status.value for e in queue.entries)
     if queue.problems:
         review["unreadable"] = len(queue.problems)
-    spend = spend_since(ctx.log, day_start(now))
+    spend = spend_since(ctx.log, day_start(now)) if today_events is None else spend_of(today_events)
     budget = ctx.settings.budget.daily_usd
     verdict = decide_budget(spend["total_usd"], ctx.settings.budget, ctx.settings.session_names)
     gates = read_gates(ctx.paths.gates_file)
     current = gates.on(day_of(now))
     paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
               if f.exists()]  # fmt: skip
+    figures = today(ctx, today_events)
     return {
         "home": str(ctx.paths.home),
         "sandbox": sandbox_state(ctx),
@@ -54,6 +59,8 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
         "tasks": dict(Counter(t.status for t in tasks)),
         "review_queue": dict(review),
         "spend_today": spend,
+        "summary": figures.line("today"),
+        "today": figures.as_dict(),
         "budget": {
             "daily_usd": budget,
             "left_usd": round(max(0.0, budget - spend["total_usd"]), 4),

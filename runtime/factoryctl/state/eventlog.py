@@ -22,6 +22,9 @@ from factoryctl.core.clock import format_ts, utcnow
 from factoryctl.core.defaults import LOG_READ_BLOCK, SECRET_ENV
 from factoryctl.core.errors import FactoryError
 
+TS_PREFIX = b'{"ts":"'  # every line the writer appends starts so, its timestamp right after
+TS_AT = len(TS_PREFIX)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -135,11 +138,11 @@ class EventLog:
         """Events newest first; stops early once `since` is passed (the log is in time order)."""
         flt = flt or EventFilter()
         needles = flt.needles()
-        since = None if flt.since is None else flt.since.encode()
+        since = flt.since.encode() if flt.since is not None else None
         for raw in _lines_reverse(self.path):
             if needles and not any(n in raw for n in needles):
-                # Stop at `since` even when no line matches: the writer puts the timestamp first.
-                if since is not None and raw.startswith(_TS_PREFIX) and raw[_TS_AT : _TS_AT + len(since)] < since:
+                # Not wanted, but it still says how far back we are: the writer puts "ts" first.
+                if since is not None and raw.startswith(TS_PREFIX) and raw[TS_AT : TS_AT + len(since)] < since:
                     return
                 continue
             event = Event.from_line(raw)
@@ -193,10 +196,6 @@ class EventLog:
                         yield event
             else:
                 time.sleep(poll_s)
-
-
-_TS_PREFIX = b'{"ts":"'  # how append() writes every line: the timestamp first
-_TS_AT = len(_TS_PREFIX)
 
 
 def _lines_reverse(path: Path) -> Iterator[bytes]:

@@ -82,8 +82,13 @@ class MergeGate:
             if only is None and len(pending) > self.settings.review.batch_min and not self.dry_run:
                 self.say(f"{len(pending)} pending: reviewing as a batch")
                 pending = review_batch(self, pending)
-            for entry in pending:
-                self.review_safely(entry)
+            try:
+                for entry in pending:
+                    self.review_safely(entry)
+            finally:
+                if self.decisions and not self.dry_run:  # the outcome figures count review runs from this
+                    self.ctx.log.append("review_run", data={"branches": len(self.decisions),
+                                                            "check_runs": self.check_runs})  # fmt: skip
             return self.decisions
 
     def _pending(self, only: str | None) -> list[ReviewEntry]:
