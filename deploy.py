@@ -37,6 +37,7 @@ from provision.operations import (  # noqa: E402
     sample_origin,
     sandbox_works,
     secret_file,
+    seed_files,
     tmux_layout,
 )
 from provision.wheel import Wheel, WheelBuildFailed, build_wheel  # noqa: E402
@@ -152,6 +153,28 @@ def repository(checked: hostdata.Checked) -> None:
     )
 
 
+@deploy("The repository's starting skills")
+def skills() -> None:
+    names = sorted(p.name for p in (REPO / "skills").glob("*.md"))
+    files.sync(
+        name=f"Ensure the starting skills in {layout.SKILLS_SRC}",
+        src=str(REPO / "skills"),
+        dest=layout.SKILLS_SRC,
+        user="root",
+        group="root",
+        mode="644",
+        dir_mode="755",
+        delete=True,
+    )
+    _directory(layout.SKILLS_DIR, "755")
+    seed_files(
+        name=f"Ensure {layout.SKILLS_DIR} has the starting skills (a skill already there is never overwritten)",
+        names=names,
+        src=layout.SKILLS_SRC,
+        dest=layout.SKILLS_DIR,
+    )
+
+
 @deploy("Configuration and jobs")
 def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, OperationMeta]:
     text = templating.render_all(checked, systemd=has_systemd)
@@ -248,6 +271,7 @@ def main() -> None:
     factory_user()
     installed = runtime(wheel=wheel)
     repository(checked=checked)
+    skills()
     # pyinfra types a @deploy's result as one OperationMeta; this one returns several.
     ops = cast(dict[str, OperationMeta], configuration(checked=checked, has_systemd=has_systemd))
     restart_after = [installed, ops["config"], ops["secrets"], ops["run"], ops["ecosystem"]]

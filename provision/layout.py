@@ -25,6 +25,9 @@ FACTORYCTL = f"{VENV}/bin/factoryctl"
 SCRIPTED_AGENT = f"{VENV}/bin/factory-scripted-agent"
 PATH = f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin"
 
+SKILLS_SRC = f"{OPT}/skills"  # the repository's starting skills; seeded into FACTORY_HOME/skills once each
+SKILLS_DIR = str(PATHS.skills_dir)
+
 # The demo: the bundled sample repository and the scripted agent's scenarios.
 SAMPLE_SRC = f"{OPT}/sample-repo"
 SAMPLE_ORIGIN = f"{HOME}/sample-origin.git"  # stands in for the shared remote

@@ -144,6 +144,17 @@ def tmux_commands(current: Sequence[str], script: str, sessions: Sequence[str], 
     return []
 
 
+def seed_commands(present: Mapping[str, bool], src: str, dest: str, owner: str) -> list[str]:
+    """Copy each seed file that is not at `dest` yet: one already there (learned from, counted,
+    edited by a person) is never overwritten."""
+    user, _, group = owner.partition(":")
+    return [
+        shlex.join(["install", "-o", user, "-g", group, "-m", "644", f"{src}/{name}", f"{dest}/{name}"])
+        for name, there in sorted(present.items())
+        if not there
+    ]
+
+
 # -- operations ------------------------------------------------------------------------
 
 
@@ -202,6 +213,13 @@ def tmux_layout(script: str, sessions: Sequence[str], restart_after: Sequence[Op
     """Ensure the factory's tmux sessions (restarted only when what they read changed)."""
     current: list[str] = host.get_fact(TmuxSessions)
     yield from tmux_commands(current, script, sessions, changed(restart_after))
+
+
+@operation()
+def seed_files(names: Sequence[str], src: str, dest: str, owner: str = f"{layout.USER}:{layout.GROUP}") -> Commands:
+    """Ensure each of `names` exists in `dest`, copied from `src` only when missing."""
+    present = {name: bool(host.get_fact(File, path=f"{dest}/{name}")) for name in names}
+    yield from seed_commands(present, src, dest, owner)
 
 
 def gate_key_commands(exists: bool, dest: str) -> list[str]:

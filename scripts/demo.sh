@@ -56,6 +56,12 @@ as_factory factoryctl log tail -n 6 --type ralph_cycle
 say "the merge gate: factoryctl review (cron runs it every 2 hours)"
 as_factory factoryctl review || true
 
+say "the standup: factoryctl standup (cron runs it every 2 hours)"
+as_factory factoryctl standup || true
+
+say "the session doctor: factoryctl doctor (cron runs it every 3 hours)"
+as_factory factoryctl doctor || true
+
 say "factoryctl status"
 as_factory factoryctl status
 

@@ -75,6 +75,13 @@ class Tmux:
             return False
         raise FactoryError(f"tmux could not start session {name}: {done.tail(200)}")
 
+    def capture(self, name: str, lines: int) -> str:
+        """The last `lines` lines of a session's first pane ("" when it has none)."""
+        done = self._run("capture-pane", "-p", "-J", "-t", f"={name}:", "-S", f"-{max(1, lines)}")
+        if not done.ok:
+            return ""
+        return "\n".join(done.stdout.rstrip("\n").splitlines()[-lines:]) if lines > 0 else ""
+
     def kill_session(self, name: str) -> None:
         self._run("kill-session", "-t", f"={name}")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factoryctl import __version__
-from factoryctl.cli import bot, config, log, queue, report, serve, sessions, tasks
+from factoryctl.cli import bot, config, doctor, log, queue, report, serve, sessions, skills, standup, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
 from factoryctl.core.errors import AlreadyRunning, FactoryError
@@ -29,6 +29,9 @@ app.add_typer(log.app, name="log")
 app.add_typer(config.app, name="config")
 app.add_typer(queue.app, name="queue")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(skills.app, name="skills")
+standup.register(app)
+doctor.register(app)
 app.command("report")(report.report)
 app.command("serve")(serve.serve)
 app.add_typer(bot.app, name="bot")

@@ -85,6 +85,11 @@ class Paths:
         return self.home / "doctor"
 
     @property
+    def advice_file(self) -> Path:
+        """Written by the standup: advice (overlaps) each session's next prompt carries."""
+        return self.state_dir / "advice.json"
+
+    @property
     def skills_dir(self) -> Path:
         return self.home / "skills"
 

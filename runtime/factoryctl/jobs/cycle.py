@@ -20,13 +20,12 @@ from factoryctl.core.defaults import (
     BRANCH_NAME_POLL_S,
     PROMPT_BUDGET_CONTEXT,
     PROMPT_BUDGET_RECENT,
-    PROMPT_BUDGET_SKILLS,
     PROMPT_BUDGET_TASK_BODY,
 )
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import ACTIVE, CycleVerdict, ReviewEntry, Task, as_dict
 from factoryctl.core.signals import StopRequested, signals_held
-from factoryctl.jobs import prompting
+from factoryctl.jobs import lessons, prompting
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.workspace import Workspace
 from factoryctl.rules.changes import CHANGED_DURING_CHECKS, commit_message, judge, protected_touched
@@ -253,21 +252,18 @@ class Cycle:
             "context file",
             cuts,
         )
-        skill_files = sorted(self.ctx.paths.skills_dir.glob("*.md")) if self.ctx.paths.skills_dir.is_dir() else []
-        skills = prompting.fit(
-            prompting.read_files(self.ctx.paths.skills_dir, [p.name for p in skill_files]),
-            PROMPT_BUDGET_SKILLS, "skill file", cuts,
-        )  # fmt: skip
         log = self.ctx.log
-        recent = [
-            prompting.describe(e) for e in log.tail(PROMPT_BUDGET_RECENT, EventFilter(types=frozenset({"ralph_cycle"})))
-        ]
+        cycles = log.tail(PROMPT_BUDGET_RECENT, EventFilter(types=frozenset({"ralph_cycle"})))
+        recent = [prompting.describe(e) for e in cycles]
+        task = report.task
+        files = [str(f) for e in cycles if e.session == self.session for f in e.data.get("files") or []]
+        task_text = "" if task is None else f"{task.title} {task.body}"
+        skills = lessons.skills_for_prompt(self.ctx, lessons.at_hand(task_text, files), cuts)
         rejections = [
             prompting.describe(e)
             for e in log.tail(200, EventFilter(types=frozenset({"cto_review"})))
             if e.data.get("session") == self.session and e.data.get("verdict") == "reject"
         ][-5:]
-        task = report.task
         if task is not None and len(task.body) > PROMPT_BUDGET_TASK_BODY:
             cuts.append(f"task body cut at {PROMPT_BUDGET_TASK_BODY:,} characters")
         values = {
@@ -286,6 +282,7 @@ class Cycle:
             "protected_paths": settings.repo.protected_paths,
             "context_files": context,
             "skills": skills,
+            "advice": lessons.advice_for(self.ctx, self.session),
             "recent": recent,
             "rejections": rejections,
             "cuts": cuts,

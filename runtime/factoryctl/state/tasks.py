@@ -41,7 +41,10 @@ class TaskQueue:
                 return task
         raise NotFound(f"no task {task_id} (see `factoryctl task list`)")
 
-    def add(self, title: str, body: str = "", priority: str = "normal", session: str | None = None) -> Task:
+    def add(
+        self, title: str, body: str = "", priority: str = "normal", session: str | None = None, source: str = ""
+    ) -> Task:
+        """Queue a task (reserved for `session` if given); `source` says who asked (e.g. "standup")."""
         title = " ".join(title.split())
         if not title:
             raise UsageError('a task needs a title: factoryctl task add "what to build"')
@@ -56,14 +59,13 @@ class TaskQueue:
         now = format_ts(self.log.clock())
         with self.store.update() as doc:
             task = Task(id=doc["next_id"], title=title, body=body, priority=priority, created=now, updated=now)
-            task.history.append({"ts": now, "status": "queued", "note": "added"})
+            task.history.append({"ts": now, "status": "queued", "note": f"added by {source}" if source else "added"})
             if session is not None:
                 task.session = session
             doc["next_id"] += 1
             doc["tasks"].append(asdict(task))
-        self.log.append(
-            "task", session=session, data={"action": "added", "id": task.id, "title": title, "priority": priority}
-        )
+        data = {"action": "added", "id": task.id, "title": title, "priority": priority}
+        self.log.append("task", session=session, data={**data, "source": source} if source else data)
         return task
 
     def transition(

@@ -79,17 +79,31 @@ class MergeGate:
                 self.say("nothing pending")
                 return []
             self.tree.prepare()
-            if only is None and len(pending) > self.settings.review.batch_min and not self.dry_run:
-                self.say(f"{len(pending)} pending: reviewing as a batch")
-                pending = review_batch(self, pending)
             try:
+                if only is None and len(pending) > self.settings.review.batch_min and not self.dry_run:
+                    pending = self._batch_first(pending)
                 for entry in pending:
                     self.review_safely(entry)
+            except MainBroken as exc:  # nothing can be compared with main: say so once, end the run
+                self.record.alerts.send(Alert(f"review:main-broken:{exc.commit[:12]}", str(exc)))
+                raise
             finally:
                 if self.decisions and not self.dry_run:  # the outcome figures count review runs from this
                     self.ctx.log.append("review_run", data={"branches": len(self.decisions),
                                                             "check_runs": self.check_runs})  # fmt: skip
             return self.decisions
+
+    def _batch_first(self, pending: list[ReviewEntry]) -> list[ReviewEntry]:
+        """The batch; what it leaves, or everything it did not decide when it failed, goes one by one."""
+        self.say(f"{len(pending)} pending: reviewing as a batch")
+        try:
+            return review_batch(self, pending)
+        except MainBroken:
+            raise
+        except FactoryError as exc:
+            self.say(f"the batch failed ({exc}); the rest goes one by one")
+            decided = {d.branch for d in self.decisions}
+            return [e for e in pending if e.branch not in decided]
 
     def _pending(self, only: str | None) -> list[ReviewEntry]:
         queue = self.ctx.review_queue().read()
@@ -107,12 +121,11 @@ class MergeGate:
 
     def review_safely(self, entry: ReviewEntry) -> Decision | None:
         """`review_one`, where anything going wrong with this branch is a decision about it, never the end
-        of the run; main's own setup failing ends the run (no branch can be judged) with an alert."""
+        of the run (main's own setup failing is the exception: no branch can be judged)."""
         started, runs = time.monotonic(), self.check_runs
         try:
             return self.review_one(entry)
-        except MainBroken as exc:
-            self.record.alerts.send(Alert(f"review:main-broken:{exc.commit[:12]}", str(exc)))
+        except MainBroken:
             raise
         except FactoryError as exc:
             decision = rules.review_failed(entry, str(exc)[:500], REVIEW_FAILURES)
