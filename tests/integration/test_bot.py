@@ -387,3 +387,14 @@ def test_bot_without_a_token_says_so_in_one_line(tmp_path: Path) -> None:
     proc = run_cli("bot", home=factory.home, timeout=30)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: TELEGRAM_BOT_TOKEN is not set")
+
+
+def test_standup_from_the_chat_runs_the_job_and_says_how_it_ended(tmp_path: Path, standin: StandIn) -> None:
+    factory = factory_with_bot(tmp_path, standin)
+    with running_bot(factory.home):
+        standin.say(CHAT, "/standup")
+        assert standin.wait_messages(CHAT, 1)[0].text == "standup started"
+        (done,) = standin.wait_messages(CHAT, 1, after=1, timeout=120)
+    direct = run_cli("standup", home=factory.home)  # what the same job says when a person runs it
+    assert done.text.strip() and not done.text.startswith("Sorry")
+    assert done.text.splitlines()[0].split()[0] == direct.stdout.strip().splitlines()[0].split()[0], (done.text, direct)
