@@ -24,11 +24,21 @@ if ! "$PY" -m sandbox status --json 2>/dev/null | grep -q '"state": "running"'; 
   "$PY" -m sandbox up
 fi
 
+say "a local stand-in for Telegram's Bot API on the host (no Telegram is reachable from here)"
+BOT_TOKEN="4242:demo-token-not-a-secret"  # the stand-in's, for the demo only
+"$PY" -m sandbox ssh -- "cat > /root/telegram_standin.py" <tests/support/telegram_standin.py
+on_host "pgrep -f telegram_standin.py >/dev/null || setsid -f python3 /root/telegram_standin.py \
+  --port 8081 --token $BOT_TOKEN </dev/null >/root/telegram-standin.log 2>&1"
+export TELEGRAM_BOT_TOKEN="$BOT_TOKEN"
+BOT_DATA=(--data "factory_telegram_chat_ids=[111]" --data 'factory_config={"cycle": {"interval_s": 60},
+  "telegram": {"api_url": "http://127.0.0.1:8081", "notify_poll_s": 2}}')
+standin_say() { on_host "python3 /root/telegram_standin.py --port 8081 --token $BOT_TOKEN --say '$1'"; }
+
 say "pyinfra inventory.py deploy.py --dry   (the plan; changes nothing)"
-.venv/bin/pyinfra inventory.py deploy.py --dry 2>&1 | tail -n 12
+.venv/bin/pyinfra inventory.py deploy.py "${BOT_DATA[@]}" --dry 2>&1 | tail -n 12
 
 say "pyinfra inventory.py deploy.py -y   (the deploy)"
-.venv/bin/pyinfra inventory.py deploy.py -y 2>&1 | tail -n 8
+.venv/bin/pyinfra inventory.py deploy.py "${BOT_DATA[@]}" -y 2>&1 | tail -n 8
 
 say "PM2, cron and the agents' tmux sessions on the host"
 as_factory pm2 ls || true
@@ -74,6 +84,10 @@ done
 "$PY" -m tests.browser "http://127.0.0.1:$PAGE_PORT/" demo-output/status-page.png
 echo "status page: http://127.0.0.1:$PAGE_PORT/   (sign in with FACTORY_HTTP_TOKEN=$FACTORY_HTTP_TOKEN)"
 echo "screenshot:  demo-output/status-page.png   (the forward runs as pid $(cat demo-output/forward.pid))"
+
+say "the Telegram bot (factory-bot under PM2), through the stand-in: /status, then /task"
+standin_say "/status" || true
+standin_say "/task Add a CSV export of the stock list" || true
 
 cat <<TXT
 

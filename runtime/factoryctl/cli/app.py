@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factoryctl import __version__
-from factoryctl.cli import config, doctor, log, queue, report, serve, sessions, skills, standup, tasks
+from factoryctl.cli import bot, config, doctor, log, queue, report, serve, sessions, skills, standup, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
 from factoryctl.core.errors import AlreadyRunning, FactoryError
@@ -34,6 +34,7 @@ standup.register(app)
 doctor.register(app)
 app.command("report")(report.report)
 app.command("serve")(serve.serve)
+app.add_typer(bot.app, name="bot")
 
 
 def _version(value: bool) -> None:

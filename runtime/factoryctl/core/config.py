@@ -194,6 +194,10 @@ class ReviewSection(_Section):
 class TelegramSection(_Section):
     allowed_chat_ids: list[int] = Field(default_factory=list, description="empty answers no one")
     api_url: str = "https://api.telegram.org"
+    notify_landings: bool = Field(True, description="a short 'landed on main' note per review run")
+    notify_poll_s: Annotated[
+        float, Field(gt=0, le=3600, strict=False, description="how often the bot looks for new alerts to deliver")
+    ] = 5.0
 
 
 def _absolute(paths: list[str]) -> list[str]:

@@ -78,3 +78,19 @@ TRIGGER_JOB_TIMEOUT_S = 6 * 3600.0  # a triggered review/standup/doctor is kille
 PAGE_REFRESH_S = 30
 PAGE_DAYS = 14  # days on the status page's plots
 PAGE_HOURS = 24  # hours on the cycles-per-hour plot
+
+# -- Telegram bot ----------------------------------------------------------------------
+TELEGRAM_LIMIT = 4096  # characters in one message; neither Telegram nor the library splits
+BOT_TEXT_CHARS = 1000  # a chat message longer than this is cut before it is matched or recorded
+BOT_LOG_MAX = 200  # /log n: at most this many events
+BOT_SEND_TRIES = 3  # a notice that fails this often becomes an `alert_undelivered` event
+BOT_SEND_BACKOFF_S = 0.5  # doubled after each failed try
+BOT_READ_BYTES = 1024 * 1024  # the notifier reads at most this much new log per poll
+BOT_ACTION_TIMEOUT_S = 3600.0  # a `factoryctl ...` the bot started is killed after this
+BOT_LANDINGS_DAYS = 7  # /status looks this far back for the last landings
+BOT_SKILL_MAX = 50  # learned bot skills kept at most
+BOT_SKILL_PATTERN_CHARS = 300
+BOT_SKILL_TEMPLATE_CHARS = 2000
+BOT_SKILL_DESCRIPTION_CHARS = 500
+BOT_IMPROVE_MESSAGES = 200  # unhandled messages shown to the model per run, newest
+BOT_IMPROVE_LOOKBACK_DAYS = 30  # how far back `bot improve` looks for its last run

@@ -37,4 +37,6 @@ JOBS: tuple[Job, ...] = (
 )
 
 # The jobs whose command the runtime has today (the lead updates this as jobs land).
-IMPLEMENTED: frozenset[str] = frozenset({"doctor", "loop", "review", "scheduler", "serve", "standup"})
+IMPLEMENTED: frozenset[str] = frozenset(
+    {"bot", "bot-improve", "doctor", "loop", "review", "scheduler", "serve", "standup"}
+)
