@@ -27,7 +27,7 @@ fi
 say "a local stand-in for Telegram's Bot API on the host (no Telegram is reachable from here)"
 BOT_TOKEN="4242:demo-token-not-a-secret"  # the stand-in's, for the demo only
 "$PY" -m sandbox ssh -- "cat > /root/telegram_standin.py" <tests/support/telegram_standin.py
-on_host "pgrep -f '[t]elegram_standin[.]py' >/dev/null || setsid -f python3 /root/telegram_standin.py \
+on_host "pgrep -f '^python3 /root/telegram_standin.py --port' >/dev/null || setsid -f python3 /root/telegram_standin.py \
   --port 8081 --token $BOT_TOKEN </dev/null >/root/telegram-standin.log 2>&1"
 export TELEGRAM_BOT_TOKEN="$BOT_TOKEN"
 BOT_DATA=(--data "factory_telegram_chat_ids=[111]" --data 'factory_config={"cycle": {"interval_s": 60},
