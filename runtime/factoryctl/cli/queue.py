@@ -11,8 +11,6 @@ from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt
 from factoryctl.core.errors import AlreadyRunning
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.review import person
-from factoryctl.jobs.review.gate import MergeGate
 
 app = typer.Typer(help="The review queue: pushed branches waiting for the merge gate.", no_args_is_help=True)
 
@@ -46,6 +44,9 @@ def queue_show(branch: Annotated[str, typer.Argument(help="The branch name.")], 
 @app.command("approve")
 def queue_approve(branch: Annotated[str, typer.Argument(help="The branch name.")]) -> None:
     """Approve a pending branch as a person and land it now if the gate is free (else at the next review)."""
+    from factoryctl.jobs.review import person
+    from factoryctl.jobs.review.gate import MergeGate
+
     ctx = Context.load()
     check_branch_name(branch)
     person.approve(ctx, branch)
@@ -64,6 +65,8 @@ def queue_reject(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why: the session reads it.")] = "no reason given",
 ) -> None:
     """Reject a pending branch as a person: archived, deleted, reasons sent to its session."""
+    from factoryctl.jobs.review import person
+
     check_branch_name(branch)
     person.reject(Context.load(), branch, reason)
     render.emit(f"rejected {branch} (archived under refs/archive/{branch})")
@@ -72,6 +75,8 @@ def queue_reject(
 @app.command("restore")
 def queue_restore(branch: Annotated[str, typer.Argument(help="The branch name.")]) -> None:
     """Bring a rejected branch back from its archive ref as pending."""
+    from factoryctl.jobs.review import person
+
     check_branch_name(branch)
     person.restore(Context.load(), branch)
     render.emit(f"restored {branch}; it is pending again")
