@@ -26,7 +26,7 @@ TYPES = ["ralph_cycle", "agent_call", "cto_review", "task", "scheduler", "alert"
 APPENDER = """
 import sys, time
 from pathlib import Path
-from factoryctl.eventlog import EventLog
+from factoryctl.state.eventlog import EventLog
 log = EventLog(Path(sys.argv[1]), secrets=())
 n = int(sys.argv[2])
 t0 = time.perf_counter()

@@ -140,7 +140,8 @@ def test_at_the_soft_share_fewer_sessions_work(tmp_path: Path, tmux: Tmux) -> No
 
 
 def test_at_the_soft_share_cycles_switch_to_the_cheaper_agent(tmp_path: Path, tmux: Tmux) -> None:
-    cheap = tmp_path / "cheap.json"
+    cheap = tmp_path / "agent" / "cheap.json"  # the scenario folder the sandbox lets the agent write
+    cheap.parent.mkdir(exist_ok=True)
     cheap.write_text(json.dumps({"calls": [{"result": "the cheap model looked", "cost_usd": 0.01}], "repeat": True}))
     extra = (f'[budget]\ndaily_usd = 10.0\nsoft_share = 0.5\ndegrade = "model"\n'
              f'cheap_command = ["{tool("factory-scripted-agent")}", "--scenario", "{cheap}"]\n')  # fmt: skip

@@ -27,7 +27,7 @@ def spawn(code: str, *args: str) -> subprocess.Popen[str]:
 APPENDER = """
 import sys
 from pathlib import Path
-from factoryctl.eventlog import EventLog
+from factoryctl.state.eventlog import EventLog
 log = EventLog(Path(sys.argv[1]), secrets=())
 w = int(sys.argv[2])
 for i in range(int(sys.argv[3])):
@@ -55,8 +55,8 @@ def test_eight_writers_of_2000_events_leave_16000_parseable_lines(tmp_path: Path
 STORE_WRITER = """
 import sys, json
 from pathlib import Path
-from factoryctl.stores import JsonStore
-from factoryctl.eventlog import EventLog
+from factoryctl.state.stores import JsonStore
+from factoryctl.state.eventlog import EventLog
 store = JsonStore(Path(sys.argv[1]), lambda: {"n": 0, "blob": ""})
 log = EventLog(Path(sys.argv[2]), secrets=())
 n = 0
@@ -94,7 +94,7 @@ def test_a_writer_killed_mid_write_never_corrupts_a_store_or_loses_an_earlier_ev
 TASK_ADDER = """
 import sys
 from pathlib import Path
-from factoryctl.context import Context
+from factoryctl.jobs.context import Context
 ctx = Context.load(Path(sys.argv[1]))
 for i in range(int(sys.argv[3])):
     ctx.tasks().add(f"task {sys.argv[2]}-{i}")
@@ -116,7 +116,7 @@ def test_eight_processes_adding_tasks_at_once_lose_none(home: Path) -> None:
 SEM_HOLDER = """
 import sys, time, os
 from pathlib import Path
-from factoryctl.locks import Semaphore
+from factoryctl.state.locks import Semaphore
 sem = Semaphore(Path(sys.argv[1]), "heavy", int(sys.argv[3]))
 with sem.hold(timeout_s=60, poll_s=0.01):
     t0 = time.time()
@@ -160,7 +160,7 @@ def test_a_second_job_lock_holder_is_refused(tmp_path: Path) -> None:
     code = """
 import sys, time
 from pathlib import Path
-from factoryctl.locks import job_lock
+from factoryctl.state.locks import job_lock
 with job_lock(Path(sys.argv[1]), "review"):
     print("held", flush=True)
     time.sleep(60)
