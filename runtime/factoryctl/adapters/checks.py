@@ -13,11 +13,13 @@ from datetime import datetime
 from pathlib import Path
 
 from factoryctl.adapters.agent import agent_env
+from factoryctl.adapters.evidence import bound, extract
 from factoryctl.adapters.parsers import parse
 from factoryctl.adapters.runner import Completed, run
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.clock import format_ts
 from factoryctl.core.config import CheckSpec
+from factoryctl.core.defaults import SECRET_ENV
 
 HeavySlot = Callable[[], AbstractContextManager[object]]
 
@@ -49,12 +51,16 @@ def _run_one(
     spec: CheckSpec, cwd: Path, clock: Callable[[], datetime], runner: Callable[..., Completed], env: dict[str, str]
 ) -> CheckRun:
     started = clock()
+    secrets = [env.get(name, "") for name in SECRET_ENV]
     try:
         done = runner(spec.command, cwd=cwd / spec.cwd, timeout=spec.timeout_s, env=env)
         counts = parse(spec.parser, done.stdout, done.stderr, done.returncode, pattern=spec.pattern)
+        evidence = extract(spec.parser, done.stdout, done.stderr, done.returncode, counts, root=str(cwd),
+                           secrets=secrets)  # fmt: skip
         took = done.duration_s
     except Exception as exc:  # a missing binary or bad cwd is a crashed check
         counts = Counts(crashed=True, note=str(exc)[:160])
+        evidence = bound([counts.note], root=str(cwd), secrets=secrets)
         took = 0.0
     ended = clock()
-    return CheckRun(spec.name, counts, format_ts(started), format_ts(ended), took, spec.heavy)
+    return CheckRun(spec.name, counts, format_ts(started), format_ts(ended), took, spec.heavy, evidence)

@@ -42,3 +42,8 @@ PROMPT_BUDGET_SKILLS = 8_000
 PROMPT_BUDGET_RECENT = 30
 PROMPT_BUDGET_TASK_BODY = 6_000
 PROMPT_REJECTIONS = 5  # the reviewer's last rejections of this session shown to it
+
+# -- evidence: what a check said, kept with its counts (adapters/evidence.py) --------
+EVIDENCE_LINES = 8  # lines per check run
+EVIDENCE_LINE_CHARS = 240
+PROMPT_EVIDENCE_CHARS = 4_000  # evidence shown in one prompt, all checks together
