@@ -188,6 +188,7 @@ class CycleVerdict(StrEnum):
     DISCARDED = "discarded"  # worse, no change, protected paths, left its branch: the branch is deleted
     FAILED = "failed"  # the agent call failed, or the cycle could not run
     INTERRUPTED = "interrupted"  # SIGTERM before the push
+    WAITING = "waiting"  # main's own checks crash or regressed: no agent call until main is sound
 
 
 # -- the review queue ------------------------------------------------------------------

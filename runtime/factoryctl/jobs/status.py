@@ -13,8 +13,19 @@ from factoryctl.core.clock import day_of, day_start, format_ts
 from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
 from factoryctl.rules.budget import decide_budget
+from factoryctl.rules.changes import NO_CHECKS
+from factoryctl.state.baselines import Baselines
 from factoryctl.state.gates import read_gates
 from factoryctl.state.spend import spend_since
+
+
+def warnings(ctx: Context) -> list[str]:
+    """What a person must know before trusting the factory: no checks, a broken main, unreadable records."""
+    out = [] if ctx.settings.checks else [NO_CHECKS]
+    commit, problems = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log).health()
+    out += [f"{p} (main {commit[:12]}); cycles wait without calling the agent" for p in problems]
+    out += [f"skipped: {p}" for p in ctx.tasks().problems()]
+    return out
 
 
 def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
@@ -67,5 +78,6 @@ def collect(ctx: Context, last: int = 5) -> dict[str, Any]:
             "resources": dict(gates.resources),
             "paused": paused,
         },
+        "warnings": warnings(ctx) + [f"skipped: {p}" for p in queue.problems],
         "last_events": [e.as_dict() for e in ctx.log.tail(last)],
     }
