@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from pyinfra.api.facts import FactBase
+
+from factoryctl.core.paths import tmux_socket
 
 from . import layout
 
@@ -130,7 +133,7 @@ class TmuxSessions(FactBase[list[str]]):
     default = list
 
     def command(self) -> str:
-        ls = as_user("tmux", "list-sessions", "-F", "#{session_name}")
+        ls = as_user("tmux", "-L", tmux_socket(Path(layout.FACTORY_HOME)), "list-sessions", "-F", "#{session_name}")
         return f"if {_IF_USER} && command -v tmux >/dev/null; then {ls} 2>/dev/null || true; fi"
 
     def process(self, output: list[str]) -> list[str]:

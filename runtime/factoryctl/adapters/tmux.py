@@ -1,8 +1,9 @@
 """The tmux adapter: list, start and kill sessions on one tmux server.
 
-The server is the user's default one unless FACTORY_TMUX_SOCKET names another: a plain
-name is a socket name (`tmux -L NAME`), anything with a slash a socket path (`tmux -S
-PATH`). Tests give every test its own socket, so nothing touches real sessions.
+Each factory has its own tmux server: the socket named after its FACTORY_HOME
+(`Paths.tmux_socket`), so two factories on one machine never see each other's sessions.
+FACTORY_TMUX_SOCKET names another: a plain name is a socket name (`tmux -L NAME`),
+anything with a slash a socket path (`tmux -S PATH`). Tests give every test its own.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ class Tmux:
         self.runner = runner
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Tmux:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, default: str | None = None) -> Tmux:
+        """FACTORY_TMUX_SOCKET's server if set, else `default` (the factory's own socket name)."""
         env = os.environ if environ is None else environ
-        return cls(env.get(TMUX_SOCKET_ENV, "").strip() or None)
+        return cls(env.get(TMUX_SOCKET_ENV, "").strip() or default)
 
     def argv(self, *args: str) -> list[str]:
         return ["tmux", *socket_args(self.socket), *args]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factoryctl import __version__
-from factoryctl.cli import config, log, queue, sessions, tasks
+from factoryctl.cli import config, init, log, queue, sessions, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
 from factoryctl.core.errors import AlreadyRunning, FactoryError
@@ -29,6 +29,7 @@ app.add_typer(log.app, name="log")
 app.add_typer(config.app, name="config")
 app.add_typer(queue.app, name="queue")
 app.add_typer(sessions.app, name="sessions")
+app.command("init")(init.command)
 
 
 def _version(value: bool) -> None:

@@ -64,8 +64,15 @@ class RepoSection(_Section):
         description="argv run in a worktree when it is new or setup_inputs changed, e.g. npm ci",
     )
     setup_inputs: list[str] = Field(
-        default_factory=lambda: ["package-lock.json", "pnpm-lock.yaml", "yarn.lock", "uv.lock", "requirements.txt"],
-        description="files whose change re-runs setup",
+        default_factory=lambda: [
+            "package.json", "package-lock.json", "pnpm-lock.yaml", "pnpm-workspace.yaml", "yarn.lock", ".npmrc",
+            "pyproject.toml", "uv.lock", "poetry.lock", "requirements.txt", "requirements-dev.txt", "setup.cfg",
+        ],
+        description="manifests and lockfiles: setup re-runs when one differs from what the worktree was set up with",
+    )  # fmt: skip
+    dependency_dirs: list[str] = Field(
+        default_factory=lambda: ["node_modules", ".venv"],
+        description="ignored dependency folders: a package added to one since setup (by the agent) re-runs setup",
     )
     setup_timeout_s: Seconds = 1800
     protected_paths: list[str] = Field(
@@ -87,7 +94,7 @@ class RepoSection(_Section):
             raise ValueError("must be a path inside FACTORY_HOME, like 'repo'")
         return value
 
-    @field_validator("context_files", "setup_inputs")
+    @field_validator("context_files", "setup_inputs", "dependency_dirs")
     @classmethod
     def _inside(cls, values: list[str]) -> list[str]:
         return [inside_path(v) for v in values]
