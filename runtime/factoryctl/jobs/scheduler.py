@@ -188,6 +188,9 @@ class Scheduler:
                 started = self.ctx.clock()
                 try:
                     report = self.tick()
+                except FactoryError as exc:  # a damaged state file: said in one line, the next tick tries again
+                    self.out(f"tick failed: {exc}")
+                    self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))
                 except Exception as exc:  # one bad tick must not crash-loop the scheduler under PM2
                     self.out(f"tick failed: {exc}\n{traceback.format_exc()}")
                     self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))
