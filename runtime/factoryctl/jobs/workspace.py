@@ -121,6 +121,7 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
     spec = ctx.settings.repo
     if not spec.setup:
         return False
+    exclude_dependency_dirs(ctx)
     wanted = setup_state(path, spec.setup, spec.setup_inputs, spec.dependency_dirs)
     marker = setup_marker(ctx, name)
     if _recorded(marker) == wanted:
@@ -131,6 +132,20 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
     done = setup_state(path, spec.setup, spec.setup_inputs, spec.dependency_dirs)
     atomic_write_text(marker, json.dumps(done, indent=2) + "\n")
     return True
+
+
+def exclude_dependency_dirs(ctx: Context) -> None:
+    """Make the dependency folders ignored in every worktree (the clone's info/exclude), whatever
+    the repository's .gitignore says: installed packages never enter a change, and `git clean`
+    between the checks and the agent does not delete them."""
+    exclude = ctx.repo_dir / ".git" / "info" / "exclude"
+    wanted = [f"/{d.strip('/')}/" for d in ctx.settings.repo.dependency_dirs]
+    with ctx.repo_lock():
+        have = exclude.read_text(encoding="utf-8").splitlines() if exclude.is_file() else []
+        missing = [line for line in wanted if line not in have]
+        if missing:
+            text = "\n".join([*have, "# factory: dependency folders (repo.dependency_dirs)", *missing]) + "\n"
+            atomic_write_text(exclude, text)
 
 
 def setup_state(path: Path, setup: Sequence[str], inputs: Sequence[str], dep_dirs: Sequence[str]) -> dict[str, str]:
