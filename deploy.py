@@ -29,11 +29,13 @@ from provision import hostdata, layout, templating  # noqa: E402
 from provision.facts import HasSystemd, RepoFiles  # noqa: E402
 from provision.operations import (  # noqa: E402
     changed,
+    gate_key,
     git_clone,
     install_wheel,
     npm_global,
     pm2_apps,
     sample_origin,
+    sandbox_works,
     secret_file,
     tmux_layout,
 )
@@ -41,7 +43,7 @@ from provision.wheel import Wheel, WheelBuildFailed, build_wheel  # noqa: E402
 
 APT_PACKAGES = [
     "git", "tmux", "nodejs", "npm", "python3-venv", "cron", "logrotate",
-    "ca-certificates", "openssh-client", "procps",
+    "ca-certificates", "openssh-client", "procps", "bubblewrap",
 ]  # fmt: skip
 APT_CACHE_S = 24 * 3600
 GIT_SSH = f"ssh -i {layout.DEPLOY_KEY} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
@@ -59,7 +61,7 @@ def _directory(path: str, mode: str, user: str = layout.USER, group: str = layou
 @deploy("System packages")
 def system_packages() -> None:
     apt.packages(
-        name="Ensure git, tmux, Node, npm, Python venv, cron and logrotate",
+        name="Ensure git, tmux, Node, npm, Python venv, cron, logrotate and bubblewrap (the agents' sandbox)",
         packages=APT_PACKAGES,
         update=True,
         cache_time=APT_CACHE_S,
@@ -88,6 +90,7 @@ def factory_user() -> None:
     _directory(layout.HOME, "750")
     for path in (layout.FACTORY_HOME, layout.STATE_DIR, layout.LOCKS_DIR, layout.LOGS_DIR):
         _directory(path, "755")
+    sandbox_works(name=f"Ensure {layout.USER} can run the sandbox (bubblewrap, user namespaces)")
 
 
 @deploy("The runtime")
@@ -128,6 +131,10 @@ def repository(checked: hostdata.Checked) -> None:
             origin=layout.SAMPLE_ORIGIN,
             branch=checked.repo.branch,
         )
+        gate_key(name="Ensure the merge gate's key (0600): only the gate may update main", dest=layout.GATE_KEY)
+        hook = templating.render("origin-update-hook.sh.j2", templating.context(checked))
+        _put("Ensure the shared remote's update hook (main moves only by the gate)", hook,
+             f"{layout.SAMPLE_ORIGIN}/hooks/update", "755", layout.USER, layout.GROUP)  # fmt: skip
         url = layout.SAMPLE_ORIGIN
     if checked.deploy_key is not None:
         _directory(f"{layout.HOME}/.ssh", "700")
@@ -154,8 +161,9 @@ def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, Ope
         logger.info(f"{host.print_prefix}no factory_checks: detected in the repository: {names}")
     text = templating.render_all(checked, systemd=has_systemd)
     ops = {
+        # Owned by root: the runtime only reads it; nothing running as the factory user may rewrite it.
         "config": _put(
-            "Ensure factory.toml", text["factory.toml.j2"], layout.CONFIG_FILE, "644", layout.USER, layout.GROUP
+            "Ensure factory.toml (root's, read-only to the factory)", text["factory.toml.j2"], layout.CONFIG_FILE, "644"
         ),
         "secrets": secret_file(
             name=f"Ensure the secrets file (0600): {', '.join(checked.secrets) or 'none set'}",

@@ -6,7 +6,9 @@
 2. Check runs per cycle with 8 sessions in steady state (main not moving). Target: <= 1.1
    (without a shared baseline it would be 2).
 
-    .venv/bin/python bench/cycle_bench.py [--cycles 10] [--rounds 3]
+    .venv/bin/python bench/cycle_bench.py [--cycles 10] [--rounds 3] [--sandbox on|off]
+
+The agent, setup and the checks run in the bubblewrap sandbox unless `--sandbox off`.
 """
 
 from __future__ import annotations
@@ -59,11 +61,17 @@ def big_origin(root: Path, files: int, commits: int) -> Path:
     return origin
 
 
+SANDBOX = {"on": True, "off": False}
+sandboxed = True
+
+
 def make_home(root: Path, origin: Path, sessions: int) -> Path:
     home = root / "factory"
     home.mkdir()
     git(root, "clone", "-q", str(origin), str(home / "repo"))
-    agent = root / "instant-agent.sh"
+    tools = root / "bin"  # out of FACTORY_HOME: the sandbox may let the agent read it
+    tools.mkdir()
+    agent = tools / "instant-agent.sh"
     agent.write_text(INSTANT_AGENT)
     agent.chmod(0o755)
     (home / "factory.toml").write_text(
@@ -73,6 +81,9 @@ sessions = {sessions}
 [agent]
 command = ["{agent}"]
 timeout_s = 60
+[sandbox]
+enabled = {"true" if sandboxed else "false"}
+readable = ["{tools}"]
 [[checks]]
 name = "trivial"
 command = ["true"]
@@ -161,7 +172,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sandbox", choices=sorted(SANDBOX), default="on")
     args = parser.parse_args()
+    global sandboxed
+    sandboxed = SANDBOX[args.sandbox]
+    print(f"sandbox: {args.sandbox}")
     overhead(args.cycles)
     sharing(args.rounds)
 

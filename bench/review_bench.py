@@ -54,8 +54,11 @@ def scenario(tmp: Path, branches: int, bad: int | None, batch_min: int) -> Conte
     main = factory.main_sha()
     git(seed, "checkout", "-q", "--detach", main)
     baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
-    baselines.get(main, ctx.settings.checks, lambda: run_checks(ctx.settings.checks, seed, heavy_slot=ctx.heavy_slot,
-                                                               clock=ctx.clock), session=None)  # fmt: skip
+    launch = ctx.launch(seed, "bench")
+    checks = ctx.settings.checks
+    baselines.get(
+        main, checks, lambda: run_checks(checks, launch, heavy_slot=ctx.heavy_slot, clock=ctx.clock), session=None
+    )
     return ctx
 
 

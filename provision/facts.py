@@ -204,3 +204,19 @@ class HasSystemd(FactBase[bool]):
 
     def process(self, output: list[str]) -> bool:
         return "yes" in (line.strip() for line in output)
+
+
+# The smallest sandboxed call the runtime makes: a PID namespace, the system read-only.
+SANDBOX_PROBE = ("bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid",
+                 "--die-with-parent", "--", "true")  # fmt: skip
+
+
+class SandboxWorks(FactBase[str]):
+    """ "ok" when the factory user can run bubblewrap here, else why not (bwrap missing, no namespaces)."""
+
+    def command(self) -> str:
+        probe = as_user(*SANDBOX_PROBE)
+        return f"{_IF_USER} && command -v bwrap >/dev/null && {probe} >/dev/null 2>&1 && echo ok || echo no"
+
+    def process(self, output: list[str]) -> str:
+        return "ok" if "ok" in (line.strip() for line in output) else "no"

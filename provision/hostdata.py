@@ -132,6 +132,9 @@ def factory_config(data: Mapping[str, Any]) -> dict[str, Any]:
             if (section, key) in FLAT_KEYS:
                 raise HostDataError(f"factory_config: set {section}.{key} with {FLAT_KEYS[(section, key)]}")
             config[section][key] = _plain(value)
+    if is_scripted(data["factory_agent_command"] or []) and "writable" not in config["sandbox"]:
+        # The scripted stand-in keeps its scenario's state next to it: its sandbox may write there.
+        config["sandbox"]["writable"] = [layout.DEMO_DIR]
     checks = data["factory_checks"]
     if checks:
         config["checks"] = [_plain(dict(check)) for check in checks]

@@ -28,6 +28,7 @@ PATH = f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin"
 # The demo: the bundled sample repository and the scripted agent's scenarios.
 SAMPLE_SRC = f"{OPT}/sample-repo"
 SAMPLE_ORIGIN = f"{HOME}/sample-origin.git"  # stands in for the shared remote
+GATE_KEY = str(PATHS.gate_key_file)  # the merge gate's key: a local origin's update hook asks for it
 DEMO_DIR = f"{FACTORY_HOME}/demo"
 
 ECOSYSTEM = f"{FACTORY_HOME}/ecosystem.config.js"

@@ -19,7 +19,17 @@ from pyinfra.context import host
 from pyinfra.facts.files import Directory, File, FileContents, Sha1File
 
 from . import layout
-from .facts import GitOrigin, NpmGlobalPackages, Pm2Apps, Pm2Saved, TmuxSessions, as_user, pm2
+from .facts import (
+    SANDBOX_PROBE,
+    GitOrigin,
+    NpmGlobalPackages,
+    Pm2Apps,
+    Pm2Saved,
+    SandboxWorks,
+    TmuxSessions,
+    as_user,
+    pm2,
+)
 
 Commands = Generator[str, None, None]
 
@@ -192,3 +202,36 @@ def tmux_layout(script: str, sessions: Sequence[str], restart_after: Sequence[Op
     """Ensure the factory's tmux sessions (restarted only when what they read changed)."""
     current: list[str] = host.get_fact(TmuxSessions)
     yield from tmux_commands(current, script, sessions, changed(restart_after))
+
+
+def gate_key_commands(exists: bool, dest: str) -> list[str]:
+    """Make the merge gate's key once (32 random bytes, 0600, the factory user's); never change it."""
+    if exists:
+        return []
+    q = shlex.quote
+    make = f"umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > {q(dest)}"
+    return [as_user("sh", "-c", make)]
+
+
+@operation()
+def gate_key(dest: str) -> Commands:
+    """Ensure the merge gate's key: a local origin's update hook lets only pushes carrying it move main."""
+    yield from gate_key_commands(bool(host.get_fact(File, path=dest)), dest)
+
+
+def sandbox_commands(works: str) -> list[str]:
+    """Check once that the factory user can run bubblewrap; a host that cannot fails the deploy, saying why."""
+    if works == "ok":
+        return []
+    probe = as_user(*SANDBOX_PROBE)
+    why = (
+        "the agents' sandbox (bubblewrap) cannot run as the factory user on this host: user namespaces "
+        "are disabled (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 the bwrap AppArmor profile)"
+    )
+    return [f"{probe} || {{ echo {shlex.quote(why)} >&2; exit 1; }}"]
+
+
+@operation()
+def sandbox_works() -> Commands:
+    """Ensure the factory user can run the sandbox (planned on a fresh host, checked after apt)."""
+    yield from sandbox_commands(str(host.get_fact(SandboxWorks)))

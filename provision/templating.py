@@ -34,6 +34,7 @@ FILES = {
     "factory-run.sh.j2": layout.RUN,
     "logrotate.j2": layout.LOGROTATE_FILE,
     "pm2-factory.service.j2": layout.PM2_UNIT_FILE,
+    "origin-update-hook.sh.j2": f"{layout.SAMPLE_ORIGIN}/hooks/update",  # the demo's local origin only
 }
 
 
@@ -101,6 +102,8 @@ def context(checked: Checked, *, systemd: bool = True) -> dict[str, Any]:
         "secrets_file": layout.SECRETS_FILE,
         "logs_dir": layout.LOGS_DIR,
         "locks_dir": layout.LOCKS_DIR,
+        "gate_key": layout.GATE_KEY,
+        "main_branch": checked.repo.branch,
         "systemd": systemd,
         "config": checked.config,
         "secrets": checked.secrets,

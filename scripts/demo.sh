@@ -14,6 +14,8 @@ fi
 
 bash scripts/setup.sh
 PY=.venv/bin/python
+# The HTTP triggers and status page are deployed only with a token: the demo makes one.
+export FACTORY_HTTP_TOKEN="${FACTORY_HTTP_TOKEN:-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')}"
 on_host() { "$PY" -m sandbox ssh -- "$@"; }
 as_factory() { on_host sudo -u factory -H -- "$@"; }
 
@@ -46,6 +48,26 @@ as_factory factoryctl review || true
 
 say "factoryctl status"
 as_factory factoryctl status
+
+say "factoryctl report --since 24h"
+as_factory factoryctl report --since 24h
+
+say "the status page, through an ssh port forward from the sandbox host"
+SSH_CONFIG=$("$PY" -m sandbox status --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["ssh_config"])')
+SANDBOX="${FACTORY_SANDBOX_NAME:-sandbox}"
+PAGE_PORT=18787
+mkdir -p demo-output
+# A forward left by an earlier run of this script: stop it by its pid.
+[ -f demo-output/forward.pid ] && kill "$(cat demo-output/forward.pid)" 2>/dev/null || true
+ssh -F "$SSH_CONFIG" -N -L "127.0.0.1:$PAGE_PORT:127.0.0.1:8787" -o ExitOnForwardFailure=yes "$SANDBOX" &
+echo $! > demo-output/forward.pid
+for _ in $(seq 1 30); do
+  "$PY" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PAGE_PORT/healthz', timeout=2)" 2>/dev/null && break
+  sleep 1
+done
+"$PY" -m tests.browser "http://127.0.0.1:$PAGE_PORT/" demo-output/status-page.png
+echo "status page: http://127.0.0.1:$PAGE_PORT/   (sign in with FACTORY_HTTP_TOKEN=$FACTORY_HTTP_TOKEN)"
+echo "screenshot:  demo-output/status-page.png   (the forward runs as pid $(cat demo-output/forward.pid))"
 
 cat <<TXT
 

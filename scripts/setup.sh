@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-APT_PACKAGES=(git tmux nodejs npm debootstrap systemd-container zstd nftables iproute2 openssh-client)
+APT_PACKAGES=(git tmux nodejs npm debootstrap systemd-container zstd nftables iproute2 openssh-client bubblewrap chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

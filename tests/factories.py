@@ -101,9 +101,13 @@ def make_factory(
     home = tmp_path / "factory"
     home.mkdir(exist_ok=True)
     git(tmp_path, "clone", "-q", str(origin), str(home / "repo"))
-    scenario = tmp_path / "scenario.json"
+    # The scripted agent keeps its scenario's state next to it: the sandbox lets it write there.
+    scenario = tmp_path / "agent" / "scenario.json"
+    scenario.parent.mkdir(exist_ok=True)
     setup = ""
+    writable = [str(scenario.parent)]
     if sample == "ts-app":
+        writable.append(str(TS_MODULES))  # shared by the tests' worktrees (symlinked): vitest writes its cache
         setup = f'\nsetup = ["ln", "-sfn", "{TS_MODULES}", "node_modules"]'
     (home / "factory.toml").write_text(
         f"""
@@ -118,6 +122,8 @@ command = ["{tool("factory-scripted-agent")}", "--scenario", "{scenario}"]
 timeout_s = {reviewer_timeout_s}
 [cycle]
 interval_s = 60
+[sandbox]
+writable = {json.dumps(writable)}
 {checks}
 {extra}
 """

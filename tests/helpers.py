@@ -38,3 +38,28 @@ def wait_for(check: Callable[[], object], timeout: float = 30, what: str = "cond
             return
         time.sleep(0.1)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def meanwhile(folder: Path, action: Callable[[], object]) -> list[dict[str, object]]:
+    """Scripted-agent actions that pause the (sandboxed) agent while `action` runs out here.
+
+    The agent can reach nothing of the factory from its sandbox, so what "someone else"
+    does during a call (a person cancels the task, a push moves main) happens in a thread of
+    the test: the agent signals through a file in its writable folder, then waits for ours.
+    """
+    import threading
+
+    marker = folder / f"meanwhile-{time.time_ns()}"
+
+    def run() -> None:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            action()
+        finally:
+            marker.with_name(marker.name + ".done").touch()
+
+    threading.Thread(target=run, daemon=True).start()
+    wait = f"while [ ! -e {marker}.done ]; do sleep 0.05; done"
+    return [{"run": ["touch", str(marker)]}, {"run": ["sh", "-c", wait]}]

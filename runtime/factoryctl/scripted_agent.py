@@ -14,6 +14,7 @@ prints a Claude Code style JSON result. The scenario (JSON):
                     {"sleep": 2.5}],
         "result": "summary text", "cost_usd": 0.05, "num_turns": 3,
         "subtype": "success", "is_error": false,
+        "usage": {"input_tokens": 1200, "output_tokens": 300},   # optional: printed as is
         "exit": 0,                 # exit code
         "stdout": "raw text",      # printed instead of the JSON result (malformed output)
         "stderr": "raw text"}]}
@@ -37,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 ACTIONS = {"write", "append", "delete", "run", "commit", "sleep"}
-CALL_KEYS = {"match", "actions", "result", "cost_usd", "num_turns", "subtype", "is_error", "exit", "stdout", "stderr"}
+CALL_KEYS = {
+    "match", "actions", "result", "cost_usd", "num_turns", "subtype", "is_error", "exit", "stdout", "stderr", "usage",
+}  # fmt: skip
 
 
 class ScenarioError(Exception):
@@ -65,6 +68,8 @@ def _check_call(path: Path, i: int, call: object) -> None:
     unknown = set(call) - CALL_KEYS
     if unknown:
         raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(CALL_KEYS)}")
+    if "usage" in call and not isinstance(call["usage"], dict):
+        raise ScenarioError(f'{where}: \'usage\' must be an object like {{"input_tokens": 10, "output_tokens": 5}}')
     for j, action in enumerate(call.get("actions", [])):
         kinds = set(action) & ACTIONS if isinstance(action, dict) else set()
         if len(kinds) != 1:
@@ -133,7 +138,7 @@ def perform(call: dict[str, Any], cwd: Path, n: int) -> None:
             subprocess.run([fill(a) for a in action["run"]], cwd=cwd, check=False)
         elif "commit" in action:
             ident = ["-c", "user.name=scripted-agent", "-c", "user.email=agent@factory.invalid"]
-            subprocess.run(["git", "add", "-A"], cwd=cwd, check=True)
+            subprocess.run(["git", "add", "-A"], cwd=cwd, check=False)
             subprocess.run(["git", *ident, "commit", "-q", "-m", fill(str(action["commit"]))], cwd=cwd, check=False)
         elif "sleep" in action:
             time.sleep(float(action["sleep"]))
@@ -169,20 +174,19 @@ def main(argv: list[str] | None = None) -> int:
         print(call["stdout"])
     else:
         subtype = call.get("subtype", "success")
-        print(
-            json.dumps(
-                {
-                    "type": "result",
-                    "subtype": subtype,
-                    "is_error": bool(call.get("is_error", subtype != "success")),
-                    "result": call.get("result", "done"),
-                    "total_cost_usd": call.get("cost_usd", 0.0),
-                    "num_turns": call.get("num_turns", 1),
-                    "duration_ms": 0,
-                    "session_id": str(uuid.uuid4()),
-                }
-            )
-        )
+        result: dict[str, Any] = {
+            "type": "result",
+            "subtype": subtype,
+            "is_error": bool(call.get("is_error", subtype != "success")),
+            "result": call.get("result", "done"),
+            "total_cost_usd": call.get("cost_usd", 0.0),
+            "num_turns": call.get("num_turns", 1),
+            "duration_ms": 0,
+            "session_id": str(uuid.uuid4()),
+        }
+        if "usage" in call:
+            result["usage"] = call["usage"]
+        print(json.dumps(result))
     return int(call.get("exit", 0))
 
 

@@ -162,7 +162,7 @@ def test_secrets_never_appear_in_the_deploy_output(deployment: Deployment) -> No
 # -- what the host holds ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("package", ["git", "tmux", "nodejs", "npm", "python3-venv", "cron", "logrotate"])
+@pytest.mark.parametrize("package", ["git", "tmux", "nodejs", "npm", "python3-venv", "cron", "logrotate", "bubblewrap"])
 def test_system_packages(remote: Any, package: str) -> None:
     assert remote.package(package).is_installed
 
@@ -185,7 +185,9 @@ def test_the_factory_user(remote: Any) -> None:
     ("path", "owner", "mode"),
     [
         (layout.SECRETS_FILE, "factory", 0o600),
-        (layout.CONFIG_FILE, "factory", 0o644),
+        (layout.CONFIG_FILE, "root", 0o644),  # read-only to everything running as the factory user
+        (layout.GATE_KEY, "factory", 0o600),
+        (f"{layout.SAMPLE_ORIGIN}/hooks/update", "factory", 0o755),
         (layout.ECOSYSTEM, "factory", 0o644),
         (layout.RUN, "root", 0o755),
         (layout.TMUX, "root", 0o755),
@@ -290,10 +292,104 @@ def test_the_agents_work_through_the_scripted_demo(sandbox_host: SandboxHost) ->
     assert failed == [], failed
 
 
+def test_the_factory_user_runs_the_sandbox(sandbox_host: SandboxHost) -> None:
+    """Not root: bubblewrap with its own PID namespace works for the factory user on the host."""
+    probe = "bwrap --ro-bind / / --dev /dev --proc /proc --unshare-pid --die-with-parent -- sh -c 'echo $$'"
+    done = as_factory(sandbox_host, probe)
+    assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr  # PID 2: its own namespace
+    assert as_factory(sandbox_host, "id -u").stdout.strip() != "0"
+    status = as_factory(sandbox_host, "factoryctl status").stdout
+    assert "sandbox: on (bubblewrap" in status, status
+
+
+HOSTILE = """
+import os, pathlib, subprocess
+home = pathlib.Path("/home/factory/factory")
+seen = []
+for target in ("factory.toml", "state/tasks.json", "secrets.env"):
+    try:
+        (home / target).write_text("pwned")
+        seen.append("WROTE " + target)
+    except OSError as exc:
+        seen.append("refused " + target)
+for path in [home / "secrets.env", pathlib.Path("/home/factory/.ssh")]:
+    try:
+        seen.append(path.read_text())
+    except OSError:
+        pass
+for proc in pathlib.Path("/proc").iterdir():
+    try:
+        seen.append((proc / "environ").read_bytes().decode(errors="replace"))
+    except OSError:
+        pass
+seen.append(repr(dict(os.environ)))
+push = subprocess.run(["git", "push", "-f", "origin", "HEAD:main"], capture_output=True, text=True)
+seen.append("push exit %d" % push.returncode)
+if os.fork() == 0:
+    os.setsid()
+    os.execvp("sleep", ["sleep", "600", "factory-host-daemon"])
+pathlib.Path("/home/factory/factory/demo/leak.txt").write_text("\n".join(seen))
+"""
+
+
+def test_a_hostile_agent_gets_nowhere_on_the_host(sandbox_host: SandboxHost) -> None:
+    """The trust boundary with the deploy's real user, modes and secrets: one hostile cycle, as the loops run."""
+    host = sandbox_host
+    scenario = f"{layout.DEMO_DIR}/agent.json"
+    hostile = {"calls": [{"actions": [{"run": ["python3", "-c", HOSTILE]}], "result": "hostile"}]}
+    guarded = f"sha256sum {layout.CONFIG_FILE} {layout.SECRETS_FILE} {layout.STATE_DIR}/tasks.json 2>/dev/null"
+    main = f"git -C {layout.SAMPLE_ORIGIN} rev-parse refs/heads/main"
+    assert as_factory(host, "factoryctl pause --reason 'host test'").returncode == 0
+    try:
+        wait_for(lambda: as_factory(host, "factoryctl status --json").stdout.count('"state": "cycle"') == 0, 120,
+                 "running cycles to end")  # fmt: skip
+        before = (host.ssh(guarded).stdout, host.ssh(main).stdout)
+        assert (
+            host.ssh(
+                f"cp {scenario} {scenario}.orig && cat > {scenario} <<'EOF'\n{json.dumps(hostile)}\nEOF"
+            ).returncode
+            == 0
+        )
+        host.ssh(f"rm -f {layout.DEMO_DIR}/agent.json.state {layout.DEMO_DIR}/leak.txt")
+        cycle = as_factory(host, f"{layout.RUN} factoryctl cycle s1 --json", timeout=300)
+        assert cycle.returncode in (0, 1), cycle.stderr
+        leak = host.ssh(f"cat {layout.DEMO_DIR}/leak.txt").stdout
+        assert leak, f"the hostile agent did not run: {cycle.stdout[-2000:]} {cycle.stderr[-2000:]}"
+        assert "WROTE" not in leak and HTTP_TOKEN not in leak and "push exit 0" not in leak
+        assert (host.ssh(guarded).stdout, host.ssh(main).stdout) == before
+        assert host.ssh("pgrep -f factory-host-daemon").returncode == 1  # nothing outlived the call
+    finally:
+        host.ssh(
+            f"test -f {scenario}.orig && mv -f {scenario}.orig {scenario}; rm -f {layout.DEMO_DIR}/agent.json.state"
+        )
+        as_factory(host, "factoryctl resume")
+
+
 def test_nothing_listens_on_all_interfaces_at_the_http_port(remote: Any) -> None:
     port = demo_checked().settings.http.bind.rsplit(":", 1)[1]
     listening = remote.check_output("ss -ltnH")
     assert not re.search(rf"(0\.0\.0\.0|\*|\[::\]):{port}\b", listening), listening
+
+
+def http_code(host: SandboxHost, *curl: str) -> str:
+    done = host.ssh("curl -s -o /dev/null -w '%{http_code}' " + " ".join(shlex.quote(a) for a in curl))
+    return done.stdout.strip()
+
+
+def test_serve_runs_under_pm2_on_loopback_only_and_wants_the_token(remote: Any, sandbox_host: SandboxHost) -> None:
+    bind = demo_checked().settings.http.bind
+    assert bind == "127.0.0.1:8787"
+    wait_for(lambda: http_code(sandbox_host, f"http://{bind}/healthz") == "200", 60, "factory-serve on /healthz")
+    assert pm2_state(sandbox_host)[0].get("factory-serve") == "online"
+    listening = [line.split()[3] for line in remote.check_output("ss -ltnH").splitlines() if ":8787" in line]
+    assert listening == ["127.0.0.1:8787"], listening
+    assert http_code(sandbox_host, "-X", "POST", f"http://{bind}/trigger/review") == "401"
+    assert http_code(sandbox_host, f"http://{bind}/api/status") == "401"
+    wrong, right = "Authorization: Bearer wrong-token-0123456789", f"Authorization: Bearer {HTTP_TOKEN}"
+    assert http_code(sandbox_host, "-H", wrong, f"http://{bind}/api/tasks") == "401"
+    assert http_code(sandbox_host, "-H", right, f"http://{bind}/api/status") == "200"
+    # The token is in the 0600 secrets file only, never on a command line.
+    assert HTTP_TOKEN not in sandbox_host.ssh("ps -eo args").stdout
 
 
 # -- reboot (last: it powers the host off) ---------------------------------------------

@@ -47,6 +47,7 @@ def test_a_scripted_call_edits_files_reports_cost_and_is_logged(tmp_path: Path, 
             {"delete": "gone.txt"},
         ],
         "result": "added a.py", "cost_usd": 0.42, "num_turns": 7,
+        "usage": {"input_tokens": 900, "cache_read_input_tokens": 100, "output_tokens": 250},
     }])  # fmt: skip
     agent, log = scripted(tmp_path, path)
     got = agent.call("please add a.py", cwd=work, session="s2", purpose="cycle")
@@ -58,6 +59,7 @@ def test_a_scripted_call_edits_files_reports_cost_and_is_logged(tmp_path: Path, 
     assert event.type == "agent_call" and event.session == "s2"
     assert event.data["purpose"] == "cycle" and event.data["outcome"] == "success"
     assert event.data["cost_usd"] == 0.42 and event.data["num_turns"] == 7
+    assert (event.data["input_tokens"], event.data["output_tokens"]) == (1000, 250)
 
 
 def test_calls_are_taken_in_order_by_match_and_a_commit_action_commits(tmp_path: Path, work: Path) -> None:

@@ -19,7 +19,7 @@ from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.loop import Loop, next_delay
 from factoryctl.state.eventlog import EventFilter
 from tests.factories import PYTEST_CHECK, SAMPLES, TS_CHECKS, TS_MODULES, Factory, git, make_factory
-from tests.helpers import run_cli, tool
+from tests.helpers import meanwhile, run_cli, tool
 
 GOOD_TEST = """
 from inventory.stock import Stock
@@ -80,7 +80,8 @@ def test_a_good_change_is_pushed_and_pending_in_the_review_queue(tmp_path: Path)
     assert factory.main_sha() == data["base"]  # the cycle never touches main
 
 
-def test_an_agent_that_commits_its_own_work_is_handled_the_same(tmp_path: Path) -> None:
+def test_an_agent_that_tries_to_commit_its_own_work_is_handled_the_same(tmp_path: Path) -> None:
+    """The agent's git is read-only (its commit fails); the runtime commits what it left, as always."""
     factory = make_factory(tmp_path)
     factory.script([{
         "actions": [{"write": "tests/test_more.py", "content": GOOD_TEST}, {"commit": "my own commit"},
@@ -92,7 +93,7 @@ def test_an_agent_that_commits_its_own_work_is_handled_the_same(tmp_path: Path) 
     assert report.files == ("NOTES.md", "tests/test_more.py")
     log = subprocess.run(["git", "log", "--format=%s", f"main..{report.branch}"], cwd=factory.origin,
                          capture_output=True, text=True, check=True).stdout.split("\n")  # fmt: skip
-    assert log[:2] == ["Add a test", "my own commit"]
+    assert log[:2] == ["Add a test", ""]
 
 
 @pytest.mark.parametrize(
@@ -106,7 +107,8 @@ def test_an_agent_that_commits_its_own_work_is_handled_the_same(tmp_path: Path) 
             [{"write": ".github/workflows/é ü.yml", "content": "on: push\n"}],
             "touches protected paths: .github/workflows/é ü.yml",
         ),
-        ([{"run": ["git", "checkout", "-q", "-b", "elsewhere"]}], "the agent left its branch"),
+        # Its git is read-only in the sandbox: it cannot leave its branch, and nothing changed.
+        ([{"run": ["git", "checkout", "-q", "-b", "elsewhere"]}], "no change"),
     ],
 )
 def test_a_bad_change_is_discarded_and_its_branch_is_gone(
@@ -303,7 +305,7 @@ def test_the_prompt_carries_task_context_baseline_and_rejections(tmp_path: Path)
                                         "reasons": ["the change mixes two things"]})  # fmt: skip
     ctx.tasks().add("Speed up report", body="It is slow with 10k items.")
     factory.script([{"actions": [{"run": ["sh", "-c", "cat > /dev/null"]}], "result": "noop"}])
-    prompt_file = tmp_path / "prompt.txt"
+    prompt_file = factory.scenario.parent / "prompt.txt"  # the sandbox lets the agent write there
     toml = (
         (factory.home / "factory.toml")
         .read_text()
@@ -338,15 +340,13 @@ def test_a_branch_pushed_but_not_queued_is_removed_from_origin(tmp_path: Path) -
 def test_a_task_cancelled_while_the_agent_works_is_not_pushed(tmp_path: Path) -> None:
     factory = make_factory(tmp_path)
     cancel = [tool("factoryctl"), "task", "cancel", "1"]
-    factory.script([{"actions": [{"write": "tests/test_more.py", "content": GOOD_TEST}, {"run": cancel}],
+    env = {**os.environ, "FACTORY_HOME": str(factory.home)}
+    person = meanwhile(factory.scenario.parent, lambda: subprocess.run(cancel, env=env, check=True))
+    factory.script([{"actions": [{"write": "tests/test_more.py", "content": GOOD_TEST}, *person],
                      "result": "Add a test"}])  # fmt: skip
     ctx = factory.ctx()
     ctx.tasks().add("Test unknown items")
-    os.environ["FACTORY_HOME"] = str(factory.home)  # the agent's `factoryctl task cancel` finds this factory
-    try:
-        report = Cycle(ctx, "s1").run()
-    finally:
-        del os.environ["FACTORY_HOME"]
+    report = Cycle(ctx, "s1").run()
     assert report.verdict == "discarded" and report.reason == "task #1 was cancelled meanwhile"
     assert factory.origin_branches() == ["main"]
     assert ctx.tasks().get(1).status == "cancelled"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from factoryctl.jobs.review import person
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.state.eventlog import EventFilter
 from tests.factories import Factory, git, make_factory
-from tests.helpers import run_cli, tool
+from tests.helpers import meanwhile, run_cli, tool
 
 DOC_A = '"""Quantities on hand, per item (A)."""'
 DOC_B = '"""Quantities on hand, per item (B)."""'
@@ -57,6 +58,11 @@ FOUR_BRANCHES = [
     # D: passes, but the reviewer rejects it
     session_call("s4", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
 ]  # fmt: skip
+
+
+def push_while_the_reviewer_thinks(factory: Factory, push: list[str]) -> list[dict[str, Any]]:
+    """The reviewer runs sandboxed and cannot push: someone else's push comes from the test, meanwhile."""
+    return meanwhile(factory.scenario.parent, lambda: subprocess.run(push, check=True, capture_output=True))
 
 
 def pending_branches(factory: Factory, sessions: list[str]) -> dict[str, str]:
@@ -118,7 +124,7 @@ def test_only_the_good_branch_reaches_main_and_main_is_the_tested_commit(tmp_pat
     main_passes_its_checks(factory, tmp_path)
     # The reasons reach the rejected session's next cycle prompt.
     factory.script([{"match": "You are s4,", "result": "noop"}])
-    prompt_file = tmp_path / "prompt.txt"
+    prompt_file = factory.scenario.parent / "prompt.txt"  # the sandbox lets the agent write there
     toml = factory.home / "factory.toml"
     toml.write_text(toml.read_text().replace(f'"{factory.scenario}"]', f'"{factory.scenario}", "--save-prompt", '
                                              f'"{prompt_file}"]', 1))  # fmt: skip
@@ -150,7 +156,7 @@ def test_main_moved_during_the_review_is_detected_and_redone(tmp_path: Path) -> 
     push_other = ["git", "-C", str(other), "push", "-q", "origin", "HEAD:main"]
     factory.script([
         session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
-        review_call("s1", APPROVE, [{"run": push_other}]),  # main moves while the reviewer thinks
+        review_call("s1", APPROVE, push_while_the_reviewer_thinks(factory, push_other)),  # main moves meanwhile
         review_call("s1", APPROVE),
     ])  # fmt: skip
     branch = pending_branches(factory, ["s1"])["s1"]
@@ -368,7 +374,7 @@ def test_flaky() -> None:
 
 def test_a_flaky_check_at_the_gate_is_retried_once_and_recorded(tmp_path: Path) -> None:
     factory = make_factory(tmp_path, sessions=1)
-    counter = tmp_path / "flaky-runs"
+    counter = factory.scenario.parent / "flaky-runs"  # writable from inside the sandbox
     factory.script([
         session_call("s1", [{"write": "tests/test_flaky.py", "content": FLAKY_TEST.format(path=str(counter))}], "Add"),
         review_call("s1", APPROVE),
@@ -408,7 +414,7 @@ def test_main_moving_during_a_batch_sends_the_batch_one_by_one(tmp_path: Path) -
         session_call("s1", [{"write": "tests/test_s1.py", "content": D_TEST}], "Add a test"),
         session_call("s2", [{"write": "tests/test_s2.py", "content": D_TEST}], "Add another test"),
         review_call("s1", APPROVE),
-        review_call("s2", APPROVE, [{"run": push_other}]),  # main moves before the batch lands
+        review_call("s2", APPROVE, push_while_the_reviewer_thinks(factory, push_other)),  # before the batch lands
         review_call("s1", APPROVE), review_call("s2", APPROVE),  # one by one, on the new main
     ])  # fmt: skip
     branches = pending_branches(factory, ["s1", "s2"])
@@ -438,3 +444,64 @@ def test_a_batch_in_human_mode_waits_then_lands_the_approved_together(tmp_path: 
     assert {o.landed for o in second} == {factory.main_sha()}
     assert all("landed in a batch of 2" in o.reasons for o in second)
     main_passes_its_checks(factory, tmp_path)
+
+
+SETUP = '[repo]\nsetup = ["sh", "-c", "test ! -e broken-setup"]\nsetup_inputs = ["broken-setup", "pyproject.toml"]\n'
+
+
+def test_one_branch_that_breaks_setup_never_stops_the_review(tmp_path: Path) -> None:
+    """Its setup fails on the merge result (like a stale lockfile): rejected with why; the others land."""
+    factory = make_factory(tmp_path, sessions=3)
+    toml = factory.home / "factory.toml"
+    toml.write_text(toml.read_text().replace("[repo]\n", SETUP, 1))
+    factory.script([
+        session_call("s1", [{"write": "broken-setup", "content": "x\n"},
+                            {"write": "tests/test_s1.py", "content": D_TEST}], "Add a dependency"),
+        session_call("s2", [{"write": "tests/test_s2.py", "content": D_TEST}], "Add a test"),
+        session_call("s3", [{"write": "tests/test_s3.py", "content": D_TEST}], "Add another test"),
+        *(review_call(s, APPROVE) for s in ("s1", "s2", "s3")),
+    ])  # fmt: skip
+    branches = pending_branches(factory, ["s1", "s2", "s3"])
+    with (factory.home / "state" / "review-queue.json").open("r+") as fh:  # a malformed entry, queued first
+        doc = json.load(fh)
+        doc["branches"].insert(0, {"status": "pending", "session": "s9", "task": "abc"})
+        fh.seek(0)
+        fh.write(json.dumps(doc))
+        fh.truncate()
+    outcomes = {o.branch: o for o in MergeGate(factory.ctx()).run()}
+    assert outcomes[branches["s1"]].verdict == "reject"
+    assert outcomes[branches["s1"]].reasons[0].startswith("repo.setup failed on the merge result: repo.setup")
+    assert [outcomes[branches[s]].verdict for s in ("s2", "s3")] == ["approve", "approve"]
+    alerts = factory.ctx().log.tail(20, EventFilter(types=frozenset({"alert"})))
+    assert any("field 'branch' is missing or empty" in a.data["message"] for a in alerts)
+    main_passes_its_checks(factory, tmp_path)
+
+
+def test_a_reviewer_that_cannot_start_leaves_the_branch_pending_and_says_so(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test")])
+    branch = pending_branches(factory, ["s1"])["s1"]
+    # A reviewer command that is not there: not the branch's fault, and not a verdict.
+    toml = factory.home / "factory.toml"
+    text = toml.read_text()
+    reviewer_start = text.index("[reviewer]")
+    toml.write_text(text[:reviewer_start] + text[reviewer_start:].replace('command = ["', 'command = ["/no/such/', 1))
+    (first,) = MergeGate(factory.ctx()).run()
+    assert first.verdict == "pending" and "missing_command" in first.reasons[0]
+    assert queue(factory)[branch]["status"] == "pending" and branch in factory.origin_branches()
+    alerts = factory.ctx().log.tail(5, EventFilter(types=frozenset({"alert"})))
+    assert len(alerts) == 1 and "command not found" in alerts[0].data["message"]
+
+
+def test_main_that_cannot_be_set_up_ends_the_review_in_one_line(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=1)
+    factory.script([session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test")])
+    pending_branches(factory, ["s1"])
+    toml = factory.home / "factory.toml"
+    toml.write_text(toml.read_text().replace("[repo]\n", '[repo]\nsetup = ["false"]\n', 1))
+    shutil.rmtree(factory.home / "state" / "baselines")  # main's baseline must be computed again
+    proc = run_cli("review", home=factory.home)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "cannot be set up, no branch can be reviewed: repo.setup 'false' exited 1" in proc.stderr
+    alerts = factory.ctx().log.tail(5, EventFilter(types=frozenset({"alert"})))
+    assert any("cannot be set up" in a.data["message"] for a in alerts)

@@ -98,6 +98,22 @@ def test_landed_and_batches() -> None:
     assert gate.landed(ENTRY.branch, MAIN, APPROVE, batch_of=3).reasons == ("focused", "landed in a batch of 3")
 
 
+def test_a_failed_review_is_pending_then_rejected_when_it_keeps_failing() -> None:
+    first = gate.review_failed(ENTRY, "git fetch timed out", limit=2)
+    assert first.verdict is GateVerdict.PENDING and first.failed_review
+    assert first.reasons == ("review failed: git fetch timed out",) and first.alert is not None
+    again = gate.review_failed(replace(ENTRY, failures=1), "git fetch timed out", limit=2)
+    assert again.verdict is GateVerdict.REJECT and again.reasons == ("its review failed 2 times: git fetch timed out",)
+
+
+def test_setup_failing_on_the_merge_result_rejects_the_branch() -> None:
+    decision = gate.setup_failed(
+        ENTRY.branch, "repo.setup 'pnpm install --frozen-lockfile' exited 1: outdated lockfile"
+    )
+    assert decision.verdict is GateVerdict.REJECT
+    assert decision.reasons[0].startswith("repo.setup failed on the merge result: repo.setup 'pnpm install")
+
+
 def test_main_kept_moving_leaves_it_pending_with_an_alert() -> None:
     decision = gate.main_kept_moving(ENTRY.branch, "main", 3)
     assert decision.verdict is GateVerdict.PENDING and decision.reasons == ("main kept moving",)

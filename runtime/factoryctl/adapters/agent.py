@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from factoryctl.adapters.runner import Completed, run
+from factoryctl.adapters.sandbox import Launch
 from factoryctl.core import jsonio
 from factoryctl.core.config import AgentSection
 from factoryctl.core.defaults import WITHHELD_ENV
@@ -55,6 +57,8 @@ class AgentResult:
     session_id: str = ""
     exit_code: int | None = None
     duration_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
 
     @property
     def ok(self) -> bool:
@@ -95,6 +99,27 @@ def _number(value: object, kind: type[float] | type[int], limit: float) -> Any:
     return kind(value)
 
 
+MAX_TOKENS = 10**9  # per call; a larger count is garbage, not usage
+INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def _tokens(value: object) -> int:
+    """One token count from the agent's output: a finite, non-negative, bounded integer, else 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if not math.isfinite(value) or value < 0 or value > MAX_TOKENS:
+        return 0
+    return int(value)
+
+
+def parse_usage(obj: Mapping[str, Any]) -> tuple[int, int]:
+    """(input, output) tokens from Claude Code's `usage` object; input counts cache reads and writes too."""
+    usage = obj.get("usage")
+    if not isinstance(usage, Mapping):
+        return 0, 0
+    return min(sum(_tokens(usage.get(k)) for k in INPUT_KEYS), MAX_TOKENS), _tokens(usage.get("output_tokens"))
+
+
 def _one_line(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -124,6 +149,7 @@ def parse_result(done: Completed, timeout_s: float) -> AgentResult:
         shown = _one_line(repr(obj.get(bad)), 40)
         return AgentResult(CallOutcome.MALFORMED, f"{bad} is not a finite number in range: {shown}", **base)
     base.update(text=text, cost_usd=cost, num_turns=turns, session_id=str(obj.get("session_id") or "")[:200])
+    base["input_tokens"], base["output_tokens"] = parse_usage(obj)
     subtype = str(obj.get("subtype") or "")
     is_error = obj.get("is_error") is True
     if subtype == "success" and not is_error and done.returncode == 0:
@@ -152,18 +178,39 @@ class Agent:
         *,
         runner: Callable[..., Completed] = run,
         environ: Mapping[str, str] | None = None,
+        launch_for: Callable[[Path], Launch] | None = None,
     ) -> None:
         self.spec = spec
         self.log = log
         self.runner = runner
         self.env = agent_env(environ)
+        # How a call in a folder starts when the caller names no launch (the sandbox, from the context).
+        self.launch_for = launch_for
 
-    def call(self, prompt: str, *, cwd: Path, session: str | None, purpose: str) -> AgentResult:
+    def call(
+        self, prompt: str, *, cwd: Path, session: str | None, purpose: str, launch: Launch | None = None
+    ) -> AgentResult:
+        """One call: the prompt on stdin, in `cwd`; sandboxed (and with launch's environment) when given."""
+        argv, env = list(self.spec.command), self.env
+        if launch is None and self.launch_for is not None:
+            launch = self.launch_for(cwd)
+        if launch is not None:
+            if shutil.which(argv[0], path=launch.env.get("PATH")) is None:  # inside bwrap it would be bwrap's error
+                result = AgentResult(
+                    CallOutcome.MISSING, f"{argv[0]}: command not found (is it installed and on PATH?)"
+                )
+                self._record(result, session, purpose)
+                return result
+            argv, env = launch.argv(argv, cwd=cwd), dict(launch.env)
         try:
-            done = self.runner(self.spec.command, cwd=cwd, input=prompt, timeout=self.spec.timeout_s, env=self.env)
+            done = self.runner(argv, cwd=cwd, input=prompt, timeout=self.spec.timeout_s, env=env)
             result = parse_result(done, self.spec.timeout_s)
         except ToolMissing as exc:
             result = AgentResult(CallOutcome.MISSING, str(exc))
+        self._record(result, session, purpose)
+        return result
+
+    def _record(self, result: AgentResult, session: str | None, purpose: str) -> None:
         self.log.append(
             "agent_call",
             session=session,
@@ -173,9 +220,10 @@ class Agent:
                 "reason": result.reason,
                 "cost_usd": result.cost_usd,
                 "num_turns": result.num_turns,
+                "input_tokens": result.input_tokens,
+                "output_tokens": result.output_tokens,
                 "duration_s": result.duration_s,
                 "exit_code": result.exit_code,
                 "agent": self.spec.command[0],
             },
         )
-        return result

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from factoryctl.adapters.runner import CommandFailed, Completed, run
 from factoryctl.core.defaults import GIT_TIMEOUT_S
-from factoryctl.core.errors import UsageError
+from factoryctl.core.errors import FactoryError, UsageError
 
 # Git must never stop to ask a person anything.
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_EDITOR": "true", "LC_ALL": "C"}
@@ -42,20 +42,37 @@ class DiffStat:
     deleted: int
 
 
-class Git:
-    """git in one directory (a clone or a worktree)."""
+# Whatever a repository's config says, the runtime's git runs none of its programs: no
+# hooks, no fsmonitor, no ext:: transport. (The config itself is checked by `config_problems`.)
+SAFE_CONFIG = ("core.hooksPath=/dev/null", "core.fsmonitor=false", "protocol.ext.allow=never",
+               "advice.detachedHead=false")  # fmt: skip
 
-    def __init__(self, cwd: Path, *, identity: tuple[str, str] | None = None) -> None:
+
+class Git:
+    """git in one directory (a clone or a worktree).
+
+    A worktree is named by its git dir explicitly (`git_dir`): the `.git` file in a worktree
+    is writable by what runs there, and must never choose the config the runtime's git reads.
+    """
+
+    def __init__(self, cwd: Path, *, identity: tuple[str, str] | None = None, git_dir: Path | None = None) -> None:
         self.cwd = cwd
         self.identity = identity
+        self.git_dir = git_dir
 
-    def run(self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_S) -> Completed:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_S, env: dict[str, str] | None = None
+    ) -> Completed:
         argv = ["git"]
+        if self.git_dir is not None:
+            argv += ["--git-dir", str(self.git_dir), "--work-tree", str(self.cwd)]
         if self.identity is not None:
             name, email = self.identity
             argv += ["-c", f"user.name={name}", "-c", f"user.email={email}"]
-        env_args = ["-c", "core.hooksPath=/dev/null", "-c", "advice.detachedHead=false"]
-        done = run([*argv, *env_args, *args], cwd=self.cwd, timeout=timeout, env={**os.environ, **GIT_ENV})
+        for setting in SAFE_CONFIG:
+            argv += ["-c", setting]
+        environ = {**os.environ, **GIT_ENV, **(env or {})}
+        done = run([*argv, *args], cwd=self.cwd, timeout=timeout, env=environ)
         if check and not done.ok:
             raise GitError(done)
         return done
@@ -100,6 +117,12 @@ class Git:
                 out.append(Path(line.removeprefix("worktree ")))
         return out
 
+    def unchanged(self, head: str) -> bool:
+        """HEAD is still `head` and no tracked file differs from it (untracked caches aside)."""
+        status = self.run("status", "--porcelain=v2", "--branch", "--untracked-files=no", "--ignored=no", check=False)
+        lines = status.stdout.splitlines()
+        return status.ok and f"# branch.oid {head}" in lines and all(line.startswith("# ") for line in lines)
+
     def is_ancestor(self, commit: str, of: str) -> bool:
         """Whether `commit` is `of` or in its history."""
         return self.run("merge-base", "--is-ancestor", commit, of, check=False).returncode == 0
@@ -129,6 +152,61 @@ class Git:
 
     def push(self, remote: str, refspecs: Sequence[str]) -> None:
         self.run("push", "--quiet", "--porcelain", remote, *refspecs)
+
+
+# A clone's own config may hold only these (names as `git config --list` prints them).
+_ALLOWED_CONFIG = re.compile(
+    r"^(core\.(repositoryformatversion|filemode|bare|logallrefupdates|symlinks|ignorecase|precomposeunicode)"
+    r"|remote\.origin\.(url|fetch)|branch\.[^=]+\.(remote|merge)|extensions\.worktreeconfig"
+    r"|user\.(name|email)|gc\.auto|fetch\.prune)$"
+)
+# The deploy's `core.sshCommand` (its deploy key): plain ssh options only, since git runs it through a shell.
+_SSH_COMMAND = re.compile(r"^ssh( -[A-Za-z] [A-Za-z0-9_./=:@-]+)*$")
+
+
+def config_problems(listing: str) -> list[str]:
+    """Keys of `git config --list -z` output that could make git run something, one line each."""
+    problems = []
+    for record in listing.split("\0"):
+        if not record:
+            continue
+        name, _, value = record.partition("\n")
+        name = name.lower()
+        if name == "core.sshcommand" and _SSH_COMMAND.match(value):
+            continue
+        if not _ALLOWED_CONFIG.match(name):
+            problems.append(f"{name} = {value[:80]!r}")
+    return problems
+
+
+def verify_clone_config(repo: Path) -> None:
+    """Refuse a clone whose own git config (or a worktree's) holds anything beyond the plain keys.
+
+    Keys like core.fsmonitor, core.pager, diff.external, filter.*, alias.*, url.*.insteadOf,
+    *.uploadpack or include.path make git run programs or fetch elsewhere: nothing the
+    deploy writes, and nothing the runtime may run with.
+    """
+    git_dir = repo / ".git"
+    files = [git_dir / "config", *sorted((git_dir / "worktrees").glob("*/config.worktree"))]
+    problems: list[str] = []
+    for path in files:
+        if not path.is_file():
+            continue
+        argv = ["git", "config", "--file", str(path), "--list", "-z"]
+        done = run(argv, cwd=repo, timeout=GIT_TIMEOUT_S, env={**os.environ, **GIT_ENV})
+        if not done.ok:
+            problems.append(f"{path} cannot be read: {done.tail(120)}")
+            continue
+        problems += [f"{path.relative_to(repo)}: {p}" for p in config_problems(done.stdout)]
+    if problems:
+        raise UnsafeRepository(
+            "the clone's git config holds keys that could run programs or fetch elsewhere "
+            f"({'; '.join(problems[:3])}); remove them (git config --unset) and try again"
+        )
+
+
+class UnsafeRepository(FactoryError):
+    """The clone was changed so that the runtime's git could run someone else's program."""
 
 
 class GitError(CommandFailed):

@@ -194,22 +194,28 @@ _PYTEST_RAN = ("passed", "failed", "error", "errors", "skipped", "xfailed", "xpa
 
 
 def _pytest(out: str, err: str, rc: int) -> Counts:
+    """pytest's summary, believed only from stdout (where pytest writes it) and when the exit code agrees."""
     if rc in (3, 4):
         why = "pytest internal error" if rc == 3 else "pytest usage or conftest error"
         return _crash(f"{why} (exit {rc})", err, out)
-    summaries = list(_PYTEST_SUMMARY.finditer(f"{out}\n{err}"))
+    summaries = list(_PYTEST_SUMMARY.finditer(out))
     if not summaries:
         if rc == 5:
             return Counts(note="no tests collected")
         return _crash(f"pytest printed no summary line (exit {rc})", err, out)
     n = {word: int(count) for count, word in _PYTEST_WORD.findall(summaries[-1]["body"])}
     errors = n.get("error", 0) + n.get("errors", 0)
-    return Counts(
+    counts = Counts(
         failed=n.get("failed", 0) + errors,
         passed=n.get("passed", 0),
         total=sum(n.get(word, 0) for word in _PYTEST_RAN),
         note="no tests collected" if rc == 5 else "",
     )
+    # 1: tests failed; 2: interrupted (a collection error counts as a failed test); 5: nothing collected.
+    agrees = {0: counts.failed == 0, 1: counts.failed > 0, 2: counts.failed > 0, 5: counts.total == 0}.get(rc, False)
+    if not agrees:
+        return _crash(f"pytest's summary ({summaries[-1]['body']}) disagrees with its exit code {rc}", err)
+    return counts
 
 
 # --- linters -----------------------------------------------------------------------

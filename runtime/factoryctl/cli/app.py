@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factoryctl import __version__
-from factoryctl.cli import config, init, log, queue, sessions, tasks
+from factoryctl.cli import config, init, log, queue, report, serve, sessions, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
 from factoryctl.core.errors import AlreadyRunning, FactoryError
@@ -30,6 +30,8 @@ app.add_typer(config.app, name="config")
 app.add_typer(queue.app, name="queue")
 app.add_typer(sessions.app, name="sessions")
 app.command("init")(init.command)
+app.command("report")(report.report)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

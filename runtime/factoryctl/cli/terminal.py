@@ -75,7 +75,12 @@ def task_detail(task: Task) -> str:
 
 def status_text(report: Mapping[str, Any]) -> str:
     spend, budget = report["spend_today"], report["budget"]
-    lines = [f"factory at {report['home']}  ({report['now']})", "", "sessions:"]
+    lines = [f"factory at {report['home']}  ({report['now']})"]
+    if "sandbox" in report:
+        lines.append(f"sandbox: {report['sandbox']['text']}")
+    if "summary" in report:
+        lines.append(report["summary"])
+    lines += ["", "sessions:"]
     for s in report["sessions"]:
         task = s["task"]
         doing = f"task #{task['id']} {task['title']}" if task else "no task"
@@ -132,7 +137,9 @@ def gates_text(gates: Mapping[str, Any]) -> str:
 
 def queue_line(entry: ReviewEntry) -> str:
     task = f" task #{entry.task}" if entry.task is not None else ""
-    waiting = " (awaiting a person)" if entry.awaiting == "human" else ""
+    waiting = ""
+    if entry.waits_for_person:
+        waiting = f" (awaiting a person: {entry.reasons[0]})" if entry.reasons else " (awaiting a person)"
     return clean(f"{entry.status.value:<9} {entry.branch}{task}  {entry.queued}{waiting}")
 
 
@@ -154,3 +161,52 @@ def queue_detail(entry: ReviewEntry) -> str:
         lines += ["", f"  {entry.summary}"]
     lines += [f"  - {reason}" for reason in entry.reasons]
     return clean("\n".join(lines))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.0f} %"
+
+
+def _money(x: float | None) -> str:
+    return "-" if x is None else f"${x:.2f}"
+
+
+def _dur(s: float | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s:.0f}s" if s < 120 else (f"{s / 60:.1f}m" if s < 7200 else f"{s / 3600:.1f}h")
+
+
+def _mix(counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
+
+
+def report_text(r: Mapping[str, Any]) -> str:
+    """`factoryctl report`: the outcome figures of one window, then one line per session."""
+    tok = r["tokens"]
+    lines = [
+        f"outcomes from {r['since']} to {r['until']}",
+        "",
+        f"cycles:           {r['cycles']} ({_mix(r['verdicts'])})",
+        f"discard rate:     {_pct(r['discard_rate'])}",
+        f"  discarded:      {_mix(r['discarded_by_reason'])}",
+        f"  failed:         {_mix(r['failed_by_outcome'])}",
+        f"landed:           {r['landed']} ({r['merges_per_day']} per day)",
+        f"rejected at gate: {r['rejected']} ({_mix(r['rejected_by_reason'])})",
+        f"review runs:      {r['review_runs']}; check runs {r['check_runs']}",
+        f"cycle time:       mean {_dur(r['cycle_s']['mean'])}, median {_dur(r['cycle_s']['median'])}",
+        f"push to land:     median {_dur(r['push_to_land_s']['median'])}, max {_dur(r['push_to_land_s']['max'])}",
+        f"spend:            {_money(r['spend_usd'])} in {r['agent_calls']} agent calls; "
+        f"tokens {tok['input']:,} in / {tok['output']:,} out",
+        f"per landed:       {_money(r['usd_per_landed'])}, "
+        + ("-" if r["tokens_per_landed"] is None else f"{r['tokens_per_landed']:,.0f}")
+        + " tokens",
+    ]
+    if r["by_session"]:
+        lines += ["", "by session:"]
+        for name, s in r["by_session"].items():
+            lines.append(
+                f"  {name:<5} {s['cycles']:>4} cycles  {s['landed']:>3} landed  discard {_pct(s['discard_rate']):>5}  "
+                f"{_money(s['spend_usd']):>8}  {s['tokens']['total']:,} tokens"
+            )
+    return "\n".join(lines)

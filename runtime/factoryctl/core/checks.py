@@ -77,6 +77,8 @@ class CheckRun:
     duration_s: float
     heavy: bool
     evidence: tuple[str, ...] = field(default=())  # what the tool said that matters (adapters/evidence.py)
+    # Each test's outcome from the tool's JUnit report (None: no report); kept out of events.
+    tests: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self.counts), "started": self.started, "ended": self.ended,

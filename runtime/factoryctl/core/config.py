@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from factoryctl.core.checks import PARSER_NAMES, TEST_RUNNERS, validate_pattern
+from factoryctl.core.defaults import SENSITIVE_PATHS
 from factoryctl.core.errors import ConfigError, UsageError
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -79,6 +80,13 @@ class RepoSection(_Section):
         default_factory=lambda: [".github/", ".gitlab-ci.yml", ".ci/"],
         description="a change touching these (prefix match) is discarded",
     )
+    sensitive_paths: list[str] = Field(
+        default_factory=lambda: list(SENSITIVE_PATHS),
+        description="a change touching these (globs; without '/' any folder) waits for a person, even in auto "
+        "mode: how the checks judge (test runner, type checker, CI) and what gets installed. "
+        "pyproject.toml counts only when its [tool.*] tables change, package.json only its scripts and "
+        "test-runner keys",
+    )
 
     @field_validator("main", "branch_prefix")
     @classmethod
@@ -129,6 +137,7 @@ class CheckSpec(_Section):
     timeout_s: Seconds = 900
     pattern: str | None = Field(None, description="regex parser only: named groups errors/failed/passed/total")
     cwd: str = Field(".", description="relative to the worktree, and inside it")
+    network: bool = Field(False, description="whether the check may reach the network (sandboxed checks)")
     retry_on_regression: bool = Field(
         False,
         description="the gate runs a regressed check once more before rejecting (flaky tests); "
@@ -239,8 +248,39 @@ class TelegramSection(_Section):
     api_url: str = "https://api.telegram.org"
 
 
+def _absolute(paths: list[str]) -> list[str]:
+    for value in paths:
+        if not Path(value).is_absolute():
+            raise ValueError(f"{value!r} must be an absolute path")
+    return paths
+
+
+class SandboxSection(_Section):
+    enabled: bool = Field(
+        True, description="run the agent, the reviewer, repo.setup and the checks in bubblewrap; off: development only"
+    )
+    readable: list[str] = Field(
+        default_factory=list, description="absolute paths hidden by the sandbox (under HOME) that calls may read"
+    )
+    writable: list[str] = Field(
+        default_factory=list, description="absolute paths calls may write (the scripted agent's scenario folder)"
+    )
+    pass_env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list, description="environment variables passed into sandboxed calls besides the usual ones"
+    )
+
+    @field_validator("readable", "writable")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        return _absolute(value)
+
+
 class HttpSection(_Section):
     bind: str = Field("127.0.0.1:8787", description="HOST:PORT")
+    allow_public: bool = Field(False, description="true lets `bind` be other than loopback (put TLS in front)")
+    github_label: Annotated[str, Field(min_length=1, max_length=50)] = Field(
+        "factory", description="an issue given this label becomes a task (secret: FACTORY_GITHUB_SECRET)"
+    )
 
     @field_validator("bind")
     @classmethod
@@ -263,6 +303,7 @@ class Settings(_Section):
     review: ReviewSection = ReviewSection()
     telegram: TelegramSection = TelegramSection()
     http: HttpSection = HttpSection()
+    sandbox: SandboxSection = SandboxSection()
 
     @field_validator("checks")
     @classmethod

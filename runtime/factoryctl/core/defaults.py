@@ -12,8 +12,15 @@ from datetime import timedelta
 HOME_ENV = "FACTORY_HOME"  # one variable moves all state
 TMUX_SOCKET_ENV = "FACTORY_TMUX_SOCKET"  # a private tmux server (tests)
 # Secrets: scrubbed from every event; the agent never receives the bot or HTTP tokens.
-SECRET_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
-WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN")
+SECRET_ENV = (
+    "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET",
+)  # fmt: skip
+WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET")
+# The model's credential: the agent and the reviewer get it, setup and checks never do.
+MODEL_CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+# What every sandboxed call's environment may hold (plus sandbox.pass_env); HOME is its cache.
+SANDBOX_PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNAME", "NODE_EXTRA_CA_CERTS")
+SANDBOX_PROBE_TIMEOUT_S = 20.0
 
 # -- subprocesses ------------------------------------------------------------------
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024  # a process printing garbage forever cannot eat the RAM
@@ -31,6 +38,9 @@ SCHEDULER_HEARTBEAT = timedelta(hours=1)  # a `scheduler` event at least this of
 TASK_MAX_TITLE = 200
 TASK_MAX_BODY = 20_000
 NOTE_CHARS = 160  # a crashed check's one-line note
+JUNIT_MAX_BYTES = 32 * 1024 * 1024  # a bigger test report is not trusted
+JUNIT_MAX_TESTS = 200_000
+LOST_TESTS_SHOWN = 5  # test names named in a reason
 
 # -- loops ---------------------------------------------------------------------------
 PAUSE_POLL_S = 10.0  # how often a paused loop looks again
@@ -43,6 +53,31 @@ PROMPT_BUDGET_RECENT = 30
 PROMPT_BUDGET_TASK_BODY = 6_000
 PROMPT_REJECTIONS = 5  # the reviewer's last rejections of this session shown to it
 
+REVIEW_FAILURES = 2  # a branch whose review failed this often (not decided: crashed) is rejected
+
+# -- the gate ------------------------------------------------------------------------
+# What decides how a change is judged, or what gets installed: a change to these waits for a person.
+SENSITIVE_PATHS = (
+    "conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "noxfile.py", "pyproject.toml", ".coveragerc",
+    "mypy.ini", ".mypy.ini", "ruff.toml", ".ruff.toml", "tsconfig*.json", "jsconfig*.json", "vitest.config.*",
+    "vitest.workspace.*", "jest.config.*", "babel.config.*", ".babelrc*", ".eslintrc*", "eslint.config.*",
+    "package.json", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "pnpm-workspace.yaml",
+    "yarn.lock", ".npmrc", ".yarnrc*", "uv.lock", "poetry.lock", "Pipfile.lock", "requirements*.txt",
+    "Makefile", ".pre-commit-config.yaml", ".circleci/*", "Jenkinsfile", "azure-pipelines.yml",
+)  # fmt: skip
+# package.json keys that change how checks run (the rest, dependencies included, is not sensitive by itself).
+PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "mocha", "ava", "c8", "nyc", "type")
+
+# -- HTTP (factoryctl serve) ---------------------------------------------------------
+HTTP_TOKEN_ENV = "FACTORY_HTTP_TOKEN"  # bearer token; without it `serve` refuses to start
+GITHUB_SECRET_ENV = "FACTORY_GITHUB_SECRET"  # the webhook's HMAC secret; unset: no webhook
+HTTP_MAX_BODY = 64 * 1024  # bytes; a larger request body gets 413
+HTTP_MIN_TOKEN = 16  # characters: a shorter token is refused at start
+HTTP_EVENTS_LIMIT = 1000  # the most events /api/events returns
+TRIGGER_JOB_TIMEOUT_S = 6 * 3600.0  # a triggered review/standup/doctor is killed after this
+PAGE_REFRESH_S = 30
+PAGE_DAYS = 14  # days on the status page's plots
+PAGE_HOURS = 24  # hours on the cycles-per-hour plot
 # -- evidence: what a check said, kept with its counts (adapters/evidence.py) --------
 EVIDENCE_LINES = 8  # lines per check run
 EVIDENCE_LINE_CHARS = 240

@@ -37,4 +37,4 @@ JOBS: tuple[Job, ...] = (
 )
 
 # The jobs whose command the runtime has today (the lead updates this as jobs land).
-IMPLEMENTED: frozenset[str] = frozenset({"loop", "review", "scheduler"})
+IMPLEMENTED: frozenset[str] = frozenset({"loop", "review", "scheduler", "serve"})

@@ -36,6 +36,11 @@ class Paths:
         return self.home / "secrets.env"
 
     @property
+    def gate_key_file(self) -> Path:
+        """The merge gate's key: a local origin's update hook lets only a push that carries it move main."""
+        return self.home / "gate.key"
+
+    @property
     def state_dir(self) -> Path:
         return self.home / "state"
 
@@ -73,6 +78,11 @@ class Paths:
         return self.home / "worktrees"
 
     @property
+    def caches_dir(self) -> Path:
+        """Per-session caches of sandboxed calls (their HOME: the agent CLI's files, ~/.npm)."""
+        return self.home / "cache"
+
+    @property
     def standups_dir(self) -> Path:
         return self.home / "standups"
 
@@ -103,7 +113,7 @@ class Paths:
     def as_dict(self, repo_relative: str) -> dict[str, str]:
         names = [
             "home", "config_file", "secrets_file", "state_dir", "log_file", "tasks_file",
-            "review_queue_file", "sessions_file", "locks_dir", "worktrees_dir", "standups_dir",
+            "review_queue_file", "sessions_file", "locks_dir", "worktrees_dir", "caches_dir", "standups_dir",
             "doctor_dir", "skills_dir", "bot_skills_dir", "logs_dir",
         ]  # fmt: skip
         out = {name: str(getattr(self, name)) for name in names}

@@ -225,6 +225,7 @@ class ReviewEntry:
     landed: str | None = None  # main after it landed
     decided: str | None = None
     restored: str | None = None
+    failures: int = 0  # reviews of it that failed (not decided); at REVIEW_FAILURES it is rejected
 
     @property
     def waits_for_person(self) -> bool:
@@ -256,7 +257,7 @@ class ReviewEntry:
                 except BadRecord as exc:
                     raise BadRecord(f"field {name!r}, check {str(check)[:40]!r}: {exc}") from None
         numbers = {}
-        for name in ("files_changed", "lines_added", "lines_deleted"):
+        for name in ("files_changed", "lines_added", "lines_deleted", "failures"):
             numbers[name] = _field(raw, name, int, 0)
             if numbers[name] < 0:
                 raise BadRecord(f"field {name!r} must not be negative")

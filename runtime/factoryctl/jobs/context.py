@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -10,9 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 from factoryctl.adapters.agent import Agent
+from factoryctl.adapters.sandbox import Launch, Policy, Sandbox, allowed_env
 from factoryctl.core.clock import utcnow
 from factoryctl.core.config import Settings, load_settings
-from factoryctl.core.defaults import HEAVY_WAIT_S
+from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
 from factoryctl.state.eventlog import EventLog
@@ -20,6 +23,10 @@ from factoryctl.state.heartbeats import Heartbeats
 from factoryctl.state.locks import Semaphore, exclusive
 from factoryctl.state.reviewqueue import ReviewQueue
 from factoryctl.state.tasks import TaskQueue
+
+# The runtime's own interpreter (a venv, a pyenv under the hidden home): the scripted agent
+# and Python checks run on it, so sandboxed calls may read it.
+RUNTIME_PYTHON = tuple(dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix)))
 
 
 @dataclass
@@ -30,6 +37,7 @@ class Context:
     # Waiting goes through here, so a test with a fake clock also gets a fake sleep.
     sleep: Callable[[float], None] = time.sleep
     log: EventLog = field(init=False)
+    _sandbox_checked: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.log = EventLog(self.paths.log_file, clock=self.clock)
@@ -59,15 +67,49 @@ class Context:
         """The lock around what the worktrees share: fetch, worktree add/prune, branch deletion."""
         return exclusive(self.paths.locks_dir / "repo.lock")
 
+    def sandbox(self) -> Sandbox:
+        """The sandbox untrusted calls run in: the user's home and FACTORY_HOME hidden."""
+        return Sandbox(self.settings.sandbox.enabled, hide=(Path.home(), self.paths.home))
+
+    def require_sandbox(self) -> None:
+        """At the start of a job that runs untrusted code: the sandbox works, or one clear error."""
+        if not self._sandbox_checked:
+            self.sandbox().check()
+            self._sandbox_checked = True
+
+    def launch(
+        self, workdir: Path, name: str, *, writable: bool = True, network: bool = False, credential: bool = False
+    ) -> Launch:
+        """How an untrusted call in `workdir` starts; `name` picks its cache (its HOME).
+
+        `credential`: the model's key reaches it (the agent, the reviewer); never setup or checks.
+        """
+        cfg = self.settings.sandbox
+        home = self.paths.caches_dir / name / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        policy = Policy(
+            workdir=workdir, writable=writable, network=network, home=home,
+            read_only=(self.repo_dir / ".git", *RUNTIME_PYTHON, *map(Path, cfg.readable)),
+            extra_writable=tuple(map(Path, cfg.writable)),
+        )  # fmt: skip
+        extra = (*cfg.pass_env, *(MODEL_CREDENTIAL_ENV if credential else ()))
+        return Launch(self.sandbox(), policy, allowed_env(os.environ, home, extra))
+
     def heavy_slot(self) -> AbstractContextManager[int]:
         """Hold one heavy slot for a block (a heavy check, a setup): waits up to HEAVY_WAIT_S."""
         return self.heavy_slots().hold(timeout_s=HEAVY_WAIT_S)
 
     def agent(self) -> Agent:
-        return Agent(self.settings.agent, self.log)
+        """The coding agent; its calls are sandboxed (a cycle names the worktree it may write)."""
+        return Agent(self.settings.agent, self.log, launch_for=self._read_only_call("agent"))
 
     def reviewer(self) -> Agent:
-        return Agent(self.settings.reviewer, self.log)
+        """The reviewer model (review, standup, doctor, bot calls): sandboxed, its folder read-only."""
+        return Agent(self.settings.reviewer, self.log, launch_for=self._read_only_call("reviewer"))
+
+    def _read_only_call(self, name: str) -> Callable[[Path], Launch]:
+        """A model call in a folder it may read, not write; with the network and its credential."""
+        return lambda cwd: self.launch(cwd, name, writable=False, network=True, credential=True)
 
     def session(self, name: str) -> str:
         """`name` if it is one of this factory's sessions, else a UsageError saying which are."""

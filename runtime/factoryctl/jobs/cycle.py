@@ -29,7 +29,14 @@ from factoryctl.core.signals import StopRequested, signals_held
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.workspace import Workspace
-from factoryctl.rules.changes import NO_CHECKS, commit_message, main_problems, protected_touched, worse
+from factoryctl.rules.changes import (
+    CHANGED_DURING_CHECKS,
+    NO_CHECKS,
+    commit_message,
+    judge,
+    main_problems,
+    protected_touched,
+)
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
@@ -96,6 +103,7 @@ class Cycle:
         self.baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
 
     def run(self) -> CycleReport:
+        self.ctx.require_sandbox()
         with job_lock(self.ctx.paths.locks_dir, f"cycle-{self.session}"):
             report = CycleReport(self.session)
             started = time.monotonic()
@@ -150,7 +158,10 @@ class Cycle:
         prompt = self._prompt(report)
         self.say(f"calling the agent on {branch}" + (f" for task #{report.task.id}" if report.task else ""))
         t0 = time.monotonic()
-        report.agent = result = self.agent.call(prompt, cwd=self.ws.path, session=self.session, purpose="cycle")
+        launch = self.ctx.launch(self.ws.path, self.session, network=True, credential=True)
+        report.agent = result = self.agent.call(
+            prompt, cwd=self.ws.path, session=self.session, purpose="cycle", launch=launch
+        )
         report.durations["agent_s"] = time.monotonic() - t0
         if not result.ok:
             report.end(CycleVerdict.FAILED, f"agent call failed: {result.outcome.value}: {result.reason}")
@@ -181,7 +192,11 @@ class Cycle:
         self.say("running the checks on the change")
         report.after = self._checks("after")
         report.durations["checks_s"] = time.monotonic() - t0
-        reasons = worse(report.before, {n: r.counts for n, r in report.after.items()})
+        if not git.unchanged(head):  # the counts must belong to the commit that is pushed
+            report.end(CycleVerdict.DISCARDED, CHANGED_DURING_CHECKS)
+            return
+        before_tests = self.baselines.tests(base, self.ctx.settings.checks)
+        reasons = judge(report.before, before_tests, report.after)
         if reasons:
             report.end(CycleVerdict.DISCARDED, "checks got worse: " + "; ".join(reasons))
             return
@@ -229,7 +244,7 @@ class Cycle:
         specs = self.ctx.settings.checks
         if specs:
             self.say(f"running {len(specs)} check(s) ({phase})")
-        return run_checks(specs, self.ws.path, heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
+        return run_checks(specs, self.ws.launch(), heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
 
     def _clean_up(self, report: CycleReport) -> None:
         """Drop the branch unless it was pushed; settle the task."""
@@ -253,8 +268,9 @@ class Cycle:
     def _prompt(self, report: CycleReport) -> str:
         cuts: list[str] = []
         settings = self.ctx.settings
+        committed = prompting.read_committed(self.ws.repo, report.base or "HEAD", settings.repo.context_files, cuts)
         context = prompting.fit(
-            prompting.read_files(self.ws.path, settings.repo.context_files),
+            committed,
             PROMPT_BUDGET_CONTEXT,
             "context file",
             cuts,

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
+from factoryctl.adapters.git import Git
 from factoryctl.core.defaults import PROMPT_EVIDENCE_CHARS
 from factoryctl.core.errors import FactoryError
 from factoryctl.state.eventlog import Event, EventFilter, EventLog
@@ -31,7 +34,8 @@ def load_template(home_prompts: Path, name: str) -> jinja2.Template:
     for folder in (home_prompts, PACKAGED):
         path = folder / f"{name}.md"
         if path.is_file():
-            env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+            # Sandboxed: a template reaches the values it is given, never Python's internals.
+            env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
             try:
                 template = env.from_string(path.read_text(encoding="utf-8"))
             except jinja2.TemplateSyntaxError as exc:
@@ -42,12 +46,40 @@ def load_template(home_prompts: Path, name: str) -> jinja2.Template:
 
 
 def read_files(root: Path, names: Iterable[str]) -> list[TextFile]:
+    """Trusted files on disk (the skill files under FACTORY_HOME); a symlink is never followed."""
     out = []
     for name in names:
         path = root / name
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():
             out.append(TextFile(name, path.read_text(encoding="utf-8", errors="replace")))
     return out
+
+
+def read_committed(repo: Git, commit: str, names: Iterable[str], cuts: list[str]) -> list[TextFile]:
+    """The repository's context files as committed at `commit`: regular files only, never a symlink.
+
+    Read from git, not from the worktree, so nothing the agent left on disk (a symlink to
+    secrets.env, a file changed after the commit) reaches a prompt.
+    """
+    wanted = [n for n in names if n and not n.startswith("/") and ".." not in Path(n).parts]
+    if not wanted:
+        return []
+    listed: dict[str, tuple[str, str, str]] = {}
+    for record in repo.run("ls-tree", "-z", commit, "--", *wanted, check=False).stdout.split("\0"):
+        meta, _, path = record.partition("\t")
+        parts = meta.split()
+        if len(parts) == 3:
+            listed[path] = (parts[0], parts[1], parts[2])
+    blobs = []
+    for name in wanted:
+        if name not in listed:
+            continue
+        mode, kind, sha = listed[name]
+        if kind != "blob" or mode not in ("100644", "100755"):
+            cuts.append(f"context file {name} is not a regular file (mode {mode}): not read")
+            continue
+        blobs.append((name, sha))
+    return [TextFile(name, repo.run("cat-file", "blob", sha).stdout) for name, sha in blobs]
 
 
 def fit(files: Sequence[TextFile], budget: int, what: str, cuts: list[str]) -> list[TextFile]:
@@ -121,6 +153,8 @@ def evidence_lines(log: EventLog, session: str, budget: int = PROMPT_EVIDENCE_CH
 def render_prompt(template: jinja2.Template, values: dict[str, Any]) -> str:
     try:
         return template.render(**values).strip() + "\n"
+    except SecurityError as exc:
+        raise FactoryError(f"{template.name}: the prompt template tried something unsafe ({exc})") from None
     except jinja2.TemplateError as exc:
         names = ", ".join(values)
         raise FactoryError(f"{template.name}: prompt template error: {exc}; the names it can use: {names}") from None

@@ -12,9 +12,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from factoryctl.adapters.agent import agent_env
-from factoryctl.adapters.git import Git
+from factoryctl.adapters.git import Git, verify_clone_config
 from factoryctl.adapters.runner import run
+from factoryctl.adapters.sandbox import Launch
 from factoryctl.core import jsonio
 from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.context import Context
@@ -28,7 +28,8 @@ class Workspace:
         self.main = ctx.settings.repo.main
         self.repo = Git(ctx.repo_dir)
         self.path = ctx.paths.worktrees_dir / session
-        self.git = Git(self.path, identity=(f"factory {session}", f"{session}@factory.invalid"))
+        self.identity = (f"factory {session}", f"{session}@factory.invalid")
+        self._git: Git | None = None
         self.origin_main = f"refs/remotes/origin/{self.main}"
 
     def prepare(self) -> str:
@@ -36,9 +37,11 @@ class Workspace:
         if not (self.ctx.repo_dir / ".git").exists():
             raise FactoryError(f"no git clone at {self.ctx.repo_dir} (repo.path); the deploy clones it")
         with self.ctx.repo_lock():
+            verify_clone_config(self.ctx.repo_dir)  # before the runtime's first git command in it
             self.repo.fetch("origin", f"+refs/heads/{self.main}:{self.origin_main}")
             self._collect_orphans()
-            ensure_worktree(self.ctx, self.path, self.session, self.origin_main)
+            git_dir = ensure_worktree(self.ctx, self.path, self.session, self.origin_main)
+            self._git = Git(self.path, identity=self.identity, git_dir=git_dir)
             base = self.repo.rev(self.origin_main)
         self.git.reset_to(base)  # stray files go; ignored ones (node_modules) stay
         self._delete_own_branches()
@@ -84,25 +87,68 @@ class Workspace:
         if remote and self.repo.remote_branch_exists(name):
             self.repo.push("origin", [f":refs/heads/{name}"])
 
+    @property
+    def git(self) -> Git:
+        """git in this worktree, through the git dir the main clone records (after `prepare`)."""
+        if self._git is None:
+            raise FactoryError(f"the worktree of {self.session} is not prepared")
+        return self._git
+
+    def launch(self) -> Launch:
+        """How the checks start in this worktree: sandboxed, no network, no credential."""
+        return self.ctx.launch(self.path, self.session)
+
     def setup_if_needed(self) -> bool:
         return ensure_setup(self.ctx, self.path, self.session)
 
 
-def ensure_worktree(ctx: Context, path: Path, name: str, start: str) -> None:
-    """Make sure `path` is a registered worktree of the main clone (made at `start` if not).
+class SetupFailed(FactoryError):
+    """repo.setup failed in a worktree (a lockfile out of date, a dependency gone)."""
 
-    Call it under `ctx.repo_lock()`. A folder that is not a registered worktree (a crash
-    between rmtree and add, a hand-made copy) is replaced; a new worktree needs its setup.
+
+def ensure_worktree(ctx: Context, path: Path, name: str, start: str) -> Path:
+    """Make sure `path` is a registered worktree of the main clone (made at `start` if not); its git dir.
+
+    Call it under `ctx.repo_lock()`. The git dir is found from the main clone's records,
+    never from the worktree's `.git` file (what runs in the worktree can rewrite that file;
+    it is rewritten here for the people and tools that read it). A folder that is not a
+    registered worktree is replaced; a new worktree needs its setup.
     """
     repo = Git(ctx.repo_dir)
     repo.run("worktree", "prune")
-    if path.resolve() in {p.resolve() for p in repo.worktrees()}:
-        return
-    if path.exists():
-        shutil.rmtree(path)
-    setup_marker(ctx, name).unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    repo.run("worktree", "add", "--detach", "--quiet", str(path), start)
+    git_dir = registered_git_dir(ctx.repo_dir, path)
+    if git_dir is None:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        setup_marker(ctx, name).unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repo.run("worktree", "add", "--detach", "--quiet", str(path), start)
+        git_dir = registered_git_dir(ctx.repo_dir, path)
+        if git_dir is None:
+            raise FactoryError(f"git worktree add made no record for {path}")
+    gitfile = path / ".git"
+    expected = f"gitdir: {git_dir}\n"
+    if gitfile.is_symlink() or not gitfile.is_file() or gitfile.read_text(errors="replace") != expected:
+        if gitfile.is_dir() and not gitfile.is_symlink():
+            shutil.rmtree(gitfile)
+        else:
+            gitfile.unlink(missing_ok=True)
+        gitfile.write_text(expected)
+    return git_dir
+
+
+def registered_git_dir(repo: Path, path: Path) -> Path | None:
+    """The main clone's git dir for the worktree at `path` (repo/.git/worktrees/NAME), or None."""
+    want = str(path.absolute() / ".git")
+    for record in sorted((repo / ".git" / "worktrees").glob("*/gitdir")):
+        try:
+            if record.read_text().strip() == want:
+                return record.parent
+        except OSError:
+            continue
+    return None
 
 
 def setup_marker(ctx: Context, name: str) -> Path:
@@ -127,10 +173,14 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
     if _recorded(marker) == wanted:
         return False
     marker.unlink(missing_ok=True)  # a setup that fails half-way leaves no state that looks good
+    launch = ctx.launch(path, name, network=True)  # setup fetches dependencies; it never gets a credential
     with ctx.heavy_slot():
-        run(spec.setup, cwd=path, timeout=spec.setup_timeout_s, check=True, env=agent_env())
-    done = setup_state(path, spec.setup, spec.setup_inputs, spec.dependency_dirs)
-    atomic_write_text(marker, json.dumps(done, indent=2) + "\n")
+        done = run(launch.argv(spec.setup), cwd=path, timeout=spec.setup_timeout_s, env=dict(launch.env))
+    if not done.ok:
+        what = "timed out" if done.timed_out else f"exited {done.returncode}"
+        raise SetupFailed(f"repo.setup {' '.join(spec.setup)!r} {what}: {done.tail(300).replace(chr(10), ' | ')}")
+    state = setup_state(path, spec.setup, spec.setup_inputs, spec.dependency_dirs)
+    atomic_write_text(marker, json.dumps(state, indent=2) + "\n")
     return True
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import tomllib
 from collections.abc import Mapping, Sequence
 
-from factoryctl.core.checks import Counts
+from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.config import Settings
+from factoryctl.core.defaults import LOST_TESTS_SHOWN, PACKAGE_JSON_SENSITIVE_KEYS
 from factoryctl.core.records import Task
 
 NO_CHECKS = "no checks are configured ([[checks]] in factory.toml): a change is judged by the reviewer alone"
+CHANGED_DURING_CHECKS = "the worktree changed during the checks (HEAD or a tracked file): they did not test the commit"
 
 
 def worse(before: Mapping[str, Counts], after: Mapping[str, Counts]) -> list[str]:
@@ -79,3 +84,66 @@ def main_problems(sound: Mapping[str, Counts] | None, current: Mapping[str, Coun
         if new.failed > old.failed:
             problems.append(f"main's check {name} regressed: failed tests {old.failed} -> {new.failed}")
     return problems
+
+
+def judge(
+    counts: Mapping[str, Counts], tests: Mapping[str, Mapping[str, str] | None], after: Mapping[str, CheckRun]
+) -> list[str]:
+    """Why a run is worse than main's (counts and tests by name); empty when it is not."""
+    now_tests = {name: run.tests for name, run in after.items()}
+    return worse(counts, {n: r.counts for n, r in after.items()}) + tests_worse(tests, now_tests)
+
+
+def tests_worse(
+    before: Mapping[str, Mapping[str, str] | None], after: Mapping[str, Mapping[str, str] | None]
+) -> list[str]:
+    """Tests that passed on main and are missing, skipped or failing now, by name, per check.
+
+    Compared only where main's run wrote a report; a branch whose run wrote none then is worse
+    (a report that vanishes is a way to hide tests).
+    """
+    reasons = []
+    for check, old in before.items():
+        if old is None:
+            continue
+        new = after.get(check)
+        if new is None:
+            reasons.append(f"{check}: wrote no test report (main's run did)")
+            continue
+        lost = sorted(t for t, outcome in old.items() if outcome == "passed" and new.get(t) != "passed")
+        if lost:
+            shown = ", ".join(f"{t} ({new.get(t, 'missing')})" for t in lost[:LOST_TESTS_SHOWN])
+            more = f" and {len(lost) - LOST_TESTS_SHOWN} more" if len(lost) > LOST_TESTS_SHOWN else ""
+            reasons.append(f"{check}: passed on main, not now: {shown}{more}")
+    return reasons
+
+
+def sensitive_touched(files: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """Changed files matching a sensitive pattern: a glob on the whole path, or on the name when it has no '/'."""
+    hits = []
+    for path in files:
+        name = path.rsplit("/", 1)[-1]
+        if any(fnmatch.fnmatchcase(path if "/" in pat else name, pat) for pat in patterns):
+            hits.append(path)
+    return hits
+
+
+def judging_config_changed(path: str, before: str | None, after: str | None) -> bool:
+    """Whether a change to this sensitive file changes how the checks judge.
+
+    pyproject.toml: its [tool.*] tables (pytest, mypy, ruff, coverage ... configuration);
+    package.json: its scripts and test-runner keys. Anything unreadable counts as a change;
+    every other sensitive file always does.
+    """
+    name = path.rsplit("/", 1)[-1]
+    if name not in ("pyproject.toml", "package.json") or before is None or after is None:
+        return True
+    try:
+        if name == "pyproject.toml":
+            return bool(tomllib.loads(before).get("tool") != tomllib.loads(after).get("tool"))
+        old, new = json.loads(before), json.loads(after)
+    except (ValueError, RecursionError):
+        return True
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return True
+    return any(old.get(key) != new.get(key) for key in PACKAGE_JSON_SENSITIVE_KEYS)

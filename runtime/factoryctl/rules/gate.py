@@ -52,6 +52,7 @@ class Decision:
     after: Mapping[str, CheckRun] = field(default_factory=dict)
     duration_s: float = 0.0
     check_runs: float = 0.0  # check runs spent on this branch (its share of a batch's)
+    failed_review: bool = False  # the review went wrong (not a verdict): counts towards REVIEW_FAILURES
 
     def as_dict(self) -> dict[str, object]:
         """The decision for scripts (`factoryctl review --json`)."""
@@ -72,6 +73,7 @@ class BranchFacts:
     head_on_main: bool = False  # its tip is already in main
     archived_on_main: bool = False  # its archived tip is in main
     protected: tuple[str, ...] = ()  # protected paths it touches
+    sensitive: tuple[str, ...] = ()  # sensitive paths it changes in a way that matters: a person decides
 
 
 def before_merge(entry: ReviewEntry, facts: BranchFacts, main_sha: str) -> Decision | None:
@@ -107,9 +109,18 @@ def after_checks(branch: str, worse: Sequence[str]) -> Decision | None:
 
 
 def after_reviewer(
-    entry: ReviewEntry, answer: ReviewerVerdict | str, *, human_mode: bool, dry_run: bool
+    entry: ReviewEntry,
+    answer: ReviewerVerdict | str,
+    *,
+    human_mode: bool,
+    dry_run: bool,
+    sensitive: Sequence[str] = (),
 ) -> Decision | None:
-    """The reviewer's verdict (or why there is none); None: land it."""
+    """The reviewer's verdict (or why there is none); None: land it.
+
+    An approved branch waits for a person in human mode, and in any mode when it changes a
+    sensitive path (how the checks judge, what gets installed), until a person approves it.
+    """
     branch = entry.branch
     if isinstance(answer, str):
         return Decision(branch, GateVerdict.PENDING, (answer,), alert=f"{branch}: {answer}; left pending")
@@ -118,6 +129,9 @@ def after_reviewer(
         return Decision(branch, GateVerdict.REJECT, reasons, review=answer)
     if dry_run:
         return Decision(branch, GateVerdict.WOULD_LAND, reasons, review=answer)
+    if sensitive and not entry.human_approved:
+        why = f"changes sensitive paths ({', '.join(sensitive[:5])}): waits for a person"
+        return Decision(branch, GateVerdict.AWAITING_HUMAN, (why, *reasons), review=answer)
     if human_mode and not entry.human_approved:
         return Decision(branch, GateVerdict.AWAITING_HUMAN, reasons, review=answer)
     return None
@@ -128,6 +142,20 @@ def landed(branch: str, tip: str, review: ReviewerVerdict | None, batch_of: int 
     if batch_of > 1:
         reasons = (*reasons, f"landed in a batch of {batch_of}")
     return Decision(branch, GateVerdict.APPROVE, reasons, landed=tip, tested=tip, review=review)
+
+
+def setup_failed(branch: str, why: str) -> Decision:
+    """repo.setup failed on the merge result (the branch's lockfile or manifest): its fault, rejected."""
+    return Decision(branch, GateVerdict.REJECT, (f"repo.setup failed on the merge result: {why}",))
+
+
+def review_failed(entry: ReviewEntry, why: str, limit: int) -> Decision:
+    """The review of one branch went wrong (not a verdict): pending with an alert; rejected once it keeps failing."""
+    tries = entry.failures + 1
+    if tries >= limit:
+        return Decision(entry.branch, GateVerdict.REJECT, (f"its review failed {tries} times: {why}",))
+    alert = f"{entry.branch}: its review failed ({why}); left pending, tried again at the next review"
+    return Decision(entry.branch, GateVerdict.PENDING, (f"review failed: {why}",), alert=alert, failed_review=True)
 
 
 def main_kept_moving(branch: str, main: str, tries: int) -> Decision:

@@ -76,12 +76,31 @@ class Baselines:
             return "", ()
         return str(data.get("commit") or ""), tuple(str(p)[:500] for p in data["problems"][:20])
 
+    def tests_path(self, commit: str, key: str) -> Path:
+        return self.dir / f"{commit}-{key}.tests.json"
+
+    def tests(self, commit: str, specs: Sequence[CheckSpec]) -> dict[str, dict[str, str] | None]:
+        """Each check's per-test outcomes on `commit` (None where its tool wrote no report)."""
+        try:
+            data = json.loads(self.tests_path(commit, checks_key(specs)).read_text())
+        except (OSError, ValueError, RecursionError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(n): (v if isinstance(v, dict) else None) for n, v in data.items()}
+
+    def _store(self, commit: str, key: str, runs: Mapping[str, CheckRun], doc: Mapping[str, object]) -> None:
+        # The per-test outcomes first: whoever finds the counts finds them too.
+        tests = {n: (dict(r.tests) if r.tests is not None else None) for n, r in runs.items()}
+        atomic_write_text(self.tests_path(commit, key), json.dumps(tests) + "\n")
+        atomic_write_text(self.path(commit, key), json.dumps(doc, indent=2) + "\n")
+
     def put(self, commit: str, specs: Sequence[CheckSpec], runs: Mapping[str, CheckRun]) -> None:
         """Record counts measured on `commit` (e.g. a merge result that became main)."""
         key = checks_key(specs)
         if self.read(commit, key) is None and not any(r.counts.crashed for r in runs.values()):
             doc = {"commit": commit, "key": key, "checks": {n: r.as_dict() for n, r in runs.items()}, "reused": True}
-            atomic_write_text(self.path(commit, key), json.dumps(doc, indent=2) + "\n")
+            self._store(commit, key, runs, doc)
 
     def get(
         self,
@@ -103,7 +122,7 @@ class Baselines:
             runs = compute()
             doc = {"commit": commit, "key": key, "checks": {n: r.as_dict() for n, r in runs.items()}}
             if not any(r.counts.crashed for r in runs.values()):  # a crash (timeout, load) is not a baseline
-                atomic_write_text(self.path(commit, key), json.dumps(doc, indent=2) + "\n")
+                self._store(commit, key, runs, doc)
             self.log.append("baseline", session=session, data=doc)
             return {n: r.counts for n, r in runs.items()}, True
 

@@ -23,6 +23,9 @@ from factoryctl.core.clock import format_ts, utcnow
 from factoryctl.core.defaults import LOG_READ_BLOCK, SECRET_ENV
 from factoryctl.core.errors import FactoryError
 
+TS_PREFIX = b'{"ts":"'  # every line the writer appends starts so, its timestamp right after
+TS_AT = len(TS_PREFIX)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -136,8 +139,12 @@ class EventLog:
         """Events newest first; stops early once `since` is passed (the log is in time order)."""
         flt = flt or EventFilter()
         needles = flt.needles()
+        since = flt.since.encode() if flt.since is not None else None
         for raw in _lines_reverse(self.path):
             if needles and not any(n in raw for n in needles):
+                # Not wanted, but it still says how far back we are: the writer puts "ts" first.
+                if since is not None and raw.startswith(TS_PREFIX) and raw[TS_AT : TS_AT + len(since)] < since:
+                    return
                 continue
             event = Event.from_line(raw)
             if event is None:

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from factoryctl.core.clock import format_ts
-from factoryctl.state.eventlog import EventFilter, EventLog
+from factoryctl.state.eventlog import Event, EventFilter, EventLog
 
 
 def spend_since(log: EventLog, since: datetime) -> dict[str, Any]:
     """Agent-call costs since `since`: total, per session and per purpose (job)."""
+    return spend_of(log.iter_reverse(EventFilter(types=frozenset({"agent_call"}), since=format_ts(since))))
+
+
+def spend_of(events: Iterable[Event]) -> dict[str, Any]:
+    """The same sums over events already read (other types are skipped)."""
     total = 0.0
     by_session: dict[str, float] = defaultdict(float)
     by_purpose: dict[str, float] = defaultdict(float)
     calls = 0
-    for event in log.iter_reverse(EventFilter(types=frozenset({"agent_call"}), since=format_ts(since))):
+    for event in events:
+        if event.type != "agent_call":
+            continue
         cost = event.data.get("cost_usd")
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             total += cost

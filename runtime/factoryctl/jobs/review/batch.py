@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.review.tree import MainMoved
+from factoryctl.jobs.workspace import SetupFailed
 from factoryctl.rules import gate as rules
 from factoryctl.rules.verdict import ReviewerVerdict
 
@@ -29,11 +30,12 @@ def review_batch(gate: MergeGate, pending: list[ReviewEntry]) -> list[ReviewEntr
     approved: dict[str, tuple[ReviewEntry, ReviewerVerdict]] = {}
     for entry in pending:
         started = time.monotonic()
-        decided = rules.before_merge(entry, gate.tree.facts(entry, main_sha), main_sha)
+        facts = gate.tree.facts(entry, main_sha)
+        decided = rules.before_merge(entry, facts, main_sha)
         if decided is None:
             baseline = gate.baseline(main_sha)
             answer = gate.ask(entry, main_sha, baseline, None)
-            decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=False)
+            decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=False, sensitive=facts.sensitive)
             if decided is None:
                 assert isinstance(answer, ReviewerVerdict)
                 approved[entry.branch] = (entry, answer)
@@ -63,12 +65,22 @@ class Bisection:
         if not suspect or len(batch) == 1:
             runs = gate.check_runs
             baseline = gate.baseline(base)
-            merge = gate.tree.merge(base, batch)
+            try:
+                merge = gate.tree.merge(base, batch)
+            except SetupFailed as exc:
+                if len(batch) == 1:
+                    gate.finish(batch[0], rules.setup_failed(batch[0].branch, str(exc)), started=self.started,
+                                check_runs=0)  # fmt: skip
+                    return base, False
+                left, right = rules.batch_split(batch)  # which one broke the setup: halve and merge again
+                tip, all_left = self.land(base, left, suspect=False)
+                tip, all_right = self.land(tip, right, suspect=all_left)
+                return tip, all_left and all_right
             merged = [e for e in batch if e.branch in merge.merged]
             if not merged:
                 return base, False
             gate.say(f"testing a batch of {len(merged)} on {base[:10]}")
-            after, reasons = gate.test(baseline, retry=False)
+            after, reasons = gate.test(base, baseline, retry=False)
             share = (gate.check_runs - runs) / len(merged)
             if not reasons:
                 gate.tree.land(merge.tip, base)

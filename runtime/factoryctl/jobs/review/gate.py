@@ -19,19 +19,30 @@ from dataclasses import replace
 from factoryctl.adapters.agent import Agent
 from factoryctl.adapters.checks import run_checks
 from factoryctl.core.checks import CheckRun, Counts
-from factoryctl.core.errors import NotFound
-from factoryctl.core.records import ReviewEntry
+from factoryctl.core.defaults import REVIEW_FAILURES
+from factoryctl.core.errors import FactoryError, NotFound
+from factoryctl.core.records import Alert, ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.review import reviewer
 from factoryctl.jobs.review.batch import review_batch
 from factoryctl.jobs.review.record import Recorder
 from factoryctl.jobs.review.tree import MainMoved, ReviewTree
+from factoryctl.jobs.workspace import SetupFailed
 from factoryctl.rules import gate as rules
-from factoryctl.rules.changes import worse
+from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.locks import job_lock
+
+
+class MainBroken(FactoryError):
+    """Main itself cannot be set up: nothing can be compared with it."""
+
+    def __init__(self, commit: str, message: str) -> None:
+        super().__init__(message)
+        self.commit = commit
+
 
 DRY_RUN_VERDICT = ReviewerVerdict(True, ("dry run: the reviewer was not asked",), "low")
 
@@ -61,6 +72,7 @@ class MergeGate:
         return self.record.decisions
 
     def run(self, only: str | None = None) -> list[Decision]:
+        self.ctx.require_sandbox()
         with job_lock(self.ctx.paths.locks_dir, "review"):
             pending = self._pending(only)
             if not pending:
@@ -70,12 +82,20 @@ class MergeGate:
             if only is None and len(pending) > self.settings.review.batch_min and not self.dry_run:
                 self.say(f"{len(pending)} pending: reviewing as a batch")
                 pending = review_batch(self, pending)
-            for entry in pending:
-                self.review_one(entry)
+            try:
+                for entry in pending:
+                    self.review_safely(entry)
+            finally:
+                if self.decisions and not self.dry_run:  # the outcome figures count review runs from this
+                    self.ctx.log.append("review_run", data={"branches": len(self.decisions),
+                                                            "check_runs": self.check_runs})  # fmt: skip
             return self.decisions
 
     def _pending(self, only: str | None) -> list[ReviewEntry]:
-        entries = self.ctx.review_queue().read().pending()
+        queue = self.ctx.review_queue().read()
+        for problem in queue.problems:  # a malformed entry is skipped (and left for a person), never the run's end
+            self.record.alerts.send(Alert(f"review:bad-entry:{problem[:80]}", f"skipped: {problem}"))
+        entries = queue.pending()
         priority_of = {t.id: t.priority for t in self.ctx.tasks().all()}
         human = self.settings.review.mode == "human"
         chosen = rules.review_order(entries, priority_of, human_mode=human, only=only)
@@ -84,6 +104,19 @@ class MergeGate:
         return chosen
 
     # -- one branch, top to bottom -----------------------------------------------------------
+
+    def review_safely(self, entry: ReviewEntry) -> Decision | None:
+        """`review_one`, where anything going wrong with this branch is a decision about it, never the end
+        of the run; main's own setup failing ends the run (no branch can be judged) with an alert."""
+        started, runs = time.monotonic(), self.check_runs
+        try:
+            return self.review_one(entry)
+        except MainBroken as exc:
+            self.record.alerts.send(Alert(f"review:main-broken:{exc.commit[:12]}", str(exc)))
+            raise
+        except FactoryError as exc:
+            decision = rules.review_failed(entry, str(exc)[:500], REVIEW_FAILURES)
+            return self.finish(entry, decision, started=started, check_runs=self.check_runs - runs)
 
     def review_one(self, entry: ReviewEntry) -> Decision:
         started, runs = time.monotonic(), self.check_runs
@@ -100,22 +133,26 @@ class MergeGate:
     def _review_on(self, entry: ReviewEntry, main_sha: str, *, again: bool) -> Decision | None:
         """The branch's review on this main; None when main moved before it could land."""
         branch = entry.branch
-        decided = rules.before_merge(entry, self.tree.facts(entry, main_sha), main_sha)
+        facts = self.tree.facts(entry, main_sha)
+        decided = rules.before_merge(entry, facts, main_sha)
         if decided is not None:
             return decided
         self.say(f"{branch}: merging onto {self.main} at {main_sha[:10]}" + (" (again)" if again else ""))
         baseline = self.baseline(main_sha)
-        merge = self.tree.merge(main_sha, [entry])
+        try:
+            merge = self.tree.merge(main_sha, [entry])
+        except SetupFailed as exc:
+            return rules.setup_failed(branch, str(exc))
         decided = rules.after_merge(branch, merge.conflicts, self.main)
         if decided is not None:
             return decided
-        after, reasons = self.test(baseline, retry=True)
+        after, reasons = self.test(main_sha, baseline, retry=True)
         decided = rules.after_checks(branch, reasons)
         if decided is not None:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         answer = self.ask(entry, main_sha, baseline, after)
         human = self.settings.review.mode == "human"
-        decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=self.dry_run)
+        decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=self.dry_run, sensitive=facts.sensitive)
         if decided is not None:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         assert isinstance(answer, ReviewerVerdict)
@@ -138,7 +175,11 @@ class MergeGate:
         """Main's counts for this checks configuration: shared with the cycles, computed once."""
 
         def compute() -> dict[str, CheckRun]:
-            self.tree.checkout(main_sha)
+            try:
+                self.tree.checkout(main_sha)
+            except SetupFailed as exc:
+                raise MainBroken(main_sha, f"{self.main} at {main_sha[:10]} cannot be set up, no branch can be "
+                                 f"reviewed: {exc}") from None  # fmt: skip
             self.check_runs += 1
             return self._checks()
 
@@ -146,22 +187,32 @@ class MergeGate:
         return counts
 
     def _checks(self) -> dict[str, CheckRun]:
-        return run_checks(self.settings.checks, self.tree.path, heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
+        launch = self.ctx.launch(self.tree.path, "review")
+        return run_checks(self.settings.checks, launch, heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
 
-    def test(self, baseline: Mapping[str, Counts], *, retry: bool) -> tuple[dict[str, CheckRun], list[str]]:
-        """Run the checks on the review worktree's HEAD; a worse result is retried once when `retry`."""
+    def test(self, base: str, baseline: Mapping[str, Counts], *, retry: bool) -> tuple[dict[str, CheckRun], list[str]]:
+        """Run the checks on the review worktree's HEAD; a worse result is retried once when `retry`.
+
+        Checks that changed HEAD or a tracked file did not test the merge commit: that is worse.
+        """
+        head = self.tree.git.rev("HEAD")
+        tests = self.baselines.tests(base, self.settings.checks)
         self.check_runs += 1
         after = self._checks()
-        reasons = worse(baseline, {n: r.counts for n, r in after.items()})
+        if not self.tree.git.unchanged(head):
+            return after, [CHANGED_DURING_CHECKS]
+        reasons = judge(baseline, tests, after)
         if not (reasons and retry and self.settings.checks):
             return after, reasons
         self.say("checks got worse; running them once more before rejecting")
         self.check_runs += 1
         again = self._checks()
-        again_reasons = worse(baseline, {n: r.counts for n, r in again.items()})
+        if not self.tree.git.unchanged(head):
+            return again, [CHANGED_DURING_CHECKS]
+        again_reasons = judge(baseline, tests, again)
         if not again_reasons:
             flaky = sorted({r.split(":", 1)[0] for r in reasons})
-            self.ctx.log.append("flake", data={"checks": flaky, "first": reasons, "head": self.tree.git.rev("HEAD")})
+            self.ctx.log.append("flake", data={"checks": flaky, "first": reasons, "head": head})
         return again, again_reasons
 
     def ask(
@@ -170,4 +221,4 @@ class MergeGate:
         if self.dry_run:
             return DRY_RUN_VERDICT
         prompt = reviewer.review_prompt(self.ctx, self.tree, entry, base, baseline, after)
-        return reviewer.ask(self.reviewer, prompt, self.tree, entry)
+        return reviewer.ask(self.ctx, self.reviewer, prompt, self.tree, entry)

@@ -37,7 +37,10 @@ class Recorder:
         verdict = decision.verdict
         if verdict in FINAL:
             self.tree.archive_and_delete(entry.branch)  # a no-op when it is already gone
-        self.ctx.review_queue().update(entry.branch, **self._queue_changes(decision))
+        changes = self._queue_changes(decision)
+        if decision.failed_review:  # counts towards rejecting a branch whose review keeps failing
+            changes["failures"] = entry.failures + 1
+        self.ctx.review_queue().update(entry.branch, **changes)
         if verdict in FINAL:
             self._settle_task(entry, decision)
         self.ctx.log.append("cto_review", session=entry.session, data=self._event(entry, decision))

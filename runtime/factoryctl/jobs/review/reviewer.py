@@ -51,7 +51,7 @@ def review_prompt(
         except NotFound:
             pass
     context = prompting.fit(
-        prompting.read_files(tree.path, ctx.settings.repo.context_files), PROMPT_BUDGET_CONTEXT // 2,
+        prompting.read_committed(tree.repo, base, ctx.settings.repo.context_files, cuts), PROMPT_BUDGET_CONTEXT // 2,
         "context file", cuts,
     )  # fmt: skip
     values = {
@@ -62,11 +62,13 @@ def review_prompt(
     return prompting.render_prompt(prompting.load_template(ctx.paths.home / "prompts", "review"), values)
 
 
-def ask(reviewer: Agent, prompt: str, tree: ReviewTree, entry: ReviewEntry) -> ReviewerVerdict | str:
+def ask(ctx: Context, reviewer: Agent, prompt: str, tree: ReviewTree, entry: ReviewEntry) -> ReviewerVerdict | str:
     """The reviewer's verdict, or why there is none (a failed call or an answer out of schema, twice)."""
     problem = ""
+    # The reviewer reads the merge result; it may not change it (the tested commit lands, not the files).
+    launch = ctx.launch(tree.path, "reviewer", writable=False, network=True, credential=True)
     for _ in range(ASKS):
-        result = reviewer.call(prompt, cwd=tree.path, session=entry.session, purpose="review")
+        result = reviewer.call(prompt, cwd=tree.path, session=entry.session, purpose="review", launch=launch)
         if not result.ok:
             problem = f"reviewer call failed: {result.outcome.value}: {result.reason}"
             continue

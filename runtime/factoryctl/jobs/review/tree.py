@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from factoryctl.adapters.git import Git, GitError
+from factoryctl.adapters.git import Git, GitError, verify_clone_config
+from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.workspace import ensure_setup, ensure_worktree
-from factoryctl.rules.changes import protected_touched
+from factoryctl.rules.changes import judging_config_changed, protected_touched, sensitive_touched
 from factoryctl.rules.gate import BranchFacts
 
 IDENTITY = ("factory review", "review@factory.invalid")
@@ -40,18 +41,27 @@ class ReviewTree:
         self.main = ctx.settings.repo.main
         self.repo = Git(ctx.repo_dir)
         self.path = ctx.paths.worktrees_dir / "review"
-        self.git = Git(self.path, identity=IDENTITY)
+        self._git: Git | None = None
 
     def prepare(self) -> None:
         """Fetch main and the work branches; make or repair the review worktree."""
         prefix = self.ctx.settings.repo.branch_prefix
         with self.ctx.repo_lock():
+            verify_clone_config(self.ctx.repo_dir)  # before the runtime's first git command in it
             self.repo.fetch(
                 "origin",
                 f"+refs/heads/{self.main}:refs/remotes/origin/{self.main}",
                 f"+refs/heads/{prefix}/*:refs/remotes/origin/{prefix}/*",
             )
-            ensure_worktree(self.ctx, self.path, "review", f"refs/remotes/origin/{self.main}")
+            git_dir = ensure_worktree(self.ctx, self.path, "review", f"refs/remotes/origin/{self.main}")
+            self._git = Git(self.path, identity=IDENTITY, git_dir=git_dir)
+
+    @property
+    def git(self) -> Git:
+        """git in the review worktree, through the git dir the main clone records (after `prepare`)."""
+        if self._git is None:
+            raise FactoryError("the review worktree is not prepared")
+        return self._git
 
     def refresh_main(self) -> str:
         with self.ctx.repo_lock():
@@ -72,7 +82,16 @@ class ReviewTree:
             return BranchFacts(head=head, head_on_main=True)
         files = self.repo.diffstat(main_sha, head).files
         protected = protected_touched(files, self.ctx.settings.repo.protected_paths)
-        return BranchFacts(head=head, protected=tuple(protected))
+        sensitive = [
+            path for path in sensitive_touched(files, self.ctx.settings.repo.sensitive_paths)
+            if judging_config_changed(path, self.blob(main_sha, path), self.blob(head, path))
+        ]  # fmt: skip
+        return BranchFacts(head=head, protected=tuple(protected), sensitive=tuple(sensitive))
+
+    def blob(self, commit: str, path: str) -> str | None:
+        """A file's text at a commit (None when it is not there)."""
+        done = self.repo.run("cat-file", "blob", f"{commit}:{path}", check=False)
+        return done.stdout if done.ok else None
 
     def checkout(self, commit: str) -> None:
         """The review worktree at `commit`, set up (repo.setup) for the checks."""
@@ -103,13 +122,20 @@ class ReviewTree:
         """Compare-and-swap: main becomes `tip` only if it is still `expected_main`."""
         done = self.repo.run(
             "push", "--porcelain", f"--force-with-lease=refs/heads/{self.main}:{expected_main}",
-            "origin", f"{tip}:refs/heads/{self.main}", check=False,
+            "origin", f"{tip}:refs/heads/{self.main}", check=False, env=self._gate_key(),
         )  # fmt: skip
         if done.ok:
             return
         if self.refresh_main() != expected_main:
             raise MainMoved(expected_main)
         raise GitError(done)  # refused for another reason (a protected branch, a hook): say so
+
+    def _gate_key(self) -> dict[str, str]:
+        """The gate's key for a local origin's update hook (the deploy makes it; none: no such hook)."""
+        try:
+            return {"FACTORY_GATE_KEY": self.ctx.paths.gate_key_file.read_text().strip()}
+        except OSError:
+            return {}
 
     def archive_and_delete(self, branch: str) -> None:
         """Keep the branch under its archive ref on origin and delete it (a no-op when gone)."""

@@ -1,0 +1,15 @@
+"""`factoryctl serve`: the HTTP triggers and the status page (PM2 keeps it running)."""
+
+from __future__ import annotations
+
+from factoryctl.cli.options import say
+from factoryctl.jobs.context import Context
+
+
+def serve() -> None:
+    """HTTP triggers, the read API and the status page on http.bind (needs FACTORY_HTTP_TOKEN)."""
+    from factoryctl.cli.app import app
+    from factoryctl.jobs.serve.server import serve as run
+
+    commands = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    run(Context.load(), available=commands, say=say)

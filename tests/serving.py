@@ -1,0 +1,108 @@
+"""Run the real `factoryctl serve` (uvicorn) on a free 127.0.0.1 port for a test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import tool
+
+TOKEN = "test-token-0123456789abcdef"
+GITHUB_SECRET = "github-webhook-secret-42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    home: Path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        token: str | None = TOKEN,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> Reply:
+        sent = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=sent)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return Reply(resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()})
+        except urllib.error.HTTPError as err:
+            return Reply(err.code, err.read(), {k.lower(): v for k, v in err.headers.items()})
+
+
+def update_toml(home: Path, text: str) -> None:
+    with open(home / "factory.toml", "a", encoding="utf-8") as fh:
+        fh.write("\n" + text + "\n")
+
+
+@contextmanager
+def serving(home: Path, *, env: Mapping[str, str] | None = None, github: bool = True) -> Iterator[Server]:
+    """`factoryctl serve` for this home on a free port; stopped with SIGTERM after the test."""
+    port = free_port()
+    update_toml(home, f'[http]\nbind = "127.0.0.1:{port}"')
+    environ = {**os.environ, "FACTORY_HOME": str(home), "FACTORY_HTTP_TOKEN": TOKEN, **(env or {})}
+    if github:
+        environ["FACTORY_GITHUB_SECRET"] = GITHUB_SECRET
+    log = open(home / "serve-test.log", "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([tool("factoryctl"), "serve"], env=environ, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", proc, home)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"serve exited {proc.returncode}: {(home / 'serve-test.log').read_text()}")
+            try:
+                if server.request("GET", "/healthz", token=None).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("serve did not answer /healthz within 30 s")
+            time.sleep(0.1)
+        yield server
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
