@@ -45,9 +45,12 @@ def factory(root: Path, calls: list[dict[str, object]]) -> Context:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "initial")
-    scenario = root / "scenario.json"
+    scenario = root / "agent" / "scenario.json"
+    scenario.parent.mkdir()
     scenario.write_text(json.dumps({"calls": calls, "repeat": True}))
     init(str(repo), root / "factory", agent=[AGENT, "--scenario", str(scenario)])
+    with (root / "factory" / "factory.toml").open("a") as fh:  # the stand-in agent keeps its state there
+        fh.write(f"\n[sandbox]\nwritable = [{json.dumps(str(scenario.parent))}]\n")
     return Context.load(root / "factory")
 
 

@@ -30,7 +30,8 @@ def seed(tmp_path: Path, sample: str) -> Path:
 
 
 def agent_for(tmp_path: Path, change: dict[str, str], summary: str) -> str:
-    scenario = tmp_path / "scenario.json"
+    scenario = tmp_path / "agent" / "scenario.json"
+    scenario.parent.mkdir(exist_ok=True)
     calls = [
         {
             "match": "You are s1,",
@@ -41,6 +42,13 @@ def agent_for(tmp_path: Path, change: dict[str, str], summary: str) -> str:
     ]
     scenario.write_text(json.dumps({"calls": calls}))
     return f"{tool('factory-scripted-agent')} --scenario {scenario}"
+
+
+def let_the_stand_in_keep_its_state(home: Path, tmp_path: Path) -> None:
+    """The scripted agent (the model's stand-in, not part of the user's setup) writes its state next
+    to its scenario: the sandbox must let it. A real agent needs no such line."""
+    with (home / "factory.toml").open("a") as fh:
+        fh.write(f"\n[sandbox]\nwritable = [{json.dumps(str(tmp_path / 'agent'))}]\n")
 
 
 def first_cycle_and_review_land(home: Path, origin: Path, path: str) -> None:
@@ -61,6 +69,7 @@ def test_init_on_the_python_sample_works_with_no_hand_edits(tmp_path: Path, monk
     assert done.returncode == 0, done.stderr
     for line in ("pytest: python3 -B -m pytest", "ruff: python3 -B -m ruff check", "mypy: python3 -B -m mypy"):
         assert line in done.stdout, done.stdout
+    let_the_stand_in_keep_its_state(home, tmp_path)
     shown = json.loads(run_cli("config", "show", "--json", home=home).stdout)
     assert [c["name"] for c in shown["checks"]] == ["pytest", "ruff", "mypy"]
     first_cycle_and_review_land(home, home / "origin.git", "tests/test_plum.py")
@@ -75,6 +84,7 @@ def test_init_on_the_typescript_sample_works_with_no_hand_edits(tmp_path: Path) 
     done = run_cli("init", str(repo), "--home", str(home), "--agent", agent, home=tmp_path / "unused")
     assert done.returncode == 0, done.stderr
     assert "setup:  npm ci" in done.stdout
+    let_the_stand_in_keep_its_state(home, tmp_path)
     shown = json.loads(run_cli("config", "show", "--json", home=home).stdout)
     assert [c["name"] for c in shown["checks"]] == ["tsc", "vitest", "jest", "eslint"]
     assert {c["name"]: c["retry_on_regression"] for c in shown["checks"]} == {

@@ -31,7 +31,8 @@ def factory_from_init(tmp_path: Path, calls: list[dict[str, object]]) -> Path:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "initial")
-    scenario = tmp_path / "scenario.json"
+    scenario = tmp_path / "agent" / "scenario.json"
+    scenario.parent.mkdir(exist_ok=True)
     scenario.write_text(json.dumps({"calls": calls}))
     home = tmp_path / "factory"
     agent = f"{tool('factory-scripted-agent')} --scenario {scenario}"
@@ -39,6 +40,9 @@ def factory_from_init(tmp_path: Path, calls: list[dict[str, object]]) -> Path:
     assert done.returncode == 0, done.stderr
     assert "setup:  pnpm install --frozen-lockfile" in done.stdout
     assert "tsc: pnpm exec tsc --noEmit" in done.stdout and "vitest: pnpm exec vitest run" in done.stdout
+    # The scripted agent (the model's stand-in) writes its state next to its scenario: the sandbox lets it.
+    with (home / "factory.toml").open("a") as fh:
+        fh.write(f"\n[sandbox]\nwritable = [{json.dumps(str(tmp_path / 'agent'))}]\n")
     return home
 
 

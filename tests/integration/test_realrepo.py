@@ -51,7 +51,7 @@ def push_to_main(factory: Factory, tmp_path: Path, files: dict[str, str | None],
 
 
 def save_prompts(factory: Factory, tmp_path: Path) -> Path:
-    prompt_file = tmp_path / "prompt.txt"
+    prompt_file = factory.scenario.parent / "prompt.txt"  # the sandbox lets the agent write there
     toml = (factory.home / "factory.toml").read_text()
     old = f'"--scenario", "{factory.scenario}"]'
     (factory.home / "factory.toml").write_text(
@@ -173,7 +173,7 @@ def test_with_no_checks_every_cycle_and_status_say_so(tmp_path: Path) -> None:
 
 # A stand-in for `npm ci`: wipes node_modules and installs what the lockfile names, counting its runs.
 INSTALL = (
-    "n=$(cat ../../setup-runs 2>/dev/null || echo 0); echo $((n+1)) > ../../setup-runs; rm -rf node_modules; "
+    "n=$(cat .setup-runs 2>/dev/null || echo 0); echo $((n+1)) > .setup-runs; rm -rf node_modules; "
     'mkdir -p node_modules; for p in $(cat deps.lock); do mkdir -p "node_modules/$p"; done; '
     "cp deps.lock node_modules/.package-lock.json"
 )
@@ -187,9 +187,10 @@ def test_a_package_the_agent_installed_is_gone_at_the_next_cycle(tmp_path: Path)
         .replace("[repo]\n", f'[repo]\nsetup = ["sh", "-c", {json.dumps(INSTALL)}]\nsetup_inputs = ["deps.lock"]\n', 1)
     )
     (factory.home / "factory.toml").write_text(toml)
-    push_to_main(factory, tmp_path, {"deps.lock": "left-pad\n", ".gitignore": "node_modules\n__pycache__/\n"}, "deps")
-    runs = factory.home / "setup-runs"
+    ignore = "node_modules\n__pycache__/\n.setup-runs\n"  # the counter stays in the worktree (the sandbox's)
+    push_to_main(factory, tmp_path, {"deps.lock": "left-pad\n", ".gitignore": ignore}, "deps")
     worktree = factory.home / "worktrees" / "s1"
+    runs = worktree / ".setup-runs"
     # The agent installs a package by hand (no lockfile change) and imports it; the cycle is discarded.
     factory.script([
         {"actions": [{"run": ["mkdir", "-p", "node_modules/is-odd"]}], "result": "use is-odd"},

@@ -63,6 +63,7 @@ class Baselines:
             atomic_write_text(self.sound_path(key), json.dumps(doc, indent=2) + "\n")
         else:  # measured again by the next cycle: a flaky test on main must not hold the factory for good
             self.path(commit, key).unlink(missing_ok=True)
+            self.tests_path(commit, key).unlink(missing_ok=True)
         health = {"commit": commit, "key": key, "problems": list(problems), "checked": now}
         atomic_write_text(self.health_path, json.dumps(health, indent=2) + "\n")
 
