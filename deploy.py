@@ -26,7 +26,7 @@ from pyinfra.operations import apt, files, pip, server, systemd  # noqa: E402
 
 from factoryctl.core.jobspecs import JOBS  # noqa: E402
 from provision import hostdata, layout, templating  # noqa: E402
-from provision.facts import HasSystemd  # noqa: E402
+from provision.facts import HasSystemd, RepoFiles  # noqa: E402
 from provision.operations import (  # noqa: E402
     changed,
     gate_key,
@@ -177,6 +177,11 @@ def skills() -> None:
 
 @deploy("Configuration and jobs")
 def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, OperationMeta]:
+    repo_files = host.get_fact(RepoFiles, path=str(layout.PATHS.repo_dir(checked.settings.repo.path)))
+    checked, detected = hostdata.with_detected(checked, repo_files)
+    if detected is not None:
+        names = ", ".join(c["name"] for c in detected.checks) or "none"
+        logger.info(f"{host.print_prefix}no factory_checks: detected in the repository: {names}")
     text = templating.render_all(checked, systemd=has_systemd)
     ops = {
         # Owned by root: the runtime only reads it; nothing running as the factory user may rewrite it.

@@ -6,12 +6,17 @@ with `runuser` only when the user exists: on a fresh host, planning must not fai
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from pyinfra.api.facts import FactBase
+
+from factoryctl.core.paths import tmux_socket
+from factoryctl.rules.detect import FILES as DETECT_FILES
 
 from . import layout
 
@@ -130,7 +135,7 @@ class TmuxSessions(FactBase[list[str]]):
     default = list
 
     def command(self) -> str:
-        ls = as_user("tmux", "list-sessions", "-F", "#{session_name}")
+        ls = as_user("tmux", "-L", tmux_socket(Path(layout.FACTORY_HOME)), "list-sessions", "-F", "#{session_name}")
         return f"if {_IF_USER} && command -v tmux >/dev/null; then {ls} 2>/dev/null || true; fi"
 
     def process(self, output: list[str]) -> list[str]:
@@ -147,6 +152,48 @@ class GitOrigin(FactBase[str | None]):
     def process(self, output: list[str]) -> str | None:
         text = "\n".join(output).strip()
         return None if text == "NONE" else text
+
+
+class RepoFiles(FactBase[dict[str, str]]):
+    """The files check detection reads (factoryctl.rules.detect.FILES) from the clone's HEAD at `path`.
+
+    Empty when there is no clone yet. Each file is printed as a header line with its name and
+    its size, then its bytes, base64-encoded on one line (the text may hold anything).
+    """
+
+    default = dict
+
+    def command(self, path: str) -> str:
+        q = shlex.quote(path)
+        parts = []
+        for name in DETECT_FILES:
+            obj = f"HEAD:{name.rstrip('/')}"
+            exists = as_user("git", "-C", path, "cat-file", "-e", obj)
+            show = as_user("git", "-C", path, "cat-file", "-p", obj)
+            header = shlex.quote("@@" + name)
+            parts.append(f"if {exists} 2>/dev/null; then echo {header}; "
+                         f"{show} 2>/dev/null | head -c 1000000 | base64 -w0; echo; fi")  # fmt: skip
+        return f"if {_IF_USER} && [ -d {q}/.git ]; then {'; '.join(parts)}; fi"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        return parse_repo_files(output)
+
+
+def parse_repo_files(output: list[str]) -> dict[str, str]:
+    """`@@NAME` lines each followed by one line of base64 (a folder's listing is not needed: "")."""
+    out: dict[str, str] = {}
+    name = None
+    for line in output:
+        if line.startswith("@@"):
+            name = line[2:].strip()
+            out[name] = ""
+        elif name is not None:
+            try:
+                out[name] = "" if name.endswith("/") else base64.b64decode(line.strip()).decode("utf-8", "replace")
+            except ValueError:
+                out[name] = ""
+            name = None
+    return out
 
 
 class HasSystemd(FactBase[bool]):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,6 +27,7 @@ from factoryctl.core.config import SchedulerSection, Settings, settings_from_map
 from factoryctl.core.defaults import SECRET_ENV
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.jobspecs import IMPLEMENTED, JOBS, Job
+from factoryctl.rules.detect import Detected, detect
 
 from . import layout
 
@@ -260,3 +261,24 @@ def _with_data_key(message: str) -> str:
         if f"{section}.{key}" in message:
             return f"{message} (host data: {data_key})"
     return message
+
+
+def with_detected(checked: Checked, files: Mapping[str, str]) -> tuple[Checked, Detected | None]:
+    """`checked` with the repository's detected checks and setup when the host data names no checks.
+
+    The same detection as `factoryctl init` (factoryctl.rules.detect), over the files of the
+    clone on the host (`files`: name -> text; empty before the first clone, so the deploy
+    after the clone picks them up). Host data that names checks or a setup wins.
+    """
+    if checked.config.get("checks") or not files:
+        return checked, None
+    found = detect(files)
+    if not found.checks:
+        return checked, found
+    config = {**checked.config, "checks": [dict(c) for c in found.checks]}
+    repo = dict(config.get("repo", {}))
+    if found.setup and not repo.get("setup"):
+        repo["setup"] = list(found.setup)
+        config["repo"] = repo
+    settings = settings_from_mapping(config, source="factory.toml (checks detected in the repository)")
+    return replace(checked, config=config, settings=settings), found

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from factoryctl.core.jobspecs import Job
+from factoryctl.core.paths import tmux_socket
 
 from . import layout
 from .hostdata import Checked
@@ -93,6 +94,7 @@ def context(checked: Checked, *, systemd: bool = True) -> dict[str, Any]:
         "group": layout.GROUP,
         "home": layout.HOME,
         "factory_home": layout.FACTORY_HOME,
+        "tmux_socket": tmux_socket(Path(layout.FACTORY_HOME)),
         "pm2_home": layout.PM2_HOME,
         "path": layout.PATH,
         "run": layout.RUN,

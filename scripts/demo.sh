@@ -43,7 +43,7 @@ say "pyinfra inventory.py deploy.py -y   (the deploy)"
 say "PM2, cron and the agents' tmux sessions on the host"
 as_factory pm2 ls || true
 on_host cat /etc/cron.d/factory
-as_factory tmux ls || true
+as_factory factoryctl sessions list || true   # the factory's own tmux server (a socket per FACTORY_HOME)
 
 say "waiting for the agents' first cycles (each session runs one a minute)"
 for _ in $(seq 1 60); do
@@ -94,7 +94,7 @@ cat <<TXT
 The factory is running on the sandbox host. Look around:
   $PY -m sandbox ssh                                   # a root shell on the host
   $PY -m sandbox ssh -- sudo -u factory -H factoryctl log tail --follow
-  $PY -m sandbox ssh -- sudo -u factory -H tmux attach -t factory-s1   (Ctrl-b d to leave)
+  $PY -m sandbox ssh -- sudo -u factory -H factoryctl sessions attach s1   (Ctrl-b d to leave)
   $PY -m sandbox ssh -- sudo -u factory -H factoryctl queue list --all
 Tear it down (removes every mount, namespace and process it made):
   $PY -m sandbox down

@@ -26,7 +26,8 @@ if ((${#missing[@]})); then
 fi
 
 # "command package" pairs: install the package when the command is missing.
-for pair in "pm2 pm2@7.0.4" "claude @anthropic-ai/claude-code"; do
+# pnpm: the TypeScript pnpm sample (tests/samples/ts-pnpm) and `factoryctl init` on pnpm projects.
+for pair in "pm2 pm2@7.0.4" "claude @anthropic-ai/claude-code" "pnpm pnpm@12.4.2"; do
   read -r bin pkg <<<"$pair"
   if ! command -v "$bin" >/dev/null; then
     say "npm install -g $pkg"
@@ -37,6 +38,12 @@ done
 if [ -f tests/samples/ts-app/package-lock.json ] && [ ! -d tests/samples/ts-app/node_modules ]; then
   say "npm ci (tests/samples/ts-app)"
   npm ci --prefix tests/samples/ts-app --no-fund --no-audit >/dev/null
+fi
+
+if [ -f tests/samples/ts-pnpm/pnpm-lock.yaml ] && [ ! -d tests/samples/ts-pnpm/node_modules ]; then
+  # Also fills pnpm's store, so the factories the tests make install this lockfile without the network.
+  say "pnpm install --frozen-lockfile (tests/samples/ts-pnpm)"
+  (cd tests/samples/ts-pnpm && pnpm install --frozen-lockfile --reporter=silent)
 fi
 
 if [ ! -x .venv/bin/python ]; then

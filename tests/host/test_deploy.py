@@ -25,6 +25,7 @@ from sandbox_helpers import REPO, SandboxHost, sandbox_cli
 from factoryctl.core.config import settings_as_dict
 from factoryctl.core.defaults import SECRET_ENV
 from factoryctl.core.jobspecs import JOBS
+from factoryctl.core.paths import tmux_socket
 from inventory import DEFAULTS, DEMO
 from provision import hostdata, layout, templating
 from provision.facts import pm2
@@ -264,7 +265,10 @@ def test_pm2_runs_the_implemented_jobs_online_and_saved(remote: Any, sandbox_hos
 
 
 def tmux_sessions(host: SandboxHost) -> list[str]:
-    return sorted(as_factory(host, "tmux list-sessions -F '#{session_name}' 2>/dev/null || true").stdout.split())
+    """The sessions on the factory's own tmux server (its socket is named after FACTORY_HOME)."""
+    socket = tmux_socket(Path(layout.FACTORY_HOME))
+    listed = as_factory(host, f"tmux -L {socket} list-sessions -F '#{{session_name}}' 2>/dev/null || true")
+    return sorted(listed.stdout.split())
 
 
 def test_tmux_sessions_run_the_agents(remote: Any, sandbox_host: SandboxHost) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from factoryctl import __version__
+from factoryctl.core.config import default_heavy_slots
 from tests.helpers import run_cli
 
 
@@ -18,7 +19,7 @@ def listed_commands(helptext: str) -> set[str]:
 
 
 ROOT_COMMANDS = {"status", "paths", "cycle", "loop", "review", "scheduler", "pause", "resume",
-                 "task", "log", "config", "queue", "sessions"}  # fmt: skip
+                 "task", "log", "config", "queue", "sessions", "init"}  # fmt: skip
 SUBCOMMANDS = {
     "task": {"add", "list", "show", "retry", "cancel"},
     "log": {"tail", "path"},
@@ -91,7 +92,7 @@ def test_log_tail_filters_and_text_format(home: Path) -> None:
 def test_config_show_and_paths(home: Path) -> None:
     (home / "factory.toml").write_text("[factory]\nsessions = 3\n")
     shown = json.loads(run_cli("config", "show", "--json", home=home).stdout)
-    assert shown["factory"]["sessions"] == 3 and shown["scheduler"]["heavy_slots"] == 2
+    assert shown["factory"]["sessions"] == 3 and shown["scheduler"]["heavy_slots"] == default_heavy_slots()
     assert "[factory]\nsessions = 3" in run_cli("config", "show", home=home).stdout
     assert "sessions = 8" in run_cli("config", "show", "--defaults", home=home).stdout
     found = json.loads(run_cli("paths", "--json", home=home).stdout)

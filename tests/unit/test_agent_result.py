@@ -53,9 +53,33 @@ def test_every_failure_is_typed_with_a_short_reason(completed: Completed, outcom
     assert "\n" not in got.reason and len(got.reason) < 300
 
 
-def test_cost_is_kept_on_failed_calls_and_bad_numbers_count_as_zero() -> None:
+def test_cost_is_kept_on_failed_calls_and_bad_numbers_are_malformed_output_costing_zero() -> None:
     assert parse_result(done(result(subtype="error_max_turns"), 1), 60).cost_usd == 0.25
-    assert parse_result(done(result(total_cost_usd="lots", num_turns=True)), 60).cost_usd == 0.0
+    bad = parse_result(done(result(total_cost_usd="lots", num_turns=True)), 60)
+    assert bad.outcome is CallOutcome.MALFORMED and bad.cost_usd == 0.0
+
+
+# Numbers from the agent: finite, non-negative, bounded; else the call is malformed output (cost 0).
+BAD_NUMBERS = [
+    '{"type": "result", "subtype": "success", "is_error": false, "total_cost_usd": NaN, "num_turns": 1}',
+    '{"type": "result", "subtype": "success", "is_error": false, "total_cost_usd": Infinity, "num_turns": 1}',
+    '{"type": "result", "subtype": "success", "is_error": false, "total_cost_usd": 1e400, "num_turns": 1}',
+    result(total_cost_usd=-500),
+    result(total_cost_usd=10**9),
+    '{"type": "result", "subtype": "success", "is_error": false, "total_cost_usd": 0.1, "num_turns": 1e400}',
+    result(num_turns=10**30),
+    result(num_turns=-1),
+    result(num_turns="4"),
+    "[" * 100_000 + "]" * 100_000,
+    '{"type": "result", "x": ' + "[" * 5000 + "]" * 5000 + "}",
+]
+
+
+@pytest.mark.parametrize("stdout", BAD_NUMBERS, ids=range(len(BAD_NUMBERS)))
+def test_numbers_that_are_not_finite_non_negative_and_bounded_are_malformed(stdout: str) -> None:
+    got = parse_result(done(stdout), 60)
+    assert got.outcome is CallOutcome.MALFORMED
+    assert got.cost_usd == 0.0 and got.num_turns == 0
 
 
 def test_the_result_line_is_found_after_other_output() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from factoryctl.core.config import Settings, load_settings, settings_as_dict, to_toml
+from factoryctl.core.config import Settings, default_heavy_slots, load_settings, settings_as_dict, to_toml
 from factoryctl.core.errors import ConfigError
 
 
@@ -26,7 +27,7 @@ def test_missing_file_means_the_documented_defaults(tmp_path: Path) -> None:
     assert settings.reviewer.timeout_s == 600
     assert settings.cycle.interval_s == 900
     assert settings.scheduler.max_ram_percent == 85
-    assert settings.scheduler.heavy_slots == 2
+    assert settings.scheduler.heavy_slots == default_heavy_slots() == max(1, (os.cpu_count() or 2) // 2)
     assert settings.budget.daily_usd == 20.0
     assert settings.review.mode == "auto"
     assert settings.telegram.allowed_chat_ids == []

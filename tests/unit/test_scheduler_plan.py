@@ -238,3 +238,25 @@ def test_the_plan_stops_crash_looping_apps_with_one_alert_each() -> None:
     assert [a.key for a in second.alerts] == ["crashloop:factory-bot"]
     no_pm2 = decide(facts(apps=None, app_history=first.app_history), conf)
     assert no_pm2.app_history == first.app_history  # kept while PM2 cannot be asked
+
+
+@pytest.mark.parametrize(
+    ("problems", "alerted", "keys", "now_alerted"),
+    [
+        ((), "", [], ""),
+        (("main's check tsc crashes: TS5023",), "", ["main:broken:abc123"], "abc123"),
+        (("main's check tsc crashes: TS5023",), "abc123", [], "abc123"),  # once per main commit
+        ((), "abc123", [], ""),  # sound again: the next breakage alerts again
+    ],
+)
+def test_a_broken_main_is_alerted_once_per_commit(
+    problems: tuple[str, ...], alerted: str, keys: list[str], now_alerted: str
+) -> None:
+    plan = decide(facts(main_commit="abc123", main_problems=problems, main_alerted=alerted), Settings())
+    assert [a.key for a in plan.alerts if a.key.startswith("main:")] == keys
+    assert plan.main_alerted == now_alerted
+
+
+def test_records_that_do_not_validate_are_alerted() -> None:
+    plan = decide(facts(bad_records=("tasks.json task 3: field 'id' must be int, not str",)), Settings())
+    assert [a.key for a in plan.alerts] == ["state:bad-record"]

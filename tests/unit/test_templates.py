@@ -360,10 +360,13 @@ def test_tmux_layout_starts_missing_sessions_stops_extra_ones_and_restarts(tmp_p
             ["/bin/sh", str(script), *args], env=env, capture_output=True, text=True, timeout=60, check=True
         ).stdout
 
-    def sessions() -> list[str]:
+    socket = templating.context(hostdata.check({**DEFAULTS, **DEMO}, {}))["tmux_socket"]
+
+    def sessions(*server: str) -> list[str]:
         done = subprocess.run(
-            ["tmux", "list-sessions", "-F", "#{session_name}"], env=env, capture_output=True, text=True
-        )
+            ["tmux", *(server or ("-L", socket)), "list-sessions", "-F", "#{session_name}"],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
         return sorted(done.stdout.split())
 
     try:
@@ -371,7 +374,8 @@ def test_tmux_layout_starts_missing_sessions_stops_extra_ones_and_restarts(tmp_p
         assert run(three).count("started") == 3
         assert sessions() == ["factory-s1", "factory-s2", "factory-s3"]
         assert run(three) == ""  # nothing missing, nothing extra
-        subprocess.run(["tmux", "new-session", "-d", "-s", "mine", "sleep 300"], env=env, check=True)
+        assert sessions("-L", "default") == []  # the factory's own server: a person's default one is untouched
+        subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "mine", "sleep 300"], env=env, check=True)
         out = run(one)
         assert "stopped factory-s2" in out and "stopped factory-s3" in out
         assert sessions() == ["factory-s1", "mine"]  # other sessions are left alone
@@ -380,7 +384,7 @@ def test_tmux_layout_starts_missing_sessions_stops_extra_ones_and_restarts(tmp_p
         assert "stopped factory-s1" in out and "started factory-s1" in out
         assert time.monotonic() - started < 5  # the stand-in ended on SIGTERM: no kill after the wait
     finally:
-        subprocess.run(["tmux", "kill-server"], env=env, capture_output=True)
+        subprocess.run(["tmux", "-L", socket, "kill-server"], env=env, capture_output=True)
 
 
 # -- the other files -------------------------------------------------------------------

@@ -8,7 +8,6 @@ and is_error false; everything else is a typed failure with a short reason.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any
 
 from factoryctl.adapters.runner import Completed, run
 from factoryctl.adapters.sandbox import Launch
+from factoryctl.core import jsonio
 from factoryctl.core.config import AgentSection
 from factoryctl.core.defaults import WITHHELD_ENV
 from factoryctl.core.errors import ToolMissing
@@ -76,7 +76,7 @@ def _json_object(stdout: str) -> dict[str, Any] | None:
         if not candidate.startswith("{"):
             continue
         try:
-            obj = json.loads(candidate)
+            obj = jsonio.loads(candidate)
         except ValueError:
             continue
         if isinstance(obj, dict) and "type" in obj:
@@ -84,9 +84,18 @@ def _json_object(stdout: str) -> dict[str, Any] | None:
     return None
 
 
-def _number(value: object, kind: type[float] | type[int]) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+MAX_CALL_USD = 1000.0  # no single call costs more: a bigger figure is a broken answer, not spend
+MAX_TURNS = 100_000
+
+
+def _number(value: object, kind: type[float] | type[int], limit: float) -> Any:
+    """A finite, non-negative number at most `limit`; absent is 0; anything else is None (malformed)."""
+    if value is None:
         return kind(0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or not 0 <= value <= limit:
+        return None
     return kind(value)
 
 
@@ -133,12 +142,13 @@ def parse_result(done: Completed, timeout_s: float) -> AgentResult:
         return AgentResult(CallOutcome.MALFORMED, f"no JSON result in output: {_one_line(printed) or 'empty'}", **base)
     raw_text = obj.get("result")
     text = raw_text if isinstance(raw_text, str) else ""
-    base.update(
-        text=text,
-        cost_usd=_number(obj.get("total_cost_usd"), float),
-        num_turns=_number(obj.get("num_turns"), int),
-        session_id=str(obj.get("session_id") or ""),
-    )
+    cost = _number(obj.get("total_cost_usd"), float, MAX_CALL_USD)
+    turns = _number(obj.get("num_turns"), int, MAX_TURNS)
+    if cost is None or turns is None:
+        bad = "total_cost_usd" if cost is None else "num_turns"
+        shown = _one_line(repr(obj.get(bad)), 40)
+        return AgentResult(CallOutcome.MALFORMED, f"{bad} is not a finite number in range: {shown}", **base)
+    base.update(text=text, cost_usd=cost, num_turns=turns, session_id=str(obj.get("session_id") or "")[:200])
     base["input_tokens"], base["output_tokens"] = parse_usage(obj)
     subtype = str(obj.get("subtype") or "")
     is_error = obj.get("is_error") is True

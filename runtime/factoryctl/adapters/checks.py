@@ -7,11 +7,13 @@ hands in (the cross-process semaphore lives in `state/locks`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
+from factoryctl.adapters.evidence import bound, extract
 from factoryctl.adapters.junit import read_report, report_args
 from factoryctl.adapters.parsers import parse
 from factoryctl.adapters.runner import Completed, run
@@ -19,6 +21,7 @@ from factoryctl.adapters.sandbox import Launch
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.clock import format_ts
 from factoryctl.core.config import CheckSpec
+from factoryctl.core.defaults import SECRET_ENV
 
 HeavySlot = Callable[[], AbstractContextManager[object]]
 
@@ -70,6 +73,8 @@ def _run_one(
     cwd = launch.policy.workdir / spec.cwd
     report = None if launch.policy.home is None else launch.policy.home / "reports" / f"{spec.name}.xml"
     tests = None
+    root = str(launch.policy.workdir)  # the path the tools print: taken out of the evidence
+    secrets = [os.environ.get(name, "") for name in SECRET_ENV]
     try:
         argv = check_argv(spec)
         if report is not None:
@@ -79,11 +84,13 @@ def _run_one(
         done = runner(launch.argv(argv, cwd=cwd, network=spec.network), cwd=cwd, timeout=spec.timeout_s,
                       env=dict(launch.env))  # fmt: skip
         counts = parse(spec.parser, done.stdout, done.stderr, done.returncode, pattern=spec.pattern)
+        evidence = extract(spec.parser, done.stdout, done.stderr, done.returncode, counts, root=root, secrets=secrets)
         if report is not None and report_args(spec.parser, report):
             tests = read_report(report)
         took = done.duration_s
     except Exception as exc:  # a missing binary or bad cwd is a crashed check
         counts = Counts(crashed=True, note=str(exc)[:160])
+        evidence = bound([counts.note], root=root, secrets=secrets)
         took = 0.0
     ended = clock()
-    return CheckRun(spec.name, counts, format_ts(started), format_ts(ended), took, spec.heavy, tests=tests)
+    return CheckRun(spec.name, counts, format_ts(started), format_ts(ended), took, spec.heavy, evidence, tests=tests)

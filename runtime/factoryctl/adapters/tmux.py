@@ -1,8 +1,9 @@
 """The tmux adapter: list, start and kill sessions on one tmux server.
 
-The server is the user's default one unless FACTORY_TMUX_SOCKET names another: a plain
-name is a socket name (`tmux -L NAME`), anything with a slash a socket path (`tmux -S
-PATH`). Tests give every test its own socket, so nothing touches real sessions.
+Each factory has its own tmux server: the socket named after its FACTORY_HOME
+(`Paths.tmux_socket`), so two factories on one machine never see each other's sessions.
+FACTORY_TMUX_SOCKET names another: a plain name is a socket name (`tmux -L NAME`),
+anything with a slash a socket path (`tmux -S PATH`). Tests give every test its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from factoryctl.core.errors import FactoryError
 from factoryctl.core.facts import Pane
 
 _FORMAT = "#{session_name}\t#{pane_pid}\t#{pane_dead}\t#{session_created}"
-_NO_SERVER = ("no server running", "error connecting to", "no sessions")
+# No server, or one whose last session just ended (it says "no current target" while it exits).
+_NO_SERVER = ("no server running", "error connecting to", "no sessions", "no current target")
 
 
 def parse_panes(text: str) -> dict[str, Pane]:
@@ -45,9 +47,10 @@ class Tmux:
         self.runner = runner
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Tmux:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, default: str | None = None) -> Tmux:
+        """FACTORY_TMUX_SOCKET's server if set, else `default` (the factory's own socket name)."""
         env = os.environ if environ is None else environ
-        return cls(env.get(TMUX_SOCKET_ENV, "").strip() or None)
+        return cls(env.get(TMUX_SOCKET_ENV, "").strip() or default)
 
     def argv(self, *args: str) -> list[str]:
         return ["tmux", *socket_args(self.socket), *args]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factoryctl import __version__
-from factoryctl.cli import bot, config, doctor, log, queue, report, serve, sessions, skills, standup, tasks
+from factoryctl.cli import bot, config, doctor, init, log, queue, report, serve, sessions, skills, standup, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
 from factoryctl.core.errors import AlreadyRunning, FactoryError
@@ -32,6 +32,7 @@ app.add_typer(sessions.app, name="sessions")
 app.add_typer(skills.app, name="skills")
 standup.register(app)
 doctor.register(app)
+app.command("init")(init.command)
 app.command("report")(report.report)
 app.command("serve")(serve.serve)
 app.add_typer(bot.app, name="bot")
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_code
     except FactoryError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
+        sys.stderr.write(f"Error: {render.clean(str(exc))}\n")
         return exc.exit_code
     except BrokenPipeError:
         return 0

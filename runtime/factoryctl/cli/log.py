@@ -52,7 +52,7 @@ def log_tail(
     flt = EventFilter(types=frozenset(type_ or ()), session=session, since=_since(since))
 
     def show(event: Event) -> None:
-        line = jsonlib.dumps(event.as_dict(), ensure_ascii=False) if json else render.event_line(event)
+        line = jsonlib.dumps(event.as_dict(), ensure_ascii=False) if json else render.clean(render.event_line(event))
         sys.stdout.write(line + "\n")
 
     for event in ctx.log.tail(n, flt):

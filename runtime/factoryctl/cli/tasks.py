@@ -40,7 +40,10 @@ def task_list(
     """List open tasks, highest priority first."""
     if status is not None and status not in STATUSES:
         raise UsageError(f"unknown status {status!r}; allowed: {', '.join(STATUSES)}")
-    tasks = sorted(Context.load().tasks().all(), key=lambda t: t.sort_key())
+    queue = Context.load().tasks()
+    for problem in queue.problems():
+        render.warn(f"skipped: {problem}")
+    tasks = sorted(queue.all(), key=lambda t: t.sort_key())
     if status is not None:
         tasks = [t for t in tasks if t.status == status]
     elif not all_:

@@ -13,7 +13,8 @@ from factoryctl.state.eventlog import Event
 
 
 def emit(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    """A line (or lines) for a person on stdout; control characters from outside text are cut out."""
+    sys.stdout.write(clean(text) + "\n")
 
 
 def warn(text: str) -> None:
@@ -103,6 +104,7 @@ def status_text(report: Mapping[str, Any]) -> str:
         lines.append(f"budget:        {budget['state']} (degrades at ${budget['soft_usd']:.2f}: {budget['degrade']})")
     if "gates" in report:
         lines.append(f"gates:         {gates_text(report['gates'])}")
+    lines += [f"warning:       {w}" for w in report.get("warnings", [])]
     lines += ["", "last events:"]
     lines += [f"  {event_line(Event(**e), 110)}" for e in report["last_events"]] or ["  (none yet)"]
     return "\n".join(lines)
@@ -153,6 +155,8 @@ def queue_detail(entry: ReviewEntry) -> str:
         lines.append(f"  {name}: errors {before.get('errors')} -> {after.get('errors')}, "
                      f"failed {before.get('failed')} -> {after.get('failed')}, "
                      f"tests {before.get('total')} -> {after.get('total')}")  # fmt: skip
+    for name, evidence in entry.evidence.items():
+        lines += [f"  {name} said:", *(f"    {line}" for line in evidence)]
     if entry.summary:
         lines += ["", f"  {entry.summary}"]
     lines += [f"  - {reason}" for reason in entry.reasons]

@@ -8,6 +8,7 @@ allowed; the file is optional, and a missing one means "all defaults".
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -16,14 +17,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from factoryctl.core.checks import PARSER_NAMES, validate_pattern
+from factoryctl.core.checks import PARSER_NAMES, TEST_RUNNERS, validate_pattern
 from factoryctl.core.defaults import SENSITIVE_PATHS
 from factoryctl.core.errors import ConfigError, UsageError
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CLAUDE = ["claude", "-p", "--model", "sonnet", "--output-format", "json"]
 
-PositiveInt = Annotated[int, Field(gt=0)]
+WEEK_S = 7 * 86400  # no wait or interval is longer: bigger numbers overflow sleeps and timestamps
+Seconds = Annotated[int, Field(gt=0, le=WEEK_S)]
+
+
+def inside_path(value: str) -> str:
+    """A relative path that stays inside its root (no absolute path, no '..', no NUL)."""
+    if not value or "\0" in value or Path(value).is_absolute() or ".." in Path(value).parts:
+        raise ValueError(f"must be a relative path inside the worktree, not {value!r}")
+    return value
+
+
+def default_heavy_slots(cpus: int | None = None) -> int:
+    """About half the CPUs, at least 1: a heavy check (tsc, a test run) wants a whole core."""
+    count = os.cpu_count() if cpus is None else cpus
+    return max(1, (count or 2) // 2)
+
+
 Command = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
 
 
@@ -48,10 +65,17 @@ class RepoSection(_Section):
         description="argv run in a worktree when it is new or setup_inputs changed, e.g. npm ci",
     )
     setup_inputs: list[str] = Field(
-        default_factory=lambda: ["package-lock.json", "pnpm-lock.yaml", "yarn.lock", "uv.lock", "requirements.txt"],
-        description="files whose change re-runs setup",
+        default_factory=lambda: [
+            "package.json", "package-lock.json", "pnpm-lock.yaml", "pnpm-workspace.yaml", "yarn.lock", ".npmrc",
+            "pyproject.toml", "uv.lock", "poetry.lock", "requirements.txt", "requirements-dev.txt", "setup.cfg",
+        ],
+        description="manifests and lockfiles: setup re-runs when one differs from what the worktree was set up with",
+    )  # fmt: skip
+    dependency_dirs: list[str] = Field(
+        default_factory=lambda: ["node_modules", ".venv"],
+        description="ignored dependency folders: a package added to one since setup (by the agent) re-runs setup",
     )
-    setup_timeout_s: PositiveInt = 1800
+    setup_timeout_s: Seconds = 1800
     protected_paths: list[str] = Field(
         default_factory=lambda: [".github/", ".gitlab-ci.yml", ".ci/"],
         description="a change touching these (prefix match) is discarded",
@@ -78,13 +102,18 @@ class RepoSection(_Section):
             raise ValueError("must be a path inside FACTORY_HOME, like 'repo'")
         return value
 
+    @field_validator("context_files", "setup_inputs", "dependency_dirs")
+    @classmethod
+    def _inside(cls, values: list[str]) -> list[str]:
+        return [inside_path(v) for v in values]
+
 
 class AgentSection(_Section):
     command: Command = Field(
         default_factory=lambda: [*_CLAUDE, "--max-turns", "40", "--max-budget-usd", "2"],
         description="argv; the prompt arrives on stdin, cwd is the session worktree",
     )
-    timeout_s: PositiveInt = Field(1200, description="the call is killed (with its children) after this")
+    timeout_s: Seconds = Field(1200, description="the call is killed (with its children) after this")
 
 
 class ReviewerSection(AgentSection):
@@ -92,12 +121,12 @@ class ReviewerSection(AgentSection):
         default_factory=lambda: [*_CLAUDE, "--max-turns", "3"],
         description="review, standup, doctor and bot calls",
     )
-    timeout_s: PositiveInt = 600
+    timeout_s: Seconds = 600
 
 
 class CycleSection(_Section):
-    interval_s: PositiveInt = Field(900, description="from the start of one cycle to the next")
-    backoff_max_s: PositiveInt = Field(3600, description="cap of the backoff after failed agent calls")
+    interval_s: Seconds = Field(900, description="from the start of one cycle to the next (at most a week)")
+    backoff_max_s: Seconds = Field(3600, description="cap of the backoff after failed agent calls")
 
 
 class CheckSpec(_Section):
@@ -105,10 +134,27 @@ class CheckSpec(_Section):
     command: Command
     parser: str = Field(description="one of: " + ", ".join(PARSER_NAMES))
     heavy: bool = Field(False, description="runs under the heavy-slot semaphore")
-    timeout_s: PositiveInt = 900
+    timeout_s: Seconds = 900
     pattern: str | None = Field(None, description="regex parser only: named groups errors/failed/passed/total")
-    cwd: str = Field(".", description="relative to the worktree")
+    cwd: str = Field(".", description="relative to the worktree, and inside it")
     network: bool = Field(False, description="whether the check may reach the network (sandboxed checks)")
+    retry_on_regression: bool = Field(
+        False,
+        description="the gate runs a regressed check once more before rejecting (flaky tests); "
+        "default true for the test runners (" + ", ".join(TEST_RUNNERS) + "), false for the others",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retry_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "retry_on_regression" not in data:
+            return {**data, "retry_on_regression": data.get("parser") in TEST_RUNNERS}
+        return data
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd_inside(cls, value: str) -> str:
+        return "." if value == "." else inside_path(value)
 
     @field_validator("parser")
     @classmethod
@@ -132,7 +178,7 @@ class CheckSpec(_Section):
 
 
 class SchedulerSection(_Section):
-    tick_s: PositiveInt = Field(300, description="seconds between two ticks of `factoryctl scheduler`")
+    tick_s: Seconds = Field(300, description="seconds between two ticks of `factoryctl scheduler`")
     max_ram_percent: Annotated[
         int, Field(ge=1, le=100, description="RAM use at or above this closes the resource gate")
     ] = 85
@@ -145,18 +191,21 @@ class SchedulerSection(_Section):
     disk_hysteresis_gb: Annotated[
         float, Field(ge=0, strict=False, description="the gate reopens only above min_free_disk_gb plus this")
     ] = 1.0
-    heavy_slots: Annotated[int, Field(ge=1, le=64)] = 2
-    stall_after_s: PositiveInt = Field(
+    heavy_slots: Annotated[int, Field(ge=1, le=64)] = Field(
+        default_factory=default_heavy_slots,
+        description="heavy checks and setups at once; default about half the CPUs (at least 1), computed at load",
+    )
+    stall_after_s: Seconds = Field(
         7200, description="a cycle older than this is stalled: its session is restarted, its task requeued"
     )
-    stop_wait_s: PositiveInt = Field(60, description="how long a stopping loop may take to end its cycle cleanly")
+    stop_wait_s: Seconds = Field(60, description="how long a stopping loop may take to end its cycle cleanly")
     max_task_failures: Annotated[
         int, Field(ge=1, description="a queued task with this many failed attempts is parked with its reasons")
     ] = 3
     watchdog_restarts: Annotated[
         int, Field(ge=1, description="a PM2 app restarted more than this often within watchdog_window_s is stopped")
     ] = 5
-    watchdog_window_s: PositiveInt = Field(900, description="the crash-loop watchdog's window")
+    watchdog_window_s: Seconds = Field(900, description="the crash-loop watchdog's window")
     loop_wrapper: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         description="argv put before `factoryctl loop sN` in a session the scheduler starts "
@@ -188,7 +237,10 @@ class ReviewSection(_Section):
         int, Field(ge=1, description="more pending branches than this are merged and tested as a batch")
     ] = 3
     max_redo: Annotated[int, Field(ge=1, le=20, description="re-merges when main moves during a review")] = 3
-    diff_budget_chars: Annotated[int, Field(ge=1000)] = 40_000
+    diff_budget_chars: Annotated[int, Field(ge=1000, le=1_000_000)] = 40_000
+    allow_without_checks: bool = Field(
+        False, description="with no [[checks]], the gate lands nothing without a person unless this is true"
+    )
 
 
 class TelegramSection(_Section):
@@ -245,12 +297,12 @@ class HttpSection(_Section):
 
 class StandupSection(_Section):
     parallel: Annotated[int, Field(ge=1, le=64, description="round calls made at once")] = 8
-    lookback_s: PositiveInt = Field(86400, description="the facts reach back to the last standup, at most this far")
+    lookback_s: Seconds = Field(86400, description="the facts reach back to the last standup, at most this far")
     pane_lines: Annotated[int, Field(ge=0, le=200, description="last lines of each session's tmux pane")] = 15
 
 
 class DoctorSection(_Section):
-    window_s: PositiveInt = Field(10800, description="how far back the doctor looks at each session")
+    window_s: Seconds = Field(10800, description="how far back the doctor looks at each session")
     error_loop_after: Annotated[
         int, Field(ge=2, le=50, description="this many failures in a row with one signature is an error loop")
     ] = 3
@@ -264,7 +316,9 @@ class SkillsSection(_Section):
     similarity: Annotated[
         float, Field(gt=0, le=1, strict=False, description="a new skill this similar to an old one is refused")
     ] = 0.6
-    retire_after_days: PositiveInt = Field(14, description="a skill not shown for this long is a retire candidate")
+    retire_after_days: Annotated[int, Field(gt=0, le=3650)] = Field(
+        14, description="a skill not shown for this long is a retire candidate"
+    )
 
 
 class Settings(_Section):
@@ -308,8 +362,12 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: nested too deeply to read; factory.toml needs no nesting past a few levels"
+        ) from None
     return settings_from_mapping(data, source=str(path))
 
 
@@ -318,6 +376,8 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_first_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to validate") from None
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -94,3 +94,8 @@ BOT_SKILL_TEMPLATE_CHARS = 2000
 BOT_SKILL_DESCRIPTION_CHARS = 500
 BOT_IMPROVE_MESSAGES = 200  # unhandled messages shown to the model per run, newest
 BOT_IMPROVE_LOOKBACK_DAYS = 30  # how far back `bot improve` looks for its last run
+
+# -- evidence: what a check said, kept with its counts (adapters/evidence.py) --------
+EVIDENCE_LINES = 8  # lines per check run
+EVIDENCE_LINE_CHARS = 240
+PROMPT_EVIDENCE_CHARS = 4_000  # evidence shown in one prompt, all checks together

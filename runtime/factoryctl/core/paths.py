@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,11 @@ def factory_home(environ: dict[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     value = env.get(HOME_ENV, "").strip()
     return Path(value).expanduser().absolute() if value else Path.home() / "factory"
+
+
+def tmux_socket(home: Path) -> str:
+    """The tmux socket name of the factory at `home`: `factory-` and a short hash of its path."""
+    return "factory-" + hashlib.sha256(str(home).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,11 @@ class Paths:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def tmux_socket(self) -> str:
+        """This factory's own tmux server (`tmux -L NAME`): two homes never see each other's sessions."""
+        return tmux_socket(self.home)
 
     def repo_dir(self, relative: str) -> Path:
         return self.home / relative

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+from factoryctl.core.checks import counts_of
+from factoryctl.core.defaults import TASK_MAX_BODY, TASK_MAX_TITLE
 from factoryctl.core.errors import BadRecord
 
 
@@ -20,6 +22,16 @@ class Alert:
     message: str  # one line for a person
     session: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _field(raw: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
+    """raw[name] if it has the right type (a bool is not a number), the default if absent; else BadRecord."""
+    value = raw.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise BadRecord(f"field {name!r} must be {kind.__name__}, not {type(value).__name__}")
+    return value
 
 
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -51,9 +63,36 @@ class Task:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Task:
-        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
-        return cls(**known)
+    def from_dict(cls, raw: object) -> Task:
+        """A task from tasks.json, validated field by field (BadRecord names the field)."""
+        if not isinstance(raw, dict):
+            raise BadRecord(f"a task must be a JSON object, not {type(raw).__name__}")
+        task_id = _field(raw, "id", int, None)
+        if task_id is None or task_id < 1:
+            raise BadRecord("field 'id' must be a positive integer")
+        title = _field(raw, "title", str, "")
+        if not title.strip():
+            raise BadRecord("field 'title' is missing or empty")
+        body = _field(raw, "body", str, "")
+        if len(title) > TASK_MAX_TITLE or len(body) > TASK_MAX_BODY:
+            raise BadRecord(f"field 'title' or 'body' is longer than {TASK_MAX_TITLE}/{TASK_MAX_BODY} characters")
+        priority = _field(raw, "priority", str, "normal")
+        if priority not in PRIORITIES:
+            raise BadRecord(f"field 'priority' must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+        status = _field(raw, "status", str, "queued")
+        if status not in STATUSES:
+            raise BadRecord(f"field 'status' must be one of {', '.join(STATUSES)}, not {status!r}")
+        attempts = _field(raw, "attempts", int, 0)
+        if attempts < 0:
+            raise BadRecord("field 'attempts' must not be negative")
+        history = _field(raw, "history", list, [])
+        if not all(isinstance(h, dict) for h in history):
+            raise BadRecord("field 'history' must be a list of objects")
+        return cls(
+            id=task_id, title=title, body=body, priority=priority, status=status,
+            session=_field(raw, "session", str, None), created=_field(raw, "created", str, ""),
+            updated=_field(raw, "updated", str, ""), attempts=attempts, history=[dict(h) for h in history],
+        )  # fmt: skip
 
     def sort_key(self) -> tuple[int, str, int]:
         """Highest priority first, then oldest."""
@@ -149,6 +188,7 @@ class CycleVerdict(StrEnum):
     DISCARDED = "discarded"  # worse, no change, protected paths, left its branch: the branch is deleted
     FAILED = "failed"  # the agent call failed, or the cycle could not run
     INTERRUPTED = "interrupted"  # SIGTERM before the push
+    WAITING = "waiting"  # main's own checks crash or regressed: no agent call until main is sound
 
 
 # -- the review queue ------------------------------------------------------------------
@@ -158,16 +198,6 @@ class QueueStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
-
-
-def _field(raw: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
-    """raw[name] if it has the right type (a bool is not a number), the default if absent; else BadRecord."""
-    value = raw.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise BadRecord(f"field {name!r} must be {kind.__name__}, not {type(value).__name__}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -184,6 +214,7 @@ class ReviewEntry:
     summary: str = ""
     before: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # the cycle's counts
     after: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # check -> what it said (bounded)
     files_changed: int = 0
     lines_added: int = 0
     lines_deleted: int = 0
@@ -220,17 +251,24 @@ class ReviewEntry:
         for name, value in counts.items():
             if not all(isinstance(v, dict) for v in value.values()):
                 raise BadRecord(f"field {name!r} must map check names to objects")
+            for check, record in value.items():
+                try:
+                    counts_of(record)
+                except BadRecord as exc:
+                    raise BadRecord(f"field {name!r}, check {str(check)[:40]!r}: {exc}") from None
         numbers = {}
         for name in ("files_changed", "lines_added", "lines_deleted", "failures"):
             numbers[name] = _field(raw, name, int, 0)
             if numbers[name] < 0:
                 raise BadRecord(f"field {name!r} must not be negative")
         task = _field(raw, "task", int, None)
+        evidence = _evidence(_field(raw, "evidence", dict, {}))
         return cls(
             branch=branch, status=QueueStatus(status), session=_field(raw, "session", str, None),
             base=_field(raw, "base", str, None), head=_field(raw, "head", str, None), task=task,
             queued=_field(raw, "queued", str, ""), summary=_field(raw, "summary", str, ""),
-            before=counts["before"], after=counts["after"], reasons=tuple(reasons), awaiting=awaiting,
+            before=counts["before"], after=counts["after"], evidence=evidence, reasons=tuple(reasons),
+            awaiting=awaiting,
             human_approved=_field(raw, "human_approved", bool, False),
             reviewer_verdict=_field(raw, "reviewer_verdict", dict, None), landed=_field(raw, "landed", str, None),
             decided=_field(raw, "decided", str, None), restored=_field(raw, "restored", str, None), **numbers,
@@ -240,6 +278,7 @@ class ReviewEntry:
         out = asdict(self)
         out["status"] = self.status.value
         out["reasons"] = list(self.reasons)
+        out["evidence"] = {name: list(lines) for name, lines in self.evidence.items()}
         return {k: v for k, v in out.items() if v is not None or k in ("session", "task")}
 
     def but(self, **changes: Any) -> ReviewEntry:
@@ -249,3 +288,22 @@ class ReviewEntry:
         if unknown:
             raise BadRecord(f"a review entry has no field {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+
+MAX_EVIDENCE_CHECKS = 32  # evidence of more checks than this in one entry is a bad record
+MAX_EVIDENCE_LINES = 20
+MAX_EVIDENCE_CHARS = 1000
+
+
+def _evidence(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """{check name: lines}, every line a string, bounded (evidence is kept short when written)."""
+    if len(raw) > MAX_EVIDENCE_CHECKS:
+        raise BadRecord(f"field 'evidence' names {len(raw)} checks; at most {MAX_EVIDENCE_CHECKS}")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, lines in raw.items():
+        if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+            raise BadRecord("field 'evidence' must map check names to lists of strings")
+        if len(lines) > MAX_EVIDENCE_LINES or any(len(x) > MAX_EVIDENCE_CHARS for x in lines):
+            raise BadRecord(f"field 'evidence' of {name!r} is longer than evidence is ever kept")
+        out[str(name)] = tuple(lines)
+    return out

@@ -28,7 +28,14 @@ from factoryctl.core.signals import StopRequested, signals_held
 from factoryctl.jobs import lessons, prompting
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.workspace import Workspace
-from factoryctl.rules.changes import CHANGED_DURING_CHECKS, commit_message, judge, protected_touched
+from factoryctl.rules.changes import (
+    CHANGED_DURING_CHECKS,
+    NO_CHECKS,
+    commit_message,
+    judge,
+    main_problems,
+    protected_touched,
+)
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
@@ -52,6 +59,7 @@ class CycleReport:
     added: int = 0
     deleted: int = 0
     durations: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what a person should know (no checks, main broken)
 
     def end(self, verdict: CycleVerdict, reason: str) -> None:
         self.verdict, self.reason = verdict, reason
@@ -78,6 +86,7 @@ class CycleReport:
             "cost_usd": 0.0 if agent is None else agent.cost_usd,
             "num_turns": 0 if agent is None else agent.num_turns,
             "durations": {k: round(v, 3) for k, v in self.durations.items()},
+            "notes": list(self.notes),
         }
 
 
@@ -119,9 +128,13 @@ class Cycle:
         specs = self.ctx.settings.checks
         self.say("fetching main and resetting the worktree")
         report.base = base = self.ws.prepare()
+        t0 = time.monotonic()
         if self.ws.setup_if_needed():
             self.say("ran repo.setup in the worktree")
-        report.task = self.ctx.tasks().claim(self.session, max_attempts=self.ctx.settings.scheduler.max_task_failures)
+        report.durations["setup_s"] = time.monotonic() - t0
+        if not specs:
+            report.notes.append(NO_CHECKS)
+            self.say("warning: " + NO_CHECKS)
         t0 = time.monotonic()
         report.before, report.baseline_computed = self.baselines.get(
             base, specs, lambda: self._checks("baseline"), session=self.session
@@ -129,6 +142,14 @@ class Cycle:
         if report.baseline_computed:
             self.ws.git.run("clean", "-ffd", "--quiet")  # what the checks left must not enter the change
         report.durations["baseline_s"] = time.monotonic() - t0
+        problems = main_problems(self.baselines.sound(specs), report.before)
+        self.baselines.judge(base, specs, report.before, problems, format_ts(self.ctx.clock()))
+        if problems:  # a broken yardstick: an agent call now would be money spent on nothing
+            report.notes.extend(problems)
+            report.end(CycleVerdict.WAITING, "main is broken, waiting for it to be fixed: " + "; ".join(problems))
+            self.say(report.reason)
+            return
+        report.task = self.ctx.tasks().claim(self.session, max_attempts=self.ctx.settings.scheduler.max_task_failures)
         report.branch = branch = self._new_branch_name()
         self.ws.start_branch(branch, base)
         if report.task is not None:
@@ -195,6 +216,7 @@ class Cycle:
                 summary=report.agent.text[:500],
                 before={n: vars(c) for n, c in report.before.items()},
                 after={n: vars(r.counts) for n, r in report.after.items()},
+                evidence={n: r.evidence for n, r in report.after.items() if r.evidence},
                 files_changed=len(stat.files),
                 lines_added=stat.added,
                 lines_deleted=stat.deleted,
@@ -285,6 +307,7 @@ class Cycle:
             "advice": lessons.advice_for(self.ctx, self.session),
             "recent": recent,
             "rejections": rejections,
+            "evidence": prompting.evidence_lines(log, self.session),
             "cuts": cuts,
         }
         return prompting.render_prompt(prompting.load_template(self.ctx.paths.home / "prompts", "cycle"), values)

@@ -7,7 +7,7 @@ budget; what is cut is named at the end of the prompt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from factoryctl.adapters.git import Git
+from factoryctl.core.defaults import PROMPT_EVIDENCE_CHARS
 from factoryctl.core.errors import FactoryError
-from factoryctl.state.eventlog import Event
+from factoryctl.state.eventlog import Event, EventFilter, EventLog
 
 PACKAGED = Path(__file__).parents[1] / "prompts"
 
@@ -109,6 +110,44 @@ def describe(event: Event) -> str:
         reasons = "; ".join(map(str, d.get("reasons", [])))
         return f"review of {d.get('branch', '?')}: {d.get('verdict', '?')} - {reasons}"[:300]
     return f"{event.type}: {d}"[:300]
+
+
+def evidence_of(data: Mapping[str, Any]) -> list[str]:
+    """`check: line` for every evidence line an event carries (a cycle's `after` runs, a review's `evidence`)."""
+    out: list[str] = []
+    after = data.get("after")
+    if isinstance(after, dict):
+        for name, run in after.items():
+            lines = run.get("evidence") if isinstance(run, dict) else None
+            out += [f"{name}: {line}" for line in lines or [] if isinstance(line, str)]
+    evidence = data.get("evidence")
+    if isinstance(evidence, dict):
+        for name, lines in evidence.items():
+            out += [f"{name}: {line}" for line in lines if isinstance(line, str)] if isinstance(lines, list) else []
+    return out
+
+
+def evidence_lines(log: EventLog, session: str, budget: int = PROMPT_EVIDENCE_CHARS) -> list[str]:
+    """What the checks said about this session's last discarded cycle and last rejected branch, bounded."""
+    found: list[str] = []
+    cycle = next((e for e in log.iter_reverse(EventFilter(types=frozenset({"ralph_cycle"}), session=session))
+                  if e.data.get("verdict") == "discarded"), None)  # fmt: skip
+    if cycle is not None:
+        found += [f"your last discarded cycle ({str(cycle.data.get('reason', ''))[:200]}): {line}"
+                  for line in evidence_of(cycle.data)]  # fmt: skip
+    reviews = (e for e in log.tail(200, EventFilter(types=frozenset({"cto_review"})))[::-1]
+               if e.data.get("session") == session and e.data.get("verdict") == "reject")  # fmt: skip
+    review = next(reviews, None)
+    if review is not None:
+        found += [f"the gate's run on {str(review.data.get('branch', '?'))[:120]}: {line}"
+                  for line in evidence_of(review.data)]  # fmt: skip
+    kept, left = [], budget
+    for line in found:
+        if len(line) > left:
+            break
+        kept.append(line)
+        left -= len(line)
+    return kept
 
 
 def render_prompt(template: jinja2.Template, values: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from factoryctl.jobs.sessions import Sessions
 from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
 from factoryctl.rules.watchdog import load_history
 from factoryctl.state.alerts import Alerts, LogNotifier
+from factoryctl.state.baselines import Baselines
 from factoryctl.state.gates import read_gates, write_gates
 from factoryctl.state.locks import job_lock
 from factoryctl.state.spend import spend_since
@@ -87,6 +88,8 @@ class Scheduler:
             )  # fmt: skip
         strays = tuple(sorted((s for s in panes if s not in facts), key=lambda s: int(s[1:])))
         state = self.state.read()
+        main_commit, main_problems = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log).health()
+        tasks = ctx.tasks()
         return Facts(
             now=now,
             reading=self.reading(),
@@ -94,11 +97,15 @@ class Scheduler:
             previous=read_gates(ctx.paths.gates_file),
             sessions=facts,
             strays=strays,
-            tasks=tuple(ctx.tasks().all()),
+            tasks=tuple(tasks.all()),
             apps=self._apps(),
             app_history=load_history(state.get("apps") if isinstance(state, dict) else None),
             self_app=self.self_app,
             tmux_error=tmux_error,
+            main_commit=main_commit,
+            main_problems=main_problems,
+            main_alerted=str(state.get("main_alerted") or "") if isinstance(state, dict) else "",
+            bad_records=(*tasks.problems(), *ctx.review_queue().read().problems),
         )
 
     def _apps(self) -> tuple[App, ...] | None:
@@ -154,6 +161,7 @@ class Scheduler:
             due = changed or not last or parse_ts(last) <= now - SCHEDULER_HEARTBEAT
             state["apps"] = {k: [list(s) for s in v] for k, v in plan.app_history.items()}
             state["last_tick"] = format_ts(now)
+            state["main_alerted"] = plan.main_alerted
             if due:
                 state["last_event"] = format_ts(now)
         gates = {"closed": dict(plan.gates.closed), "sessions": dict(plan.gates.sessions), "agent": plan.gates.agent}
@@ -180,6 +188,9 @@ class Scheduler:
                 started = self.ctx.clock()
                 try:
                     report = self.tick()
+                except FactoryError as exc:  # a damaged state file: said in one line, the next tick tries again
+                    self.out(f"tick failed: {exc}")
+                    self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))
                 except Exception as exc:  # one bad tick must not crash-loop the scheduler under PM2
                     self.out(f"tick failed: {exc}\n{traceback.format_exc()}")
                     self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))

@@ -1,5 +1,8 @@
 """The agents' tmux sessions: `factory-sN` running `factoryctl loop sN`, one per session.
 
+They live on the factory's own tmux server (a socket per FACTORY_HOME), so the names
+belong to this factory alone and `sessions list` shows the attach command with it.
+
 Shared by `factoryctl sessions ...` and the scheduler. A session is stopped the way the
 deploy's layout script does it: SIGTERM to its loop (which ends its cycle cleanly and
 leaves no half-made branch), then the tmux session is killed after `scheduler.stop_wait_s`.
@@ -64,7 +67,7 @@ def heartbeat_age(entry: Mapping[str, Any], now: datetime) -> float | None:
 class Sessions:
     def __init__(self, ctx: Context, tmux: Tmux | None = None, *, poll_s: float = 0.2) -> None:
         self.ctx = ctx
-        self.tmux = tmux or Tmux.from_env()
+        self.tmux = tmux or Tmux.from_env(default=ctx.paths.tmux_socket)
         self.poll_s = poll_s
 
     def panes(self) -> dict[str, Pane]:

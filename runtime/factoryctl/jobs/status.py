@@ -16,9 +16,20 @@ from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.outcomes import today
 from factoryctl.rules.budget import decide_budget
+from factoryctl.rules.changes import NO_CHECKS
+from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import Event
 from factoryctl.state.gates import read_gates
 from factoryctl.state.spend import spend_of, spend_since
+
+
+def warnings(ctx: Context) -> list[str]:
+    """What a person must know before trusting the factory: no checks, a broken main, unreadable records."""
+    out = [] if ctx.settings.checks else [NO_CHECKS]
+    commit, problems = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log).health()
+    out += [f"{p} (main {commit[:12]}); cycles wait without calling the agent" for p in problems]
+    out += [f"skipped: {p}" for p in ctx.tasks().problems()]
+    return out
 
 
 def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = None) -> dict[str, Any]:
@@ -76,6 +87,7 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
             "resources": dict(gates.resources),
             "paused": paused,
         },
+        "warnings": warnings(ctx) + [f"skipped: {p}" for p in queue.problems],
         "last_events": [e.as_dict() for e in ctx.log.tail(last)],
     }
 

@@ -7,14 +7,18 @@ deletion) run under one repository lock; everything else stays inside the worktr
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from factoryctl.adapters.git import Git, verify_clone_config
 from factoryctl.adapters.runner import run
 from factoryctl.adapters.sandbox import Launch
+from factoryctl.core import jsonio
 from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.context import Context
+from factoryctl.state.stores import atomic_write_text
 
 
 class Workspace:
@@ -148,28 +152,89 @@ def registered_git_dir(repo: Path, path: Path) -> Path | None:
 
 
 def setup_marker(ctx: Context, name: str) -> Path:
-    return ctx.paths.state_dir / "setup" / f"{name}.sha256"
+    return ctx.paths.state_dir / "setup" / f"{name}.json"
 
 
 def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
-    """Run repo.setup (e.g. `npm ci`) in a worktree when it is new or its inputs changed."""
+    """Run repo.setup (e.g. `npm ci`) in a worktree unless its dependencies are known to match.
+
+    The recorded setup state is the digest of the manifests and lockfiles the setup ran
+    with, and a fingerprint of the dependency folders it left. Setup runs again when the
+    worktree's manifests differ (a new main, another branch in the review worktree) or the
+    folders changed since (the agent ran `npm install foo`): what a cycle tests is what
+    main's lockfile installs, never what an earlier cycle left behind.
+    """
     spec = ctx.settings.repo
     if not spec.setup:
         return False
-    digest = hashlib.sha256(" ".join(spec.setup).encode())
-    for input_name in spec.setup_inputs:
-        input_path = path / input_name
-        if input_path.is_file():
-            digest.update(input_name.encode() + b"\0" + input_path.read_bytes())
+    exclude_dependency_dirs(ctx)
+    wanted = setup_state(path, spec.setup, spec.setup_inputs, spec.dependency_dirs)
     marker = setup_marker(ctx, name)
-    if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
+    if _recorded(marker) == wanted:
         return False
+    marker.unlink(missing_ok=True)  # a setup that fails half-way leaves no state that looks good
     launch = ctx.launch(path, name, network=True)  # setup fetches dependencies; it never gets a credential
     with ctx.heavy_slot():
         done = run(launch.argv(spec.setup), cwd=path, timeout=spec.setup_timeout_s, env=dict(launch.env))
     if not done.ok:
         what = "timed out" if done.timed_out else f"exited {done.returncode}"
         raise SetupFailed(f"repo.setup {' '.join(spec.setup)!r} {what}: {done.tail(300).replace(chr(10), ' | ')}")
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(digest.hexdigest() + "\n")
+    state = setup_state(path, spec.setup, spec.setup_inputs, spec.dependency_dirs)
+    atomic_write_text(marker, json.dumps(state, indent=2) + "\n")
     return True
+
+
+def exclude_dependency_dirs(ctx: Context) -> None:
+    """Make the dependency folders ignored in every worktree (the clone's info/exclude), whatever
+    the repository's .gitignore says: installed packages never enter a change, and `git clean`
+    between the checks and the agent does not delete them."""
+    exclude = ctx.repo_dir / ".git" / "info" / "exclude"
+    wanted = [f"/{d.strip('/')}/" for d in ctx.settings.repo.dependency_dirs]
+    with ctx.repo_lock():
+        have = exclude.read_text(encoding="utf-8").splitlines() if exclude.is_file() else []
+        missing = [line for line in wanted if line not in have]
+        if missing:
+            text = "\n".join([*have, "# factory: dependency folders (repo.dependency_dirs)", *missing]) + "\n"
+            atomic_write_text(exclude, text)
+
+
+def setup_state(path: Path, setup: Sequence[str], inputs: Sequence[str], dep_dirs: Sequence[str]) -> dict[str, str]:
+    """{"inputs": digest of the setup command and the manifests, "deps": fingerprint of the folders}."""
+    digest = hashlib.sha256("\0".join(setup).encode())
+    for input_name in inputs:
+        input_path = path / input_name
+        if input_path.is_file():
+            digest.update(input_name.encode() + b"\0" + input_path.read_bytes() + b"\0")
+    return {"inputs": digest.hexdigest(), "deps": dependency_fingerprint(path, dep_dirs)}
+
+
+# Files a package manager rewrites on every install into node_modules (npm, pnpm, yarn).
+_INSTALL_STATE = (".package-lock.json", ".modules.yaml", ".yarn-integrity", ".yarn-state.yml")
+
+
+def dependency_fingerprint(path: Path, dep_dirs: Sequence[str]) -> str:
+    """What is installed: package names at the top of each folder (and site-packages of a venv),
+    and the package manager's own install record. Tool caches (dot-folders like .vite) are left
+    out, so a check writing its cache does not count as a change."""
+    digest = hashlib.sha256()
+    for dep in dep_dirs:
+        root = path / dep
+        if not root.is_dir():
+            continue
+        places = [root, *sorted(root.glob("lib/python*/site-packages"))]
+        for place in places:
+            names = sorted(p.name for p in place.iterdir() if not p.name.startswith("."))
+            digest.update(f"{place.relative_to(path)}\0{chr(0).join(names)}\0".encode())
+        for state in _INSTALL_STATE:
+            file = root / state
+            if file.is_file():
+                digest.update(state.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def _recorded(marker: Path) -> dict[str, str] | None:
+    try:
+        data = jsonio.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -44,6 +44,10 @@ class Facts:
     app_history: Mapping[str, Sequence[tuple[str, int]]] = field(default_factory=dict)
     self_app: str | None = None  # the PM2 app this scheduler runs as: never stopped by itself
     tmux_error: str | None = None  # tmux could not be asked: sessions and tasks are left alone
+    main_commit: str = ""  # main as the last cycle judged it (state/main-health.json)
+    main_problems: tuple[str, ...] = ()  # why main's checks are no yardstick now (cycles wait)
+    main_alerted: str = ""  # the main commit whose breakage was already alerted
+    bad_records: tuple[str, ...] = ()  # records of state files that did not validate (skipped)
 
 
 # -- the plan ------------------------------------------------------------------------
@@ -78,6 +82,7 @@ class Plan:
     alerts: tuple[Alert, ...] = ()
     app_history: History = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # why sessions were (re)started or stopped
+    main_alerted: str = ""  # what Facts.main_alerted becomes after this tick
 
     def actions(self) -> list[str]:
         """What this plan changes, one line each (empty: nothing to do but write the gates)."""
@@ -131,6 +136,19 @@ def gate_alerts(previous: Gates, gates: Gates, verdict: BudgetVerdict) -> list[A
         what = ", ".join(how) or "nothing to hold back"
         out.append(Alert(f"budget:degraded:{gates.day}", f"budget degraded ({verdict.reason}): {what}"))
     return out
+
+
+def main_alerts(facts: Facts) -> tuple[list[Alert], str]:
+    """One alert per broken main commit (not one per tick or per cycle), and what is then alerted."""
+    if not facts.main_problems:
+        return [], ""
+    if facts.main_alerted == facts.main_commit:
+        return [], facts.main_alerted
+    text = "; ".join(facts.main_problems)
+    where = f"main {facts.main_commit[:12]}"
+    message = f"{text} ({where}): cycles wait without calling the agent until it is fixed"
+    alert = Alert(f"main:broken:{facts.main_commit[:12]}", message[:500])
+    return [alert], facts.main_commit
 
 
 def failure_reasons(task: Task, limit: int) -> str:
@@ -226,6 +244,10 @@ def decide(facts: Facts, settings: Settings) -> Plan:
     alerts = gate_alerts(facts.previous.on(gates.day), gates, verdict)
     alerts += [Alert(f"crashloop:{app}", f"PM2 app {app} {why}: stopped it; fix it, then `pm2 restart {app}`")
                for app, why in stop_apps]  # fmt: skip
+    broken, alerted = main_alerts(facts)
+    alerts += broken
+    alerts += [Alert("state:bad-record", f"skipped a record that does not validate: {why}"[:500])
+               for why in facts.bad_records[:3]]  # fmt: skip
     return Plan(gates=gates, budget=verdict, start=moves.start, stop=moves.stop, requeue=tuple(requeue),
                 park=tuple(park), assign=tuple(assign), stop_apps=stop_apps, alerts=tuple(alerts),
-                app_history=history, notes=moves.notes)  # fmt: skip
+                app_history=history, notes=moves.notes, main_alerted=alerted)  # fmt: skip

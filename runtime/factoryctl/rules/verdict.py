@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from factoryctl.core import jsonio
 
 RISKS = ("low", "medium", "high")
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
@@ -40,7 +41,7 @@ def parse_verdict(text: str) -> ReviewerVerdict:
     obj: Any = None
     for candidate in _candidates(text.strip()):
         try:
-            obj = json.loads(candidate)
+            obj = jsonio.loads(candidate)
             break
         except ValueError:
             continue

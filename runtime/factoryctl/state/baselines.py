@@ -11,8 +11,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from factoryctl.core import jsonio
 from factoryctl.core.checks import CheckRun, Counts, counts_of
 from factoryctl.core.config import CheckSpec
+from factoryctl.core.errors import BadRecord
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.locks import exclusive
 from factoryctl.state.stores import atomic_write_text
@@ -36,11 +38,44 @@ class Baselines:
         return self.dir / f"{commit}-{key}.json"
 
     def read(self, commit: str, key: str) -> dict[str, Counts] | None:
+        return _counts_in(self.path(commit, key))
+
+    # -- main's health: the last sound baseline, and what is wrong with main now --------
+
+    def sound_path(self, key: str) -> Path:
+        return self.dir / f"sound-{key}.json"
+
+    @property
+    def health_path(self) -> Path:
+        return self.dir.parent / "main-health.json"
+
+    def sound(self, specs: Sequence[CheckSpec]) -> dict[str, Counts] | None:
+        """The counts of main's last sound baseline for this checks configuration (None: none yet)."""
+        return _counts_in(self.sound_path(checks_key(specs)))
+
+    def judge(self, commit: str, specs: Sequence[CheckSpec], counts: Mapping[str, Counts], problems: Sequence[str],
+              now: str) -> None:  # fmt: skip
+        """Record what the cycle found on main: a sound baseline moves the yardstick; problems are kept
+        in state/main-health.json for the scheduler (one alert) and `status`."""
+        key = checks_key(specs)
+        if not problems:
+            doc = {"commit": commit, "key": key, "checks": {n: vars(c) for n, c in counts.items()}}
+            atomic_write_text(self.sound_path(key), json.dumps(doc, indent=2) + "\n")
+        else:  # measured again by the next cycle: a flaky test on main must not hold the factory for good
+            self.path(commit, key).unlink(missing_ok=True)
+            self.tests_path(commit, key).unlink(missing_ok=True)
+        health = {"commit": commit, "key": key, "problems": list(problems), "checked": now}
+        atomic_write_text(self.health_path, json.dumps(health, indent=2) + "\n")
+
+    def health(self) -> tuple[str, tuple[str, ...]]:
+        """(main commit, problems) as the last cycle found them; no problems when nothing is known."""
         try:
-            data = json.loads(self.path(commit, key).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return {name: counts_of(c) for name, c in data["checks"].items()}
+            data = jsonio.loads(self.health_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "", ()
+        if not isinstance(data, dict) or not isinstance(data.get("problems"), list):
+            return "", ()
+        return str(data.get("commit") or ""), tuple(str(p)[:500] for p in data["problems"][:20])
 
     def tests_path(self, commit: str, key: str) -> Path:
         return self.dir / f"{commit}-{key}.tests.json"
@@ -91,3 +126,18 @@ class Baselines:
                 self._store(commit, key, runs, doc)
             self.log.append("baseline", session=session, data=doc)
             return {n: r.counts for n, r in runs.items()}, True
+
+
+def _counts_in(path: Path) -> dict[str, Counts] | None:
+    """The `checks` of a baseline file; None when it is missing or not what a baseline file holds."""
+    try:
+        data = jsonio.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    checks = data.get("checks") if isinstance(data, dict) else None
+    if not isinstance(checks, dict) or not all(isinstance(c, dict) for c in checks.values()):
+        return None
+    try:
+        return {str(name): counts_of(c) for name, c in checks.items()}
+    except BadRecord:
+        return None

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from factoryctl.core import jsonio
 from factoryctl.core.clock import format_ts, utcnow
 from factoryctl.core.defaults import LOG_READ_BLOCK, SECRET_ENV
 from factoryctl.core.errors import FactoryError
@@ -40,7 +41,7 @@ class Event:
     def from_line(cls, line: bytes) -> Event | None:
         """The event on one line, or None for a line that is not one (torn, hand-edited)."""
         try:
-            obj = json.loads(line)
+            obj = jsonio.loads(line)
         except ValueError:
             return None
         if not isinstance(obj, dict) or not isinstance(obj.get("ts"), str):

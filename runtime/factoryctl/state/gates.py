@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from factoryctl.core import jsonio
 from factoryctl.core.records import Gates
 from factoryctl.state.stores import atomic_write_text
 
@@ -28,7 +29,7 @@ from factoryctl.state.stores import atomic_write_text
 def read_gates(path: Path) -> Gates:
     """The gates on disk; none when the scheduler has not written any (or the file is damaged)."""
     try:
-        return Gates.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return Gates.from_dict(jsonio.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return Gates()
 

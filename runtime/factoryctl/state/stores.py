@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from factoryctl.core import jsonio
 from factoryctl.core.errors import FactoryError
 from factoryctl.state.locks import exclusive
 
@@ -58,7 +59,7 @@ class JsonStore:
         except FileNotFoundError:
             return self.default()
         try:
-            data = json.loads(text)
+            data = jsonio.loads(text)
         except ValueError as exc:
             raise FactoryError(f"{self.path} is not valid JSON ({exc}); fix it or move it aside") from None
         expected = type(self.default())

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NamedTuple
 
 from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import TASK_MAX_BODY, TASK_MAX_TITLE
-from factoryctl.core.errors import NotFound, UsageError
+from factoryctl.core.errors import BadRecord, FactoryError, NotFound, UsageError
 from factoryctl.core.records import ACTIVE, LIVE, PRIORITIES, STATUSES, Task
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.stores import JsonStore
@@ -21,6 +21,31 @@ from factoryctl.state.stores import JsonStore
 
 def _empty() -> dict[str, Any]:
     return {"next_id": 1, "tasks": []}
+
+
+class Valid(NamedTuple):
+    """The records of tasks.json that validate (with their raw dicts, for writing back) and the rest."""
+
+    tasks: list[tuple[dict[str, Any], Task]]
+    problems: list[str]  # one line per record that does not validate: it is left as it is in the file
+
+
+def _checked(doc: Any, path: Any) -> Valid:
+    """tasks.json's records: a wrong top-level field is one error naming it; a bad record is skipped."""
+    raw_tasks = doc.get("tasks", [])
+    if not isinstance(raw_tasks, list):
+        raise FactoryError(f"{path}: field 'tasks' must be a list; fix it or move the file aside")
+    next_id = doc.get("next_id", 1)
+    if not isinstance(next_id, int) or isinstance(next_id, bool) or next_id < 1:
+        raise FactoryError(f"{path}: field 'next_id' must be a positive integer; fix it or move the file aside")
+    valid: list[tuple[dict[str, Any], Task]] = []
+    problems: list[str] = []
+    for i, raw in enumerate(raw_tasks):
+        try:
+            valid.append((raw, Task.from_dict(raw)))
+        except BadRecord as exc:
+            problems.append(f"{getattr(path, 'name', path)} task {i}: {exc}")
+    return Valid(valid, problems)
 
 
 class TaskQueue:
@@ -33,7 +58,12 @@ class TaskQueue:
         return cls(JsonStore(path, _empty), log)
 
     def all(self) -> list[Task]:
-        return [Task.from_dict(t) for t in self.store.read()["tasks"]]
+        """The tasks that validate (a bad record is skipped: `problems()` names it)."""
+        return [task for _, task in _checked(self.store.read(), self.store.path).tasks]
+
+    def problems(self) -> list[str]:
+        """One line per record of tasks.json that does not validate (left as it is in the file)."""
+        return _checked(self.store.read(), self.store.path).problems
 
     def get(self, task_id: int) -> Task:
         for task in self.all():
@@ -58,6 +88,9 @@ class TaskQueue:
             raise UsageError(f"unknown priority {priority!r}; allowed: {', '.join(PRIORITIES)}")
         now = format_ts(self.log.clock())
         with self.store.update() as doc:
+            found = _checked(doc, self.store.path)
+            doc["next_id"] = max([doc.get("next_id", 1), *(t.id + 1 for _, t in found.tasks)])
+            doc.setdefault("tasks", [])
             task = Task(id=doc["next_id"], title=title, body=body, priority=priority, created=now, updated=now)
             task.history.append({"ts": now, "status": "queued", "note": f"added by {source}" if source else "added"})
             if session is not None:
@@ -81,12 +114,10 @@ class TaskQueue:
             raise UsageError(f"unknown task status {status!r}")
         now = format_ts(self.log.clock())
         with self.store.update() as doc:
-            for raw in doc["tasks"]:
-                if raw["id"] == task_id:
-                    break
-            else:
+            pair = next(((r, t) for r, t in _checked(doc, self.store.path).tasks if t.id == task_id), None)
+            if pair is None:
                 raise NotFound(f"no task {task_id} (see `factoryctl task list`)")
-            task = Task.from_dict(raw)
+            raw, task = pair
             revivable = task.status in ("parked", "failed") and status in ("requeued", "cancelled")
             if task.status not in LIVE and not revivable:
                 raise UsageError(f"task {task_id} is {task.status}; only open tasks can change")
@@ -117,7 +148,8 @@ class TaskQueue:
         """
         now = format_ts(self.log.clock())
         with self.store.update() as doc:
-            tasks = [Task.from_dict(t) for t in doc["tasks"]]
+            found = _checked(doc, self.store.path).tasks
+            tasks = [t for _, t in found]
             mine = [t for t in tasks if t.session == session and t.status in ACTIVE]
             if mine:
                 return mine[0]
@@ -136,8 +168,8 @@ class TaskQueue:
             task = free[0]
             task.status, task.session, task.updated = "assigned", session, now
             task.history.append({"ts": now, "status": "assigned", "note": f"claimed by {session}"})
-            for raw in doc["tasks"]:
-                if raw["id"] == task.id:
+            for raw, old in found:
+                if old.id == task.id:
                     raw.update(asdict(task))
         self.log.append("task", session=session, data={"action": "assigned", "id": task.id})
         return task
@@ -152,7 +184,8 @@ class TaskQueue:
         """
         now = format_ts(self.log.clock())
         with self.store.update() as doc:
-            tasks = [Task.from_dict(t) for t in doc["tasks"]]
+            found = _checked(doc, self.store.path).tasks
+            tasks = [t for _, t in found]
             task = next((t for t in tasks if t.id == task_id), None)
             if task is None or not ok(task, tasks):
                 return None
@@ -161,8 +194,8 @@ class TaskQueue:
                 task.session = session or None
             task.updated = now
             task.history.append({"ts": now, "status": status, "note": note})
-            for raw in doc["tasks"]:
-                if raw["id"] == task_id:
+            for raw, old in found:
+                if old.id == task_id:
                     raw.clear()
                     raw.update(asdict(task))
         self.log.append("task", session=task.session, data={"action": status, "id": task_id, "note": note})

@@ -37,9 +37,11 @@ def review_prompt(
     if after is not None:
         after_counts = {n: r.counts for n, r in after.items()}
         measured_on = "the merge result"
+        evidence = {n: list(r.evidence) for n, r in after.items() if r.evidence}
     else:
         after_counts = {n: counts_of(c) for n, c in entry.after.items()}
         measured_on = "the branch as its cycle tested it (the merge result is tested after your verdict)"
+        evidence = {n: list(lines) for n, lines in entry.evidence.items()}
     deltas = {n: {"before": vars(baseline[n]), "after": vars(c)} for n, c in after_counts.items() if n in baseline}
     task = None
     if entry.task is not None:
@@ -54,7 +56,7 @@ def review_prompt(
     )  # fmt: skip
     values = {
         "branch": entry.branch, "session": entry.session or "?", "task": task, "summary": entry.summary[:1000],
-        "deltas": deltas, "measured_on": measured_on, "diff": diff, "stat": stat or "no changes",
+        "deltas": deltas, "measured_on": measured_on, "evidence": evidence, "diff": diff, "stat": stat or "no changes",
         "context_files": context, "cuts": cuts,
     }  # fmt: skip
     return prompting.render_prompt(prompting.load_template(ctx.paths.home / "prompts", "review"), values)
