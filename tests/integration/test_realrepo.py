@@ -159,7 +159,9 @@ def test_a_regression_on_main_waits_until_main_is_sound_again(tmp_path: Path) ->
 
 def test_with_no_checks_every_cycle_and_status_say_so(tmp_path: Path) -> None:
     factory = make_factory(tmp_path, checks="")
-    factory.script([{"actions": [{"write": "notes.txt", "content": "x\n"}], "result": "Add notes"}])
+    approve = json.dumps({"verdict": "approve", "reasons": ["fine"], "risk": "low", "issues": []})
+    factory.script([{"match": "You are s1,", "actions": [{"write": "notes.txt", "content": "x\n"}],
+                     "result": "Add notes"}, {"match": "reviewing one branch", "result": approve}])  # fmt: skip
     done = run_cli("cycle", "s1", home=factory.home)
     assert f"warning: {NO_CHECKS}" in done.stdout
     (event,) = events(factory, "ralph_cycle")
@@ -167,6 +169,9 @@ def test_with_no_checks_every_cycle_and_status_say_so(tmp_path: Path) -> None:
     status = run_cli("status", home=factory.home)
     assert f"warning:       {NO_CHECKS}" in status.stdout
     assert NO_CHECKS in json.loads(run_cli("status", "--json", home=factory.home).stdout)["warnings"]
+    # The gate does not land what nothing measured: it waits for a person (review.allow_without_checks).
+    (decision,) = MergeGate(factory.ctx()).run()
+    assert decision.verdict == "awaiting_human" and decision.reasons[0].startswith(NO_CHECKS)
 
 
 # -- clean dependencies per cycle ------------------------------------------------------------------

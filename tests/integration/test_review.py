@@ -505,3 +505,28 @@ def test_main_that_cannot_be_set_up_ends_the_review_in_one_line(tmp_path: Path) 
     assert "cannot be set up, no branch can be reviewed: repo.setup 'false' exited 1" in proc.stderr
     alerts = factory.ctx().log.tail(5, EventFilter(types=frozenset({"alert"})))
     assert any("cannot be set up" in a.data["message"] for a in alerts)
+
+
+PAIR_CHECK = """
+[[checks]]
+name = "pair"
+command = ["sh", "-c", "test ! -e a.txt || test ! -e b.txt"]
+parser = "exitcode"
+"""
+
+
+def test_a_deterministic_failure_at_the_gate_is_not_retried(tmp_path: Path) -> None:
+    """Each branch passes alone; together they fail. An exitcode check cannot flake: one run, rejected."""
+    factory = make_factory(tmp_path, sessions=2, checks=PAIR_CHECK)
+    factory.script([
+        session_call("s1", [{"write": "a.txt", "content": "a\n"}], "Add a"),
+        session_call("s2", [{"write": "b.txt", "content": "b\n"}], "Add b"),
+        review_call("s1", APPROVE), review_call("s2", APPROVE),
+    ])  # fmt: skip
+    branches = pending_branches(factory, ["s1", "s2"])
+    gate = MergeGate(factory.ctx())
+    outcomes = {o.branch: o for o in gate.run()}
+    assert outcomes[branches["s1"]].verdict == "approve"
+    second = outcomes[branches["s2"]]
+    assert second.verdict == "reject" and "pair: errors 0 -> 1" in second.reasons[0]
+X

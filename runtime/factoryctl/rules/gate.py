@@ -115,6 +115,7 @@ def after_reviewer(
     human_mode: bool,
     dry_run: bool,
     sensitive: Sequence[str] = (),
+    no_checks: str | None = None,
 ) -> Decision | None:
     """The reviewer's verdict (or why there is none); None: land it.
 
@@ -132,6 +133,8 @@ def after_reviewer(
     if sensitive and not entry.human_approved:
         why = f"changes sensitive paths ({', '.join(sensitive[:5])}): waits for a person"
         return Decision(branch, GateVerdict.AWAITING_HUMAN, (why, *reasons), review=answer)
+    if no_checks and not entry.human_approved:  # nothing measured the change: a person decides
+        return Decision(branch, GateVerdict.AWAITING_HUMAN, (no_checks, *reasons), review=answer)
     if human_mode and not entry.human_approved:
         return Decision(branch, GateVerdict.AWAITING_HUMAN, reasons, review=answer)
     return None

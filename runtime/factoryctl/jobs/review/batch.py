@@ -17,6 +17,7 @@ from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.review.tree import MainMoved
 from factoryctl.jobs.workspace import SetupFailed
 from factoryctl.rules import gate as rules
+from factoryctl.rules.changes import no_checks_reason
 from factoryctl.rules.verdict import ReviewerVerdict
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ def review_batch(gate: MergeGate, pending: list[ReviewEntry]) -> list[ReviewEntr
         if decided is None:
             baseline = gate.baseline(main_sha)
             answer = gate.ask(entry, main_sha, baseline, None)
-            decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=False, sensitive=facts.sensitive)
+            decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=False, sensitive=facts.sensitive,
+                                           no_checks=no_checks_reason(gate.settings))  # fmt: skip
             if decided is None:
                 assert isinstance(answer, ReviewerVerdict)
                 approved[entry.branch] = (entry, answer)

@@ -29,7 +29,7 @@ from factoryctl.jobs.review.record import Recorder
 from factoryctl.jobs.review.tree import MainMoved, ReviewTree
 from factoryctl.jobs.workspace import SetupFailed
 from factoryctl.rules import gate as rules
-from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge
+from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge, no_checks_reason
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
 from factoryctl.state.baselines import Baselines
@@ -165,7 +165,8 @@ class MergeGate:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         answer = self.ask(entry, main_sha, baseline, after)
         human = self.settings.review.mode == "human"
-        decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=self.dry_run, sensitive=facts.sensitive)
+        decided = rules.after_reviewer(entry, answer, human_mode=human, dry_run=self.dry_run, sensitive=facts.sensitive,
+                                       no_checks=no_checks_reason(self.settings))  # fmt: skip
         if decided is not None:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         assert isinstance(answer, ReviewerVerdict)
@@ -215,7 +216,9 @@ class MergeGate:
         if not self.tree.git.unchanged(head):
             return after, [CHANGED_DURING_CHECKS]
         reasons = judge(baseline, tests, after)
-        if not (reasons and retry and self.settings.checks):
+        # Retried only where flakes live (test runners), never a deterministic tool's result.
+        may_flake = {spec.name for spec in self.settings.checks if spec.retry_on_regression}
+        if not (retry and {r.split(":", 1)[0] for r in reasons} & may_flake):
             return after, reasons
         self.say("checks got worse; running them once more before rejecting")
         self.check_runs += 1
