@@ -529,4 +529,4 @@ def test_a_deterministic_failure_at_the_gate_is_not_retried(tmp_path: Path) -> N
     assert outcomes[branches["s1"]].verdict == "approve"
     second = outcomes[branches["s2"]]
     assert second.verdict == "reject" and "pair: errors 0 -> 1" in second.reasons[0]
-X
+    assert second.check_runs == 1  # the merge result once (main's baseline came with s1's landing): no retry
