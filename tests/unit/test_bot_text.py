@@ -121,6 +121,19 @@ def test_an_alert_key_is_told_once_an_hour_even_when_appended_twice() -> None:
     assert len(later.notices) == 1  # more than an hour after the first
 
 
+def test_standup_and_doctor_summaries_reach_the_chat_and_a_skipped_standup_does_not() -> None:
+    events = [
+        ev(0, "team_standup", skipped=True, reason="nothing new"),
+        ev(1, "team_standup", skipped=False, summary="s1 adds a test; s2 and s3 both touch stock.py"),
+        ev(2, "doctor_analysis", summary="s2 error-looping: paused", sessions={}),
+    ]
+    notices = decide(events, {}, NOW, NoticeRules()).notices
+    assert [(n.title, n.text) for n in notices] == [
+        ("Standup", "s1 adds a test; s2 and s3 both touch stock.py"),
+        ("Session doctor", "s2 error-looping: paused"),
+    ]
+
+
 def test_severity_comes_from_the_event_or_the_key() -> None:
     events = [ev(0, "alert", key="crashloop:factory-bot"), ev(0, "alert", key="x", severity="info")]
     assert [n.severity for n in decide(events, {}, NOW, NoticeRules()).notices] == [Severity.CRITICAL, Severity.INFO]

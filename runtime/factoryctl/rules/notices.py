@@ -70,6 +70,11 @@ def severity_of(event: Event) -> Severity:
     return _SEVERITY.get(key.split(":")[0], Severity.WARNING)
 
 
+# The team's meetings, told in a line or two (their transcripts and reports stay on the host).
+SUMMARIES = {"team_standup": "Standup", "doctor_analysis": "Session doctor"}
+SUMMARY_CHARS = 1500
+
+
 def decide(events: Sequence[Event], sent: Mapping[str, str], now: datetime, rules: NoticeRules) -> Decision:
     """The notices for `events` (oldest first), given when each alert key was last delivered."""
     horizon = format_ts(now - rules.quiet)
@@ -93,6 +98,9 @@ def decide(events: Sequence[Event], sent: Mapping[str, str], now: datetime, rule
                 f"\nReviewer: {why}" if why else ""
             )
             notices.append(Notice(f"awaiting:{branch}", "Review waits for you", text, Severity.INFO, branch))
+        elif event.type in SUMMARIES and not event.data.get("skipped") and event.data.get("summary"):
+            title = SUMMARIES[event.type]
+            notices.append(Notice(f"{event.type}:{event.ts}", title, str(event.data["summary"])[:SUMMARY_CHARS]))
         elif event.type == "cto_review" and event.data.get("verdict") == "approve" and event.data.get("landed"):
             landed.append(f"{event.data.get('branch')} -> {str(event.data.get('landed'))[:10]}")
     if landed and rules.landings:
