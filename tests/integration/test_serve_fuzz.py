@@ -24,8 +24,9 @@ CASES = int(os.environ.get("SERVE_FUZZ_CASES", "40"))  # per operation; CI keeps
 def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("fuzz") / "factory"
     home.mkdir()
-    # Two sessions and no repo: a fuzzed review trigger starts a review that ends at once.
-    (home / "factory.toml").write_text("[factory]\nsessions = 2\n")
+    # Two sessions and no repo: a fuzzed review trigger starts a review that ends at once. A fuzzed
+    # doctor trigger must not start the sessions' loops: their cycles would write to the log meanwhile.
+    (home / "factory.toml").write_text("[factory]\nsessions = 2\n[doctor]\nrestart_dead = false\n")
     clean = {k: "" for k in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN")}
     with serving(home, env=clean) as srv:
         yield srv

@@ -19,7 +19,13 @@ from factoryctl.core.facts import Pane
 
 _FORMAT = "#{session_name}\t#{pane_pid}\t#{pane_dead}\t#{session_created}"
 # No server, or one whose last session just ended (it says "no current target" while it exits).
-_NO_SERVER = ("no server running", "error connecting to", "no sessions", "no current target")
+_NO_SERVER = (
+    "no server running",
+    "error connecting to",
+    "no sessions",
+    "no current target",
+    "server exited unexpectedly",
+)
 
 
 def parse_panes(text: str) -> dict[str, Pane]:
