@@ -424,16 +424,17 @@ def to_toml(data: Mapping[str, Any]) -> str:
         if isinstance(values, list):
             for item in values:
                 lines.append(f"[[{section}]]")
-                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+                lines += [f"{k} = {toml_value(v)}" for k, v in item.items() if v is not None]
                 lines.append("")
             continue
         lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items() if v is not None]
         lines.append("")
     return "\n".join(lines)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One TOML value (bool, number, string, list of them)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -441,5 +442,5 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot render {type(value).__name__} as TOML")

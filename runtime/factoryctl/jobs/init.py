@@ -8,7 +8,6 @@ a person's working repository. An existing, non-empty home is never touched.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import Any
 
 from factoryctl.adapters.git import GIT_ENV, Git, GitError
 from factoryctl.adapters.runner import run
-from factoryctl.core.config import load_settings
+from factoryctl.core.config import load_settings, toml_value
 from factoryctl.core.defaults import GIT_TIMEOUT_S
 from factoryctl.core.errors import FactoryError, UsageError
 from factoryctl.core.paths import Paths
@@ -111,16 +110,6 @@ def read_telling_files(clone: Path) -> dict[str, str]:
     return out
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return "[" + ", ".join(_toml(v) for v in value) + "]"
-
-
 def render_config(detected: Detected, *, main: str, agent: Sequence[str], origin: str) -> str:
     """factory.toml as init writes it: the detected keys, with comments saying where they came from."""
     lines = [
@@ -128,22 +117,29 @@ def render_config(detected: Detected, *, main: str, agent: Sequence[str], origin
         f"# The shared remote (origin of repo/): {origin}",
         "",
         "[repo]",
-        f"main = {_toml(main)}",
+        f"main = {toml_value(main)}",
     ]
     if detected.setup:
         lines += ["# run in every worktree whose manifests or installed packages differ from main's",
-                  f"setup = {_toml(list(detected.setup))}"]  # fmt: skip
+                  f"setup = {toml_value(list(detected.setup))}"]  # fmt: skip
     else:
         lines.append("# setup = [] (nothing to install was detected)")
     if agent:
-        lines += ["", "[agent]", f"command = {_toml(list(agent))}", "", "[reviewer]", f"command = {_toml(list(agent))}"]
+        lines += [
+            "",
+            "[agent]",
+            f"command = {toml_value(list(agent))}",
+            "",
+            "[reviewer]",
+            f"command = {toml_value(list(agent))}",
+        ]
     lines += ["", "# Detected from the repository's files:"]
     lines += [f"#   {line}" for line in detected.found] or ["#   nothing"]
     for note in detected.notes:
         lines.append(f"# CHECK: {note}")
     for check in detected.checks:
         lines += ["", "[[checks]]"]
-        lines += [f"{key} = {_toml(value)}" for key, value in check.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in check.items()]
     if not detected.checks:
         lines += ["", "# No [[checks]]: nothing measures a change, and the gate waits for a person",
                   "# unless [review] allow_without_checks = true."]  # fmt: skip
