@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from tests.helpers import wait_for
 from tests.serving import TOKEN, Server, serving
 
 CASES = int(os.environ.get("SERVE_FUZZ_CASES", "40"))  # per operation; CI keeps the default
@@ -52,6 +53,12 @@ def check_case(case: Any, fuzzed_server: Server, authorised: bool) -> None:
         assert all(job_ended(line) for line in new[len(old) :]), (case.path, response.status_code, new[len(old) :])
     if not authorised:
         assert case.path == "/healthz" or response.status_code in (401, 404, 405, 413, 422), case.path
+    if response.status_code == 202 and case.path.startswith("/trigger/"):
+        # An accepted job runs in the background and writes its own events (the doctor's, the standup's):
+        # let it end before the next case, so that "a refusal changes nothing" is about that refusal alone.
+        wait_for(lambda: any(job_ended(line) for line in (snapshot(home)["experiment-log.jsonl"] or b"").splitlines()
+                             [len((after["experiment-log.jsonl"] or b"").splitlines()) - 1 :]),
+                 timeout=120, what=f"the job {case.path} started to end")  # fmt: skip
 
 
 def job_ended(line: bytes) -> bool:
