@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.core.config import Settings, default_heavy_slots, load_settings, settings_as_dict, to_toml
+from factoryctl.core.config import Settings, default_heavy_slots, load_settings, settings_as_dict
 from factoryctl.core.errors import ConfigError
+from factoryctl.core.tomltext import to_toml
 
 
 def write(tmp_path: Path, text: str) -> Path:

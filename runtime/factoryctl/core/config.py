@@ -7,7 +7,6 @@ allowed; the file is optional, and a missing one means "all defaults".
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -415,32 +414,3 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
     return settings.model_dump(mode="json")
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """Render settings as TOML (tables, arrays of tables); enough for factory.toml's shape."""
-    lines: list[str] = []
-    for section, values in data.items():
-        if isinstance(values, list):
-            for item in values:
-                lines.append(f"[[{section}]]")
-                lines += [f"{k} = {toml_value(v)}" for k, v in item.items() if v is not None]
-                lines.append("")
-            continue
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in values.items() if v is not None]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def toml_value(value: Any) -> str:
-    """One TOML value (bool, number, string, list of them)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot render {type(value).__name__} as TOML")

@@ -17,10 +17,11 @@ from typing import Any
 
 from factoryctl.adapters.git import GIT_ENV, Git, GitError
 from factoryctl.adapters.runner import run
-from factoryctl.core.config import load_settings, toml_value
+from factoryctl.core.config import load_settings
 from factoryctl.core.defaults import GIT_TIMEOUT_S
 from factoryctl.core.errors import FactoryError, UsageError
 from factoryctl.core.paths import Paths
+from factoryctl.core.tomltext import toml_value
 from factoryctl.rules.detect import FILES, Detected, detect
 
 MAX_FILE_BYTES = 1_000_000  # a manifest bigger than this is not read (it says nothing more)
