@@ -63,3 +63,17 @@ def meanwhile(folder: Path, action: Callable[[], object]) -> list[dict[str, obje
     threading.Thread(target=run, daemon=True).start()
     wait = f"while [ ! -e {marker}.done ]; do sleep 0.05; done"
     return [{"run": ["touch", str(marker)]}, {"run": ["sh", "-c", wait]}]
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM a process we started and wait for it; SIGKILL it past `grace_s`."""
+    import signal
+
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

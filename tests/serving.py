@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import tool
+from tests.helpers import stop_process, tool
 
 TOKEN = "test-token-0123456789abcdef"
 GITHUB_SECRET = "github-webhook-secret-42"
@@ -99,10 +98,5 @@ def serving(home: Path, *, env: Mapping[str, str] | None = None, github: bool = 
             time.sleep(0.1)
         yield server
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 15)
         log.close()

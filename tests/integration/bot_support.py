@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import tool
+from tests.helpers import stop_process, tool
 from tests.support.telegram_standin import StandIn
 
 TOKEN = "123456:test-token-abcdefghijklmnop"
@@ -33,11 +32,5 @@ def running_bot(home: Path, log_path: Path | None = None) -> Iterator[subprocess
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 20)
         out.close()
