@@ -208,10 +208,10 @@ def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, Ope
     _put("Ensure log rotation (/etc/logrotate.d/factory)", text["logrotate.j2"], layout.LOGROTATE_FILE, "644")
     if checked.scripted:
         _directory(layout.DEMO_DIR, "755")
-        for scenario in ("agent.json", "reviewer.json"):
+        for scenario in hostdata.SCENARIO_FILES:
             files.put(
                 name=f"Ensure the scripted agent's demo scenario {scenario}",
-                src=str(REPO / "templates" / "demo" / scenario),
+                src=str(checked.scenarios / scenario),
                 dest=f"{layout.DEMO_DIR}/{scenario}",
                 mode="644",
             )

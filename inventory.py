@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     "factory_claude_code_version": "2.1.330",
     # Jobs to deploy; None: every job the runtime implements (factoryctl.jobs.IMPLEMENTED).
     "factory_jobs": None,
+    # Cron schedules replacing the design's, e.g. {"review": "*/30 * * * *"} (five cron fields).
+    "factory_schedules": {},
+    # The scripted agent's scenarios (agent.json, reviewer.json): a local folder; None: templates/demo.
+    "factory_scenarios": None,
 }
 
 # The sandbox demo: no credentials, the scripted agent on the bundled sample repository.

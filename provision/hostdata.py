@@ -46,6 +46,11 @@ FLAT_KEYS: dict[tuple[str, str], str] = {
     ("telegram", "allowed_chat_ids"): "factory_telegram_chat_ids",
     ("http", "bind"): "factory_http_bind",
 }
+# Optional host data (inventory.py's DEFAULTS has them): a missing one means its default.
+#   factory_schedules: {cron job name: "m h dom mon dow"}, replacing the design's schedule
+#     (a compressed day in bench/factory_day.py runs the review every 2 minutes, say).
+#   factory_scenarios: a local folder with the scripted agent's agent.json and reviewer.json
+#     (the demo's are templates/demo/); only read when the agent is the scripted one.
 REQUIRED_KEYS = (
     *FLAT_KEYS.values(),
     "factory_repo_url",
@@ -56,6 +61,10 @@ REQUIRED_KEYS = (
     "factory_jobs",
 )
 
+_CRON_FIELD = re.compile(r"^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*$")
+_CRON_LIMITS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))  # minute, hour, day, month, weekday
+DEMO_SCENARIOS = Path(__file__).resolve().parent.parent / "templates" / "demo"
+SCENARIO_FILES = ("agent.json", "reviewer.json")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$")
 # Shell metacharacters, quotes, whitespace and control characters: never in a repository URL.
 _URL_FORBIDDEN = re.compile(r"[\s'\"`$;&|<>(){}\\*?!#~\x00-\x1f\x7f]")
@@ -92,6 +101,7 @@ class Checked:
     pm2_version: str
     claude_code_version: str
     scripted: bool  # agent and reviewer are the scripted agent (the demo)
+    scenarios: Path = DEMO_SCENARIOS  # the scripted agent's scenario files (local folder)
 
     def jobs_of(self, kind: str) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.kind == kind)
@@ -178,6 +188,8 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         if not _VERSION.match(str(data[key])):
             problems.append(f"{key}: must be an exact version like 7.0.4 (got {data[key]!r})")
     jobs, left_out = _select_jobs(data["factory_jobs"], secrets, problems)
+    jobs = _with_schedules(jobs, data.get("factory_schedules") or {}, problems)
+    scenarios = _check_scenarios(data.get("factory_scenarios"), scripted, problems)
 
     if problems or settings is None:
         raise HostDataError(f"{host}: " + "; ".join(problems))
@@ -192,6 +204,7 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         pm2_version=str(data["factory_pm2_version"]),
         claude_code_version=str(data["factory_claude_code_version"]),
         scripted=scripted,
+        scenarios=scenarios,
     )
 
 
@@ -244,6 +257,51 @@ def _select_jobs(
     if unimplemented:
         left_out.insert(0, f"not deployed yet (the runtime does not implement them): {', '.join(unimplemented)}")
     return tuple(jobs), tuple(left_out)
+
+
+def _with_schedules(jobs: tuple[Job, ...], schedules: object, problems: list[str]) -> tuple[Job, ...]:
+    """The cron jobs with the schedules host data gives them (five cron fields each)."""
+    if not isinstance(schedules, Mapping):
+        problems.append('factory_schedules: must be a mapping like {"review": "*/2 * * * *"}')
+        return jobs
+    cron = {j.name for j in JOBS if j.kind == "cron"}
+    for name, schedule in schedules.items():
+        if name not in cron:
+            problems.append(f"factory_schedules: {name!r} is not a cron job; cron jobs: {', '.join(sorted(cron))}")
+        elif not _valid_schedule(schedule):
+            problems.append(
+                f"factory_schedules.{name}: {schedule!r} is not five cron time fields like '*/2 * * * *' "
+                "(digits in range, *, -, / and , only)"
+            )
+    if any(p.startswith("factory_schedules") for p in problems):
+        return jobs
+    return tuple(replace(j, schedule=" ".join(str(schedules[j.name]).split())) if j.name in schedules else j
+                 for j in jobs)  # fmt: skip
+
+
+def _valid_schedule(schedule: object) -> bool:
+    fields = schedule.split() if isinstance(schedule, str) else []
+    if len(fields) != 5:
+        return False
+    for text, (low, high) in zip(fields, _CRON_LIMITS, strict=True):
+        if not _CRON_FIELD.match(text):
+            return False
+        for part in text.split(","):
+            values, _, step = part.partition("/")
+            numbers = [int(n) for n in values.split("-") if n != "*"]
+            if any(not low <= n <= high for n in numbers) or (step and int(step) == 0):
+                return False
+    return True
+
+
+def _check_scenarios(folder: object, scripted: bool, problems: list[str]) -> Path:
+    """The local folder of the scripted agent's scenarios; every file must be there when it is used."""
+    path = DEMO_SCENARIOS if folder in (None, "") else Path(str(folder)).expanduser()
+    if scripted:
+        missing = [name for name in SCENARIO_FILES if not (path / name).is_file()]
+        if missing:
+            problems.append(f"factory_scenarios: {path} has no {' or '.join(missing)} (the scripted agent's scenarios)")
+    return path
 
 
 def _plain(value: Any) -> Any:

@@ -520,3 +520,40 @@ def test_clone_quotes_the_url_and_never_pulls() -> None:
     assert operations.clone_commands("https://h/a.git", "https://h/a.git", "main", "/r", None, []) == []
     (seturl,) = operations.clone_commands("https://old", "https://h/a.git", "main", "/r", None, [])
     assert "set-url" in seturl
+
+
+def test_host_data_can_compress_the_cron_schedules() -> None:
+    """A compressed day (bench/factory_day.py) runs the review every 2 minutes: the crontab says so."""
+    schedules = {"review": "*/2 * * * *", "standup": "1-59/3  * * * *", "doctor": "*/4 * * * *"}
+    checked = hostdata.check({**DEFAULTS, **DEMO, "factory_schedules": schedules}, {})
+    entries = {argv[5]: schedule for schedule, _, argv in cron_entries(templating.render_all(checked)["cron.j2"])
+               if schedule != "@reboot"}  # fmt: skip
+    assert entries == {"review": "*/2 * * * *", "standup": "1-59/3 * * * *", "doctor": "*/4 * * * *"}
+
+
+@pytest.mark.parametrize(
+    ("schedules", "says"),
+    [
+        ({"review": "every two minutes"}, "factory_schedules.review"),
+        ({"review": "*/2 * * *"}, "five cron time fields"),
+        ({"review": "61 * * * *"}, "digits in range"),
+        ({"review": "*/0 * * * *"}, "factory_schedules.review"),
+        ({"review": "* * * * * touch /tmp/x"}, "five cron time fields"),
+        ({"review": "*/2 * * * *;id"}, "five cron time fields"),
+        ({"loop": "* * * * *"}, "'loop' is not a cron job"),
+        ({"review": ["*/2", "*", "*", "*", "*"]}, "factory_schedules.review"),
+        (["review"], "must be a mapping"),
+    ],
+)
+def test_a_bad_schedule_is_refused_in_one_line(schedules: Any, says: str) -> None:
+    with pytest.raises(hostdata.HostDataError, match=re.escape(says)):
+        hostdata.check({**DEFAULTS, **DEMO, "factory_schedules": schedules}, {})
+
+
+def test_the_scripted_agents_scenarios_come_from_a_folder_that_has_them(tmp_path: Path) -> None:
+    assert hostdata.check({**DEFAULTS, **DEMO}, {}).scenarios == hostdata.DEMO_SCENARIOS
+    with pytest.raises(hostdata.HostDataError, match="has no agent.json or reviewer.json"):
+        hostdata.check({**DEFAULTS, **DEMO, "factory_scenarios": str(tmp_path)}, {})
+    for name in hostdata.SCENARIO_FILES:
+        (tmp_path / name).write_text('{"calls": [{"result": "ok"}]}')
+    assert hostdata.check({**DEFAULTS, **DEMO, "factory_scenarios": str(tmp_path)}, {}).scenarios == tmp_path
