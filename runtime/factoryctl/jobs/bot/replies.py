@@ -40,6 +40,7 @@ def status(report: Mapping[str, Any], landings: Sequence[Event]) -> Reply:
     for s in report["sessions"]:
         states[s["state"]] = states.get(s["state"], 0) + 1
     lines = [
+        report["summary"],  # the same figures as `factoryctl status`, the status page and `factoryctl report`
         f"sessions: {len(report['sessions'])} ({', '.join(f'{v} {k}' for k, v in sorted(states.items()))})",
         *(f"  {s['name']}: #{s['task']['id']} {s['task']['title'][:60]}" for s in busy[:8]),
         f"tasks: {_counts(report['tasks'])}",
