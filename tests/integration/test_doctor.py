@@ -51,12 +51,12 @@ def test_a_session_failing_the_same_way_three_times_is_error_looping_alerted_and
     report = Path(data["report"]).read_text()
     assert "error_looping" in report and "529" in report
     assert events(factory, "doctor_analysis")[-1].data["summary"] == data["summary"]
-    # Run again at once: still error-looping, but the alert is not repeated within the hour.
+    # Run again at once: still error-looping, but the alert is not repeated within the quiet period.
     factory.script([doctor_says({"cycle_prompt": "", "skills": []})])
     again = Doctor(factory.ctx(), sessions=Sessions(ctx, tmux)).run()
     assert again["sessions"]["s1"]["state"] == "error_looping"
     assert [a["result"] for a in again["actions"] if a["session"] == "s1" and a["kind"] == "alert"] == [
-        "not repeated within the hour"
+        "not repeated within the quiet period"
     ]
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from factoryctl.core.checks import PARSER_NAMES, TEST_RUNNERS, validate_pattern
-from factoryctl.core.defaults import SENSITIVE_PATHS
+from factoryctl.core.defaults import ALERT_QUIET, SENSITIVE_PATHS
 from factoryctl.core.errors import ConfigError, UsageError
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -251,6 +251,12 @@ class TelegramSection(_Section):
     ] = 5.0
 
 
+class AlertsSection(_Section):
+    quiet_s: Seconds = Field(
+        int(ALERT_QUIET.total_seconds()), ge=10, description="an alert key is not repeated within this many seconds"
+    )
+
+
 def _absolute(paths: list[str]) -> list[str]:
     for value in paths:
         if not Path(value).is_absolute():
@@ -331,6 +337,7 @@ class Settings(_Section):
     budget: BudgetSection = BudgetSection()
     review: ReviewSection = ReviewSection()
     telegram: TelegramSection = TelegramSection()
+    alerts: AlertsSection = AlertsSection()
     http: HttpSection = HttpSection()
     standup: StandupSection = StandupSection()
     doctor: DoctorSection = DoctorSection()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from factoryctl.adapters.agent import Agent
@@ -18,6 +18,7 @@ from factoryctl.core.config import Settings, load_settings
 from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
+from factoryctl.state.alerts import Alerts, Notifier
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.heartbeats import Heartbeats
 from factoryctl.state.locks import Semaphore, exclusive
@@ -59,6 +60,11 @@ class Context:
 
     def heartbeats(self) -> Heartbeats:
         return Heartbeats(self.paths.sessions_file, self.clock)
+
+    def alerts(self, notifiers: Sequence[Notifier] = ()) -> Alerts:
+        """Alerts as every job raises them: a key is not repeated within `[alerts] quiet_s`."""
+        quiet = timedelta(seconds=self.settings.alerts.quiet_s)
+        return Alerts(self.log, self.paths.locks_dir, notifiers, quiet=quiet)
 
     def heavy_slots(self) -> Semaphore:
         return Semaphore(self.paths.locks_dir, "heavy", self.settings.scheduler.heavy_slots)

@@ -45,7 +45,7 @@ from factoryctl.rules.doctor import (
     Pane as PaneState,
 )
 from factoryctl.rules.skills import RetireCandidate, SkillRefused, check_new_skill, retire_candidates
-from factoryctl.state.alerts import Alerts, Notifier
+from factoryctl.state.alerts import Notifier
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
 from factoryctl.state.skills import SkillStore
@@ -93,7 +93,7 @@ class Doctor:
     ) -> None:
         self.ctx = ctx
         self.sessions = sessions or Sessions(ctx)
-        self.alerts = Alerts(ctx.log, ctx.paths.locks_dir, notifiers or [])
+        self.alerts = ctx.alerts(notifiers or ())
         self.say = progress or (lambda text: None)
         self.store = SkillStore(ctx.paths.skills_dir)
 
@@ -178,7 +178,7 @@ class Doctor:
         if action.kind == "alert":
             key = f"doctor:{action.session}:{action.text.split(':')[0]}"
             sent = self.alerts.send(Alert(key, action.text, session=action.session))
-            done["result"] = "sent" if sent else "not repeated within the hour"
+            done["result"] = "sent" if sent else "not repeated within the quiet period"
         elif action.kind == "pause":
             flag = self.ctx.paths.pause_flag(action.session)
             flag.parent.mkdir(parents=True, exist_ok=True)

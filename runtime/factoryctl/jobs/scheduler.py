@@ -63,7 +63,7 @@ class Scheduler:
         self.sessions = sessions or Sessions(ctx)
         self.pm2 = pm2 if pm2 is not None else Pm2()
         self.reading = reading or (lambda: sample(ctx.paths.home))
-        self.alerts = alerts or Alerts(ctx.log, ctx.paths.locks_dir, [LogNotifier(out)])
+        self.alerts = alerts or ctx.alerts([LogNotifier(out)])
         self.out = out
         self.self_app = self_app
         self.state = JsonStore(ctx.paths.state_dir / "scheduler.json", dict)

@@ -1,8 +1,9 @@
-"""Alerts: `alert` events with a key, never the same key twice within an hour.
+"""Alerts: `alert` events with a key, never the same key twice within the quiet period.
 
 Every alert is recorded in the experiment log (that is also how repeats are found, so
 several processes share one memory), then handed to the notifiers. The log notifier
-prints it to the job's output; the Telegram bot will be another Notifier.
+prints it to the job's output; the Telegram bot will be another Notifier. Jobs make
+theirs with `Context.alerts`, whose quiet period is `[alerts] quiet_s`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Alerts:
         return any(e.data.get("key") == key for e in self.events.iter_reverse(flt))
 
     def send(self, alert: Alert) -> bool:
-        """Record and deliver `alert` unless its key was used within the hour; True if sent."""
+        """Record and deliver `alert` unless its key was used within the quiet period; True if sent."""
         with exclusive(self.lock):
             if self.recent(alert.key):
                 return False

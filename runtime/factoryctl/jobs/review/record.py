@@ -17,7 +17,7 @@ from factoryctl.core.records import LIVE, Alert, QueueStatus, ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.review.tree import ReviewTree
 from factoryctl.rules.gate import FINAL, Decision, GateVerdict
-from factoryctl.state.alerts import Alerts, LogNotifier
+from factoryctl.state.alerts import LogNotifier
 
 
 class Recorder:
@@ -26,7 +26,7 @@ class Recorder:
         self.tree = tree
         self.say = say
         self.dry_run = dry_run
-        self.alerts = Alerts(ctx.log, ctx.paths.locks_dir, [LogNotifier(say)])
+        self.alerts = ctx.alerts([LogNotifier(say)])
         self.decisions: list[Decision] = []
 
     def apply(self, entry: ReviewEntry, decision: Decision) -> Decision:

@@ -1,0 +1,66 @@
+"""The alert quiet period is `[alerts] quiet_s`, and every job's alerts honour it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from factoryctl.adapters.pm2 import Pm2
+from factoryctl.core.config import Settings, settings_as_dict, settings_from_mapping
+from factoryctl.core.errors import ConfigError
+from factoryctl.core.paths import Paths
+from factoryctl.core.records import Alert
+from factoryctl.core.tomltext import to_toml
+from factoryctl.jobs.context import Context
+from factoryctl.jobs.doctor import Doctor
+from factoryctl.jobs.review.record import Recorder
+from factoryctl.jobs.review.tree import ReviewTree
+from factoryctl.jobs.scheduler import Scheduler
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def context(tmp_path: Path, quiet_s: int, clock: FakeClock | None = None) -> Context:
+    settings = settings_from_mapping({"alerts": {"quiet_s": quiet_s}}, source="test")
+    return Context(Paths(tmp_path), settings, clock=clock or FakeClock(NOW))
+
+
+def test_the_quiet_period_defaults_to_an_hour_and_is_shown_with_the_defaults() -> None:
+    assert Settings().alerts.quiet_s == 3600
+    assert "[alerts]\nquiet_s = 3600\n" in to_toml(settings_as_dict(Settings()))
+
+
+@pytest.mark.parametrize(("value", "expected"), [(9, "greater than or equal to 10"), (8 * 86400, "less than")])
+def test_a_quiet_period_under_10_s_or_over_a_week_is_refused(value: int, expected: str) -> None:
+    with pytest.raises(ConfigError, match=rf"alerts\.quiet_s: must be {expected}"):
+        settings_from_mapping({"alerts": {"quiet_s": value}}, source="test")
+
+
+def test_a_jobs_alert_key_comes_back_once_the_configured_quiet_period_has_passed(tmp_path: Path) -> None:
+    clock = FakeClock(NOW)
+    alerts = context(tmp_path, quiet_s=20, clock=clock).alerts()
+    assert alerts.send(Alert("budget:closed", "budget reached"))
+    clock.now += timedelta(seconds=19)
+    assert not alerts.send(Alert("budget:closed", "budget reached"))
+    clock.now += timedelta(seconds=2)
+    assert alerts.send(Alert("budget:closed", "budget reached"))
+
+
+def test_the_scheduler_the_doctor_and_the_merge_gate_alert_with_the_configured_quiet_period(tmp_path: Path) -> None:
+    ctx = context(tmp_path, quiet_s=20)
+    made = [
+        Scheduler(ctx, pm2=Pm2(environ={})).alerts,
+        Doctor(ctx).alerts,
+        Recorder(ctx, ReviewTree(ctx), say=lambda text: None).alerts,
+    ]
+    assert [a.quiet for a in made] == [timedelta(seconds=20)] * 3
