@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from factoryctl.adapters.tmux import Tmux
+from factoryctl.core.clock import utcnow
+from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.doctor import Doctor
 from factoryctl.jobs.review.gate import MergeGate
@@ -31,10 +34,10 @@ def events(factory: Factory, kind: str) -> list[Any]:
     return factory.ctx().log.tail(10_000, EventFilter(types=frozenset({kind})))
 
 
-def test_a_session_failing_the_same_way_three_times_is_error_looping_alerted_and_paused(
+def test_a_session_failing_the_same_way_three_times_is_error_looping_alerted_and_paused_once(
     tmp_path: Path, tmux: Tmux
 ) -> None:
-    factory = make_factory(tmp_path, sessions=2, extra=QUIET)
+    factory = make_factory(tmp_path, sessions=2, extra=QUIET + "[alerts]\nquiet_s = 10\n")
     factory.script([FAILING, FAILING, FAILING, doctor_says({"cycle_prompt": "", "skills": [], "notes": "529s"})])
     for _ in range(3):
         assert Cycle(factory.ctx(), "s1").run().verdict == "failed"
@@ -43,7 +46,10 @@ def test_a_session_failing_the_same_way_three_times_is_error_looping_alerted_and
     s1 = data["sessions"]["s1"]
     assert s1["state"] == "error_looping" and len(s1["evidence"]) == 3
     assert all("API Error: 529 overloaded" in line for line in s1["evidence"])
-    assert data["sessions"]["s2"] == {"state": "idle", "reason": "dead tmux pane", "evidence": ["tmux pane missing"]}
+    assert data["sessions"]["s2"] == {
+        "state": "idle", "reason": "dead tmux pane", "evidence": ["tmux pane missing"], "paused": False
+    }  # fmt: skip
+    assert [(a["kind"], a["session"]) for a in data["actions"]] == [("alert", "s1"), ("pause", "s1"), ("alert", "s2")]
     alerts = [e for e in events(factory, "alert") if e.session == "s1"]
     assert len(alerts) == 1 and "error_looping" in alerts[0].data["message"]
     assert (factory.home / "state" / "paused.s1").read_text().startswith("paused by the doctor")
@@ -51,13 +57,18 @@ def test_a_session_failing_the_same_way_three_times_is_error_looping_alerted_and
     report = Path(data["report"]).read_text()
     assert "error_looping" in report and "529" in report
     assert events(factory, "doctor_analysis")[-1].data["summary"] == data["summary"]
-    # Run again at once: still error-looping, but the alert is not repeated within the quiet period.
-    factory.script([doctor_says({"cycle_prompt": "", "skills": []})])
-    again = Doctor(factory.ctx(), sessions=Sessions(ctx, tmux)).run()
-    assert again["sessions"]["s1"]["state"] == "error_looping"
-    assert [a["result"] for a in again["actions"] if a["session"] == "s1" and a["kind"] == "alert"] == [
-        "not repeated within the quiet period"
-    ]
+    # Run again past the quiet period, s2's pane back: s1 is still reported error-looping, now
+    # paused, and is neither alerted nor paused again, nor worth another model call.
+    tmux.new_session("factory-s2", ["sleep", "600"], cwd=tmp_path, env={})
+    later = Context.load(factory.home, clock=lambda: utcnow() + timedelta(minutes=1))
+    again = Doctor(later, sessions=Sessions(later, tmux)).run()
+    s1 = again["sessions"]["s1"]
+    assert (s1["state"], s1["paused"]) == ("error_looping", True)
+    assert s1["reason"] == "the last 3 cycles failed the same way, paused"
+    assert s1["evidence"][-1].startswith("pause flag: paused by the doctor")
+    assert again["actions"] == [] and again["call"] == "not needed"
+    assert len([e for e in events(factory, "alert") if e.session == "s1"]) == 1
+    assert "s1: the last 3 cycles failed the same way, paused" in again["summary"]
 
 
 def test_nothing_to_learn_means_no_model_call(tmp_path: Path, tmux: Tmux) -> None:

@@ -54,6 +54,7 @@ CASES = [
     ("missing pane", s(pane="missing"), ID, IdleWhy.DEAD),
     ("no tasks yet", s(state="sleeping", heartbeat_age_s=300), ID, IdleWhy.NO_TASKS),
     ("error loop", s(cycles=LOOP), E, None),
+    ("error loop, paused (still reported)", s(cycles=LOOP, paused="paused by the doctor"), E, None),
     # false alarms: gated or paused with failed cycles before, a long healthy cycle
     ("paused after failures", s(cycles=(c("discarded", "no change"),), paused=""), ID, IdleWhy.PAUSED),
     ("gated after failures", s(cycles=(c("failed", "x"),), gates=("resources",)), ID, IdleWhy.RESOURCES),
@@ -95,6 +96,31 @@ def test_actions_alert_unhealthy_sessions_pause_loops_restart_dead_panes() -> No
     assert kinds == [("alert", "s1"), ("pause", "s1"), ("alert", "s2"), ("restart", "s2")]
     quiet = plan_actions([loop, dead, fine], pause_error_looping=False, restart_dead=False)
     assert [(a.kind, a.session) for a in quiet] == [("alert", "s1"), ("alert", "s2")]
+
+
+def test_a_paused_error_loop_says_it_is_paused_and_shows_the_flag() -> None:
+    got = diagnose(s(cycles=LOOP, paused="paused by the doctor: looping"), LIMITS)
+    assert got.paused and got.unhealthy and not got.actionable
+    assert got.reason == "the last 3 cycles failed the same way, paused"
+    assert got.evidence[-1] == "pause flag: paused by the doctor: looping"
+    assert got.as_dict()["paused"] is True
+    assert not diagnose(s(cycles=LOOP), LIMITS).paused
+
+
+ACTION_CASES = [
+    # (name, facts, pause_error_looping, actions)
+    ("error loop: alert and pause", s(cycles=LOOP), True, [("alert", "s1"), ("pause", "s1")]),
+    ("error loop, pausing off: alert only", s(cycles=LOOP), False, [("alert", "s1")]),
+    ("error loop, paused: nothing again", s(cycles=LOOP, paused="paused by the doctor"), True, []),
+    ("error loop, paused by a person: nothing", s(cycles=LOOP, paused=""), False, []),
+    ("paused, no loop: nothing", s(paused="maintenance"), True, []),
+]
+
+
+@pytest.mark.parametrize(("name", "seen", "pause", "actions"), ACTION_CASES, ids=[x[0] for x in ACTION_CASES])
+def test_actions_for_one_session(name: str, seen: SessionSeen, pause: bool, actions: list[tuple[str, str]]) -> None:
+    planned = plan_actions([diagnose(seen, LIMITS)], pause_error_looping=pause, restart_dead=True)
+    assert [(a.kind, a.session) for a in planned] == actions, name
 
 
 def test_discard_rate() -> None:

@@ -3,9 +3,10 @@
 Reads each session's window (cycles, landings, pause flags, gates, tmux pane, heartbeat),
 classifies it with the pure rules in `rules/doctor.py`, and carries out the planned actions
 (de-duplicated alerts, optionally pausing an error-looping session, restarting a dead pane).
-One model call, only when there is something to learn (a landing, or an unhealthy
-session) and the budget gate is open, suggests cycle-prompt changes (a diff in the report,
-never applied) and skill files, which are written only when they pass `rules/skills.py`.
+A paused session is reported but not acted on again. One model call, only when there is
+something to learn (a landing, or an unhealthy session not paused) and the budget gate is
+open, suggests cycle-prompt changes (a diff in the report, never applied) and skill files,
+which are written only when they pass `rules/skills.py`.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ class Doctor:
         return done
 
     def _learn(self, findings: Findings, out: Outcome, rate: float | None) -> None:
-        if not findings.landed and not any(d.unhealthy for d in out.diagnoses):
+        if not findings.landed and not any(d.actionable for d in out.diagnoses):
             return
         gates = current_gates(self.ctx)
         if BUDGET in gates.closed:

@@ -3,7 +3,9 @@
 Pure: facts in (cycles, landings, flags, gates, pane, heartbeat), a Diagnosis out. The
 order of the rules is the point: a session that is paused or gated is never "stuck", and
 a cycle that runs long but within the scheduler's stall limit is "working", not "stuck",
-because false alarms are what make operators stop reading a watchdog.
+because false alarms are what make operators stop reading a watchdog. For the same reason a
+paused session is not acted on again: it is still reported (error-looping, paused), not
+re-alerted at every run.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -76,13 +78,20 @@ class Diagnosis:
     health: Health
     reason: str
     evidence: tuple[str, ...] = ()
+    paused: bool = False  # a pause flag is set: someone (a person, an earlier doctor run) already acted
 
     @property
     def unhealthy(self) -> bool:
         return self.health in (Health.STUCK, Health.ERROR_LOOPING) or self.reason == IdleWhy.DEAD
 
+    @property
+    def actionable(self) -> bool:
+        """Unhealthy and not paused: worth an alert, a pause or a restart, and the doctor's model call."""
+        return self.unhealthy and not self.paused
+
     def as_dict(self) -> dict[str, object]:
-        return {"state": self.health.value, "reason": self.reason, "evidence": list(self.evidence)}
+        evidence = list(self.evidence)
+        return {"state": self.health.value, "reason": self.reason, "evidence": evidence, "paused": self.paused}
 
 
 _NOISE = re.compile(r"\b0x[0-9a-f]+|\b[0-9a-f]{7,40}\b|\d+(\.\d+)?|/tmp/\S+|brl/\S+|'[^']*'|\"[^\"]*\"")
@@ -109,17 +118,23 @@ def error_loop(cycles: Sequence[CycleSeen], k: int) -> tuple[str, ...] | None:
 
 
 def diagnose(seen: SessionSeen, limits: Limits) -> Diagnosis:
-    """One session's health; the first rule that applies decides."""
+    """One session's health (the first rule that applies decides), and whether it is paused."""
+    return replace(_health(seen, limits), paused=seen.paused is not None)
+
+
+def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
     name, cycles = seen.session, list(seen.cycles)
+    flag = () if seen.paused is None else (f"pause flag: {seen.paused or '(no reason given)'}",)
     looping = error_loop(cycles, limits.error_loop_after)
-    if looping is not None:
-        return Diagnosis(name, Health.ERROR_LOOPING, f"the last {len(looping)} cycles failed the same way", looping)
+    if looping is not None:  # paused or not: the loop is what a person needs to know about
+        why = f"the last {len(looping)} cycles failed the same way" + (", paused" if flag else "")
+        return Diagnosis(name, Health.ERROR_LOOPING, why, looping + flag)
     pushed = [c for c in cycles if c.verdict == "pushed"]
     if pushed or seen.landed:
         evidence = tuple(f"pushed {c.branch}" for c in pushed) + tuple(f"landed {b}" for b in seen.landed)
         return Diagnosis(name, Health.PRODUCTIVE, f"{len(pushed)} pushed, {len(seen.landed)} landed", evidence)
-    if seen.paused is not None:
-        return Diagnosis(name, Health.IDLE, IdleWhy.PAUSED, (f"pause flag: {seen.paused or '(no reason given)'}",))
+    if flag:
+        return Diagnosis(name, Health.IDLE, IdleWhy.PAUSED, flag)
     if "budget" in seen.gates:
         return Diagnosis(name, Health.IDLE, IdleWhy.BUDGET, ("the scheduler closed the budget gate",))
     if "resources" in seen.gates:
@@ -151,10 +166,14 @@ class Action:
 
 
 def plan_actions(diagnoses: Sequence[Diagnosis], *, pause_error_looping: bool, restart_dead: bool) -> list[Action]:
-    """What the doctor does about each unhealthy session (alerts are de-duplicated when sent)."""
+    """What the doctor does about each actionable session (alerts are de-duplicated when sent).
+
+    A paused session was already acted on: alerting (and pausing) it again whenever the quiet
+    period has passed would send the same message forever.
+    """
     out: list[Action] = []
     for d in diagnoses:
-        if not d.unhealthy:
+        if not d.actionable:
             continue
         out.append(Action("alert", d.session, f"{d.session} is {d.health.value}: {d.reason}"))
         if d.health is Health.ERROR_LOOPING and pause_error_looping:
