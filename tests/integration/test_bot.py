@@ -68,7 +68,9 @@ def test_status_and_task_from_an_allowed_chat(tmp_path: Path, standin: StandIn) 
         standin.say(CHAT, "/status")
         (status,) = standin.wait_messages(CHAT, 1)
         assert status.text.startswith("Factory status ")
-        for line in ("today: no cycles yet", "sessions: 1 (1 unknown)", "review queue: empty", "spend: $0.00 of $20.00 (ok)", "gates: open"):
+        lines = ("today: no cycles yet", "sessions: 1 (1 unknown)", "review queue: empty",
+                 "spend: $0.00 of $20.00 (ok)", "gates: open")  # fmt: skip
+        for line in lines:
             assert line in status.text
         standin.say(CHAT, "/task Fix X")
         (queued,) = standin.wait_messages(CHAT, 1, after=1)

@@ -552,7 +552,7 @@ def test_a_bad_schedule_is_refused_in_one_line(schedules: Any, says: str) -> Non
 
 def test_the_scripted_agents_scenarios_come_from_a_folder_that_has_them(tmp_path: Path) -> None:
     assert hostdata.check({**DEFAULTS, **DEMO}, {}).scenarios == hostdata.DEMO_SCENARIOS
-    with pytest.raises(hostdata.HostDataError, match="has no agent.json or reviewer.json"):
+    with pytest.raises(hostdata.HostDataError, match=r"has no agent\.json or reviewer\.json"):
         hostdata.check({**DEFAULTS, **DEMO, "factory_scenarios": str(tmp_path)}, {})
     for name in hostdata.SCENARIO_FILES:
         (tmp_path / name).write_text('{"calls": [{"result": "ok"}]}')

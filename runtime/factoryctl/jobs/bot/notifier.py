@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,9 @@ class Notifier:
         self.send = send
         self.chats = list(chats)
         self.store = JsonStore(cursor_file(ctx), dict)
-        self.rules = NoticeRules(landings=ctx.settings.telegram.notify_landings)
+        self.rules = NoticeRules(
+            landings=ctx.settings.telegram.notify_landings, quiet=timedelta(seconds=ctx.settings.alerts.quiet_s)
+        )
 
     def cursor(self) -> Cursor:
         raw = as_dict(self.store.read())
