@@ -30,7 +30,7 @@ BOT_TOKEN="4242:demo-token-not-a-secret"  # the stand-in's, for the demo only
 on_host "pgrep -f '^python3 /root/telegram_standin.py --port' >/dev/null || setsid -f python3 /root/telegram_standin.py \
   --port 8081 --token $BOT_TOKEN </dev/null >/root/telegram-standin.log 2>&1"
 export TELEGRAM_BOT_TOKEN="$BOT_TOKEN"
-BOT_DATA=(--data "factory_telegram_chat_ids=[111]" --data 'factory_config={"cycle": {"interval_s": 60},
+BOT_DATA=(--data "factory_telegram_chat_ids=[111]" --data 'factory_config={"cycle": {"interval_s": 20},
   "telegram": {"api_url": "http://127.0.0.1:8081", "notify_poll_s": 2}}')
 standin_say() { on_host "python3 /root/telegram_standin.py --port 8081 --token $BOT_TOKEN --say '$1'"; }
 
@@ -45,28 +45,28 @@ as_factory pm2 ls || true
 on_host cat /etc/cron.d/factory
 as_factory factoryctl sessions list || true   # the factory's own tmux server (a socket per FACTORY_HOME)
 
-say "waiting for the agents' first cycles (each session runs one a minute)"
+say "waiting for the agents' first cycles (a cycle every 20 s for the tour; 15 min by default)"
+# Each agent writes a note, then its view of notes/shared.md: the two views conflict at the review.
 for _ in $(seq 1 60); do
-  done_cycles=$(as_factory factoryctl log tail -n 100 --type ralph_cycle --json | grep -c ralph_cycle || true)
-  [ "$done_cycles" -ge 2 ] && break
+  pushed=$(as_factory factoryctl log tail -n 200 --type ralph_cycle --json | grep -c '"verdict": "pushed"' || true)
+  [ "$pushed" -ge 4 ] && break
   sleep 3
 done
 as_factory factoryctl log tail -n 6 --type ralph_cycle
 
-say "the merge gate: factoryctl review (cron runs it every 2 hours)"
+say "the merge gate: factoryctl review (cron runs it every 2 hours): the notes land, one shared plan conflicts"
 as_factory factoryctl review || true
+as_factory factoryctl queue list --all | tail -n 8 || true
 
-say "the standup: factoryctl standup (cron runs it every 2 hours)"
+say "the standup: factoryctl standup (cron, every 2 hours): three rounds, then the summary"
 as_factory factoryctl standup || true
+on_host "sed -n '/^## Summary/,/^## Tasks created/p' \"\$(ls -t /home/factory/factory/standups/*.md | head -n 1)\" | head -n 8" || true
 
-say "the session doctor: factoryctl doctor (cron runs it every 3 hours)"
+say "the session doctor: factoryctl doctor (cron, every 3 hours): each session's state"
 as_factory factoryctl doctor || true
 
 say "factoryctl status"
 as_factory factoryctl status
-
-say "factoryctl report --since 24h"
-as_factory factoryctl report --since 24h
 
 say "the status page, through an ssh port forward from the sandbox host"
 SSH_CONFIG=$("$PY" -m sandbox status --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["ssh_config"])')
@@ -88,6 +88,9 @@ echo "screenshot:  demo-output/status-page.png   (the forward runs as pid $(cat 
 say "the Telegram bot (factory-bot under PM2), through the stand-in: /status, then /task"
 standin_say "/status" || true
 standin_say "/task Add a CSV export of the stock list" || true
+
+say "the figures: factoryctl report --since 24h"
+as_factory factoryctl report --since 24h
 
 cat <<TXT
 

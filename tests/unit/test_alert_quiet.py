@@ -13,6 +13,7 @@ from factoryctl.core.errors import ConfigError
 from factoryctl.core.paths import Paths
 from factoryctl.core.records import Alert
 from factoryctl.core.tomltext import to_toml
+from factoryctl.jobs.bot.notifier import Notifier
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.doctor import Doctor
 from factoryctl.jobs.review.record import Recorder
@@ -64,3 +65,8 @@ def test_the_scheduler_the_doctor_and_the_merge_gate_alert_with_the_configured_q
         Recorder(ctx, ReviewTree(ctx), say=lambda text: None).alerts,
     ]
     assert [a.quiet for a in made] == [timedelta(seconds=20)] * 3
+
+
+def test_the_bots_notices_repeat_a_key_after_the_quiet_period_too(tmp_path: Path) -> None:
+    notifier = Notifier(context(tmp_path, quiet_s=20), send=lambda *_: None, chats=[1])  # type: ignore[arg-type]
+    assert notifier.rules.quiet == timedelta(seconds=20)

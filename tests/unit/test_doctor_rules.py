@@ -43,7 +43,7 @@ CASES = [
     # (name, facts, health, reason-or-None)
     ("pushed", s(cycles=(c("pushed", "checks held"),)), P, None),
     ("landed only", s(landed=("brl/s1/x",)), P, None),
-    ("cycles, nothing pushed", s(cycles=(c("discarded", "no change"), c("discarded", "checks got worse"))), ST, None),
+    ("cycles, nothing pushed", s(cycles=(c("discarded", "no change"), *MIXED[:2])), ST, None),
     ("heartbeat frozen, not gated", s(state="sleeping", heartbeat_age_s=3 * 900), ST, None),
     ("cycle past the stall limit", s(state="cycle", cycle_age_s=3 * 3600), ST, None),
     ("paused", s(paused="flaky CI", state="paused", heartbeat_age_s=LATE), ID, IdleWhy.PAUSED),
@@ -59,7 +59,10 @@ CASES = [
     ("paused after failures", s(cycles=(c("discarded", "no change"),), paused=""), ID, IdleWhy.PAUSED),
     ("gated after failures", s(cycles=(c("failed", "x"),), gates=("resources",)), ID, IdleWhy.RESOURCES),
     ("one long healthy cycle", s(state="cycle", cycle_age_s=50 * 60, heartbeat_age_s=50 * 60), W, None),
-    ("two failures are not a loop", s(cycles=LOOP[:2]), ST, None),
+    ("two failures are too few to judge", s(cycles=LOOP[:2]), W, None),
+    ("two discards are too few to judge", s(cycles=(c("discarded", "no change"), c("discarded", "worse"))), W, None),
+    ("too few cycles, but past the stall limit", s(cycles=LOOP[:1], state="cycle", cycle_age_s=3 * 3600), ST, None),
+    ("too few cycles, but no heartbeat", s(cycles=LOOP[:1], state="sleeping", heartbeat_age_s=3 * 900), ST, None),
     ("three different failures are not a loop", s(cycles=MIXED), ST, None),
     ("a push breaks the loop", s(cycles=(*LOOP[:2], c("pushed", "checks held"))), P, None),
 ]

@@ -143,8 +143,8 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
         return Diagnosis(name, Health.IDLE, IdleWhy.HELD, (seen.held,))
     if seen.pane in ("dead", "missing"):
         return Diagnosis(name, Health.IDLE, IdleWhy.DEAD, (f"tmux pane {seen.pane}",))
-    if cycles:
-        evidence = tuple(f"{c.ts} {c.verdict}: {c.reason[:160]}" for c in cycles[-5:])
+    evidence = tuple(f"{c.ts} {c.verdict}: {c.reason[:160]}" for c in cycles[-5:])
+    if len(cycles) >= limits.error_loop_after:
         return Diagnosis(name, Health.STUCK, f"{len(cycles)} cycle(s) ran, nothing pushed", evidence)
     if seen.state == "cycle" and seen.cycle_age_s is not None:
         age = f"a cycle running for {_mins(seen.cycle_age_s)}"
@@ -154,6 +154,9 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
     if seen.heartbeat_age_s is not None and seen.heartbeat_age_s > 2 * limits.interval_s:
         age = f"no heartbeat for {_mins(seen.heartbeat_age_s)} (cycle interval {_mins(limits.interval_s)})"
         return Diagnosis(name, Health.STUCK, "its loop has not moved", (age, f"state: {seen.state}"))
+    if cycles:  # fewer than error_loop_after: an alert now would be a guess (and a second one if it loops)
+        why = f"{len(cycles)} cycle(s), none pushed yet: too few to judge (fewer than {limits.error_loop_after})"
+        return Diagnosis(name, Health.WORKING, why, evidence)
     evidence = ("an open task waits for it",) if seen.open_task else ("no cycle in the window",)
     return Diagnosis(name, Health.IDLE, IdleWhy.NO_TASKS, evidence)
 
