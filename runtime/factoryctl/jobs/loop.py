@@ -15,7 +15,7 @@ from factoryctl.adapters.agent import Agent
 from factoryctl.core.clock import day_of
 from factoryctl.core.defaults import PAUSE_POLL_S
 from factoryctl.core.errors import AlreadyRunning
-from factoryctl.core.records import CycleVerdict, Gates
+from factoryctl.core.records import Alert, CycleVerdict, Gates
 from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle, CycleReport
@@ -103,8 +103,8 @@ class Loop:
             return False
         except Exception as exc:  # a broken prompt template, a full disk: say it, back off, go on
             self.say(f"cycle {self.cycles} crashed: {type(exc).__name__}: {exc}")
-            text = f"{type(exc).__name__}: {exc}"[:500]
-            self.ctx.log.append("alert", session=self.session, data={"key": f"loop-crash:{self.session}", "text": text})
+            text = f"{self.session}: its cycle crashed: {type(exc).__name__}: {exc}"[:500]
+            self.ctx.alerts().send(Alert(f"loop-crash:{self.session}", text, session=self.session))
             return True
 
     def _one_cycle(self) -> CycleReport:
