@@ -37,6 +37,7 @@ def s(**kw: object) -> SessionSeen:
 
 P, W, ST, ID, E = Health.PRODUCTIVE, Health.WORKING, Health.STUCK, Health.IDLE, Health.ERROR_LOOPING
 LATE = 99_999
+TWO = (c("discarded", "no change"), c("discarded", "worse"))
 MIXED = (c("failed", "timeout", "timeout", 1), c("failed", "no change", None, 2), c("discarded", "worse", None, 3))
 
 CASES = [
@@ -59,10 +60,22 @@ CASES = [
     ("paused after failures", s(cycles=(c("discarded", "no change"),), paused=""), ID, IdleWhy.PAUSED),
     ("gated after failures", s(cycles=(c("failed", "x"),), gates=("resources",)), ID, IdleWhy.RESOURCES),
     ("one long healthy cycle", s(state="cycle", cycle_age_s=50 * 60, heartbeat_age_s=50 * 60), W, None),
-    ("two failures are too few to judge", s(cycles=LOOP[:2]), W, None),
-    ("two discards are too few to judge", s(cycles=(c("discarded", "no change"), c("discarded", "worse"))), W, None),
-    ("too few cycles, but past the stall limit", s(cycles=LOOP[:1], state="cycle", cycle_age_s=3 * 3600), ST, None),
-    ("too few cycles, but no heartbeat", s(cycles=LOOP[:1], state="sleeping", heartbeat_age_s=3 * 900), ST, None),
+    ("two recent failures are too few to judge", s(cycles=LOOP[:2], first_cycle_age_s=600), W, None),
+    ("two recent discards are too few to judge", s(cycles=TWO, first_cycle_age_s=600), W, None),
+    ("two failures spread over the window are stuck", s(cycles=LOOP[:2], first_cycle_age_s=2.5 * 3600), ST, None),
+    ("two failures of unknown age are stuck", s(cycles=LOOP[:2]), ST, None),
+    (
+        "too few, but past the stall limit",
+        s(cycles=LOOP[:1], first_cycle_age_s=60, state="cycle", cycle_age_s=3 * 3600),
+        ST,
+        None,
+    ),
+    (
+        "too few, but no heartbeat",
+        s(cycles=LOOP[:1], first_cycle_age_s=60, state="sleeping", heartbeat_age_s=3 * 900),
+        ST,
+        None,
+    ),
     ("three different failures are not a loop", s(cycles=MIXED), ST, None),
     ("a push breaks the loop", s(cycles=(*LOOP[:2], c("pushed", "checks held"))), P, None),
 ]

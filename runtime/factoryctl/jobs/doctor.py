@@ -103,7 +103,7 @@ class Doctor:
             started = time.monotonic()
             findings = self.gather()
             s = self.ctx.settings
-            limits = Limits(s.cycle.interval_s, s.scheduler.stall_after_s, s.doctor.error_loop_after)
+            limits = Limits(s.cycle.interval_s, s.scheduler.stall_after_s, s.doctor.error_loop_after, s.doctor.window_s)
             out = Outcome(diagnoses=[diagnose(seen, limits) for seen in findings.seen])
             actions = plan_actions(
                 out.diagnoses, pause_error_looping=s.doctor.pause_error_looping, restart_dead=s.doctor.restart_dead
@@ -167,6 +167,7 @@ class Doctor:
                 pane=pane, state=str(entry.get("state", "unknown")),
                 heartbeat_age_s=_age(entry.get("heartbeat"), now),
                 cycle_age_s=_age(entry.get("cycle_started"), now) if entry.get("state") == "cycle" else None,
+                first_cycle_age_s=_age(cycles[name][0].ts, now) if cycles[name] else None,
                 open_task=free_task or any(t.session == name and t.status in ("queued", "assigned") for t in tasks),
             ))  # fmt: skip
         every = [c for n in names for c in cycles[n]]

@@ -20,7 +20,7 @@ from typing import Literal
 
 class Health(StrEnum):
     PRODUCTIVE = "productive"  # something pushed or landed in the window
-    WORKING = "working"  # a cycle is running, within the stall limit: nothing to say yet
+    WORKING = "working"  # a cycle within the stall limit, or too few recent cycles: nothing to say yet
     STUCK = "stuck"
     IDLE = "idle"
     ERROR_LOOPING = "error_looping"
@@ -62,6 +62,7 @@ class SessionSeen:
     state: str = "unknown"  # sessions.json: cycle | idle | sleeping | paused | stopped
     heartbeat_age_s: float | None = None
     cycle_age_s: float | None = None  # how long the running cycle has been going
+    first_cycle_age_s: float | None = None  # how long ago its oldest cycle in the window ran
     open_task: bool = False
 
 
@@ -70,6 +71,7 @@ class Limits:
     interval_s: float  # cycle.interval_s
     stall_after_s: float  # scheduler.stall_after_s: a cycle older than this is stalled
     error_loop_after: int  # doctor.error_loop_after
+    window_s: float = 10800.0  # doctor.window_s
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,12 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
     if seen.pane in ("dead", "missing"):
         return Diagnosis(name, Health.IDLE, IdleWhy.DEAD, (f"tmux pane {seen.pane}",))
     evidence = tuple(f"{c.ts} {c.verdict}: {c.reason[:160]}" for c in cycles[-5:])
-    if len(cycles) >= limits.error_loop_after:
+    # Fewer cycles than an error loop needs, all in the window's younger half (the loop has only
+    # just started, or just came back): too few to judge. Spread over the window they are stuck.
+    too_few = len(cycles) < limits.error_loop_after and (
+        seen.first_cycle_age_s is not None and seen.first_cycle_age_s < limits.window_s / 2
+    )
+    if cycles and not too_few:
         return Diagnosis(name, Health.STUCK, f"{len(cycles)} cycle(s) ran, nothing pushed", evidence)
     if seen.state == "cycle" and seen.cycle_age_s is not None:
         age = f"a cycle running for {_mins(seen.cycle_age_s)}"
@@ -154,8 +161,8 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
     if seen.heartbeat_age_s is not None and seen.heartbeat_age_s > 2 * limits.interval_s:
         age = f"no heartbeat for {_mins(seen.heartbeat_age_s)} (cycle interval {_mins(limits.interval_s)})"
         return Diagnosis(name, Health.STUCK, "its loop has not moved", (age, f"state: {seen.state}"))
-    if cycles:  # fewer than error_loop_after: an alert now would be a guess (and a second one if it loops)
-        why = f"{len(cycles)} cycle(s), none pushed yet: too few to judge (fewer than {limits.error_loop_after})"
+    if cycles:  # too few: an alert now would be a guess (and a second one if it turns into a loop)
+        why = f"{len(cycles)} recent cycle(s), none pushed yet: too few to judge (fewer than {limits.error_loop_after})"
         return Diagnosis(name, Health.WORKING, why, evidence)
     evidence = ("an open task waits for it",) if seen.open_task else ("no cycle in the window",)
     return Diagnosis(name, Health.IDLE, IdleWhy.NO_TASKS, evidence)
