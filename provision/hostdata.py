@@ -28,6 +28,7 @@ from factoryctl.core.defaults import SECRET_ENV
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.jobspecs import IMPLEMENTED, JOBS, Job
 from factoryctl.rules.detect import Detected, detect
+from factoryctl.scripted_agent import ScenarioError, load_scenario
 
 from . import layout
 
@@ -188,7 +189,8 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         if not _VERSION.match(str(data[key])):
             problems.append(f"{key}: must be an exact version like 7.0.4 (got {data[key]!r})")
     jobs, left_out = _select_jobs(data["factory_jobs"], secrets, problems)
-    jobs = _with_schedules(jobs, data.get("factory_schedules") or {}, problems)
+    schedules = data.get("factory_schedules")
+    jobs = _with_schedules(jobs, {} if schedules is None else schedules, problems)
     scenarios = _check_scenarios(data.get("factory_scenarios"), scripted, problems)
 
     if problems or settings is None:
@@ -289,18 +291,29 @@ def _valid_schedule(schedule: object) -> bool:
         for part in text.split(","):
             values, _, step = part.partition("/")
             numbers = [int(n) for n in values.split("-") if n != "*"]
-            if any(not low <= n <= high for n in numbers) or (step and int(step) == 0):
+            if any(not low <= n <= high for n in numbers) or numbers != sorted(numbers):
+                return False
+            if step and not 0 < int(step) <= high - low + 1:
                 return False
     return True
 
 
 def _check_scenarios(folder: object, scripted: bool, problems: list[str]) -> Path:
     """The local folder of the scripted agent's scenarios; every file must be there when it is used."""
-    path = DEMO_SCENARIOS if folder in (None, "") else Path(str(folder)).expanduser()
+    if folder is not None and not isinstance(folder, str | Path):
+        problems.append(f"factory_scenarios: {folder!r} is not a folder path")
+        return DEMO_SCENARIOS
+    path = DEMO_SCENARIOS if folder in (None, "") else Path(folder).expanduser()
     if scripted:
         missing = [name for name in SCENARIO_FILES if not (path / name).is_file()]
         if missing:
             problems.append(f"factory_scenarios: {path} has no {' or '.join(missing)} (the scripted agent's scenarios)")
+            return path
+        for name in SCENARIO_FILES:
+            try:
+                load_scenario(path / name)
+            except ScenarioError as exc:
+                problems.append(f"factory_scenarios: {exc}")
     return path
 
 

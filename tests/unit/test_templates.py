@@ -538,6 +538,10 @@ def test_host_data_can_compress_the_cron_schedules() -> None:
         ({"review": "*/2 * * *"}, "five cron time fields"),
         ({"review": "61 * * * *"}, "digits in range"),
         ({"review": "*/0 * * * *"}, "factory_schedules.review"),
+        ({"review": "*/99 * * * *"}, "factory_schedules.review"),
+        ({"review": "30-10 * * * *"}, "factory_schedules.review"),
+        ([], "must be a mapping"),
+        ("", "must be a mapping"),
         ({"review": "* * * * * touch /tmp/x"}, "five cron time fields"),
         ({"review": "*/2 * * * *;id"}, "five cron time fields"),
         ({"loop": "* * * * *"}, "'loop' is not a cron job"),
@@ -554,6 +558,11 @@ def test_the_scripted_agents_scenarios_come_from_a_folder_that_has_them(tmp_path
     assert hostdata.check({**DEFAULTS, **DEMO}, {}).scenarios == hostdata.DEMO_SCENARIOS
     with pytest.raises(hostdata.HostDataError, match=r"has no agent\.json or reviewer\.json"):
         hostdata.check({**DEFAULTS, **DEMO, "factory_scenarios": str(tmp_path)}, {})
-    for name in hostdata.SCENARIO_FILES:
-        (tmp_path / name).write_text('{"calls": [{"result": "ok"}]}')
+    (tmp_path / "agent.json").write_text('{"calls": [{"result": "ok"}]}')
+    (tmp_path / "reviewer.json").write_text('{"calls": [{"resul": "typo"}]}')
+    with pytest.raises(hostdata.HostDataError, match=r"reviewer\.json: calls\[0\]: unknown key"):
+        hostdata.check({**DEFAULTS, **DEMO, "factory_scenarios": str(tmp_path)}, {})
+    (tmp_path / "reviewer.json").write_text('{"calls": [{"result": "ok"}]}')
     assert hostdata.check({**DEFAULTS, **DEMO, "factory_scenarios": str(tmp_path)}, {}).scenarios == tmp_path
+    with pytest.raises(hostdata.HostDataError, match="is not a folder path"):
+        hostdata.check({**DEFAULTS, **DEMO, "factory_scenarios": 42}, {})
