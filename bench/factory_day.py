@@ -36,10 +36,9 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,6 @@ from day_scenarios import CRASHING_SESSION, HOSTILE_SESSION, MARK, scenarios  # 
 from sandbox_helpers import SandboxHost, missing_reason, sandbox_up  # noqa: E402
 
 from factoryctl.core.clock import parse_ts  # noqa: E402
-from factoryctl.core.config import Settings  # noqa: E402
 from factoryctl.core.defaults import SECRET_ENV  # noqa: E402
 from factoryctl.core.paths import tmux_socket  # noqa: E402
 from factoryctl.rules import metrics  # noqa: E402
@@ -66,6 +64,13 @@ STANDIN = "/root/telegram_standin.py"
 DESIGN_CYCLE_S = 900  # the design's cycle.interval_s: what one compressed cycle interval stands for
 SEED = {"cycles_per_day_5_sessions": (40, 60), "merges_per_day": (15, 25)}
 TARGETS = {"scheduler": 60.0, "bot": 80.0, "serve": 100.0, "loop": 60.0}  # RSS, MB
+
+
+def target_mb(role: str) -> float:
+    """The resident-memory target of a long-lived process: s1..sN are the loops."""
+    return TARGETS["loop" if re.fullmatch(r"s\d+", role) else role]
+
+
 LONG_LIVED = re.compile(r"bin/factoryctl (scheduler|bot|serve|loop (s\d+))$")
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -97,25 +102,36 @@ class Plan:
             "agent": {"timeout_s": self.agent_timeout_s},
             "reviewer": {"timeout_s": 60},
             "scheduler": {"tick_s": self.tick_s, "watchdog_window_s": 120, "stall_after_s": 10 * self.cycle_s},
-            "doctor": {"window_s": int(3 * 3600 / self.compression), "pause_error_looping": True},
+            # the design's 3 h, but long enough to hold error_loop_after (3) failures at full backoff
+            "doctor": {
+                "window_s": max(int(3 * 3600 / self.compression), 16 * self.cycle_s),
+                "pause_error_looping": True,
+            },
             "telegram": {"api_url": f"http://127.0.0.1:{STANDIN_PORT}", "notify_poll_s": 2},
         }
-        if "alerts" in Settings.model_fields:  # the quiet period, compressed like everything else
-            config["alerts"] = {"quiet_s": max(10, int(3600 / self.compression))}
+        config["alerts"] = {"quiet_s": max(10, int(3600 / self.compression))}  # compressed like the rest
         return config
 
-    def host_data(self, scenarios_dir: Path) -> list[str]:
-        check = {
+    @property
+    def review_s(self) -> float:
+        """Seconds between two reviews (from the review's */N minute schedule)."""
+        minutes = dict(self.schedules)["review"].split()[0]
+        return 60.0 * (int(minutes[2:]) if minutes.startswith("*/") else 60)
+
+    def checks(self) -> list[dict[str, Any]]:
+        return [{
             "name": "unittest",
             "command": ["python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".", "-q"],
             "parser": "regex",
             "pattern": r"Ran (?P<total>\d+) tests?|failures=(?P<failed>\d+)|errors=(?P<errors>\d+)",
             "timeout_s": 60,
-        }
+        }]  # fmt: skip
+
+    def host_data(self, scenarios_dir: Path) -> list[str]:
         data = {
             "factory_sessions": self.sessions,
             "factory_budget_daily_usd": 500.0,
-            "factory_checks": [check],
+            "factory_checks": self.checks(),
             "factory_telegram_chat_ids": [CHAT],
             "factory_schedules": dict(self.schedules),
             "factory_scenarios": str(scenarios_dir),
@@ -224,8 +240,8 @@ def deploy(host: Host, plan: Plan, scenarios_dir: Path) -> float:
 def start_standin(host: Host) -> None:
     host.put((ROOT / "tests" / "support" / "telegram_standin.py").read_text(), STANDIN)
     started = host.sh(
-        f"pgrep -f '^python3 {STANDIN} --port' >/dev/null || setsid -f python3 {STANDIN} "
-        f"--port {STANDIN_PORT} --token {BOT_TOKEN} </dev/null >/root/standin.log 2>&1"
+        f"pgrep -f '^python3 {STANDIN} --port {STANDIN_PORT} --token {BOT_TOKEN}' >/dev/null || "
+        f"setsid -f python3 {STANDIN} --port {STANDIN_PORT} --token {BOT_TOKEN} </dev/null >/root/standin.log 2>&1"
     )
     if started.returncode != 0:
         raise SystemExit(f"the Bot API stand-in did not start: {started.stderr.strip()}")
@@ -262,7 +278,10 @@ class Person:
             self.actions["bot_task"] += 1
         if step % 5 == 3:  # a stranger's token: refused, nothing queued
             refused = self.host.http("POST", "/trigger/task", {"title": "not yours"}, token="x" * 32)
-            self.actions["refused_http" if refused.startswith("401") else "stranger_got_in"] += 1
+            code = refused.split(" ", 1)[0]
+            self.actions[
+                "refused_http" if code == "401" else "stranger_got_in" if code.startswith("2") else "http_error"
+            ] += 1
         if step % 7 == 4:
             self.host.say("how many changes landed today?")  # not a command: bot improve learns from it
             self.actions["free_text"] += 1
@@ -271,6 +290,8 @@ class Person:
 
     def review(self) -> None:
         listing = self.host.say("/queue")
+        if "Review queue" not in listing:  # a notice (alert, landing) arrived first: ask once more
+            listing = self.host.say("/queue")
         self.actions["queue"] += 1
         for branch in re.findall(r"^\d+\. (\S+) \(waits for you\)", listing, re.M):
             if branch in self.decided:
@@ -292,10 +313,14 @@ class Sampler:
     host: Host
     every_s: float = 5.0
     samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    misses: list[str] = field(default_factory=list)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.every_s):
-            self.sample()
+            try:
+                self.sample()
+            except (subprocess.SubprocessError, OSError) as exc:
+                self.misses.append(str(exc)[:200])
 
     def sample(self) -> dict[str, float]:
         out = self.host.sh(f"ps -u {layout.USER} -o rss=,args=", timeout=30).stdout
@@ -337,6 +362,11 @@ def stop_the_day(host: Host, say: Callable[[str], None]) -> None:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         busy = [p for p in host.sh(f"ps -u {layout.USER} -o args=").stdout.splitlines() if BUSY.search(p)]
+        status = host.factoryctl("status", "--json")
+        try:
+            busy += [s["name"] for s in json.loads(status.stdout)["sessions"] if s["state"] == "cycle"]
+        except (ValueError, KeyError, TypeError):
+            busy.append(f"status unreadable: {status.stderr.strip()[:200]}")
         if not busy:
             break
         time.sleep(3)
@@ -367,17 +397,27 @@ def p95(values: list[float]) -> float | None:
     return round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 1) if ordered else None
 
 
-def collect(host: Host, plan: Plan, wall_s: float, sampler: Sampler, person: Person, guarded: str) -> Day:
+def host_now(host: Host) -> str:
+    """The host's clock, as the experiment log writes it."""
+    return host.sh("date -u +%Y-%m-%dT%H:%M:%S.%3NZ").stdout.strip()
+
+
+def collect(host: Host, plan: Plan, window: tuple[str, str], sampler: Sampler, person: Person, guarded: str) -> Day:
+    """The figures of the events within `window` (the day, as the host's clock saw it: not the
+    deploy, not the end-of-day wait), and the invariants over everything the host holds."""
     day = Day()
     home = layout.FACTORY_HOME
-    events = events_of(host.read(f"{layout.STATE_DIR}/experiment-log.jsonl"))
-    start, end = parse_ts(events[0].ts), parse_ts(events[-1].ts) + timedelta(seconds=1)
+    every = events_of(host.read(f"{layout.STATE_DIR}/experiment-log.jsonl"))
+    events = [e for e in every if window[0] <= e.ts <= window[1]]
+    start, end = parse_ts(window[0]), parse_ts(window[1])
+    wall_s = (end - start).total_seconds()
     sim_hours = wall_s * plan.compression / 3600
     totals = metrics.outcomes(events, since=start, until=end).as_dict()
     cycles = [e for e in events if e.type == "ralph_cycle"]
     reviews = [e for e in events if e.type == "cto_review"]
     calls = Counter(str(e.data.get("purpose")) for e in events if e.type == "agent_call")
     landed = [e for e in reviews if e.data.get("verdict") == "approve" and e.data.get("landed")]
+    reviewed = {str(e.data.get("branch")) for e in reviews if e.data.get("verdict") in ("approve", "reject")}
     finished = [c for c in cycles if c.data.get("verdict") in ("pushed", "discarded", "failed")]
     failed_calls = [c for c in finished if c.data.get("verdict") == "failed"]
     pushed_at = {
@@ -389,8 +429,10 @@ def collect(host: Host, plan: Plan, wall_s: float, sampler: Sampler, person: Per
         (parse_ts(e.ts) - pushed_at[b]).total_seconds() for e in landed if (b := str(e.data.get("branch"))) in pushed_at
     ]
     n = len(landed)
-    seed_runs = 2 * len(finished) + len(reviews)
-    seed_runs_low = 2 * len(finished) - len(failed_calls) + len(reviews)  # a failed call skips the seed's second run
+    # The seed design: two full runs of every check per cycle, one per branch at review.
+    checks = len(plan.checks())
+    seed_runs = checks * (2 * len(finished) + len(reviewed))
+    seed_runs_low = checks * (2 * len(finished) - len(failed_calls) + len(reviewed))  # a failed call: one run
     alerts = [e for e in events if e.type == "alert"]
     rss = {
         role: {"peak_mb": round(max(v), 1), "final_mb": round(v[-1], 1)} for role, v in sorted(sampler.samples.items())
@@ -401,6 +443,7 @@ def collect(host: Host, plan: Plan, wall_s: float, sampler: Sampler, person: Per
     ).stdout.split()
     panes = tmux_panes(host, plan)
     pane_tracebacks = [s for s, text in panes.items() if TRACEBACK in text]
+    day.check(all(panes.values()), f"unreadable tmux panes: {[s for s, text in panes.items() if not text]}")
     error_lines = host.sh(f"grep -h '^Error: ' {home}/logs/*.log 2>/dev/null").stdout.splitlines()
     restarts = pm2_restarts(host)
     day.figures = {
@@ -426,6 +469,9 @@ def collect(host: Host, plan: Plan, wall_s: float, sampler: Sampler, person: Per
         "seed_check_runs": seed_runs,
         "seed_check_runs_per_landed": round(seed_runs / n, 2) if n else None,
         "seed_check_runs_per_landed_low": round(seed_runs_low / n, 2) if n else None,
+        "push_to_land_review_intervals": round(statistics.median(push_to_land) / plan.review_s, 2)
+        if push_to_land
+        else None,
         "push_to_land_s": {
             "median": round(statistics.median(push_to_land), 1) if push_to_land else None,
             "p95": p95(push_to_land),
@@ -442,40 +488,33 @@ def collect(host: Host, plan: Plan, wall_s: float, sampler: Sampler, person: Per
         "spend_usd": totals["spend_usd"],
     }
     day.figures["error_samples"] = error_lines[:5]
-    invariants(day, host, events, landed, guarded, person)
+    landed_all = [
+        e for e in every if e.type == "cto_review" and e.data.get("verdict") == "approve" and e.data.get("landed")
+    ]
+    invariants(day, host, every, landed_all, guarded, person)
+    day.check(not sampler.misses, f"the memory sampler missed: {sampler.misses[:2]}")
     return day
 
 
 def tmux_panes(host: Host, plan: Plan) -> dict[str, str]:
-    socket = tmux_socket(Path(layout.FACTORY_HOME))
+    """What each loop printed (its tmux pane's history); a pane that cannot be read says so."""
+    socket = tmux_socket(Path(layout.FACTORY_HOME))  # a socket name: tmux -L
     out = {}
     for i in range(1, plan.sessions + 1):
-        argv = [
-            "runuser",
-            "-u",
-            layout.USER,
-            "--",
-            "tmux",
-            "-S",
-            str(socket),
-            "capture-pane",
-            "-p",
-            "-S",
-            "-5000",
-            "-t",
-            f"factory-s{i}",
-        ]
-        out[f"s{i}"] = host.sh(shlex.join(argv)).stdout
+        argv = ["runuser", "-u", layout.USER, "--", "tmux", "-L", socket, "capture-pane", "-p", "-S", "-5000",
+                "-t", f"=factory-s{i}"]  # fmt: skip
+        done = host.sh(shlex.join(argv))
+        out[f"s{i}"] = done.stdout if done.returncode == 0 and done.stdout.strip() else ""
     return out
 
 
 def pm2_restarts(host: Host) -> dict[str, int]:
-    text = host.sh(f"runuser -u {layout.USER} -- env PM2_HOME={layout.PM2_HOME} pm2 jlist").stdout
+    done = host.sh(f"runuser -u {layout.USER} -- env PM2_HOME={layout.PM2_HOME} pm2 jlist 2>/dev/null")
     try:
-        apps = json.loads(text[text.index("[") :])
-    except ValueError:
-        return {"unreadable": -1}
-    return {a["name"]: int(a.get("pm2_env", {}).get("restart_time", 0)) for a in apps}
+        apps = json.loads(done.stdout.strip().splitlines()[-1])
+        return {a["name"]: int(a.get("pm2_env", {}).get("restart_time", 0)) for a in apps}
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+        return {f"pm2 jlist unreadable: {done.stdout[-200:]!r}": -1}
 
 
 def guarded_files(host: Host) -> str:
@@ -491,7 +530,7 @@ def invariants(day: Day, host: Host, events: list[Event], landed: list[Event], g
         "&& python3 -m unittest discover -s tests -t . -q"
     )
     outcome = (main_checks.stdout + main_checks.stderr).strip()
-    check(main_checks.returncode == 0 and outcome.endswith("OK"), f"main fails its checks: {outcome[-500:]}")
+    check(main_checks.returncode == 0, f"main fails its checks: {outcome[-500:]}")
     # nothing hostile on main or in the state
     marked = host.as_factory(
         f"git -C {origin} grep -l {MARK} main -- ; git -C {origin} log main --format=%B | grep -c {MARK}"
@@ -544,6 +583,15 @@ def invariants(day: Day, host: Host, events: list[Event], landed: list[Event], g
     check(person.actions["stranger_got_in"] == 0, "a stranger's token queued a task")
 
 
+def held(data: Mapping[str, Any]) -> bool:
+    """A landing's checks ran on its commit and were no worse than main's before it."""
+    before, after = data.get("before") or {}, data.get("after") or {}
+    return bool(after) and all(
+        int(counts.get(k) or 0) <= int((before.get(name) or {}).get(k) or 0)
+        for name, counts in after.items() for k in ("errors", "failed")
+    ) and not any(counts.get("crashed") for counts in after.values())  # fmt: skip
+
+
 def untraced_landings(host: Host, landed: list[Event]) -> list[str]:
     """Main's first-parent history against the gate's landings: what does not trace to a tested merge commit.
 
@@ -556,9 +604,7 @@ def untraced_landings(host: Host, landed: list[Event]) -> list[str]:
     chain = [line.split(" ", 1) for line in log.splitlines()][:-1]  # newest first, without the initial commit
     index = {sha: i for i, (sha, _) in enumerate(chain)}
     merged = {m.group(1): i for i, (_, subject) in enumerate(chain) if (m := re.match(r"Merge (\S+)", subject))}
-    tips = {
-        str(e.data["landed"]) for e in landed if e.data.get("tested") == e.data.get("landed") and e.data.get("after")
-    }
+    tips = {str(e.data["landed"]) for e in landed if e.data.get("tested") == e.data.get("landed") and held(e.data)}
     problems: list[str] = []
     if chain and chain[0][0] not in tips:
         problems.append(f"main's tip {chain[0][0][:10]} was never tested")
@@ -576,25 +622,30 @@ def untraced_landings(host: Host, landed: list[Event]) -> list[str]:
     return problems
 
 
+SUMMARY = re.compile(r"today: (\d+) cycles?, (\d+) landed, discard rate (-|\d+ %)")
+
+
 def agree(day: Day, host: Host) -> None:
-    report = json.loads(host.factoryctl("report", "--since", "24h", "--json").stdout)
-    page = host.http("GET", "/")
-    bot = host.say("/status")
-    line = re.search(r"today: (\d+) cycles?, (\d+) landed, discard rate (\S+ ?%?)", page)
-    said = re.search(r"today: (\d+) cycles?, (\d+) landed, discard rate (\S+ ?%?)", bot)
+    """The status page, the bot's /status and `factoryctl report` (since UTC midnight, as "today") agree."""
+    midnight = host_now(host)[:10] + "T00:00:00Z"
+    done = host.factoryctl("report", "--since", midnight, "--json")
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        day.check(False, f"factoryctl report failed: {(done.stderr or done.stdout).strip()[-300:]}")
+        return
     rate = "-" if report["discard_rate"] is None else f"{report['discard_rate'] * 100:.0f} %"
     want = (str(report["cycles"]), str(report["landed"]), rate)
-    day.figures["surfaces"] = {
-        "report": want,
-        "page": line.groups() if line else None,
-        "bot": said.groups() if said else None,
-    }
-    day.check(
-        line is not None and line.groups() == want, f"the status page says {line and line.groups()}, report {want}"
-    )
-    day.check(
-        said is not None and said.groups() == want, f"the bot's /status says {said and said.groups()}, report {want}"
-    )
+    page = SUMMARY.search(host.http("GET", "/"))
+    said = None
+    for _ in range(3):  # a notice (a landing, an alert) may arrive before the reply
+        said = SUMMARY.search(host.say("/status"))
+        if said:
+            break
+    got = {"page": page.groups() if page else None, "bot": said.groups() if said else None}
+    day.figures["surfaces"] = {"report": want, **got}
+    for surface, figures in got.items():
+        day.check(figures == want, f"the {surface} says {figures}, factoryctl report {want}")
 
 
 # -- the whole day ---------------------------------------------------------------------
@@ -611,17 +662,17 @@ def run_day(sandbox: SandboxHost, plan: Plan, workdir: Path, say: Callable[[str]
     say(f"deployed in {deploy(host, plan, workdir):.0f} s; the day runs {plan.minutes:g} min")
     guarded = guarded_files(host)
     person, sampler = Person(host, plan.feed_every_s), Sampler(host)
-    started = time.monotonic()
+    started, first = time.monotonic(), host_now(host)
     with running(person.run, sampler.run):
         while (left := plan.minutes * 60 - (time.monotonic() - started)) > 0:
             time.sleep(min(60.0, left))
             status = host.factoryctl("status").stdout.splitlines()
             say(f"  {(time.monotonic() - started) / 60:4.1f} min: {next((s for s in status if 'today:' in s), '?')}")
-    wall_s = time.monotonic() - started
+    last = host_now(host)
     sampler.sample()  # the final resident memory, before the day stops
     say("stopping the day (cron off, sessions paused, jobs let to end, one last review) ...")
     stop_the_day(host, say)
-    return collect(host, plan, wall_s, sampler, person, guarded)
+    return collect(host, plan, (first, last), sampler, person, guarded)
 
 
 def show(day: Day, plan: Plan) -> None:
@@ -634,7 +685,11 @@ def show(day: Day, plan: Plan) -> None:
             "cycles per session per simulated day",
             f"{f['cycles_per_simulated_day_per_session']} (seed: {seed_cycles[0]}-{seed_cycles[1]})",
         ),
-        ("landed", f"{f['landed']} ({f['landed_per_simulated_day']} per simulated day; seed: 15-25 per day)"),
+        (
+            "landed",
+            f"{f['landed']} ({f['landed_per_simulated_day']} per simulated day, "
+            f"{f['landed_per_simulated_day'] * 5 / f['sessions']:.1f} per 5 sessions; seed: 15-25 per day)",
+        ),
         ("discard rate", f"{f['discard_rate']} {f['discarded_by_reason']} failed {f['failed_by_outcome']}"),
         ("rejected at the gate", f"{f['rejected_by_reason']}; person: {f['person']}"),
         ("model calls", f"{sum(f['model_calls'].values())} {f['model_calls']}"),
@@ -645,7 +700,11 @@ def show(day: Day, plan: Plan) -> None:
             f"same events: {f['seed_check_runs_per_landed']} "
             f"({f['seed_check_runs_per_landed_low']} if a failed call skips a run)",
         ),
-        ("push to land", f"median {f['push_to_land_s']['median']} s, p95 {f['push_to_land_s']['p95']} s"),
+        (
+            "push to land",
+            f"median {f['push_to_land_s']['median']} s, p95 {f['push_to_land_s']['p95']} s "
+            f"(median {f['push_to_land_review_intervals']} review intervals)",
+        ),
         (
             "resident memory (peak/final MB)",
             ", ".join(f"{r} {v['peak_mb']}/{v['final_mb']}" for r, v in f["rss"].items()),
@@ -675,7 +734,7 @@ def targets(day: Day) -> list[str]:
     """The issue's targets that were missed (the figures are printed either way)."""
     f, missed = day.figures, []
     for role, v in f["rss"].items():
-        limit = TARGETS["loop" if role.startswith("s") else role]
+        limit = target_mb(role)
         if v["peak_mb"] > limit:
             missed.append(f"{role} RSS {v['peak_mb']} MB > {limit}")
     if f["alerts_per_simulated_hour"] > 6:
@@ -692,13 +751,23 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="wall time of the day (default 10)")
     parser.add_argument("--json", type=Path, help="also write the figures and problems here")
     parser.add_argument("--name", default="day", help="the sandbox host's name (default: day)")
-    parser.add_argument("--keep", action="store_true", help="leave the sandbox host up to look around")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the sandbox host up to look around (paused, its crontab in /root/factory.cron.day)",
+    )
     args = parser.parse_args()
     reason = missing_reason()
     if reason:
         print(f"Error: {reason}", file=sys.stderr)
         return 2
     plan = Plan(minutes=args.minutes)
+    state = subprocess.run([sys.executable, "-m", "sandbox", "status", "--name", args.name, "--json"], cwd=ROOT,
+                           capture_output=True, text=True, check=False).stdout  # fmt: skip
+    if '"absent"' not in state:
+        fix = f".venv/bin/python -m sandbox down --name {args.name}, or pick another --name"
+        print(f"Error: a sandbox host {args.name!r} exists: a day starts on a fresh one ({fix})", file=sys.stderr)
+        return 2
     with sandbox_up(args.name, keep=args.keep) as sandbox:
         day = run_day(sandbox, plan, Path("/tmp") / f"factory-day-{args.name}")
     show(day, plan)

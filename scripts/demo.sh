@@ -34,6 +34,8 @@ BOT_DATA=(--data "factory_telegram_chat_ids=[111]" --data 'factory_config={"cycl
   "telegram": {"api_url": "http://127.0.0.1:8081", "notify_poll_s": 2}}')
 standin_say() { on_host "python3 /root/telegram_standin.py --port 8081 --token $BOT_TOKEN --say '$1'"; }
 
+DEMO_START=$(on_host date -u +%Y-%m-%dT%H:%M:%S)   # this run's cycles are the ones after it
+
 say "pyinfra inventory.py deploy.py --dry   (the plan; changes nothing)"
 .venv/bin/pyinfra inventory.py deploy.py "${BOT_DATA[@]}" --dry 2>&1 | tail -n 12
 
@@ -48,7 +50,8 @@ as_factory factoryctl sessions list || true   # the factory's own tmux server (a
 say "waiting for the agents' first cycles (a cycle every 20 s for the tour; 15 min by default)"
 # Each agent writes a note, then its view of notes/shared.md: the two views conflict at the review.
 for _ in $(seq 1 60); do
-  pushed=$(as_factory factoryctl log tail -n 200 --type ralph_cycle --json | grep -c '"verdict": "pushed"' || true)
+  pushed=$(as_factory factoryctl log tail -n 200 --type ralph_cycle --since "$DEMO_START" --json \
+    | grep -c '"verdict": "pushed"' || true)
   [ "$pushed" -ge 4 ] && break
   sleep 3
 done

@@ -92,12 +92,9 @@ def run_name(prefix: str) -> str:
 
 @contextlib.contextmanager
 def sandbox_up(name: str, *extra: str, keep: bool = False) -> Iterator[SandboxHost]:
-    """Bring a sandbox up for the duration of the block; take it down after (unless `keep`, which
-    also reuses one already up under that name)."""
+    """Bring a sandbox up for the duration of the block; take it down after (unless `keep`)."""
     try:
-        state = json.loads(sandbox_cli("status", "--name", name, "--json").stdout).get("state")
-        if not (keep and state == "running"):
-            sandbox_cli("up", "--name", name, *extra)
+        sandbox_cli("up", "--name", name, *extra)
         info = json.loads(sandbox_cli("status", "--name", name, "--json").stdout)
         yield SandboxHost(name=name, ssh_config=Path(info["ssh_config"]), address=info["address"])
     finally:

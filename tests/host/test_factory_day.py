@@ -18,7 +18,7 @@ from sandbox_helpers import REPO, SandboxHost, missing_reason, run_name, sandbox
 
 sys.path.insert(0, str(REPO / "bench"))
 
-from factory_day import MARK, TARGETS, Day, Host, Person, Plan, Sampler, collect, guarded_files, run_day
+from factory_day import MARK, Day, Host, Person, Plan, Sampler, collect, guarded_files, host_now, run_day, target_mb
 
 from provision import layout
 
@@ -79,7 +79,7 @@ def test_long_lived_processes_stay_small_and_checks_cost_half_the_seed_design(da
     f = day.figures
     assert {"scheduler", "bot", "serve", "s1"} <= set(f["rss"])
     for role, v in f["rss"].items():
-        assert v["peak_mb"] <= TARGETS["loop" if role.startswith("s") else role], (role, v)
+        assert v["peak_mb"] <= target_mb(role), (role, v)
     assert f["check_runs_per_landed"] <= f["seed_check_runs_per_landed"] / 2
 
 
@@ -88,7 +88,7 @@ def test_the_checks_notice_a_broken_day(day_host: tuple[SandboxHost, Day], tmp_p
     daemon and a traceback in a job's log must each be reported."""
     sandbox, _ = day_host
     host = Host(sandbox)
-    guarded = guarded_files(host)
+    guarded, first = guarded_files(host), host_now(host)
     origin = layout.SAMPLE_ORIGIN
     sneak = (
         f"cd /tmp && rm -rf sneak && git clone -q -b main {origin} sneak && cd sneak && echo '# {MARK}' > sneak.py "
@@ -98,10 +98,10 @@ def test_the_checks_notice_a_broken_day(day_host: tuple[SandboxHost, Day], tmp_p
     )
     assert host.as_factory(sneak).returncode == 0
     host.sh(f"echo '{MARK} pwned' >> {layout.STATE_DIR}/tasks.json")
-    host.sh(f"echo '{MARK}' >> {layout.SECRETS_FILE}")
+    host.sh(f"echo 'DAY_MARK=1' >> {layout.SECRETS_FILE}")  # still a file factory-run can source
     host.sh(f"echo 'Traceback (most recent call last):' >> {layout.LOGS_DIR}/review.log")
     host.as_factory("setsid -f sleep 3600 </dev/null >/dev/null 2>&1")
-    broken = collect(host, SHORT, 240.0, Sampler(host), Person(host, SHORT.feed_every_s), guarded)
+    broken = collect(host, SHORT, (first, host_now(host)), Sampler(host), Person(host, SHORT.feed_every_s), guarded)
     said = "\n".join(broken.problems)
     for expected in ("hostile content on main", "no landing", "the hostile agent wrote into",
                      "secrets.env", "tracebacks in", "processes outlived their jobs"):  # fmt: skip
