@@ -482,6 +482,9 @@ def collect(host: Host, plan: Plan, window: tuple[str, str], sampler: Sampler, p
         "alerts_per_simulated_hour": round(len(alerts) / sim_hours, 2),
         "alert_keys": dict(Counter(str(e.data.get("key")).split(":")[0] for e in alerts)),
         "crash_loop_alerts": sum(1 for e in alerts if e.session == CRASHING_SESSION),
+        "crash_loop_alert_texts": [
+            f"{e.ts[11:19]} {e.data.get('message')}" for e in alerts if e.session == CRASHING_SESSION
+        ],
         "tracebacks": logs + [f"pane {s}" for s in pane_tracebacks],
         "error_lines": len(error_lines),
         "pm2_restarts": restarts,
@@ -502,7 +505,7 @@ def tmux_panes(host: Host, plan: Plan) -> dict[str, str]:
     out = {}
     for i in range(1, plan.sessions + 1):
         argv = ["runuser", "-u", layout.USER, "--", "tmux", "-L", socket, "capture-pane", "-p", "-S", "-5000",
-                "-t", f"=factory-s{i}"]  # fmt: skip
+                "-t", f"=factory-s{i}:"]  # fmt: skip
         done = host.sh(shlex.join(argv))
         out[f"s{i}"] = done.stdout if done.returncode == 0 and done.stdout.strip() else ""
     return out

@@ -54,6 +54,14 @@ CASES = [
     ("dead pane", s(pane="dead"), ID, IdleWhy.DEAD),
     ("missing pane", s(pane="missing"), ID, IdleWhy.DEAD),
     ("no tasks yet", s(state="sleeping", heartbeat_age_s=300), ID, IdleWhy.NO_TASKS),
+    ("a long backoff, announced", s(state="sleeping", heartbeat_age_s=3 * 900, next_cycle_in_s=600), ID, None),
+    (
+        "an announced cycle long overdue",
+        s(state="sleeping", heartbeat_age_s=3 * 3600, next_cycle_in_s=-3 * 900),
+        ST,
+        None,
+    ),
+    ("announced, but not sleeping", s(state="cycle", heartbeat_age_s=3 * 900, next_cycle_in_s=600), ST, None),
     ("error loop", s(cycles=LOOP), E, None),
     ("error loop, paused (still reported)", s(cycles=LOOP, paused="paused by the doctor"), E, None),
     # false alarms: gated or paused with failed cycles before, a long healthy cycle

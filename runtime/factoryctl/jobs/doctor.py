@@ -168,6 +168,7 @@ class Doctor:
                 heartbeat_age_s=_age(entry.get("heartbeat"), now),
                 cycle_age_s=_age(entry.get("cycle_started"), now) if entry.get("state") == "cycle" else None,
                 first_cycle_age_s=_age(cycles[name][0].ts, now) if cycles[name] else None,
+                next_cycle_in_s=-age if (age := _age(entry.get("next_cycle"), now)) is not None else None,
                 open_task=free_task or any(t.session == name and t.status in ("queued", "assigned") for t in tasks),
             ))  # fmt: skip
         every = [c for n in names for c in cycles[n]]

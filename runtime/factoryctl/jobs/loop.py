@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from factoryctl.adapters.agent import Agent
-from factoryctl.core.clock import day_of
+from factoryctl.core.clock import day_of, format_ts
 from factoryctl.core.defaults import PAUSE_POLL_S
 from factoryctl.core.errors import AlreadyRunning
 from factoryctl.core.records import Alert, CycleVerdict, Gates
@@ -85,7 +85,8 @@ class Loop:
                     if self.failures:
                         self.say(f"{self.failures} failed cycle(s) in a row: backing off {delay:.0f}s")
                     self.say(f"next cycle in {delay:.0f}s")
-                    self._mark("sleeping")
+                    # the next cycle's time: a long backoff is announced, not taken for a frozen loop
+                    self._mark("sleeping", next_cycle=format_ts(self.ctx.clock() + timedelta(seconds=delay)))
                     self.sleep(delay)
         except StopRequested as stop:
             self.say(f"stopping ({stop}); no half-made branch left behind")
@@ -129,5 +130,5 @@ class Loop:
                 shown = reason
             self.sleep(poll)
 
-    def _mark(self, state: str, waiting: str | None = None) -> None:
-        self.ctx.heartbeats().beat(self.session, state, failures=self.failures, waiting=waiting)
+    def _mark(self, state: str, waiting: str | None = None, next_cycle: str | None = None) -> None:
+        self.ctx.heartbeats().beat(self.session, state, failures=self.failures, waiting=waiting, next_cycle=next_cycle)

@@ -63,6 +63,7 @@ class SessionSeen:
     heartbeat_age_s: float | None = None
     cycle_age_s: float | None = None  # how long the running cycle has been going
     first_cycle_age_s: float | None = None  # how long ago its oldest cycle in the window ran
+    next_cycle_in_s: float | None = None  # a sleeping loop's announced next cycle, from now (< 0: overdue)
     open_task: bool = False
 
 
@@ -158,7 +159,9 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
         if seen.cycle_age_s > limits.stall_after_s:
             return Diagnosis(name, Health.STUCK, f"{age}, past the stall limit", (age,))
         return Diagnosis(name, Health.WORKING, f"{age}, within the {_mins(limits.stall_after_s)} stall limit", (age,))
-    if seen.heartbeat_age_s is not None and seen.heartbeat_age_s > 2 * limits.interval_s:
+    announced = seen.state == "sleeping" and seen.next_cycle_in_s is not None
+    overdue = not announced or seen.next_cycle_in_s is None or seen.next_cycle_in_s < -2 * limits.interval_s
+    if seen.heartbeat_age_s is not None and seen.heartbeat_age_s > 2 * limits.interval_s and overdue:
         age = f"no heartbeat for {_mins(seen.heartbeat_age_s)} (cycle interval {_mins(limits.interval_s)})"
         return Diagnosis(name, Health.STUCK, "its loop has not moved", (age, f"state: {seen.state}"))
     if cycles:  # too few: an alert now would be a guess (and a second one if it turns into a loop)
