@@ -584,6 +584,8 @@ def invariants(day: Day, host: Host, events: list[Event], landed: list[Event], g
     agree(day, host)
     check(not person.problems, f"the person's feed failed: {person.problems[:3]}")
     check(person.actions["stranger_got_in"] == 0, "a stranger's token queued a task")
+    failed = {k: person.actions[k] for k in ("http_task_failed", "http_error") if person.actions[k]}
+    check(not failed, f"the HTTP trigger failed the person: {failed}")
 
 
 def held(data: Mapping[str, Any]) -> bool:
