@@ -355,8 +355,8 @@ def running(*workers: Callable[[threading.Event], None]) -> Iterator[None]:
 BUSY = re.compile(r"factoryctl (cycle|review|standup|doctor|bot improve)\b|factory-scripted-agent|bwrap")
 
 
-def stop_the_day(host: Host, say: Callable[[str], None]) -> None:
-    """Cron off, every session paused, running jobs let to end; then one last review."""
+def stop_the_day(host: Host, say: Callable[[str], None]) -> list[str]:
+    """Cron off, every session paused, running jobs let to end; then one last review. What went wrong."""
     host.sh(f"mv -f {layout.CRON_FILE} /root/factory.cron.day")
     host.factoryctl("pause", "--reason", "the end of the compressed day")
     deadline = time.monotonic() + 600
@@ -371,9 +371,10 @@ def stop_the_day(host: Host, say: Callable[[str], None]) -> None:
             break
         time.sleep(3)
     else:
-        say(f"still busy after 10 min: {busy[:5]}")
+        return [f"jobs still running 10 min after the day stopped: {busy[:5]}"]
     review = host.factoryctl("review", timeout=900)
     say(f"last review: exit {review.returncode}: {review.stdout.strip().splitlines()[-1:] or review.stderr[-300:]}")
+    return [] if review.returncode == 0 else [f"the last review exited {review.returncode}: {review.stderr[-300:]}"]
 
 
 def events_of(text: str) -> list[Event]:
@@ -676,8 +677,10 @@ def run_day(sandbox: SandboxHost, plan: Plan, workdir: Path, say: Callable[[str]
     last = host_now(host)
     sampler.sample()  # the final resident memory, before the day stops
     say("stopping the day (cron off, sessions paused, jobs let to end, one last review) ...")
-    stop_the_day(host, say)
-    return collect(host, plan, (first, last), sampler, person, guarded)
+    stopped = stop_the_day(host, say)
+    day = collect(host, plan, (first, last), sampler, person, guarded)
+    day.problems += stopped
+    return day
 
 
 def show(day: Day, plan: Plan) -> None:
