@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 from sandbox_helpers import REPO, SandboxHost, sandbox_cli
 
+sys.path.insert(0, str(REPO / "bench"))
+from day_scenarios import PROBE as HOSTILE  # the hostile agent's probe: the same one the compressed day runs
+
 from factoryctl.core.config import settings_as_dict
 from factoryctl.core.defaults import SECRET_ENV
 from factoryctl.core.jobspecs import JOBS
@@ -302,36 +305,6 @@ def test_the_factory_user_runs_the_sandbox(sandbox_host: SandboxHost) -> None:
     assert "sandbox: on (bubblewrap" in status, status
 
 
-HOSTILE = """
-import os, pathlib, subprocess
-home = pathlib.Path("/home/factory/factory")
-seen = []
-for target in ("factory.toml", "state/tasks.json", "secrets.env"):
-    try:
-        (home / target).write_text("pwned")
-        seen.append("WROTE " + target)
-    except OSError as exc:
-        seen.append("refused " + target)
-for path in [home / "secrets.env", pathlib.Path("/home/factory/.ssh")]:
-    try:
-        seen.append(path.read_text())
-    except OSError:
-        pass
-for proc in pathlib.Path("/proc").iterdir():
-    try:
-        seen.append((proc / "environ").read_bytes().decode(errors="replace"))
-    except OSError:
-        pass
-seen.append(repr(dict(os.environ)))
-push = subprocess.run(["git", "push", "-f", "origin", "HEAD:main"], capture_output=True, text=True)
-seen.append("push exit %d" % push.returncode)
-if os.fork() == 0:
-    os.setsid()
-    os.execvp("python3", ["python3", "-c", "import time; time.sleep(600)", "factory-host-daemon"])
-pathlib.Path("/home/factory/factory/demo/leak.txt").write_text(chr(10).join(seen))
-"""
-
-
 def test_a_hostile_agent_gets_nowhere_on_the_host(sandbox_host: SandboxHost) -> None:
     """The trust boundary with the deploy's real user, modes and secrets: one hostile cycle, as the loops run."""
     host = sandbox_host
@@ -350,15 +323,15 @@ def test_a_hostile_agent_gets_nowhere_on_the_host(sandbox_host: SandboxHost) -> 
             ).returncode
             == 0
         )
-        host.ssh(f"rm -f {layout.DEMO_DIR}/agent.json.state {layout.DEMO_DIR}/leak.txt")
+        host.ssh(f"rm -f {layout.DEMO_DIR}/agent.json.state {layout.DEMO_DIR}/leak-*.txt")
         cycle = as_factory(host, f"{layout.RUN} factoryctl cycle s1 --json", timeout=300)
         assert cycle.returncode in (0, 1), cycle.stderr
-        leak = host.ssh(f"cat {layout.DEMO_DIR}/leak.txt").stdout
+        leak = host.ssh(f"cat {layout.DEMO_DIR}/leak-*.txt").stdout
         assert leak, f"the hostile agent did not run: {cycle.stdout[-2000:]} {cycle.stderr[-2000:]}"
         # What it "wrote" went to its own empty tmpfs: the real files are compared below.
         assert HTTP_TOKEN not in leak and "push exit 0" not in leak and "refused state/tasks.json" in leak
         assert (host.ssh(guarded).stdout, host.ssh(main).stdout) == before
-        assert host.ssh("pgrep -f factory-host-daemon").returncode == 1  # nothing outlived the call
+        assert host.ssh("pgrep -f factory-day-daemon").returncode == 1  # nothing outlived the call
     finally:
         host.ssh(
             f"test -f {scenario}.orig && mv -f {scenario}.orig {scenario}; rm -f {layout.DEMO_DIR}/agent.json.state"

@@ -19,16 +19,9 @@ from factoryctl.jobs.doctor import Doctor
 from factoryctl.jobs.review.record import Recorder
 from factoryctl.jobs.review.tree import ReviewTree
 from factoryctl.jobs.scheduler import Scheduler
+from tests.helpers import FakeClock
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def context(tmp_path: Path, quiet_s: int, clock: FakeClock | None = None) -> Context:

@@ -18,16 +18,9 @@ from factoryctl.state.alerts import Alerts
 from factoryctl.state.eventlog import EventFilter, EventLog
 from factoryctl.state.gates import read_gates, write_gates
 from factoryctl.state.tasks import TaskQueue
+from tests.helpers import FakeClock
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 # -- watchdog ------------------------------------------------------------------------
