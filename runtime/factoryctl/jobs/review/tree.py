@@ -13,7 +13,7 @@ from factoryctl.adapters.git import Git, GitError, verify_clone_config
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.workspace import ensure_setup, ensure_worktree
+from factoryctl.jobs.workspace import ensure_setup, ensure_worktree, write_excludes
 from factoryctl.rules.changes import judging_config_changed, protected_touched, sensitive_touched
 from factoryctl.rules.gate import BranchFacts
 
@@ -55,6 +55,7 @@ class ReviewTree:
             )
             git_dir = ensure_worktree(self.ctx, self.path, "review", f"refs/remotes/origin/{self.main}")
             self._git = Git(self.path, identity=IDENTITY, git_dir=git_dir)
+        write_excludes(self.ctx)
 
     @property
     def git(self) -> Git:
