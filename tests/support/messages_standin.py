@@ -30,6 +30,7 @@ Every request is kept (`requests`, and one JSON line each in `--log FILE`) for t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -115,7 +116,7 @@ class Model:
         return None
 
     def record(self, body: dict[str, Any], path: str) -> None:
-        entry = {"path": path, "turn": turn_of(body), "prompt": prompt_of(body)[:20000],
+        entry = {"path": path, "turn": turn_of(body), "prompt": prompt_of(body),
                  "system": _system_text(body)[:20000], "model": body.get("model"),
                  "tools": [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)],
                  "last": _last_user_blocks(body)}  # fmt: skip
@@ -137,12 +138,13 @@ def _system_text(body: dict[str, Any]) -> str:
 
 
 def _last_user_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tool results the CLI sent back last (what its tools did), shortened."""
-    messages = body.get("messages") or []
-    if len(messages) < 2 or not isinstance(messages[-1].get("content"), list):
+    """The tool results the CLI sent back last (what its tools did), shortened. (The CLI may end the
+    messages with a `system` one, e.g. its budget note: the last user message is the one.)"""
+    users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    if len(users) < 2 or not isinstance(users[-1].get("content"), list):
         return []
     out = []
-    for block in messages[-1]["content"]:
+    for block in users[-1]["content"]:
         if isinstance(block, dict) and block.get("type") == "tool_result":
             content = block.get("content")
             text = content if isinstance(content, str) else json.dumps(content)
@@ -154,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
     server: Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_HEAD(self) -> None:
@@ -326,10 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         parser.exit(2, f"messages stand-in: {exc}\n")
     print(server.url, flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

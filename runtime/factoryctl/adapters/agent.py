@@ -282,9 +282,9 @@ def parse_result(done: Completed, timeout_s: float, stream: StreamReader | None 
         if denied and calls is not None and calls <= len(obj.get("permission_denials") or []):
             return AgentResult(
                 CallOutcome.DENIED,
-                f"denied: {', '.join(denied)} (every tool call was refused; "
+                f"the CLI refused every tool call ({', '.join(denied)}); "
                 "agent.command needs a permission mode, e.g. --permission-mode bypassPermissions "
-                "inside the sandbox)",
+                "inside the sandbox",
                 **base,
             )
         return AgentResult(CallOutcome.SUCCESS, "ok", **base)

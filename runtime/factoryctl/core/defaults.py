@@ -83,6 +83,9 @@ SENSITIVE_PATHS = (
     "package.json", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "pnpm-workspace.yaml",
     "yarn.lock", ".npmrc", ".yarnrc*", "uv.lock", "poetry.lock", "Pipfile.lock", "requirements*.txt",
     "Makefile", ".pre-commit-config.yaml", ".circleci/*", "Jenkinsfile", "azure-pipelines.yml",
+    # The agent's own settings and instructions: hooks run with the model credential, text steers
+    # every later call (repo.context_files are added to these).
+    ".claude/*", "*/.claude/*", "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", ".mcp.json", ".codex/*",
 )  # fmt: skip
 # package.json keys that change how checks run (the rest, dependencies included, is not sensitive by itself).
 PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "mocha", "ava", "c8", "nyc", "type")

@@ -82,9 +82,10 @@ class ReviewTree:
         if self.repo.is_ancestor(head, main_sha):
             return BranchFacts(head=head, head_on_main=True)
         files = self.repo.diffstat(main_sha, head).files
-        protected = protected_touched(files, self.ctx.settings.repo.protected_paths)
+        repo = self.ctx.settings.repo
+        protected = protected_touched(files, repo.protected_paths)
         sensitive = [
-            path for path in sensitive_touched(files, self.ctx.settings.repo.sensitive_paths)
+            path for path in sensitive_touched(files, [*repo.sensitive_paths, *repo.context_files])
             if judging_config_changed(path, self.blob(main_sha, path), self.blob(head, path))
         ]  # fmt: skip
         return BranchFacts(head=head, protected=tuple(protected), sensitive=tuple(sensitive))
