@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
+from factoryctl.rules import sentences
 from factoryctl.state.eventlog import Event
 
 
@@ -34,23 +35,9 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-FIRST_KEYS = ("verdict", "reason", "outcome", "action", "branch", "text")
-
-
-def _brief(data: Mapping[str, Any], width: int) -> str:
-    parts = []
-    # What a person scans for first, then the rest in the event's own order.
-    ordered = [k for k in FIRST_KEYS if k in data] + [k for k in data if k not in FIRST_KEYS]
-    for key in ordered:
-        value = data[key]
-        shown = value if isinstance(value, str | int | float | bool) or value is None else json.dumps(value)
-        parts.append(f"{key}={shown}")
-    text = " ".join(parts).replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def event_line(event: Event, width: int = 140) -> str:
-    return f"{event.ts}  {event.type:<14} {event.session or '-':<4} {_brief(event.data, width)}"
+def event_line(event: Event, limit: int = 400) -> str:
+    """An event as one sentence with its time (`--json` keeps the full record)."""
+    return clean(sentences.line(event, limit))
 
 
 def task_line(task: Task) -> str:
@@ -81,12 +68,7 @@ def status_text(report: Mapping[str, Any]) -> str:
     if "summary" in report:
         lines.append(report["summary"])
     lines += ["", "sessions:"]
-    for s in report["sessions"]:
-        task = s["task"]
-        doing = f"task #{task['id']} {task['title']}" if task else "no task"
-        last = s["last_cycle"] or {}
-        verdict = f"  last cycle: {last.get('verdict', '?')} at {last.get('ended', '?')}" if last else ""
-        lines.append(f"  {s['name']:<4} {s['state']:<9} {doing}{verdict}")
+    lines += [f"  {s['text']}" for s in report["sessions"]]
     tasks = ", ".join(f"{k} {v}" for k, v in report["tasks"].items()) or "empty"
     review = ", ".join(f"{k} {v}" for k, v in report["review_queue"].items()) or "empty"
     lines += [
@@ -99,14 +81,15 @@ def status_text(report: Mapping[str, Any]) -> str:
     if spend.get("by_purpose"):
         jobs = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_purpose"].items())
         who = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_session"].items())
-        lines.append(f"  by job:      {jobs}; by session: {who}")
+        lines.append(f"  by job:      {jobs}")
+        lines.append(f"  by session:  {who}")
     if "state" in budget:
         lines.append(f"budget:        {budget['state']} (degrades at ${budget['soft_usd']:.2f}: {budget['degrade']})")
     if "gates" in report:
         lines.append(f"gates:         {gates_text(report['gates'])}")
     lines += [f"warning:       {w}" for w in report.get("warnings", [])]
     lines += ["", "last events:"]
-    lines += [f"  {event_line(Event(**e), 110)}" for e in report["last_events"]] or ["  (none yet)"]
+    lines += [f"  {event_line(Event(**e), 200)}" for e in report["last_events"]] or ["  (none yet)"]
     return "\n".join(lines)
 
 

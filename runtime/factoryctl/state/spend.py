@@ -12,7 +12,7 @@ from factoryctl.state.eventlog import Event, EventFilter, EventLog
 
 
 def spend_since(log: EventLog, since: datetime) -> dict[str, Any]:
-    """Agent-call costs since `since`: total, per session and per purpose (job)."""
+    """Agent-call costs since `since`: total, per session (a call of no session: its job) and per job."""
     return spend_of(log.iter_reverse(EventFilter(types=frozenset({"agent_call"}), since=format_ts(since))))
 
 
@@ -28,8 +28,10 @@ def spend_of(events: Iterable[Event]) -> dict[str, Any]:
         cost = event.data.get("cost_usd")
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             total += cost
-            by_session[event.session or "-"] += cost
-            by_purpose[str(event.data.get("purpose", "-"))] += cost
+            purpose = event.data.get("purpose")
+            job = purpose if isinstance(purpose, str) and purpose else "other"
+            by_session[event.session or job] += cost  # a call of no session (review, standup) by its job
+            by_purpose[job] += cost
         calls += 1
     return {
         "total_usd": round(total, 4),
