@@ -146,50 +146,56 @@ def queue_detail(entry: ReviewEntry) -> str:
     return clean("\n".join(lines))
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x * 100:.0f} %"
+def _pct(x: float | None, none: str) -> str:
+    return none if x is None else f"{x * 100:.0f} %"
 
 
-def _money(x: float | None) -> str:
-    return "-" if x is None else f"${x:.2f}"
+def _money(x: float | None, none: str) -> str:
+    return none if x is None else f"${x:.2f}"
 
 
 def _dur(s: float | None) -> str:
-    if s is None:
-        return "-"
-    return f"{s:.0f}s" if s < 120 else (f"{s / 60:.1f}m" if s < 7200 else f"{s / 3600:.1f}h")
+    return sentences.seconds(s) or "none yet"
 
 
 def _mix(counts: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
+    return ", ".join(f"{str(k).replace('_', ' ')} {v}" for k, v in counts.items() if v) or "none"
 
 
 def report_text(r: Mapping[str, Any]) -> str:
     """`factoryctl report`: the outcome figures of one window, then one line per session."""
-    tok = r["tokens"]
+    tok, unlanded = r["tokens"], "nothing landed yet"
+    per_landed = (
+        unlanded if r["usd_per_landed"] is None and r["tokens_per_landed"] is None
+        else f"{_money(r['usd_per_landed'], 'no cost')}, "
+        + ("no tokens" if r["tokens_per_landed"] is None else f"{r['tokens_per_landed']:,.0f} tokens")
+    )  # fmt: skip
+    push = r["push_to_land_s"]
     lines = [
-        f"outcomes from {r['since']} to {r['until']}",
+        f"outcomes from {sentences.when(r['since'])} to {sentences.when(r['until'])} UTC",
         "",
         f"cycles:           {r['cycles']} ({_mix(r['verdicts'])})",
-        f"discard rate:     {_pct(r['discard_rate'])}",
+        f"discard rate:     {_pct(r['discard_rate'], 'no finished cycles yet')}",
         f"  discarded:      {_mix(r['discarded_by_reason'])}",
         f"  failed:         {_mix(r['failed_by_outcome'])}",
         f"landed:           {r['landed']} ({r['merges_per_day']} per day)",
         f"rejected at gate: {r['rejected']} ({_mix(r['rejected_by_reason'])})",
         f"review runs:      {r['review_runs']}; check runs {r['check_runs']}",
-        f"cycle time:       mean {_dur(r['cycle_s']['mean'])}, median {_dur(r['cycle_s']['median'])}",
-        f"push to land:     median {_dur(r['push_to_land_s']['median'])}, max {_dur(r['push_to_land_s']['max'])}",
-        f"spend:            {_money(r['spend_usd'])} in {r['agent_calls']} agent calls; "
+        "cycle time:       "
+        + (f"mean {_dur(r['cycle_s']['mean'])}, median {_dur(r['cycle_s']['median'])}"
+           if r["cycle_s"]["mean"] is not None else "no cycles yet"),
+        "push to land:     "
+        + (f"median {_dur(push['median'])}, max {_dur(push['max'])}" if push["median"] is not None else unlanded),
+        f"spend:            {_money(r['spend_usd'], '$0.00')} in {r['agent_calls']} agent calls; "
         f"tokens {tok['input']:,} in / {tok['output']:,} out",
-        f"per landed:       {_money(r['usd_per_landed'])}, "
-        + ("-" if r["tokens_per_landed"] is None else f"{r['tokens_per_landed']:,.0f}")
-        + " tokens",
-    ]
+        f"per landed:       {per_landed}",
+    ]  # fmt: skip
     if r["by_session"]:
         lines += ["", "by session:"]
         for name, s in r["by_session"].items():
             lines.append(
-                f"  {name:<5} {s['cycles']:>4} cycles  {s['landed']:>3} landed  discard {_pct(s['discard_rate']):>5}  "
-                f"{_money(s['spend_usd']):>8}  {s['tokens']['total']:,} tokens"
+                f"  {name:<5} {s['cycles']:>4} cycles  {s['landed']:>3} landed  "
+                f"discard {_pct(s['discard_rate'], 'none'):>5}  "
+                f"{_money(s['spend_usd'], '$0.00'):>8}  {s['tokens']['total']:,} tokens"
             )
     return "\n".join(lines)

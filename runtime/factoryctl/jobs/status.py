@@ -126,7 +126,8 @@ def session_text(row: Mapping[str, Any], info: Mapping[str, Any], today: str = "
     last = row.get("last_cycle") or {}
     if last:
         verdict, branch, reason = (str(last.get(k) or "") for k in ("verdict", "branch", "reason"))
-        said = " ".join(p for p in (verdict or "ended", branch) if p) + (f": {reason[:80]}" if reason else "")
+        shown = branch if verdict == "pushed" else ""  # a discarded branch is gone
+        said = " ".join(p for p in (verdict or "ended", shown) if p) + (f": {reason[:80]}" if reason else "")
         cycle = f"last cycle {_clock(str(last.get('ended') or ''), today)} {said}".replace("  ", " ")
     else:
         cycle = "no cycle yet"

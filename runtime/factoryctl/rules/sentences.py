@@ -58,7 +58,7 @@ def _strs(data: Mapping[str, Any], key: str) -> list[str]:
         return [value] if value.strip() else []
     if not isinstance(value, list | tuple):
         return []
-    return [str(v).strip() for v in value if isinstance(v, str | int | float) and str(v).strip()]
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()]
 
 
 # -- saying numbers -----------------------------------------------------------------------
@@ -169,6 +169,10 @@ _FAILURES = {
     "budget": "reached its dollar limit",
     "error": "reported an error",
     "missing_command": "was not found",
+    "denied": "had its tool calls refused (the permission mode)",
+    "overloaded": "found the model service overloaded",
+    "api_error": "got an error from the model service",
+    "stream_cut": "was cut off mid-answer",
 }
 _JOBS = {"review": "the reviewer", "standup": "the standup", "doctor": "the doctor", "bot_improve": "bot improve"}
 
@@ -183,17 +187,18 @@ def _agent_call(session: str | None, d: Mapping[str, Any]) -> str:
     if outcome == "success":
         head = f"{who} answered" + (f" in {took}" if took else "")
     else:
-        code = _int(d, "exit_code")
-        failed = f"exited with code {code}" if outcome == "exit_nonzero" and code is not None else None
+        code, reason = _int(d, "exit_code"), _short(_str(d, "reason"), 160)
         head = f"{who} failed" + (f" after {took}" if took else "")
-        head = _because(head, failed or _FAILURES.get(outcome, outcome.replace("_", " ")))
-        reason = _short(_str(d, "reason"), 160)
-        if reason and reason not in head:
-            head = f"{head} ({reason})"
+        if outcome == "exit_nonzero":  # its reason starts with the exit code already
+            head = _because(head, reason or (f"exited with code {code}" if code is not None else "exited"))
+        else:
+            head = _with(_because(head, _FAILURES.get(outcome, outcome.replace("_", " "))), reason)
     cost, turns = _num(d, "cost_usd"), _int(d, "num_turns")
     tokens = (_int(d, "input_tokens") or 0) + (_int(d, "output_tokens") or 0)
+    denied = _strs(d, "denied")
     detail = _join(money(cost) if cost else "", plural(turns, "turn") if turns else "",
-                   plural(tokens, "token") if tokens else "")  # fmt: skip
+                   plural(tokens, "token") if tokens else "",
+                   f"refused: {', '.join(denied[:5])}" if denied else "")  # fmt: skip
     return f"{head}, {detail}" if detail else head
 
 

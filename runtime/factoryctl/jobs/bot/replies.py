@@ -38,7 +38,7 @@ def status(report: Mapping[str, Any], landings: Sequence[Event]) -> Reply:
     spend, budget, gates = report["spend_today"], report["budget"], report["gates"]
     lines = [
         report["summary"],  # the same figures as `factoryctl status`, the status page and `factoryctl report`
-        f"sessions ({len(report['sessions'])}):",
+        f"sessions: {len(report['sessions'])}",
         *(f"  {s['text']}" for s in report["sessions"]),  # each session as `factoryctl status` shows it
         f"tasks: {_counts(report['tasks'])}",
         f"review queue: {_counts(report['review_queue'])}",
