@@ -128,31 +128,34 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
     proc.wait(timeout=10)
 
 
-def remove_profile(profile: Path, tries: int = 20) -> None:
-    """Remove a browser profile; a file that appears meanwhile (ENOTEMPTY) is retried, never fatal."""
+def remove_tree(path: Path, tries: int = 20) -> None:
+    """Remove the browser's scratch folder; a file that appears meanwhile (ENOTEMPTY) is retried, never fatal."""
     for _ in range(tries):
-        shutil.rmtree(profile, ignore_errors=True)
-        if not profile.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
             return
         time.sleep(0.2)
-    sys.stderr.write(f"warning: could not remove the browser profile {profile}; remove it by hand\n")
+    sys.stderr.write(f"warning: could not remove the browser's folder {path}; remove it by hand\n")
 
 
 @contextmanager
 def browser(profile: Path | None = None, *, exe: Sequence[str] | None = None) -> Iterator[Browser]:
     """Headless Chromium with one tab; on exit every process it started has ended.
 
-    Without `profile` it uses a temporary one of its own and removes it afterwards. `exe` is the
-    command that starts Chromium (default: the installed one).
+    Without `profile` it uses a temporary one of its own; that and Chromium's temporary files are
+    removed afterwards. `exe` is the command that starts Chromium (default: the installed one).
     """
     command = list(exe) if exe else [chromium() or "chromium"]
-    own = profile is None
-    profile = Path(tempfile.mkdtemp(prefix="factory-chromium-")) if profile is None else profile
+    # One folder of our own for the profile and Chromium's temporary files (its TMPDIR), removed at the end.
+    scratch = Path(tempfile.mkdtemp(prefix="factory-chromium-"))
+    (scratch / "tmp").mkdir()
+    profile = scratch / "profile" if profile is None else profile
     port = free_port()
     proc = subprocess.Popen(
         [*command, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
          f"--user-data-dir={profile}", f"--remote-debugging-port={port}", "--remote-allow-origins=*", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "TMPDIR": str(scratch / "tmp")},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60  # a fresh machine builds its font cache first
@@ -171,11 +174,12 @@ def browser(profile: Path | None = None, *, exe: Sequence[str] | None = None) ->
         try:
             yield Browser(ws)
         finally:
+            with contextlib.suppress(Exception):  # ask first: a browser that closes itself flushes its profile
+                ws.send(json.dumps({"id": 0, "method": "Browser.close"}))
             ws.close()
     finally:
         stop_group(proc)
-        if own:
-            remove_profile(profile)
+        remove_tree(scratch)
 
 
 def shoot(url: str, token: str, out: Path, profile: Path | None = None, width: int = 1280) -> None:
