@@ -11,6 +11,8 @@ Secrets (the environment only; never in this repository or in host data):
 - TELEGRAM_BOT_TOKEN: mandatory when telegram chat ids are set; without it the bot jobs
   are not deployed.
 - FACTORY_HTTP_TOKEN: without it `serve` (the HTTP triggers) is not deployed.
+Each one set must have its shape (factoryctl.core.secrets: a 16-character HTTP token, a bot
+token as @BotFather gives it, ...): `secret_problems` is checked here and by the inventory.
 - FACTORY_DEPLOY_KEY: the path of a private key file, mandatory for ssh repository URLs
   (`git@host:owner/repo.git`, `ssh://...`); installed 0600 for the factory user.
 """
@@ -27,6 +29,7 @@ from factoryctl.core.config import SchedulerSection, Settings, settings_from_map
 from factoryctl.core.defaults import SECRET_ENV
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.jobspecs import IMPLEMENTED, JOBS, Job
+from factoryctl.core.secrets import secret_problems
 from factoryctl.rules.detect import Detected, detect
 from factoryctl.scripted_agent import ScenarioError, load_scenario
 
@@ -169,9 +172,7 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         problems.append(f"host data: {exc}")
 
     secrets = read_secrets(environ)
-    for name, value in secrets.items():
-        if any(c in value for c in "\n\r\0"):
-            problems.append(f"{name} contains a line break or NUL: it cannot be an environment variable")
+    problems += secret_problems(secrets)  # the rules the jobs apply when they read them
 
     agent = list(data["factory_agent_command"] or [])
     reviewer = list(data["factory_reviewer_command"] or [])

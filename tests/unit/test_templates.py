@@ -65,7 +65,14 @@ def everything(tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         },
         factory_jobs=ALL_JOBS,
     )
-    environ = {name: f"{name.lower()} {HOSTILE}" for name in SECRET_ENV}
+    # Each secret as hostile as its shape allows (factoryctl.core.secrets): quotes, $(...), backticks.
+    one_word = "".join(HOSTILE.split())
+    environ = {name: f"{name.lower()}-{one_word}" for name in SECRET_ENV}
+    environ["ANTHROPIC_API_KEY"] = environ["ANTHROPIC_API_KEY"].encode("ascii", "ignore").decode()
+    environ["CLAUDE_CODE_OAUTH_TOKEN"] = environ["CLAUDE_CODE_OAUTH_TOKEN"].encode("ascii", "ignore").decode()
+    environ["FACTORY_HTTP_TOKEN"] = environ["FACTORY_HTTP_TOKEN"].encode("ascii", "ignore").decode()
+    environ["TELEGRAM_BOT_TOKEN"] = "123456789:AAE-hostile_but_well-formed"
+    environ["FACTORY_GITHUB_SECRET"] = f"github {HOSTILE}"  # any text: GitHub takes any
     environ[hostdata.DEPLOY_KEY_ENV] = str(key)
     return data, environ
 
@@ -76,9 +83,9 @@ def data_set(name: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]
     if name == "demo":
         return {**DEFAULTS, **DEMO}, {}
     if name == "demo-all-jobs":
-        return {**DEFAULTS, **DEMO, "factory_jobs": ALL_JOBS}, {"FACTORY_HTTP_TOKEN": "t0ken-t0ken"}
+        return {**DEFAULTS, **DEMO, "factory_jobs": ALL_JOBS}, {"FACTORY_HTTP_TOKEN": "t0ken-t0ken-t0ken"}
     if name == "one-session-oauth":
-        return host_data(factory_sessions=1), {"CLAUDE_CODE_OAUTH_TOKEN": "oauth 'tok' $x"}
+        return host_data(factory_sessions=1), {"CLAUDE_CODE_OAUTH_TOKEN": "oauth'tok'$x"}
     return everything(tmp_path)
 
 
