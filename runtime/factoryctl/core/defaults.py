@@ -15,6 +15,9 @@ TMUX_SOCKET_ENV = "FACTORY_TMUX_SOCKET"  # a private tmux server (tests)
 SECRET_ENV = (
     "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET",
 )  # fmt: skip
+# The factory's own files (the event log, job logs, state): its user reads and writes them, its group
+# reads them, nobody else (they hold task titles, reasons, agent output).
+PRIVATE_FILE_MODE = 0o640
 WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET")
 # The model's credential: the agent and the reviewer get it, setup and checks never do.
 MODEL_CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
@@ -72,7 +75,7 @@ PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "moc
 HTTP_TOKEN_ENV = "FACTORY_HTTP_TOKEN"  # bearer token; without it `serve` refuses to start
 GITHUB_SECRET_ENV = "FACTORY_GITHUB_SECRET"  # the webhook's HMAC secret; unset: no webhook
 HTTP_MAX_BODY = 64 * 1024  # bytes; a larger request body gets 413
-HTTP_MIN_TOKEN = 16  # characters: a shorter token is refused at start
+HTTP_MIN_TOKEN = 16  # characters: a shorter token is refused at start (and by the deploy)
 HTTP_EVENTS_LIMIT = 1000  # the most events /api/events returns
 TRIGGER_JOB_TIMEOUT_S = 6 * 3600.0  # a triggered review/standup/doctor is killed after this
 PAGE_REFRESH_S = 30
