@@ -97,10 +97,13 @@ def session_line(row: Mapping[str, Any]) -> str:
     task = row["task"]
     doing = f"task #{task['id']} ({task['status']})" if task else "no task"
     age = row["heartbeat_age_s"]
-    beat = "never" if age is None else f"{age:.0f}s ago"
-    last = f"last {row['last_verdict']} at {row['last_cycle_ended']}" if row["last_cycle_ended"] else "no cycle yet"
+    beat = "never" if age is None else f"{age:.0f} s ago"
+    ended = sentences.when(str(row["last_cycle_ended"] or ""))
+    last = f"last cycle {row['last_verdict'] or 'ended'} at {ended}" if ended else "no cycle yet"
     stray = "" if row["configured"] else "  (not configured)"
-    line = f"{row['name']:<4} {row['running']:<8} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}{stray}"
+    tmux = {"running": "tmux running", "missing": "no tmux session", "dead": "tmux pane dead"}.get(row["running"])
+    line = f"{row['name']:<4} {tmux or row['running']:<15} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}"
+    line += stray
     return line + (f"\n     waiting: {row['waiting']}" if row["waiting"] else "") + f"\n     attach: {row['attach']}"
 
 
@@ -123,7 +126,7 @@ def queue_line(entry: ReviewEntry) -> str:
     waiting = ""
     if entry.waits_for_person:
         waiting = f" (awaiting a person: {entry.reasons[0]})" if entry.reasons else " (awaiting a person)"
-    return clean(f"{entry.status.value:<9} {entry.branch}{task}  {entry.queued}{waiting}")
+    return clean(f"{entry.status.value:<9} {entry.branch}{task}  queued {sentences.when(entry.queued)}{waiting}")
 
 
 def queue_detail(entry: ReviewEntry) -> str:

@@ -36,6 +36,12 @@ def spend_of(events: Iterable[Event]) -> dict[str, Any]:
     return {
         "total_usd": round(total, 4),
         "calls": calls,
-        "by_session": {k: round(v, 4) for k, v in sorted(by_session.items())},
+        "by_session": {k: round(v, 4) for k, v in sorted(by_session.items(), key=_sessions_first)},
         "by_purpose": {k: round(v, 4) for k, v in sorted(by_purpose.items())},
     }
+
+
+def _sessions_first(item: tuple[str, float]) -> tuple[int, int, str]:
+    """s1, s2, ..., s10, then the jobs of no session (review, standup) by name."""
+    name = item[0]
+    return (0, int(name[1:]), "") if name[:1] == "s" and name[1:].isdigit() else (1, 0, name)
