@@ -60,16 +60,20 @@ def test_every_process_is_waited_for_and_the_profile_removed_even_with_a_straggl
 def test_the_demo_screenshot_command_saves_the_whole_page_and_leaves_nothing_behind(home: Path, tmp_path: Path) -> None:
     populate(home, datetime.now(UTC))
     scratch = Path(tempfile.mkdtemp())  # short: Chromium's socket paths under TMPDIR must stay under 108 bytes
+    (scratch / "home").mkdir()
     out = tmp_path / "status-page.png"
     try:
         with serving(home) as srv:
             done = subprocess.run(
                 [sys.executable, "-m", "tests.browser", srv.url + "/", str(out)], cwd=ROOT, capture_output=True,
-                text=True, env={**os.environ, "FACTORY_HTTP_TOKEN": TOKEN, "TMPDIR": str(scratch)}, timeout=180,
+                text=True, timeout=180,
+                # As on a fresh machine: a HOME without a browser profile or a font cache of its own.
+                env={**os.environ, "FACTORY_HTTP_TOKEN": TOKEN, "TMPDIR": str(scratch), "HOME": str(scratch / "home"),
+                     "XDG_CACHE_HOME": str(scratch / "home" / ".cache"), "XDG_CONFIG_HOME": str(scratch / "home")},
             )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == f"saved {out}" and "warning" not in done.stderr
         assert png_width(out) == 1280  # the window's width: nothing cut off at the right
-        assert list(scratch.iterdir()) == []  # its profile and Chromium's temporary files are gone
+        assert [p.name for p in scratch.iterdir()] == ["home"]  # its profile and Chromium's temporary files are gone
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
