@@ -142,8 +142,9 @@ def test_markup_in_a_task_title_arrives_intact(tmp_path: Path, standin: StandIn)
 def test_a_ten_thousand_character_log_reply_is_split_and_intact(tmp_path: Path, standin: StandIn) -> None:
     factory = factory_with_bot(tmp_path, standin)
     ctx = factory.ctx()
-    for i in range(100):
-        ctx.log.append("note", data={"text": f"event {i:03d} " + "<&>" * 60})
+    for i in range(100):  # rejections with long reasons (markup characters in them): no notice, a long /log
+        ctx.log.append("cto_review", data={"branch": f"brl/s1/{i:03d}", "verdict": "reject",
+                                           "reasons": [f"event {i:03d} " + "<&>" * 40, "<&>" * 40]})  # fmt: skip
     with running_bot(factory.home):
         standin.say(CHAT, "/log 100")
         wait_for(lambda: events(factory.home, "bot_message"), what="the /log reply")

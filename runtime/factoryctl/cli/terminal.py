@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
+from factoryctl.jobs.status import spend_by_session
 from factoryctl.rules import sentences
 from factoryctl.state.eventlog import Event
 
@@ -80,9 +81,8 @@ def status_text(report: Mapping[str, Any]) -> str:
     ]
     if spend.get("by_purpose"):
         jobs = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_purpose"].items())
-        who = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_session"].items())
         lines.append(f"  by job:      {jobs}")
-        lines.append(f"  by session:  {who}")
+        lines.append(f"  by session:  {spend_by_session(spend)}")
     if "state" in budget:
         lines.append(f"budget:        {budget['state']} (degrades at ${budget['soft_usd']:.2f}: {budget['degrade']})")
     if "gates" in report:

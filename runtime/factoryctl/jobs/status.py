@@ -134,6 +134,13 @@ def session_text(row: Mapping[str, Any], info: Mapping[str, Any], today: str = "
     return f"{row['name']}: {state_words(info, today)}; {doing}; {cycle}"
 
 
+def spend_by_session(spend: Mapping[str, Any]) -> str:
+    """`s1 $0.02, s2 $0.00; no session: review $0.01`: the calls of no session named by their job."""
+    sessions = ", ".join(f"{k} ${v:.2f}" for k, v in (spend.get("by_session") or {}).items())
+    others = ", ".join(f"{k} ${v:.2f}" for k, v in (spend.get("no_session") or {}).items())
+    return "; ".join(p for p in (sessions, f"no session: {others}" if others else "") if p) or "none"
+
+
 def _clock(ts: str, today: str = "") -> str:
     """`2026-12-05T10:55:06.1Z` -> `10:55 UTC` when it is `today`, else `2026-12-04 10:55 UTC`."""
     if len(ts) < 16 or ts[10:11] != "T":

@@ -11,6 +11,7 @@ from typing import Any
 
 from factoryctl.adapters.telegram import Reply
 from factoryctl.core.records import Task
+from factoryctl.jobs.status import spend_by_session
 from factoryctl.rules.botskills import Action, Skill
 from factoryctl.rules.sentences import sentence
 from factoryctl.state.eventlog import Event
@@ -97,7 +98,7 @@ def spend(report: Mapping[str, Any], budget: Mapping[str, Any]) -> Reply:
     lines = [f"${report['total_usd']:.2f} of ${budget['daily_usd']:.2f} today ({report['calls']} agent calls)",
              f"left: ${budget['left_usd']:.2f}; state: {budget['state']}"]  # fmt: skip
     by_job = ", ".join(f"{k} ${v:.2f}" for k, v in report.get("by_purpose", {}).items())
-    by_session = ", ".join(f"{k} ${v:.2f}" for k, v in report.get("by_session", {}).items())
+    by_session = spend_by_session(report) if report.get("by_session") else ""  # else "by job" says it all
     lines += [f"by job: {by_job}"] if by_job else []
     lines += [f"by session: {by_session}"] if by_session else []
     return Reply(tuple(lines), title="Spend today")
