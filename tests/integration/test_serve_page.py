@@ -86,7 +86,11 @@ def test_the_page_fits_the_window_with_long_unbroken_text(home: Path, tmp_path: 
         tab.open(srv.url + "/")
         tab.evaluate(f"document.querySelector('#token').value = {TOKEN!r}; document.querySelector('form').submit()")
         tab.wait_until("document.title == 'factory status' && document.readyState == 'complete'")
-        assert tab.evaluate("document.body.innerText.toLowerCase().includes('recent events')")
+        # The recent events in words, as `log tail` says them; the alert's message, not its key.
+        events = tab.evaluate("[...document.querySelectorAll('table.events td.text')].map(td => td.innerText)")
+        assert any(e.startswith(f"{LONG} was rejected: {WORD[:100]}") for e in events)
+        assert any(e.startswith(f"alert: {LONG}: {WORD[:100]}") for e in events)
+        assert tab.evaluate(f"document.body.innerText.includes({LONG + ': ' + WORD!r})")
         overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
         cards = tab.evaluate(
