@@ -53,6 +53,12 @@ SAMPLES: list[tuple[str, str | None, dict[str, Any], str]] = [
     ("ralph_cycle", "s1", {"verdict": "waiting", "reason": "main is broken, waiting for it to be fixed: tsc crashed"},
      "s1 waited without calling the agent: main is broken, waiting for it to be fixed: tsc crashed"),
     ("agent_call", "s1", CALL, "s1's agent answered in 0.1 s, $0.01, 3 turns"),
+    ("agent_call", "s1", {**CALL, "outcome": "denied", "reason": "the CLI refused every tool call (Bash, Write)",
+                          "tool_calls": 2, "denied": ["Bash", "Write"], "cost_usd": 0.0},
+     "s1's agent failed after 0.1 s: the CLI refused every tool call (Bash, Write), 3 turns, 2 tool calls, "
+     "refused: Bash, Write"),
+    ("agent_call", "s1", {**CALL, "outcome": "denied", "reason": "", "cost_usd": 0.0, "num_turns": 0},
+     "s1's agent failed after 0.1 s: had its tool calls refused (the permission mode)"),
     ("agent_call", None, {**CALL, "purpose": "review", "input_tokens": 1200, "output_tokens": 34, "cost_usd": 0.0},
      "the reviewer's model call answered in 0.1 s, 3 turns, 1,234 tokens"),
     ("agent_call", "s2", {**CALL, "outcome": "timeout", "reason": "killed after 1200 s", "duration_s": 1200.2,

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -57,11 +57,13 @@ class CommandFailed(FactoryError):
 
 
 class _Capture(threading.Thread):
-    def __init__(self, stream: object) -> None:
+    def __init__(self, stream: object, on_line: Callable[[str], None] | None = None) -> None:
         super().__init__(daemon=True)
         self.stream = stream
         self.chunks: list[bytes] = []
         self.size = 0
+        self.on_line = on_line
+        self.pending = b""  # the unfinished last line, for on_line
 
     def run(self) -> None:
         read = self.stream.read1  # type: ignore[attr-defined]
@@ -71,10 +73,27 @@ class _Capture(threading.Thread):
             except (OSError, ValueError):
                 return
             if not chunk:
+                self._lines(b"", final=True)
                 return
+            self._lines(chunk)
             if self.size < MAX_CAPTURE_BYTES:
                 self.chunks.append(chunk[: MAX_CAPTURE_BYTES - self.size])
             self.size += len(chunk)
+
+    def _lines(self, chunk: bytes, final: bool = False) -> None:
+        """Hand each whole line to on_line as it arrives (a line past the capture limit is dropped)."""
+        if self.on_line is None:
+            return
+        *lines, self.pending = (self.pending + chunk).split(b"\n")
+        if final and self.pending:
+            lines, self.pending = [*lines, self.pending], b""
+        if len(self.pending) > MAX_CAPTURE_BYTES:
+            self.pending = b""
+        for line in lines:
+            try:
+                self.on_line(line.decode("utf-8", errors="replace"))
+            except Exception:  # a reader's bug must not stop the capture (and so hang the child)
+                log.exception("on_line failed")
 
     def text(self) -> str:
         return b"".join(self.chunks).decode("utf-8", errors="replace")
@@ -116,8 +135,12 @@ def run(
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = False,
+    on_line: Callable[[str], None] | None = None,
 ) -> Completed:
-    """Run argv (never through a shell); kill its whole process group on timeout or exit."""
+    """Run argv (never through a shell); kill its whole process group on timeout or exit.
+
+    `on_line` gets each line of stdout as it is printed (live progress), from another thread.
+    """
     args = tuple(str(a) for a in argv)
     if not args:
         raise FactoryError("empty command")
@@ -137,7 +160,7 @@ def run(
         raise ToolMissing(f"{args[0]}: command not found (is it installed and on PATH?)") from exc
     except PermissionError as exc:
         raise ToolMissing(f"{args[0]}: not executable ({exc.strerror})") from exc
-    out, err = _Capture(proc.stdout), _Capture(proc.stderr)
+    out, err = _Capture(proc.stdout, on_line), _Capture(proc.stderr)
     out.start()
     err.start()
     timed_out = False

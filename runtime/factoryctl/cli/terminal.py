@@ -69,7 +69,7 @@ def status_text(report: Mapping[str, Any]) -> str:
     if "summary" in report:
         lines.append(report["summary"])
     lines += ["", "sessions:"]
-    lines += [f"  {s['text']}" for s in report["sessions"]]
+    lines += [f"  {s['text']}" for s in report["sessions"]]  # state, what the agent does now, task, last cycle
     tasks = ", ".join(f"{k} {v}" for k, v in report["tasks"].items()) or "empty"
     review = ", ".join(f"{k} {v}" for k, v in report["review_queue"].items()) or "empty"
     lines += [
@@ -104,7 +104,9 @@ def session_line(row: Mapping[str, Any]) -> str:
     tmux = {"running": "tmux running", "missing": "no tmux session", "dead": "tmux pane dead"}.get(row["running"])
     line = f"{row['name']:<4} {tmux or row['running']:<15} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}"
     line += stray
-    return line + (f"\n     waiting: {row['waiting']}" if row["waiting"] else "") + f"\n     attach: {row['attach']}"
+    now = f"\n     now: {clean(row['doing'])}" if row.get("doing") else ""
+    waiting = f"\n     waiting: {row['waiting']}" if row["waiting"] else ""
+    return line + now + waiting + f"\n     attach: {row['attach']}"
 
 
 def gates_text(gates: Mapping[str, Any]) -> str:

@@ -48,8 +48,9 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
             "state": str(info.get("state") or "unknown"),
             "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
             "last_cycle": info.get("last_cycle") if isinstance(info.get("last_cycle"), dict) else None,
+            "doing": info.get("doing") if info.get("state") == "cycle" else None,  # the agent's last tool call
         }
-        sessions.append({**row, "doing": state_words(info, day), "text": session_text(row, info, day)})
+        sessions.append({**row, "state_text": state_words(info, day), "text": session_text(row, info, day)})
     queue = ctx.review_queue().read()
     review = Counter(e.status.value for e in queue.entries)
     if queue.problems:
@@ -122,7 +123,7 @@ def state_words(info: Mapping[str, Any], today: str = "") -> str:
 def session_text(row: Mapping[str, Any], info: Mapping[str, Any], today: str = "") -> str:
     """One session in one line, as `status` and the bot's /status show it: state, task, last cycle."""
     task = row.get("task")
-    doing = f"task #{task['id']} “{task['title'][:60]}” ({task['status']})" if task else "no task"
+    task_text = f"task #{task['id']} “{task['title'][:60]}” ({task['status']})" if task else "no task"
     last = row.get("last_cycle") or {}
     if last:
         verdict, branch, reason = (str(last.get(k) or "") for k in ("verdict", "branch", "reason"))
@@ -131,7 +132,9 @@ def session_text(row: Mapping[str, Any], info: Mapping[str, Any], today: str = "
         cycle = f"last cycle {_clock(str(last.get('ended') or ''), today)} {said}".replace("  ", " ")
     else:
         cycle = "no cycle yet"
-    return f"{row['name']}: {state_words(info, today)}; {doing}; {cycle}"
+    now = row.get("doing")
+    state = state_words(info, today) + (f", now {str(now)[:100]}" if isinstance(now, str) and now else "")
+    return f"{row['name']}: {state}; {task_text}; {cycle}"
 
 
 def spend_by_session(spend: Mapping[str, Any]) -> str:

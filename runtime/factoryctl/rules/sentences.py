@@ -174,6 +174,7 @@ _FAILURES = {
     "api_error": "got an error from the model service",
     "stream_cut": "was cut off mid-answer",
 }
+_SAYS_IT_ALL = frozenset({"exit_nonzero", "denied", "overloaded", "api_error", "stream_cut"})
 _JOBS = {"review": "the reviewer", "standup": "the standup", "doctor": "the doctor", "bot_improve": "bot improve"}
 
 
@@ -189,14 +190,17 @@ def _agent_call(session: str | None, d: Mapping[str, Any]) -> str:
     else:
         code, reason = _int(d, "exit_code"), _short(_str(d, "reason"), 160)
         head = f"{who} failed" + (f" after {took}" if took else "")
-        if outcome == "exit_nonzero":  # its reason starts with the exit code already
-            head = _because(head, reason or (f"exited with code {code}" if code is not None else "exited"))
+        if outcome == "exit_nonzero" and not reason:
+            head = _because(head, f"exited with code {code}" if code is not None else "exited")
+        elif outcome in _SAYS_IT_ALL and reason:  # the adapter's reason names the outcome already
+            head = _because(head, reason)
         else:
             head = _with(_because(head, _FAILURES.get(outcome, outcome.replace("_", " "))), reason)
     cost, turns = _num(d, "cost_usd"), _int(d, "num_turns")
     tokens = (_int(d, "input_tokens") or 0) + (_int(d, "output_tokens") or 0)
-    denied = _strs(d, "denied")
+    denied, tools = _strs(d, "denied"), _int(d, "tool_calls")
     detail = _join(money(cost) if cost else "", plural(turns, "turn") if turns else "",
+                   plural(tools, "tool call") if tools else "",
                    plural(tokens, "token") if tokens else "",
                    f"refused: {', '.join(denied[:5])}" if denied else "")  # fmt: skip
     return f"{head}, {detail}" if detail else head
