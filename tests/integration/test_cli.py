@@ -201,9 +201,15 @@ def test_status_log_tail_and_report_read_as_words_after_real_work(tmp_path: Path
     status = run_cli("status", home=factory.home).stdout
     tail = run_cli("log", "tail", "-n", "50", home=factory.home).stdout
     report = run_cli("report", home=factory.home).stdout
-    for name, text in (("status", status), ("log tail", tail), ("report", report)):
-        shown = text.replace(str(tmp_path), "TMP")
-        assert not DUMP.search(shown), f"{name} prints {DUMP.search(shown)!r}:\n{shown}"
+    queue = run_cli("queue", "list", "--all", home=factory.home).stdout
+    branch = queue.split()[1]
+    entry = run_cli("queue", "show", branch, home=factory.home).stdout
+    sessions = run_cli("sessions", "list", home=factory.home).stdout
+    for name, text in (("status", status), ("log tail", tail), ("report", report), ("queue list", queue),
+                       ("queue show", entry), ("sessions list", sessions)):  # fmt: skip
+        lines = [re.sub(r"^\s*- ", "", line) for line in text.replace(str(tmp_path), "TMP").splitlines()]  # bullets
+        found = DUMP.search("\n".join(lines))
+        assert not found, f"{name} prints {found!r}:\n{text}"
     assert re.search(r"s1 pushed brl/s1/\S+: checks held; queued for review \(pytest \d+ passed; task #1", tail)
     assert "s2 discarded its change: no change" in tail
     assert re.search(r"brl/s1/\S+ landed as [0-9a-f]{10}: focused and tested", tail)

@@ -166,3 +166,11 @@ def test_an_unknown_type_still_reads_as_words_and_the_line_has_its_time() -> Non
 def test_a_long_sentence_is_cut_with_an_ellipsis_and_stays_on_one_line() -> None:
     said = sentence(Event("t", "alert", None, {"message": "line one\nline two " + "x" * 1000}), limit=100)
     assert len(said) == 100 and said.endswith("…") and "\n" not in said
+
+
+def test_a_check_before_and_after_reads_as_counts_never_none() -> None:
+    from factoryctl.rules.sentences import check_change
+
+    said = check_change("pytest", {}, {"failed": 1, "total": 6, "crashed": False}, ("errors", "failed", "total"))
+    assert said == "pytest: errors none -> none, failed none -> 1, tests none -> 6"
+    assert check_change("tsc", {"errors": 0}, {"errors": 2}, ("errors",)) == "tsc: errors 0 -> 2"

@@ -140,9 +140,7 @@ def queue_detail(entry: ReviewEntry) -> str:
         lines.append(f"  landed    {entry.landed}")
     for name, after in entry.after.items():
         before = entry.before.get(name, {})
-        lines.append(f"  {name}: errors {before.get('errors')} -> {after.get('errors')}, "
-                     f"failed {before.get('failed')} -> {after.get('failed')}, "
-                     f"tests {before.get('total')} -> {after.get('total')}")  # fmt: skip
+        lines.append("  " + sentences.check_change(name, before, after, ("errors", "failed", "total")))
     for name, evidence in entry.evidence.items():
         lines += [f"  {name} said:", *(f"    {line}" for line in evidence)]
     if entry.summary:

@@ -117,6 +117,17 @@ def check_counts(name: str, counts: Mapping[str, Any]) -> str:
     return f"{name} " + (plural(errors, "error") if errors else "no errors")
 
 
+def check_change(name: str, before: Mapping[str, Any], after: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    """`pytest: failed 0 -> 1, tests 5 -> 6` (a count a run did not give: `none`)."""
+
+    def count(counts: object, key: str) -> str:
+        value = _int(counts, key) if isinstance(counts, Mapping) else None
+        return "none" if value is None else f"{value:,}"
+
+    words = {"total": "tests"}
+    return f"{name}: " + ", ".join(f"{words.get(k, k)} {count(before, k)} -> {count(after, k)}" for k in keys)
+
+
 def checks_text(results: Mapping[str, Any]) -> str:
     """Every check's result in one phrase (what held or changed reads at a glance)."""
     return ", ".join(check_counts(str(n), c) for n, c in results.items() if isinstance(c, Mapping))

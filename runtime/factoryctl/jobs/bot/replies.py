@@ -13,7 +13,7 @@ from factoryctl.adapters.telegram import Reply
 from factoryctl.core.records import Task
 from factoryctl.jobs.status import spend_by_session
 from factoryctl.rules.botskills import Action, Skill
-from factoryctl.rules.sentences import sentence
+from factoryctl.rules.sentences import check_change, sentence
 from factoryctl.state.eventlog import Event
 
 HELP = {
@@ -79,8 +79,7 @@ def queue(pending: Sequence[Mapping[str, Any]]) -> Reply:
         lines.append(f"{i}. {entry.get('branch')}{waiting}")
         for name, after in (entry.get("after") or {}).items():
             before = (entry.get("before") or {}).get(name, {})
-            lines.append(f"   {name}: errors {before.get('errors')}->{after.get('errors')}, "
-                         f"failed {before.get('failed')}->{after.get('failed')}")  # fmt: skip
+            lines.append("   " + check_change(name, before, after, ("errors", "failed")))
         reasons = entry.get("reasons") or (entry.get("reviewer_verdict") or {}).get("reasons") or []
         lines += [f"   - {r}" for r in list(reasons)[:3]]
     lines.append("/approve N or /reject N [reason]")
