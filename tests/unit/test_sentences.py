@@ -169,8 +169,15 @@ def test_a_long_sentence_is_cut_with_an_ellipsis_and_stays_on_one_line() -> None
 
 
 def test_a_check_before_and_after_reads_as_counts_never_none() -> None:
-    from factoryctl.rules.sentences import check_change
+    from factoryctl.rules.words import check_change
 
     said = check_change("pytest", {}, {"failed": 1, "total": 6, "crashed": False}, ("errors", "failed", "total"))
     assert said == "pytest: errors none -> none, failed none -> 1, tests none -> 6"
     assert check_change("tsc", {"errors": 0}, {"errors": 2}, ("errors",)) == "tsc: errors 0 -> 2"
+
+
+def test_money_and_durations_read_at_a_glance() -> None:
+    from factoryctl.rules.words import money, seconds
+
+    assert [money(x) for x in (0.0, 0.004, 0.0001, 0.0123, 2.5)] == ["$0.00", "$0.004", "<$0.001", "$0.01", "$2.50"]
+    assert [seconds(x) for x in (0.065, 14.2, 200, 9000, None)] == ["0.1 s", "14 s", "3.3 min", "2.5 h", ""]

@@ -18,7 +18,7 @@ from factoryctl.core.paths import Paths, factory_home
 from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.status import collect
-from factoryctl.rules.sentences import plural
+from factoryctl.rules.words import plural
 from factoryctl.state.locks import job_lock
 
 app = typer.Typer(

@@ -9,7 +9,7 @@ from factoryctl.cli.options import JsonOpt, say
 from factoryctl.cli.skills import plain
 from factoryctl.core.signals import stop_on_signals
 from factoryctl.jobs.context import Context
-from factoryctl.rules.sentences import money, plural
+from factoryctl.rules.words import money, plural
 
 
 def standup(json: JsonOpt = False) -> None:

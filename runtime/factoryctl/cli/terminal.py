@@ -10,7 +10,7 @@ from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
 from factoryctl.jobs.status import spend_by_session
-from factoryctl.rules import sentences
+from factoryctl.rules import sentences, words
 from factoryctl.state.eventlog import Event
 
 
@@ -98,7 +98,7 @@ def session_line(row: Mapping[str, Any]) -> str:
     doing = f"task #{task['id']} ({task['status']})" if task else "no task"
     age = row["heartbeat_age_s"]
     beat = "never" if age is None else f"{age:.0f} s ago"
-    ended = sentences.when(str(row["last_cycle_ended"] or ""))
+    ended = words.when(str(row["last_cycle_ended"] or ""))
     last = f"last cycle {row['last_verdict'] or 'ended'} at {ended}" if ended else "no cycle yet"
     stray = "" if row["configured"] else "  (not configured)"
     tmux = {"running": "tmux running", "missing": "no tmux session", "dead": "tmux pane dead"}.get(row["running"])
@@ -128,7 +128,7 @@ def queue_line(entry: ReviewEntry) -> str:
     waiting = ""
     if entry.waits_for_person:
         waiting = f" (awaiting a person: {entry.reasons[0]})" if entry.reasons else " (awaiting a person)"
-    return clean(f"{entry.status.value:<9} {entry.branch}{task}  queued {sentences.when(entry.queued)}{waiting}")
+    return clean(f"{entry.status.value:<9} {entry.branch}{task}  queued {words.when(entry.queued)}{waiting}")
 
 
 def queue_detail(entry: ReviewEntry) -> str:
@@ -140,7 +140,7 @@ def queue_detail(entry: ReviewEntry) -> str:
         lines.append(f"  landed    {entry.landed}")
     for name, after in entry.after.items():
         before = entry.before.get(name, {})
-        lines.append("  " + sentences.check_change(name, before, after, ("errors", "failed", "total")))
+        lines.append("  " + words.check_change(name, before, after, ("errors", "failed", "total")))
     for name, evidence in entry.evidence.items():
         lines += [f"  {name} said:", *(f"    {line}" for line in evidence)]
     if entry.summary:
@@ -158,7 +158,7 @@ def _money(x: float | None, none: str) -> str:
 
 
 def _dur(s: float | None) -> str:
-    return sentences.seconds(s) or "none yet"
+    return words.seconds(s) or "none yet"
 
 
 def _mix(counts: Mapping[str, Any]) -> str:
@@ -175,7 +175,7 @@ def report_text(r: Mapping[str, Any]) -> str:
     )  # fmt: skip
     push = r["push_to_land_s"]
     lines = [
-        f"outcomes from {sentences.when(r['since'])} to {sentences.when(r['until'])} UTC",
+        f"outcomes from {words.when(r['since'])} to {words.when(r['until'])} UTC",
         "",
         f"cycles:           {r['cycles']} ({_mix(r['verdicts'])})",
         f"discard rate:     {_pct(r['discard_rate'], 'no finished cycles yet')}",

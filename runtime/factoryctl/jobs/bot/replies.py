@@ -13,7 +13,8 @@ from factoryctl.adapters.telegram import Reply
 from factoryctl.core.records import Task
 from factoryctl.jobs.status import spend_by_session
 from factoryctl.rules.botskills import Action, Skill
-from factoryctl.rules.sentences import check_change, sentence
+from factoryctl.rules.sentences import sentence
+from factoryctl.rules.words import check_change
 from factoryctl.state.eventlog import Event
 
 HELP = {
