@@ -12,8 +12,9 @@ from factoryctl.rules.sentences import SENTENCES, line, sentence
 from factoryctl.state.eventlog import Event
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime" / "factoryctl"
-# `<log>.append("type", session=..., data=...)`, whatever the log is called, on one line or two.
-APPEND = re.compile(r"\.append\(\s*\"([a-z_]+)\"\s*,\s*(?:session|data)=")
+# `<log>.append("type", session=..., data=...)` or `.append("type")`, whatever the log is called, on one
+# line or more (a list's `.append("text")` of a word would be counted too: the test would say so).
+APPEND = re.compile(r"\.append\(\s*\"([a-z_]+)\"\s*(?:,\s*(?:session|data)=|\))")
 
 
 def written_types() -> set[str]:
