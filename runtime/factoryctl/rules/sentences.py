@@ -179,7 +179,7 @@ def _team_standup(session: str | None, d: Mapping[str, Any]) -> str:
     if d.get("skipped") is True:
         return _because("the standup was skipped", field_str(d, "reason"))
     calls, cost, tasks = field_int(d, "calls") or 0, field_num(d, "cost_usd"), d.get("tasks_created")
-    created = len(tasks) if isinstance(tasks, list) else 0
+    created = sum(1 for t in tasks if isinstance(t, Mapping) and "id" in t) if isinstance(tasks, list) else 0
     failed = d.get("failed")
     problems = len(failed) if isinstance(failed, list) else 0
     detail = _join(plural(calls, "model call"), money(cost) if cost else "",
@@ -193,7 +193,7 @@ def _doctor_analysis(session: str | None, d: Mapping[str, Any]) -> str:
     summary = short(field_str(d, "summary"), 240)
     if not summary:
         states = field_map(d, "sessions")
-        summary = ", ".join(f"{name} {field_str(v, 'health')}" for name, v in states.items() if isinstance(v, Mapping))
+        summary = ", ".join(f"{name} {field_str(v, 'state')}" for name, v in states.items() if isinstance(v, Mapping))
     cost = field_num(d, "cost_usd")
     return _with(_because("the doctor looked at the sessions", summary), money(cost) if cost else "")
 
@@ -231,12 +231,8 @@ def _alert(session: str | None, d: Mapping[str, Any]) -> str:
 
 
 def _alert_undelivered(session: str | None, d: Mapping[str, Any]) -> str:
-    key, chat, tries, error = (
-        field_str(d, "key"),
-        field_int(d, "chat"),
-        field_int(d, "tries"),
-        short(field_str(d, "error"), 160),
-    )
+    key, chat, tries = field_str(d, "key"), field_int(d, "chat"), field_int(d, "tries")
+    error = short(field_str(d, "error"), 160)
     head = "a notice" + (f" ({key})" if key else "") + " could not be delivered"
     head += f" to chat {chat}" if chat is not None else ""
     head += f" after {plural(tries, 'try', 'tries')}" if tries else ""
@@ -252,8 +248,8 @@ def _bot(session: str | None, d: Mapping[str, Any]) -> str:
 
 def _bot_refused(session: str | None, d: Mapping[str, Any]) -> str:
     chat = field_int(d, "chat")
-    return "the bot ignored a message from " + (f"chat {chat}" if chat is not None else "a chat") + \
-        " (not allow-listed)"  # fmt: skip
+    sender = f"chat {chat}" if chat is not None else "a chat"
+    return f"the bot ignored a message from {sender} (not allow-listed)"
 
 
 _ASKED = {"empty": "an empty message", "unknown": "an unknown command", "unhandled": "a request it cannot handle",
@@ -262,12 +258,8 @@ _ANSWERED = {"error": "with an error", "busy": "busy", "started": "started in th
 
 
 def _bot_message(session: str | None, d: Mapping[str, Any]) -> str:
-    command, outcome, chat, ms = (
-        field_str(d, "command"),
-        field_str(d, "outcome"),
-        field_int(d, "chat"),
-        field_num(d, "latency_ms"),
-    )
+    command, outcome = field_str(d, "command"), field_str(d, "outcome")
+    chat, ms = field_int(d, "chat"), field_num(d, "latency_ms")
     if command.startswith("skill:"):
         asked = f"a message with its learned skill {command[6:]}"
     elif command.startswith("button:"):
