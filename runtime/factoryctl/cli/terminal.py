@@ -197,7 +197,7 @@ def report_text(r: Mapping[str, Any]) -> str:
         lines += ["", "by session:"]
         for name, s in r["by_session"].items():
             lines.append(
-                f"  {name:<5} {s['cycles']:>4} cycles  {s['landed']:>3} landed  "
+                f"  {name:<5} {words.plural(s['cycles'], 'cycle'):>11}  {s['landed']:>3} landed  "
                 f"discard {_pct(s['discard_rate'], 'none'):>5}  "
                 f"{_money(s['spend_usd'], '$0.00'):>8}  {s['tokens']['total']:,} tokens"
             )
