@@ -36,7 +36,6 @@ from factoryctl.rules.changes import (
     main_problems,
     protected_touched,
 )
-from factoryctl.rules.words import plural
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
@@ -266,7 +265,7 @@ class Cycle:
     def _checks(self, phase: str) -> dict[str, CheckRun]:
         specs = self.ctx.settings.checks
         if specs:
-            self.say(f"running {plural(len(specs), 'check')} ({phase})")
+            self.say(f"running {len(specs)} check(s) ({phase})")
         return run_checks(specs, self.ws.launch(), heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
 
     def _clean_up(self, report: CycleReport) -> None:
