@@ -89,8 +89,9 @@ def factory_user() -> None:
         create_home=True,
     )
     _directory(layout.HOME, "750")
-    for path in (layout.FACTORY_HOME, layout.STATE_DIR, layout.LOCKS_DIR, layout.LOGS_DIR):
+    for path in (layout.FACTORY_HOME, layout.STATE_DIR, layout.LOCKS_DIR):
         _directory(path, "755")
+    _directory(layout.LOGS_DIR, "750")  # the job logs are the factory user's (and group's) alone
     sandbox_works(name=f"Ensure {layout.USER} can run the sandbox (bubblewrap, user namespaces)")
 
 

@@ -12,8 +12,10 @@ Secrets come only from the environment, never from this repository: ANTHROPIC_AP
 CLAUDE_CODE_OAUTH_TOKEN (mandatory unless agent and reviewer are the scripted agent),
 TELEGRAM_BOT_TOKEN (the bot), FACTORY_HTTP_TOKEN (the HTTP triggers) and FACTORY_DEPLOY_KEY
 (a key file, for ssh repository URLs); provision/hostdata.py says what each one enables.
-A malformed host entry stops pyinfra here; wrong host data or a missing secret stops it as
-deploy.py starts (it sees the final host data), in both cases before anything changes.
+A malformed host entry or a secret of the wrong shape (factoryctl.core.secrets: e.g. a
+FACTORY_HTTP_TOKEN shorter than `serve` accepts) stops pyinfra here, before it connects;
+wrong host data or a missing secret stops it as deploy.py starts (it sees the final host
+data), in both cases before anything changes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyinfra
 from pyinfra.api.exceptions import InventoryError
 
+from factoryctl.core.secrets import secret_problems
 from provision import hostdata, layout
 
 _CLAUDE = ["claude", "-p", "--model", "sonnet"]
@@ -187,7 +190,11 @@ def sandbox_host(environ: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
 
 
 def build(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
-    """Hosts with their connection data from the environment; InventoryError for a malformed entry."""
+    """Hosts with their connection data from the environment; InventoryError for a malformed entry
+    or a secret that would not work on the host (checked again, with the host data, by deploy.py)."""
+    problems = secret_problems(environ)
+    if problems:
+        raise InventoryError("; ".join(problems))
     text = environ.get(HOSTS_ENV, "").strip()
     if not text:
         hosts = [sandbox_host(environ)]

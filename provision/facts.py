@@ -35,6 +35,8 @@ def pm2(*args: str) -> str:
     `pm2 save` writes it to disk.
     """
     return as_user(
+        # The umask reaches the PM2 daemon a first command starts, and so the apps' log files it creates.
+        "sh", "-c", f'umask {layout.UMASK} && exec "$@"', "factory-pm2",
         "env", "-i", f"HOME={layout.HOME}", "PATH=/usr/local/bin:/usr/bin:/bin",
         f"PM2_HOME={layout.PM2_HOME}", "pm2", *args,
     )  # fmt: skip

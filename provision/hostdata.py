@@ -16,6 +16,8 @@ Secrets (the environment only; never in this repository or in host data):
 - TELEGRAM_BOT_TOKEN: mandatory when telegram chat ids are set; without it the bot jobs
   are not deployed.
 - FACTORY_HTTP_TOKEN: without it `serve` (the HTTP triggers) is not deployed.
+Each one set must have its shape (factoryctl.core.secrets: a 16-character HTTP token, a bot
+token as @BotFather gives it, ...): `secret_problems` is checked here and by the inventory.
 - FACTORY_DEPLOY_KEY: the path of a private key file, mandatory for ssh repository URLs
   (`git@host:owner/repo.git`, `ssh://...`); installed 0600 for the factory user.
 """
@@ -32,6 +34,7 @@ from factoryctl.core.config import SchedulerSection, Settings, settings_from_map
 from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.jobspecs import IMPLEMENTED, JOBS, Job
+from factoryctl.core.secrets import secret_problem
 from factoryctl.rules.detect import Detected, detect
 from factoryctl.scripted_agent import ScenarioError, load_scenario
 
@@ -182,9 +185,8 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         problems.append(f"factory_model_env: a mapping of these names only: {', '.join(MODEL_ENV)}")
         model_env = {}
     secrets = read_secrets(environ, model_env)
-    for name, value in secrets.items():
-        if any(c in value for c in "\n\r\0"):
-            problems.append(f"{name} contains a line break or NUL: it cannot be an environment variable")
+    # Each value's shape: no line break anywhere, and the rules the jobs apply when they read a secret.
+    problems += [p for name, value in secrets.items() if (p := secret_problem(name, value))]
 
     agent = list(data["factory_agent_command"] or [])
     reviewer = list(data["factory_reviewer_command"] or [])

@@ -12,6 +12,9 @@ HOME = "/home/factory"
 FACTORY_HOME = f"{HOME}/factory"
 PATHS = Paths(Path(FACTORY_HOME))  # the runtime's own names for what is under FACTORY_HOME
 PM2_HOME = f"{HOME}/.pm2"
+# What the factory's processes create (job logs, PM2's log files, the event log) is its user's
+# alone: read by its group at most, never by others. factory-run, cron, PM2 and its unit use it.
+UMASK = "027"
 
 # The runtime is installed by root into its own venv: the agents (user factory) cannot change it.
 OPT = "/opt/factory"

@@ -101,6 +101,7 @@ def context(checked: Checked, *, systemd: bool = True) -> dict[str, Any]:
         "layout_script": layout.TMUX,
         "secrets_file": layout.SECRETS_FILE,
         "logs_dir": layout.LOGS_DIR,
+        "umask": layout.UMASK,
         "locks_dir": layout.LOCKS_DIR,
         "gate_key": layout.GATE_KEY,
         "main_branch": checked.repo.branch,

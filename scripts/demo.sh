@@ -81,8 +81,7 @@ as_factory factoryctl review || true
 as_factory factoryctl queue list --all | tail -n 8 || true
 
 say "the standup: factoryctl standup (cron, every 2 hours): three rounds, then the summary"
-as_factory factoryctl standup || true
-on_host "sed -n '/^## Summary/,/^## Tasks created/{/^## Tasks/!p}' \"\$(ls -t /home/factory/factory/standups/*.md | head -n 1)\" | head -n 8" || true
+as_factory factoryctl standup || true   # prints the summary as plain text (the transcript is Markdown)
 
 say "the session doctor: factoryctl doctor (cron, every 3 hours): each session's state"
 as_factory factoryctl doctor || true

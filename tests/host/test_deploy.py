@@ -198,6 +198,7 @@ def test_the_factory_user(remote: Any) -> None:
         (layout.LOGROTATE_FILE, "root", 0o644),
         (layout.PM2_UNIT_FILE, "root", 0o644),
         (layout.FACTORY_HOME, "factory", 0o755),
+        (layout.LOGS_DIR, "factory", 0o750),  # the job logs: the factory user's alone
         (layout.VENV, "root", 0o755),
     ],
 )
@@ -205,6 +206,12 @@ def test_files_owners_and_modes(remote: Any, path: str, owner: str, mode: int) -
     found = remote.file(path)
     assert found.exists, path
     assert (found.user, found.mode) == (owner, mode), path
+
+
+def test_no_log_of_the_factory_is_world_readable(remote: Any) -> None:
+    dirs = f"{layout.LOGS_DIR} {layout.PM2_HOME} {layout.STATE_DIR}"
+    found = remote.run(f"find {dirs} -type f \\( -name '*.log*' -o -name '*.jsonl' \\) -perm /o+r").stdout
+    assert found.strip() == ""
 
 
 def test_rendered_files_are_what_the_templates_give(remote: Any) -> None:
@@ -239,10 +246,10 @@ def test_the_target_repository_is_cloned_for_factory(remote: Any, sandbox_host: 
 def test_cron_entries(remote: Any) -> None:
     assert remote.service("cron").is_running
     cron = remote.file(layout.CRON_FILE).content_string
-    assert f"@reboot factory {layout.TMUX} " in cron
+    assert f"@reboot factory umask {layout.UMASK}; {layout.TMUX} " in cron
     for job in JOBS:
         if job.kind == "cron":
-            line = f"{job.schedule} factory flock -n {layout.LOCKS_DIR}/cron-{job.name}.lock"
+            line = f"{job.schedule} factory umask {layout.UMASK}; flock -n {layout.LOCKS_DIR}/cron-{job.name}.lock"
             assert (line in cron) == (job in demo_checked().jobs), job.name  # bot-improve needs its token
 
 

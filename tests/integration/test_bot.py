@@ -68,7 +68,7 @@ def test_status_and_task_from_an_allowed_chat(tmp_path: Path, standin: StandIn) 
         standin.say(CHAT, "/status")
         (status,) = standin.wait_messages(CHAT, 1)
         assert status.text.startswith("Factory status ")
-        lines = ("today: no cycles yet", "sessions: 1 (1 unknown)", "review queue: empty",
+        lines = ("today: no cycles yet", "sessions: 1", "s1: unknown: no heartbeat yet", "review queue: empty",
                  "spend: $0.00 of $20.00 (ok)", "gates: open")  # fmt: skip
         for line in lines:
             assert line in status.text
@@ -82,6 +82,23 @@ def test_status_and_task_from_an_allowed_chat(tmp_path: Path, standin: StandIn) 
     logged = events(factory.home, "bot_message")
     assert [e.data["command"] for e in logged] == ["status", "task", "tasks"]
     assert all(e.data["outcome"] == "ok" and e.data["chat"] == CHAT and e.data["latency_ms"] > 0 for e in logged)
+
+
+def test_status_names_every_session_with_its_state_task_and_last_cycle(tmp_path: Path, standin: StandIn) -> None:
+    factory = factory_with_bot(tmp_path, standin, sessions=3)
+    factory.script([agent_writes("s1", "one")])
+    push_branch(factory, "s1", "one")  # s1: a real cycle, so a last cycle and a heartbeat
+    report = json.loads(run_cli("status", "--json", home=factory.home).stdout)
+    shown = {s["name"]: s["text"] for s in report["sessions"]}
+    with running_bot(factory.home):
+        standin.say(CHAT, "/status")
+        (status,) = standin.wait_messages(CHAT, 1)
+    terminal = run_cli("status", home=factory.home).stdout
+    for name in ("s1", "s2", "s3"):
+        assert shown[name] in status.text and shown[name] in terminal  # the same words on the phone and the terminal
+    assert "s1: idle between cycles; no task; last cycle " in shown["s1"] and "pushed brl/s1/" in shown["s1"]
+    assert shown["s3"] == "s3: unknown: no heartbeat yet (its loop has not started or not reported); no task; " \
+        "no cycle yet"  # fmt: skip
 
 
 def test_a_chat_not_on_the_list_gets_nothing_and_changes_nothing(tmp_path: Path, standin: StandIn) -> None:
@@ -125,8 +142,9 @@ def test_markup_in_a_task_title_arrives_intact(tmp_path: Path, standin: StandIn)
 def test_a_ten_thousand_character_log_reply_is_split_and_intact(tmp_path: Path, standin: StandIn) -> None:
     factory = factory_with_bot(tmp_path, standin)
     ctx = factory.ctx()
-    for i in range(100):
-        ctx.log.append("note", data={"text": f"event {i:03d} " + "<&>" * 60})
+    for i in range(100):  # rejections with long reasons (markup characters in them): no notice, a long /log
+        ctx.log.append("cto_review", data={"branch": f"brl/s1/{i:03d}", "verdict": "reject",
+                                           "reasons": [f"event {i:03d} " + "<&>" * 40, "<&>" * 40]})  # fmt: skip
     with running_bot(factory.home):
         standin.say(CHAT, "/log 100")
         wait_for(lambda: events(factory.home, "bot_message"), what="the /log reply")

@@ -81,10 +81,14 @@ def test_log_tail_filters_and_text_format(home: Path) -> None:
 
     log = EventLog(home / "state" / "experiment-log.jsonl", secrets=())
     for i in range(10):
-        log.append("ralph_cycle" if i % 2 else "alert", session=f"s{1 + i % 2}", data={"i": i})
+        if i % 2:
+            data = {"verdict": "discarded", "reason": f"no change {i}", "task": None, "branch": None}
+            log.append("ralph_cycle", session=f"s{1 + i % 2}", data=data)
+        else:
+            log.append("alert", session=f"s{1 + i % 2}", data={"key": f"k{i}", "message": f"disk is full {i}"})
     out = run_cli("log", "tail", "-n", "3", "--type", "ralph_cycle", home=home).stdout.splitlines()
-    assert len(out) == 3 and all("ralph_cycle" in line for line in out)
-    assert out[-1].endswith("i=9")
+    assert len(out) == 3 and all("s2 discarded its change: no change" in line for line in out)
+    assert out[-1].endswith("s2 discarded its change: no change 9")  # one sentence, no key=None dump
     only = run_cli("log", "tail", "--json", "--session", "s1", home=home).stdout.splitlines()
     assert {json.loads(line)["session"] for line in only} == {"s1"}
 
@@ -173,3 +177,41 @@ def test_task_retry_only_revives_parked_or_failed_tasks(home: Path) -> None:
     run_cli("task", "add", "x", home=home)
     proc = run_cli("task", "retry", "1", home=home)
     assert proc.returncode == 2 and "only parked or failed tasks can be retried" in proc.stderr
+
+
+def test_status_log_tail_and_report_read_as_words_after_real_work(tmp_path: Path) -> None:
+    """A real cycle that pushes, one that changes nothing, a review that lands: no reprs, no key= dumps."""
+    import re
+
+    from tests.factories import make_factory
+    from tests.unit.test_sentences import DUMP
+
+    factory = make_factory(tmp_path, sessions=3)
+    approve = json.dumps({"verdict": "approve", "reasons": ["focused and tested"], "risk": "low", "issues": []})
+    factory.script([
+        {"match": "You are s1,", "result": "add a test",
+         "actions": [{"write": "tests/test_one.py", "content": "def test_one() -> None:\n    assert True\n"}]},
+        {"match": "You are s2,", "result": "nothing to do"},
+        {"match": "by session", "result": approve},
+    ])  # fmt: skip
+    run_cli("task", "add", "Add one test", "--session", "s1", home=factory.home)
+    run_cli("cycle", "s1", home=factory.home)
+    run_cli("cycle", "s2", home=factory.home)
+    run_cli("review", home=factory.home)
+    status = run_cli("status", home=factory.home).stdout
+    tail = run_cli("log", "tail", "-n", "50", home=factory.home).stdout
+    report = run_cli("report", home=factory.home).stdout
+    queue = run_cli("queue", "list", "--all", home=factory.home).stdout
+    branch = queue.split()[1]
+    entry = run_cli("queue", "show", branch, home=factory.home).stdout
+    sessions = run_cli("sessions", "list", home=factory.home).stdout
+    for name, text in (("status", status), ("log tail", tail), ("report", report), ("queue list", queue),
+                       ("queue show", entry), ("sessions list", sessions)):  # fmt: skip
+        lines = [re.sub(r"^\s*- ", "", line) for line in text.replace(str(tmp_path), "TMP").splitlines()]  # bullets
+        found = DUMP.search("\n".join(lines))
+        assert not found, f"{name} prints {found!r}:\n{text}"
+    assert re.search(r"s1 pushed brl/s1/\S+: checks held; queued for review \(pytest \d+ passed; task #1", tail)
+    assert "s2 discarded its change: no change" in tail
+    assert re.search(r"brl/s1/\S+ landed as [0-9a-f]{10}: focused and tested", tail)
+    assert "task #1 is done: landed brl/s1/" in tail
+    assert "s3: unknown: no heartbeat yet" in status and "s1: idle between cycles; no task; last cycle" in status

@@ -158,6 +158,7 @@ def test_review_trigger_starts_the_gate_and_a_second_one_while_it_runs_gets_409(
     assert report["tokens"] == {"input": 1500, "output": 400, "total": 1900}
     assert report["usd_per_landed"] == 0.15 and report["push_to_land_s"]["median"] is not None
     assert "review" in (factory.home / "logs" / "trigger-review.log").read_text()
+    assert (factory.home / "logs" / "trigger-review.log").stat().st_mode & 0o777 == 0o640  # the factory user's alone
 
 
 def test_a_job_locked_by_another_process_is_already_running(server: Server) -> None:

@@ -26,7 +26,7 @@ needs_chromium = pytest.mark.skipif(
 def test_the_page_signs_in_draws_its_plots_and_escapes_hostile_text(home: Path, tmp_path: Path) -> None:
     populate(home, datetime.now(UTC))
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with serving(home) as srv, browser(tmp_path / "profile") as tab:
+    with serving(home) as srv, browser() as tab:
         tab.screen(1280, 900)
         tab.open(srv.url + "/")
         assert tab.evaluate("document.querySelector('form input[name=token]') !== null")  # the login form
@@ -58,3 +58,49 @@ def test_the_page_signs_in_draws_its_plots_and_escapes_hostile_text(home: Path, 
         assert overflow <= 0, f"the phone view scrolls sideways by {overflow}px"
         tab.screenshot(SHOTS / "status-phone.png")
     assert (SHOTS / "status-desktop.png").stat().st_size > 20_000
+
+
+LONG = "brl/s2/20261205T105506Z-" + "a-very-long-branch-name-without-spaces" * 3
+WORD = "tests/test_stats.py::test_mean_of_an_empty_list_raises_a_value_error_with_a_clear_message_" * 2
+
+
+def png_width(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[16:20], "big")
+
+
+@needs_chromium
+@pytest.mark.parametrize(("width", "mobile"), [(1280, False), (390, True)])
+def test_the_page_fits_the_window_with_long_unbroken_text(home: Path, tmp_path: Path, width: int, mobile: bool) -> None:
+    """Branch names, test ids and paths are single long words: they wrap, and no card scrolls sideways."""
+    now = datetime.now(UTC)
+    ctx = populate(home, now)
+    ctx.tasks().add("Rename " + WORD, priority="high")
+    with ctx.review_queue().store.update() as doc:
+        doc["branches"].append({"branch": LONG, "status": "pending", "session": "s2", "queued": "2026-12-05T10:55:06Z",
+                                "reasons": ["checks got worse on the merge result: pytest: " + WORD]})  # fmt: skip
+    ctx.log.append("alert", session="s2", data={"key": "review:pending", "message": f"{LONG}: {WORD}"})
+    ctx.log.append("cto_review", session="s2", data={"branch": LONG, "verdict": "reject", "reasons": [WORD]})
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with serving(home) as srv, browser() as tab:
+        tab.screen(width, 900, mobile=mobile)
+        tab.open(srv.url + "/")
+        tab.evaluate(f"document.querySelector('#token').value = {TOKEN!r}; document.querySelector('form').submit()")
+        tab.wait_until("document.title == 'factory status' && document.readyState == 'complete'")
+        # The recent events in words, as `log tail` says them; the alert's message, not its key.
+        events = tab.evaluate("[...document.querySelectorAll('table.events td.text')].map(td => td.innerText)")
+        assert any(e.startswith(f"{LONG} was rejected: {WORD[:100]}") for e in events)
+        assert any(e.startswith(f"alert: {LONG}: {WORD[:100]}") for e in events)
+        assert tab.evaluate(f"document.body.innerText.includes({LONG + ': ' + WORD!r})")
+        overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
+        cards = tab.evaluate(
+            "[...document.querySelectorAll('section')].filter(s => s.scrollWidth > s.clientWidth)"
+            ".map(s => s.querySelector('h2').innerText + ': ' + (s.scrollWidth - s.clientWidth) + 'px')"
+        )
+        assert cards == [], f"cards that scroll sideways at {width}px: {cards}"
+        edge = tab.evaluate("Math.max(...[...document.querySelectorAll('section')]"
+                            ".map(s => s.getBoundingClientRect().right))")  # fmt: skip
+        shot = SHOTS / f"status-long-words-{width}.png"
+        tab.screenshot(shot)
+    assert edge <= width
+    assert png_width(shot) == width * (2 if mobile else 1)  # the whole width: the right-hand cards are not cut off

@@ -106,7 +106,7 @@ def test_sessions_commands_list_start_stop_restart_attach(tmp_path: Path, tmux: 
     assert rows[0]["waiting"] == "paused (paused)" and rows[0]["heartbeat_age_s"] is not None
     assert rows[0]["attach"] == f"tmux -L {tmux.socket} attach-session -t =factory-s1"
     text = run_cli("sessions", "list", home=home).stdout
-    assert "s1   running  paused" in text and "attach: tmux -L" in text
+    assert "s1   tmux running    paused" in text and "attach: tmux -L" in text
     attach = run_cli("sessions", "attach", "s2", "--print", home=home)
     assert attach.stdout.strip() == f"tmux -L {tmux.socket} attach-session -t =factory-s2"
 

@@ -153,10 +153,18 @@ def test_standup_cli_holds_the_meeting_and_a_second_start_is_refused_while_locke
 
     factory = make_factory(tmp_path, sessions=3)
     branches = three_cycles(factory)
-    factory.script(meeting_script(branches))
+    script = meeting_script(branches)
+    script[-1]["result"] = json.dumps({"summary": "Three pushes; s1 and s2 overlap; a test for mean([]) is *next*.",
+                                       "priorities": ["Stock.total"], "blockers": []})  # fmt: skip
+    factory.script(script)
     with job_lock(factory.home / "state" / "locks", "standup"):
         busy = run_cli("standup", home=factory.home)
     assert busy.returncode == 0 and "already running" in busy.stderr
     done = run_cli("standup", home=factory.home)
     assert done.returncode == 0, done.stderr
-    assert "standup held: 10 call(s)" in done.stdout and "Three pushes" in done.stdout
+    assert "standup held: 10 model calls, $0.09, 3 tasks created; transcript " in done.stdout
+    # The terminal shows the summary as written; only the Markdown transcript escapes it.
+    assert "summary:\n  Three pushes; s1 and s2 overlap; a test for mean([]) is *next*.\n  Priorities: Stock.total" \
+        in done.stdout and "\\" not in done.stdout  # fmt: skip
+    transcript = next((factory.home / "standups").glob("*.md")).read_text()
+    assert "a test for mean(\\[\\]) is \\*next\\*" in transcript

@@ -105,3 +105,23 @@ def test_follow_yields_events_appended_later(tmp_path: Path) -> None:
     for event in log.follow(poll_s=0.01, stop=stop):
         seen.append(event.type)
     assert seen == ["new1", "new2"]
+
+
+def test_the_log_and_the_state_are_not_world_readable_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from factoryctl.state.stores import atomic_write_text
+
+    old = os.umask(0)
+    try:
+        log = make_log(tmp_path)
+        log.append("task", data={"action": "added", "id": 1, "title": "private"})
+        atomic_write_text(tmp_path / "tasks.json", "{}")
+        older = tmp_path / "older.jsonl"  # a log an older version made 0644 is narrowed at the next append
+        older.write_text("")
+        older.chmod(0o644)
+        EventLog(older, secrets=()).append("task", data={})
+    finally:
+        os.umask(old)
+    for path in (log.path, tmp_path / "tasks.json", older):
+        assert path.stat().st_mode & 0o777 == 0o640, path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -236,7 +237,7 @@ def test_jobs_default_to_the_implemented_ones_and_say_what_is_left_out() -> None
     checked = hostdata.check(data(), KEY)
     # Jobs that need a secret (serve: FACTORY_HTTP_TOKEN) are left out without it.
     assert {j.name for j in checked.jobs} == {j.name for j in JOBS if j.name in hostdata.IMPLEMENTED and not j.needs}
-    every = {j.needs: "secret-0123456789" for j in JOBS if j.needs}
+    every = {j.needs: "4242:secret-0123456789_abcdef" for j in JOBS if j.needs}  # every shape's rule allows it
     assert {j.name for j in hostdata.check(data(), {**KEY, **every}).jobs} == set(hostdata.IMPLEMENTED)
     if set(hostdata.IMPLEMENTED) != {j.name for j in JOBS}:
         assert checked.left_out[0].startswith("not deployed yet (the runtime does not implement them):")
@@ -247,7 +248,7 @@ def test_a_job_whose_secret_is_missing_is_left_out_not_failed() -> None:
     assert [j.name for j in checked.jobs] == ["loop"]
     assert "not deployed: bot (TELEGRAM_BOT_TOKEN is not set)" in checked.left_out
     assert "not deployed: serve (FACTORY_HTTP_TOKEN is not set)" in checked.left_out
-    with_http = hostdata.check(data(factory_jobs=["serve"]), {**KEY, "FACTORY_HTTP_TOKEN": "tok-0123456789"})
+    with_http = hostdata.check(data(factory_jobs=["serve"]), {**KEY, "FACTORY_HTTP_TOKEN": "tok-0123456789abcdef"})
     assert [j.name for j in with_http.jobs] == ["serve"]
 
 
@@ -273,3 +274,76 @@ def test_pyinfra_stops_on_a_malformed_host_before_connecting() -> None:
     assert done.returncode != 0
     assert "FACTORY_HOSTS: 'root@bad host': bad host name 'bad host'" in out
     assert "Connecting" not in out
+
+
+# -- the secrets' shapes: one rule for the deploy and the jobs that read them -------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "complaint"),
+    [
+        ("FACTORY_HTTP_TOKEN", "short-token", "FACTORY_HTTP_TOKEN is too short: use at least 16 random characters "
+                                              "(it has 11)"),
+        ("FACTORY_HTTP_TOKEN", "sixteen chars but spaces", "FACTORY_HTTP_TOKEN must be printable ASCII without spaces"),
+        ("TELEGRAM_BOT_TOKEN", "AAEhBOweik6ad9r_QXMENQjcrGbqCr4K", "TELEGRAM_BOT_TOKEN must look like 123456789:AAE"),
+        ("TELEGRAM_BOT_TOKEN", "bot123456:AAE", "TELEGRAM_BOT_TOKEN must look like 123456789:AAE"),
+        ("ANTHROPIC_API_KEY", "export ANTHROPIC_API_KEY=sk-ant-x", "ANTHROPIC_API_KEY must be one word"),
+        ("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-ünï", "CLAUDE_CODE_OAUTH_TOKEN must be one word"),
+        ("FACTORY_GITHUB_SECRET", "two\nlines", "FACTORY_GITHUB_SECRET contains a line break"),
+    ],
+)  # fmt: skip
+def test_a_secret_of_the_wrong_shape_stops_the_deploy_in_one_line_naming_it_and_the_rule(
+    name: str, value: str, complaint: str
+) -> None:
+    environ = {**KEY, name: value}
+    message = problems(data(factory_jobs=["loop", "serve", "bot"]), environ)
+    assert message.startswith(f"vps1: {complaint}") and "\n" not in message
+    assert value not in message  # the rule, never the value
+    with pytest.raises(InventoryError, match=re.escape(complaint)):  # and before connecting anywhere
+        build({**environ, "FACTORY_HOSTS": "vps1.example.com"})
+
+
+def test_serve_and_the_deploy_apply_the_same_token_rule() -> None:
+    from factoryctl.core.errors import ConfigError
+    from factoryctl.jobs.serve.auth import check_token
+
+    for token in ("0123456789abcde", "0123456789abcdef"):  # 15 and 16 characters
+        deploy_ok = "FACTORY_HTTP_TOKEN" not in problems_or_none(data(factory_jobs=["serve"]), {**KEY,
+                                                                  "FACTORY_HTTP_TOKEN": token})  # fmt: skip
+        try:
+            serve_ok = bool(check_token(token))
+        except ConfigError:
+            serve_ok = False
+        assert deploy_ok == serve_ok == (len(token) >= 16)
+
+
+def problems_or_none(host_data: dict[str, Any], environ: dict[str, str]) -> str:
+    try:
+        hostdata.check(host_data, environ, host="vps1")
+    except hostdata.HostDataError as exc:
+        return str(exc)
+    return ""
+
+
+def test_well_formed_secrets_pass() -> None:
+    environ = {
+        **KEY,
+        "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-abc_DEF-123",
+        "FACTORY_HTTP_TOKEN": "x" * 16,
+        "TELEGRAM_BOT_TOKEN": "123456789:AAEhBOweik6ad9r_QX-bo",
+        "FACTORY_GITHUB_SECRET": "any text",
+    }
+    assert set(hostdata.check(data(factory_telegram_chat_ids=[42]), environ).secrets) == set(environ)
+
+
+def test_pyinfra_dry_stops_on_a_short_http_token_before_connecting() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "FACTORY_HOSTS": "vps.example.com", "FACTORY_HTTP_TOKEN": "too-short", **KEY}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "pyinfra"), "inventory.py", "deploy.py", "--dry"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "FACTORY_HTTP_TOKEN is too short: use at least 16 random characters (it has 9)" in out
+    assert "too-short" not in out and "Connecting" not in out

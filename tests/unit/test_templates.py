@@ -65,7 +65,14 @@ def everything(tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         },
         factory_jobs=ALL_JOBS,
     )
-    environ = {name: f"{name.lower()} {HOSTILE}" for name in SECRET_ENV}
+    # Each secret as hostile as its shape allows (factoryctl.core.secrets): quotes, $(...), backticks.
+    one_word = "".join(HOSTILE.split())
+    environ = {name: f"{name.lower()}-{one_word}" for name in SECRET_ENV}
+    environ["ANTHROPIC_API_KEY"] = environ["ANTHROPIC_API_KEY"].encode("ascii", "ignore").decode()
+    environ["CLAUDE_CODE_OAUTH_TOKEN"] = environ["CLAUDE_CODE_OAUTH_TOKEN"].encode("ascii", "ignore").decode()
+    environ["FACTORY_HTTP_TOKEN"] = environ["FACTORY_HTTP_TOKEN"].encode("ascii", "ignore").decode()
+    environ["TELEGRAM_BOT_TOKEN"] = "123456789:AAE-hostile_but_well-formed"
+    environ["FACTORY_GITHUB_SECRET"] = f"github {HOSTILE}"  # any text: GitHub takes any
     environ[hostdata.DEPLOY_KEY_ENV] = str(key)
     return data, environ
 
@@ -76,9 +83,9 @@ def data_set(name: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]
     if name == "demo":
         return {**DEFAULTS, **DEMO}, {}
     if name == "demo-all-jobs":
-        return {**DEFAULTS, **DEMO, "factory_jobs": ALL_JOBS}, {"FACTORY_HTTP_TOKEN": "t0ken-t0ken"}
+        return {**DEFAULTS, **DEMO, "factory_jobs": ALL_JOBS}, {"FACTORY_HTTP_TOKEN": "t0ken-t0ken-t0ken"}
     if name == "one-session-oauth":
-        return host_data(factory_sessions=1), {"CLAUDE_CODE_OAUTH_TOKEN": "oauth 'tok' $x"}
+        return host_data(factory_sessions=1), {"CLAUDE_CODE_OAUTH_TOKEN": "oauth'tok'$x"}
     return everything(tmp_path)
 
 
@@ -216,9 +223,9 @@ def test_cron_file_has_valid_lines_for_every_deployed_job(case: tuple[hostdata.C
     for (schedule, _, argv), job in zip(jobs, checked.jobs_of("cron"), strict=True):
         assert schedule == job.schedule
         lock, log = f"{layout.LOCKS_DIR}/cron-{job.name}.lock", f"{layout.LOGS_DIR}/{job.name}.log"
-        assert argv == ["flock", "-n", lock, layout.RUN, "factoryctl", *job.argv, f">>{log}", "2>&1"]
+        assert argv == ["umask", "027;", "flock", "-n", lock, layout.RUN, "factoryctl", *job.argv, f">>{log}", "2>&1"]
     boot = [argv for schedule, _, argv in entries if schedule == "@reboot"]
-    assert boot == [[layout.TMUX, f">>{layout.LOGS_DIR}/tmux.log", "2>&1"]]
+    assert boot == [["umask", "027;", layout.TMUX, f">>{layout.LOGS_DIR}/tmux.log", "2>&1"]]
 
 
 def test_cron_file_brings_pm2_back_at_boot_without_systemd(tmp_path: Path) -> None:
@@ -227,7 +234,9 @@ def test_cron_file_brings_pm2_back_at_boot_without_systemd(tmp_path: Path) -> No
     with_systemd = templating.render("cron.j2", templating.context(checked, systemd=True))
     without = templating.render("cron.j2", templating.context(checked, systemd=False))
     assert "pm2 resurrect" not in with_systemd
-    assert [argv[:3] for s, _, argv in cron_entries(without) if s == "@reboot"][1] == [
+    assert [argv[:5] for s, _, argv in cron_entries(without) if s == "@reboot"][1] == [
+        "umask",
+        "027;",
         "env",
         f"PM2_HOME={layout.PM2_HOME}",
         "pm2",
@@ -404,7 +413,21 @@ def test_pm2_unit_resurrects_as_the_factory_user(case: tuple[hostdata.Checked, d
 def test_logrotate_covers_the_job_logs_as_the_factory_user(case: tuple[hostdata.Checked, dict[str, str]]) -> None:
     text = case[1]["logrotate.j2"]
     assert f"{layout.LOGS_DIR}/*.log {layout.PM2_HOME}/pm2.log {{" in text
-    assert "    su factory factory" in text and "    copytruncate" in text
+    assert "    su factory factory" in text and "    copytruncate" in text  # a copy keeps the log's 0640
+
+
+def test_what_the_jobs_write_is_not_world_readable(tmp_path: Path) -> None:
+    """Through factory-run (PM2 apps, cron, tmux) a job's files are 0640 even under a lax umask."""
+    checked = hostdata.check({**DEFAULTS, **DEMO}, {})
+    ctx = local_context(checked, tmp_path, run="unused")
+    script = write(tmp_path, "factory-run", templating.render("factory-run.sh.j2", ctx))
+    log = tmp_path / "job.log"
+    subprocess.run(["sh", "-c", f'umask 000 && exec /bin/sh {script} sh -c "echo hi >> {log}"'], check=True, timeout=10)
+    assert log.stat().st_mode & 0o777 == 0o640
+
+
+def test_pm2_creates_the_apps_logs_under_the_factory_umask(case: tuple[hostdata.Checked, dict[str, str]]) -> None:
+    assert "UMask=0027" in case[1]["pm2-factory.service.j2"].splitlines()
 
 
 # -- facts and operations: facts in, commands out --------------------------------------
@@ -476,8 +499,11 @@ def test_pm2_starts_reloads_and_saves_only_when_needed(
 def test_pm2_runs_as_factory_with_a_clean_environment() -> None:
     (command, _) = operations.pm2_commands(None, None, "/eco.js", ["factory-scheduler"], PM2_OWNED, False)
     argv = shlex.split(command)
-    assert argv[:6] == ["runuser", "-u", "factory", "--", "env", "-i"]
+    assert argv[:4] == ["runuser", "-u", "factory", "--"] and argv[8:10] == ["env", "-i"]
     assert f"PM2_HOME={layout.PM2_HOME}" in argv
+    # The umask reaches what it starts (the PM2 daemon, which creates the apps' log files).
+    done = subprocess.run([*argv[4:8], "sh", "-c", "umask"], capture_output=True, text=True, check=True, timeout=10)
+    assert done.stdout.strip() == "0027"
 
 
 @pytest.mark.parametrize(
@@ -526,7 +552,7 @@ def test_host_data_can_compress_the_cron_schedules() -> None:
     """A compressed day (bench/factory_day.py) runs the review every 2 minutes: the crontab says so."""
     schedules = {"review": "*/2 * * * *", "standup": "1-59/3  * * * *", "doctor": "*/4 * * * *"}
     checked = hostdata.check({**DEFAULTS, **DEMO, "factory_schedules": schedules}, {})
-    entries = {argv[5]: schedule for schedule, _, argv in cron_entries(templating.render_all(checked)["cron.j2"])
+    entries = {argv[7]: schedule for schedule, _, argv in cron_entries(templating.render_all(checked)["cron.j2"])
                if schedule != "@reboot"}  # fmt: skip
     assert entries == {"review": "*/2 * * * *", "standup": "1-59/3 * * * *", "doctor": "*/4 * * * *"}
 

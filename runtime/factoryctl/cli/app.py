@@ -18,6 +18,7 @@ from factoryctl.core.paths import Paths, factory_home
 from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.status import collect
+from factoryctl.rules.words import plural
 from factoryctl.state.locks import job_lock
 
 app = typer.Typer(
@@ -130,7 +131,8 @@ def review(
     if json:
         render.emit_json({"check_runs": gate.check_runs, "outcomes": [d.as_dict() for d in decisions]})
     else:
-        render.emit(f"reviewed {len(decisions)} branch(es) with {gate.check_runs} check run(s)")
+        branches = plural(len(decisions), "branch", "branches")
+        render.emit(f"reviewed {branches} with {plural(gate.check_runs, 'check run')}")
 
 
 # -- scheduler, sessions, pause -----------------------------------------------------

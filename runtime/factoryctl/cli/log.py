@@ -45,14 +45,14 @@ def log_tail(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """The last events of the experiment log, oldest first (JSON: one object a line)."""
+    """The last events of the experiment log, oldest first, one sentence each (--json: full records)."""
     ctx = Context.load()
     if session is not None:
         ctx.session(session)
     flt = EventFilter(types=frozenset(type_ or ()), session=session, since=_since(since))
 
     def show(event: Event) -> None:
-        line = jsonlib.dumps(event.as_dict(), ensure_ascii=False) if json else render.clean(render.event_line(event))
+        line = jsonlib.dumps(event.as_dict(), ensure_ascii=False) if json else render.event_line(event)
         sys.stdout.write(line + "\n")
 
     for event in ctx.log.tail(n, flt):

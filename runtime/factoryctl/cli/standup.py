@@ -9,6 +9,7 @@ from factoryctl.cli.options import JsonOpt, say
 from factoryctl.cli.skills import plain
 from factoryctl.core.signals import stop_on_signals
 from factoryctl.jobs.context import Context
+from factoryctl.rules.words import money, plural
 
 
 def standup(json: JsonOpt = False) -> None:
@@ -22,8 +23,13 @@ def standup(json: JsonOpt = False) -> None:
     elif data.get("skipped"):
         render.emit(f"no standup: {data['reason']}")
     else:
-        render.emit(f"standup held: {data['calls']} call(s), ${data['cost_usd']:.4f}, transcript {data['transcript']}")
-        render.emit(plain(str(data["summary"])))
+        created = [t for t in data.get("tasks_created") or [] if "id" in t]
+        tasks = f", {plural(len(created), 'task')} created" if created else ""
+        render.emit(f"standup held: {plural(data['calls'], 'model call')}, {money(data['cost_usd'])}{tasks}; "
+                    f"transcript {data['transcript']}")  # fmt: skip
+        # The summary as plain text: the transcript escapes Markdown, Telegram escapes HTML, a terminal neither.
+        render.emit("summary:\n" + "\n".join(f"  {line}" for line in plain(str(data["summary"]), keep_lines=True)
+                                              .splitlines()))  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
+from factoryctl.jobs.status import spend_by_session
+from factoryctl.rules import sentences, words
 from factoryctl.state.eventlog import Event
 
 
@@ -34,23 +36,9 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-FIRST_KEYS = ("verdict", "reason", "outcome", "action", "branch", "text")
-
-
-def _brief(data: Mapping[str, Any], width: int) -> str:
-    parts = []
-    # What a person scans for first, then the rest in the event's own order.
-    ordered = [k for k in FIRST_KEYS if k in data] + [k for k in data if k not in FIRST_KEYS]
-    for key in ordered:
-        value = data[key]
-        shown = value if isinstance(value, str | int | float | bool) or value is None else json.dumps(value)
-        parts.append(f"{key}={shown}")
-    text = " ".join(parts).replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def event_line(event: Event, width: int = 140) -> str:
-    return f"{event.ts}  {event.type:<14} {event.session or '-':<4} {_brief(event.data, width)}"
+def event_line(event: Event, limit: int = 400) -> str:
+    """An event as one sentence with its time (`--json` keeps the full record)."""
+    return clean(sentences.line(event, limit))
 
 
 def task_line(task: Task) -> str:
@@ -81,14 +69,7 @@ def status_text(report: Mapping[str, Any]) -> str:
     if "summary" in report:
         lines.append(report["summary"])
     lines += ["", "sessions:"]
-    for s in report["sessions"]:
-        task = s["task"]
-        doing = f"task #{task['id']} {task['title']}" if task else "no task"
-        last = s["last_cycle"] or {}
-        verdict = f"  last cycle: {last.get('verdict', '?')} at {last.get('ended', '?')}" if last else ""
-        lines.append(f"  {s['name']:<4} {s['state']:<9} {doing}{verdict}")
-        if s.get("doing"):
-            lines.append(f"       now: {clean(s['doing'])}")
+    lines += [f"  {s['text']}" for s in report["sessions"]]  # state, what the agent does now, task, last cycle
     tasks = ", ".join(f"{k} {v}" for k, v in report["tasks"].items()) or "empty"
     review = ", ".join(f"{k} {v}" for k, v in report["review_queue"].items()) or "empty"
     lines += [
@@ -100,15 +81,15 @@ def status_text(report: Mapping[str, Any]) -> str:
     ]
     if spend.get("by_purpose"):
         jobs = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_purpose"].items())
-        who = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_session"].items())
-        lines.append(f"  by job:      {jobs}; by session: {who}")
+        lines.append(f"  by job:      {jobs}")
+        lines.append(f"  by session:  {spend_by_session(spend)}")
     if "state" in budget:
         lines.append(f"budget:        {budget['state']} (degrades at ${budget['soft_usd']:.2f}: {budget['degrade']})")
     if "gates" in report:
         lines.append(f"gates:         {gates_text(report['gates'])}")
     lines += [f"warning:       {w}" for w in report.get("warnings", [])]
     lines += ["", "last events:"]
-    lines += [f"  {event_line(Event(**e), 110)}" for e in report["last_events"]] or ["  (none yet)"]
+    lines += [f"  {event_line(Event(**e), 200)}" for e in report["last_events"]] or ["  (none yet)"]
     return "\n".join(lines)
 
 
@@ -116,10 +97,13 @@ def session_line(row: Mapping[str, Any]) -> str:
     task = row["task"]
     doing = f"task #{task['id']} ({task['status']})" if task else "no task"
     age = row["heartbeat_age_s"]
-    beat = "never" if age is None else f"{age:.0f}s ago"
-    last = f"last {row['last_verdict']} at {row['last_cycle_ended']}" if row["last_cycle_ended"] else "no cycle yet"
+    beat = "never" if age is None else f"{age:.0f} s ago"
+    ended = words.when(str(row["last_cycle_ended"] or ""))
+    last = f"last cycle {row['last_verdict'] or 'ended'} at {ended}" if ended else "no cycle yet"
     stray = "" if row["configured"] else "  (not configured)"
-    line = f"{row['name']:<4} {row['running']:<8} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}{stray}"
+    tmux = {"running": "tmux running", "missing": "no tmux session", "dead": "tmux pane dead"}.get(row["running"])
+    line = f"{row['name']:<4} {tmux or row['running']:<15} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}"
+    line += stray
     now = f"\n     now: {clean(row['doing'])}" if row.get("doing") else ""
     waiting = f"\n     waiting: {row['waiting']}" if row["waiting"] else ""
     return line + now + waiting + f"\n     attach: {row['attach']}"
@@ -144,7 +128,7 @@ def queue_line(entry: ReviewEntry) -> str:
     waiting = ""
     if entry.waits_for_person:
         waiting = f" (awaiting a person: {entry.reasons[0]})" if entry.reasons else " (awaiting a person)"
-    return clean(f"{entry.status.value:<9} {entry.branch}{task}  {entry.queued}{waiting}")
+    return clean(f"{entry.status.value:<9} {entry.branch}{task}  queued {words.when(entry.queued)}{waiting}")
 
 
 def queue_detail(entry: ReviewEntry) -> str:
@@ -156,9 +140,7 @@ def queue_detail(entry: ReviewEntry) -> str:
         lines.append(f"  landed    {entry.landed}")
     for name, after in entry.after.items():
         before = entry.before.get(name, {})
-        lines.append(f"  {name}: errors {before.get('errors')} -> {after.get('errors')}, "
-                     f"failed {before.get('failed')} -> {after.get('failed')}, "
-                     f"tests {before.get('total')} -> {after.get('total')}")  # fmt: skip
+        lines.append("  " + words.check_change(name, before, after, ("errors", "failed", "total")))
     for name, evidence in entry.evidence.items():
         lines += [f"  {name} said:", *(f"    {line}" for line in evidence)]
     if entry.summary:
@@ -167,50 +149,56 @@ def queue_detail(entry: ReviewEntry) -> str:
     return clean("\n".join(lines))
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x * 100:.0f} %"
+def _pct(x: float | None, none: str) -> str:
+    return none if x is None else f"{x * 100:.0f} %"
 
 
-def _money(x: float | None) -> str:
-    return "-" if x is None else f"${x:.2f}"
+def _money(x: float | None, none: str) -> str:
+    return none if x is None else f"${x:.2f}"
 
 
 def _dur(s: float | None) -> str:
-    if s is None:
-        return "-"
-    return f"{s:.0f}s" if s < 120 else (f"{s / 60:.1f}m" if s < 7200 else f"{s / 3600:.1f}h")
+    return words.seconds(s) or "none yet"
 
 
 def _mix(counts: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
+    return ", ".join(f"{str(k).replace('_', ' ')} {v}" for k, v in counts.items() if v) or "none"
 
 
 def report_text(r: Mapping[str, Any]) -> str:
     """`factoryctl report`: the outcome figures of one window, then one line per session."""
-    tok = r["tokens"]
+    tok, unlanded = r["tokens"], "nothing landed yet"
+    per_landed = (
+        unlanded if r["usd_per_landed"] is None and r["tokens_per_landed"] is None
+        else f"{_money(r['usd_per_landed'], 'no cost')}, "
+        + ("no tokens" if r["tokens_per_landed"] is None else f"{r['tokens_per_landed']:,.0f} tokens")
+    )  # fmt: skip
+    push = r["push_to_land_s"]
     lines = [
-        f"outcomes from {r['since']} to {r['until']}",
+        f"outcomes from {words.when(r['since'])} to {words.when(r['until'])} UTC",
         "",
         f"cycles:           {r['cycles']} ({_mix(r['verdicts'])})",
-        f"discard rate:     {_pct(r['discard_rate'])}",
+        f"discard rate:     {_pct(r['discard_rate'], 'no finished cycles yet')}",
         f"  discarded:      {_mix(r['discarded_by_reason'])}",
         f"  failed:         {_mix(r['failed_by_outcome'])}",
         f"landed:           {r['landed']} ({r['merges_per_day']} per day)",
         f"rejected at gate: {r['rejected']} ({_mix(r['rejected_by_reason'])})",
         f"review runs:      {r['review_runs']}; check runs {r['check_runs']}",
-        f"cycle time:       mean {_dur(r['cycle_s']['mean'])}, median {_dur(r['cycle_s']['median'])}",
-        f"push to land:     median {_dur(r['push_to_land_s']['median'])}, max {_dur(r['push_to_land_s']['max'])}",
-        f"spend:            {_money(r['spend_usd'])} in {r['agent_calls']} agent calls; "
+        "cycle time:       "
+        + (f"mean {_dur(r['cycle_s']['mean'])}, median {_dur(r['cycle_s']['median'])}"
+           if r["cycle_s"]["mean"] is not None else "no cycles yet"),
+        "push to land:     "
+        + (f"median {_dur(push['median'])}, max {_dur(push['max'])}" if push["median"] is not None else unlanded),
+        f"spend:            {_money(r['spend_usd'], '$0.00')} in {r['agent_calls']} agent calls; "
         f"tokens {tok['input']:,} in / {tok['output']:,} out",
-        f"per landed:       {_money(r['usd_per_landed'])}, "
-        + ("-" if r["tokens_per_landed"] is None else f"{r['tokens_per_landed']:,.0f}")
-        + " tokens",
-    ]
+        f"per landed:       {per_landed}",
+    ]  # fmt: skip
     if r["by_session"]:
         lines += ["", "by session:"]
         for name, s in r["by_session"].items():
             lines.append(
-                f"  {name:<5} {s['cycles']:>4} cycles  {s['landed']:>3} landed  discard {_pct(s['discard_rate']):>5}  "
-                f"{_money(s['spend_usd']):>8}  {s['tokens']['total']:,} tokens"
+                f"  {name:<5} {words.plural(s['cycles'], 'cycle'):>11}  {s['landed']:>3} landed  "
+                f"discard {_pct(s['discard_rate'], 'none'):>5}  "
+                f"{_money(s['spend_usd'], '$0.00'):>8}  {s['tokens']['total']:,} tokens"
             )
     return "\n".join(lines)

@@ -16,6 +16,9 @@ SECRET_ENV = (
     "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET",
     "ANTHROPIC_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
 )  # fmt: skip
+# The factory's own files (the event log, job logs, state): its user reads and writes them, its group
+# reads them, nobody else (they hold task titles, reasons, agent output).
+PRIVATE_FILE_MODE = 0o640
 WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET")
 # The model's credential: the agent and the reviewer get it, setup and checks never do.
 MODEL_CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")

@@ -189,7 +189,8 @@ class Doctor:
         else:
             self.sessions.tmux.kill_session(tmux_name(action.session))
             done["result"] = "restarted" if self.sessions.start(action.session) else "already running"
-        self.say(f"{action.kind} {action.session}: {done['result']}")
+        said = {"alert": f"alert {done['result']}: {action.text}", "pause": done["result"]}
+        self.say(f"{action.session}: " + said.get(action.kind, f"its tmux session {done['result']}"))
         return done
 
     def _learn(self, findings: Findings, out: Outcome, rate: float | None) -> None:

@@ -20,6 +20,7 @@ from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle, CycleReport
 from factoryctl.rules.budget import agent_spec
+from factoryctl.rules.words import plural
 from factoryctl.state.gates import read_gates
 
 
@@ -83,7 +84,7 @@ class Loop:
                                        settings.backoff_max_s)  # fmt: skip
                     self.waits.append(delay)
                     if self.failures:
-                        self.say(f"{self.failures} failed cycle(s) in a row: backing off {delay:.0f}s")
+                        self.say(f"{plural(self.failures, 'failed cycle')} in a row: backing off {delay:.0f} s")
                     self.say(f"next cycle in {delay:.0f}s")
                     # the next cycle's time: a long backoff is announced, not taken for a frozen loop
                     self._mark("sleeping", next_cycle=format_ts(self.ctx.clock() + timedelta(seconds=delay)))

@@ -41,6 +41,7 @@ from factoryctl.rules.standup import (
     grounded,
     overlaps,
 )
+from factoryctl.rules.words import plural
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
 from factoryctl.state.stores import atomic_write_text
@@ -185,7 +186,7 @@ class Standup:
         facts = meeting.facts
         people = [s.session for s in facts.sessions if s.news or s.open_branches or s.task]
         for round_no in ROUNDS:
-            self.say(f"round {round_no}: {len(people)} call(s)")
+            self.say(f"round {round_no}: {plural(len(people), 'model call')}")
             with ThreadPoolExecutor(max_workers=self.ctx.settings.standup.parallel) as pool:
                 meeting.turns += list(pool.map(self._turn, [meeting] * len(people), [round_no] * len(people), people))
         self.say("summary")

@@ -7,7 +7,7 @@ grow with the log's length (only with today's agent calls).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from factoryctl.adapters.sandbox import SandboxUnavailable
@@ -38,19 +38,19 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
     tasks = ctx.tasks().all()
     by_session = {t.session: t for t in tasks if t.session and t.status in ACTIVE}
     session_state = ctx.heartbeats().read()
+    day = day_of(now)
     sessions = []
     for name in ctx.settings.session_names:
         task = by_session.get(name)
         info = session_state.get(name, {})
-        sessions.append(
-            {
-                "name": name,
-                "state": info.get("state", "unknown"),
-                "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
-                "last_cycle": info.get("last_cycle"),
-                "doing": info.get("doing") if info.get("state") == "cycle" else None,  # the agent's last tool call
-            }
-        )
+        row = {
+            "name": name,
+            "state": str(info.get("state") or "unknown"),
+            "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
+            "last_cycle": info.get("last_cycle") if isinstance(info.get("last_cycle"), dict) else None,
+            "doing": info.get("doing") if info.get("state") == "cycle" else None,  # the agent's last tool call
+        }
+        sessions.append({**row, "state_text": state_words(info, day), "text": session_text(row, info, day)})
     queue = ctx.review_queue().read()
     review = Counter(e.status.value for e in queue.entries)
     if queue.problems:
@@ -91,6 +91,64 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
         "warnings": warnings(ctx) + [f"skipped: {p}" for p in queue.problems],
         "last_events": [e.as_dict() for e in ctx.log.tail(last)],
     }
+
+
+# What each heartbeat state means, for a person (the loop and the cycle write the states).
+STATES = {
+    "cycle": "in a cycle",
+    "idle": "idle between cycles",
+    "sleeping": "waiting for its next cycle",
+    "paused": "paused",
+    "stopped": "stopped (its loop ended)",
+    "unknown": "unknown: no heartbeat yet (its loop has not started or not reported)",
+}
+
+
+def state_words(info: Mapping[str, Any], today: str = "") -> str:
+    """A session's heartbeat in words: `in a cycle since 10:55`, `waiting for its next cycle at 11:10`."""
+    state = str(info.get("state") or "unknown")
+    words = STATES.get(state, state)
+    if state == "cycle" and isinstance(info.get("cycle_started"), str):
+        words += f" since {_clock(info['cycle_started'], today)}"
+    elif state == "sleeping" and isinstance(info.get("next_cycle"), str):
+        words += f" at {_clock(info['next_cycle'], today)}"
+    elif state == "paused" and isinstance(info.get("waiting"), str) and info["waiting"]:
+        words += f": {info['waiting']}"
+    failures = info.get("failures")
+    if isinstance(failures, int) and not isinstance(failures, bool) and failures > 0:
+        words += f" ({failures} failed cycles in a row)"
+    return words
+
+
+def session_text(row: Mapping[str, Any], info: Mapping[str, Any], today: str = "") -> str:
+    """One session in one line, as `status` and the bot's /status show it: state, task, last cycle."""
+    task = row.get("task")
+    task_text = f"task #{task['id']} “{task['title'][:60]}” ({task['status']})" if task else "no task"
+    last = row.get("last_cycle") or {}
+    if last:
+        verdict, branch, reason = (str(last.get(k) or "") for k in ("verdict", "branch", "reason"))
+        shown = branch if verdict == "pushed" else ""  # a discarded branch is gone
+        said = " ".join(p for p in (verdict or "ended", shown) if p) + (f": {reason[:80]}" if reason else "")
+        cycle = f"last cycle {_clock(str(last.get('ended') or ''), today)} {said}".replace("  ", " ")
+    else:
+        cycle = "no cycle yet"
+    now = row.get("doing")
+    state = state_words(info, today) + (f", now {str(now)[:100]}" if isinstance(now, str) and now else "")
+    return f"{row['name']}: {state}; {task_text}; {cycle}"
+
+
+def spend_by_session(spend: Mapping[str, Any]) -> str:
+    """`s1 $0.02, s2 $0.00; no session: review $0.01`: the calls of no session named by their job."""
+    sessions = ", ".join(f"{k} ${v:.2f}" for k, v in (spend.get("by_session") or {}).items())
+    others = ", ".join(f"{k} ${v:.2f}" for k, v in (spend.get("no_session") or {}).items())
+    return "; ".join(p for p in (sessions, f"no session: {others}" if others else "") if p) or "none"
+
+
+def _clock(ts: str, today: str = "") -> str:
+    """`2026-12-05T10:55:06.1Z` -> `10:55 UTC` when it is `today`, else `2026-12-04 10:55 UTC`."""
+    if len(ts) < 16 or ts[10:11] != "T":
+        return ts
+    return f"{ts[11:16]} UTC" if ts.startswith(today) and today else f"{ts[:10]} {ts[11:16]} UTC"
 
 
 def sandbox_state(ctx: Context) -> dict[str, Any]:

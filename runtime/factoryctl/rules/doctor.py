@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
+from factoryctl.rules.words import plural
+
 
 class Health(StrEnum):
     PRODUCTIVE = "productive"  # something pushed or landed in the window
@@ -153,7 +155,7 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
         seen.first_cycle_age_s is not None and seen.first_cycle_age_s < limits.window_s / 2
     )
     if cycles and not too_few:
-        return Diagnosis(name, Health.STUCK, f"{len(cycles)} cycle(s) ran, nothing pushed", evidence)
+        return Diagnosis(name, Health.STUCK, f"{plural(len(cycles), 'cycle')} ran, nothing pushed", evidence)
     if seen.state == "cycle" and seen.cycle_age_s is not None:
         age = f"a cycle running for {_mins(seen.cycle_age_s)}"
         if seen.cycle_age_s > limits.stall_after_s:
@@ -165,7 +167,8 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
         age = f"no heartbeat for {_mins(seen.heartbeat_age_s)} (cycle interval {_mins(limits.interval_s)})"
         return Diagnosis(name, Health.STUCK, "its loop has not moved", (age, f"state: {seen.state}"))
     if cycles:  # too few: an alert now would be a guess (and a second one if it turns into a loop)
-        why = f"{len(cycles)} recent cycle(s), none pushed yet: too few to judge (fewer than {limits.error_loop_after})"
+        few = f"too few to judge (fewer than {limits.error_loop_after})"
+        why = f"{plural(len(cycles), 'recent cycle')}, none pushed yet: {few}"
         return Diagnosis(name, Health.WORKING, why, evidence)
     evidence = ("an open task waits for it",) if seen.open_task else ("no cycle in the window",)
     return Diagnosis(name, Health.IDLE, IdleWhy.NO_TASKS, evidence)

@@ -74,7 +74,7 @@ class EventLike(Protocol):
 
 KEPT = frozenset({
     "verdict", "reason", "agent_outcome", "durations", "baseline_computed", "branch", "purpose",
-    "cost_usd", "input_tokens", "output_tokens", "check_runs", "landed", "reasons", "text", "key",
+    "cost_usd", "input_tokens", "output_tokens", "check_runs", "landed", "reasons", "text", "key", "message",
 })  # fmt: skip
 
 

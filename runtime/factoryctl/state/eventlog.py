@@ -8,6 +8,7 @@ same on a huge log as on a small one) and skip any line that does not parse.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -20,7 +21,7 @@ from typing import Any, BinaryIO
 
 from factoryctl.core import jsonio
 from factoryctl.core.clock import format_ts, utcnow
-from factoryctl.core.defaults import LOG_READ_BLOCK, SECRET_ENV
+from factoryctl.core.defaults import LOG_READ_BLOCK, PRIVATE_FILE_MODE, SECRET_ENV
 from factoryctl.core.errors import FactoryError
 
 TS_PREFIX = b'{"ts":"'  # every line the writer appends starts so, its timestamp right after
@@ -100,7 +101,7 @@ class EventLog:
         if not type:
             raise FactoryError("an event needs a type")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._repair_torn_tail(fd)
@@ -108,7 +109,11 @@ class EventLog:
             event = Event(ts=format_ts(self.clock()), type=type, session=session, data=dict(data or {}))
             line = self._redact(json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":"), default=str))
             payload = (line + "\n").encode("utf-8")
-            size = os.fstat(fd).st_size
+            stat = os.fstat(fd)
+            size = stat.st_size
+            if stat.st_mode & 0o777 & ~PRIVATE_FILE_MODE:  # a log an older version left world-readable
+                with contextlib.suppress(OSError):
+                    os.fchmod(fd, PRIVATE_FILE_MODE)
             written = os.write(fd, payload)
             if written != len(payload):
                 os.ftruncate(fd, size)  # never leave half an event behind (disk full)

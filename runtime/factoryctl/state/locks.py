@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from factoryctl.core.defaults import PRIVATE_FILE_MODE
 from factoryctl.core.errors import AlreadyRunning, FactoryError
 
 
 def _open_lock(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    return os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
 
 
 def _try_lock(fd: int) -> bool:

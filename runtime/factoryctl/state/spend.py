@@ -12,7 +12,7 @@ from factoryctl.state.eventlog import Event, EventFilter, EventLog
 
 
 def spend_since(log: EventLog, since: datetime) -> dict[str, Any]:
-    """Agent-call costs since `since`: total, per session and per purpose (job)."""
+    """Agent-call costs since `since`: total, per session, per job of the calls of no session, and per job."""
     return spend_of(log.iter_reverse(EventFilter(types=frozenset({"agent_call"}), since=format_ts(since))))
 
 
@@ -20,6 +20,7 @@ def spend_of(events: Iterable[Event]) -> dict[str, Any]:
     """The same sums over events already read (other types are skipped)."""
     total = 0.0
     by_session: dict[str, float] = defaultdict(float)
+    no_session: dict[str, float] = defaultdict(float)  # calls of no session (review, standup) by job
     by_purpose: dict[str, float] = defaultdict(float)
     calls = 0
     for event in events:
@@ -28,12 +29,24 @@ def spend_of(events: Iterable[Event]) -> dict[str, Any]:
         cost = event.data.get("cost_usd")
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             total += cost
-            by_session[event.session or "-"] += cost
-            by_purpose[str(event.data.get("purpose", "-"))] += cost
+            purpose = event.data.get("purpose")
+            job = purpose if isinstance(purpose, str) and purpose else "other"
+            if event.session:
+                by_session[event.session] += cost
+            else:
+                no_session[job] += cost
+            by_purpose[job] += cost
         calls += 1
     return {
         "total_usd": round(total, 4),
         "calls": calls,
-        "by_session": {k: round(v, 4) for k, v in sorted(by_session.items())},
+        "by_session": {k: round(v, 4) for k, v in sorted(by_session.items(), key=_session_order)},
+        "no_session": {k: round(v, 4) for k, v in sorted(no_session.items())},
         "by_purpose": {k: round(v, 4) for k, v in sorted(by_purpose.items())},
     }
+
+
+def _session_order(item: tuple[str, float]) -> tuple[int, int, str]:
+    """s1, s2, ..., s10 (then any other name)."""
+    name = item[0]
+    return (0, int(name[1:]), "") if name[:1] == "s" and name[1:].isdigit() else (1, 0, name)

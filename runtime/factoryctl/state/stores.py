@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from factoryctl.core import jsonio
+from factoryctl.core.defaults import PRIVATE_FILE_MODE
 from factoryctl.core.errors import FactoryError
 from factoryctl.state.locks import exclusive
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+def atomic_write_text(path: Path, text: str, mode: int = PRIVATE_FILE_MODE) -> None:
     """Replace `path` with `text` in one step; the folder is fsynced too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -11,7 +11,10 @@ from typing import Any
 
 from factoryctl.adapters.telegram import Reply
 from factoryctl.core.records import Task
+from factoryctl.jobs.status import spend_by_session
 from factoryctl.rules.botskills import Action, Skill
+from factoryctl.rules.sentences import sentence
+from factoryctl.rules.words import check_change
 from factoryctl.state.eventlog import Event
 
 HELP = {
@@ -35,14 +38,10 @@ HELP = {
 
 def status(report: Mapping[str, Any], landings: Sequence[Event]) -> Reply:
     spend, budget, gates = report["spend_today"], report["budget"], report["gates"]
-    busy = [s for s in report["sessions"] if s["task"]]
-    states: dict[str, int] = {}
-    for s in report["sessions"]:
-        states[s["state"]] = states.get(s["state"], 0) + 1
     lines = [
         report["summary"],  # the same figures as `factoryctl status`, the status page and `factoryctl report`
-        f"sessions: {len(report['sessions'])} ({', '.join(f'{v} {k}' for k, v in sorted(states.items()))})",
-        *(f"  {s['name']}: #{s['task']['id']} {s['task']['title'][:60]}" for s in busy[:8]),
+        f"sessions: {len(report['sessions'])}",
+        *(f"  {s['text']}" for s in report["sessions"]),  # each session as `factoryctl status` shows it
         f"tasks: {_counts(report['tasks'])}",
         f"review queue: {_counts(report['review_queue'])}",
         f"spend: ${spend['total_usd']:.2f} of ${budget['daily_usd']:.2f} ({budget['state']})",
@@ -81,8 +80,7 @@ def queue(pending: Sequence[Mapping[str, Any]]) -> Reply:
         lines.append(f"{i}. {entry.get('branch')}{waiting}")
         for name, after in (entry.get("after") or {}).items():
             before = (entry.get("before") or {}).get(name, {})
-            lines.append(f"   {name}: errors {before.get('errors')}->{after.get('errors')}, "
-                         f"failed {before.get('failed')}->{after.get('failed')}")  # fmt: skip
+            lines.append("   " + check_change(name, before, after, ("errors", "failed")))
         reasons = entry.get("reasons") or (entry.get("reviewer_verdict") or {}).get("reasons") or []
         lines += [f"   - {r}" for r in list(reasons)[:3]]
     lines.append("/approve N or /reject N [reason]")
@@ -92,18 +90,15 @@ def queue(pending: Sequence[Mapping[str, Any]]) -> Reply:
 def log(events: Sequence[Event]) -> Reply:
     if not events:
         return Reply.text("the log is empty", title="Log")
-    lines = []
-    for e in events:
-        brief = " ".join(f"{k}={v}" for k, v in e.data.items() if isinstance(v, str | int | float | bool))
-        lines.append(f"{e.ts[5:19]} {e.type} {e.session or '-'} {brief[:200]}")
-    return Reply(tuple(lines), title=f"Last {len(events)} events")
+    lines = [f"{e.ts[5:10]} {e.ts[11:16]} {sentence(e, 300)}" for e in events]  # one sentence each, as `log tail`
+    return Reply(tuple(lines), title=f"Last {len(events)} events (UTC)")
 
 
 def spend(report: Mapping[str, Any], budget: Mapping[str, Any]) -> Reply:
     lines = [f"${report['total_usd']:.2f} of ${budget['daily_usd']:.2f} today ({report['calls']} agent calls)",
              f"left: ${budget['left_usd']:.2f}; state: {budget['state']}"]  # fmt: skip
     by_job = ", ".join(f"{k} ${v:.2f}" for k, v in report.get("by_purpose", {}).items())
-    by_session = ", ".join(f"{k} ${v:.2f}" for k, v in report.get("by_session", {}).items() if k != "-")
+    by_session = spend_by_session(report) if report.get("by_session") else ""  # else "by job" says it all
     lines += [f"by job: {by_job}"] if by_job else []
     lines += [f"by session: {by_session}"] if by_session else []
     return Reply(tuple(lines), title="Spend today")

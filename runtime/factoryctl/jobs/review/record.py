@@ -19,6 +19,10 @@ from factoryctl.jobs.review.tree import ReviewTree
 from factoryctl.rules.gate import FINAL, Decision, GateVerdict
 from factoryctl.state.alerts import LogNotifier
 
+# How a decision reads in the review's progress lines (approve and awaiting_human have their own).
+_SAID = {GateVerdict.REJECT: "rejected", GateVerdict.PENDING: "left in the queue", GateVerdict.HUMAN_APPROVE:
+         "approved by a person", GateVerdict.RESTORED: "restored to the queue"}  # fmt: skip
+
 
 class Recorder:
     def __init__(self, ctx: Context, tree: ReviewTree, say: Callable[[str], None], *, dry_run: bool = False) -> None:
@@ -102,4 +106,5 @@ class Recorder:
             case GateVerdict.AWAITING_HUMAN:
                 return f"{d.branch}: approved by the reviewer; waiting for `factoryctl queue approve`"
             case _:
-                return f"{d.branch}: {d.verdict.value}" + (f": {'; '.join(d.reasons)}" if d.reasons else "")
+                said = _SAID.get(d.verdict, d.verdict.value.replace("_", " "))
+                return f"{d.branch}: {said}" + (f": {'; '.join(d.reasons)}" if d.reasons else "")

@@ -11,8 +11,9 @@ import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from factoryctl.core.defaults import HTTP_MAX_BODY, HTTP_MIN_TOKEN
+from factoryctl.core.defaults import HTTP_MAX_BODY
 from factoryctl.core.errors import ConfigError
+from factoryctl.core.secrets import secret_problem
 
 COOKIE = "factory_session"
 Scope = MutableMapping[str, Any]
@@ -27,8 +28,9 @@ def check_token(token: str | None) -> str:
     token = (token or "").strip()
     if not token:
         raise ConfigError("FACTORY_HTTP_TOKEN is not set: `serve` will not run without a token")
-    if len(token) < HTTP_MIN_TOKEN:
-        raise ConfigError(f"FACTORY_HTTP_TOKEN is too short: use at least {HTTP_MIN_TOKEN} random characters")
+    problem = secret_problem("FACTORY_HTTP_TOKEN", token)  # the rule the deploy checks too
+    if problem:
+        raise ConfigError(problem)
     return token
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
@@ -25,7 +26,8 @@ from factoryctl.jobs.context import Context
 from factoryctl.jobs.serve import plots
 from factoryctl.jobs.serve.recent import Recent
 from factoryctl.jobs.sessions import heartbeat_age
-from factoryctl.rules import metrics
+from factoryctl.rules import metrics, sentences
+from factoryctl.state.eventlog import Event
 
 log = logging.getLogger(__name__)
 _GITHUB = re.compile(
@@ -44,6 +46,11 @@ def short_ts(ts: object) -> str:
     """`2026-11-30T14:03:01.467Z` -> `11-30 14:03` (UTC), for tables read at a glance."""
     text = str(ts or "")
     return f"{text[5:10]} {text[11:16]}" if len(text) >= 16 and text[10:11] == "T" else text
+
+
+def event_sentence(event: Mapping[str, Any]) -> str:
+    """An event record (as `status` reports it) in one sentence, the same as `log tail` says it."""
+    return sentences.sentence(Event(**event), 300)
 
 
 @dataclass
@@ -140,6 +147,7 @@ class Page:
         self.cache = DayCache()
         self.env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
         self.env.filters["when"] = short_ts
+        self.env.filters["sentence"] = event_sentence
         self.template = self.env.from_string(
             resources.files("factoryctl.jobs.serve").joinpath("templates/page.html").read_text(encoding="utf-8")
         )

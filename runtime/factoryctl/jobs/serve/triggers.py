@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from factoryctl.adapters.runner import Completed, run
 from factoryctl.core.clock import format_ts
-from factoryctl.core.defaults import HOME_ENV, TRIGGER_JOB_TIMEOUT_S
+from factoryctl.core.defaults import HOME_ENV, PRIVATE_FILE_MODE, TRIGGER_JOB_TIMEOUT_S
 from factoryctl.core.errors import AlreadyRunning, FactoryError
 from factoryctl.jobs.context import Context
 from factoryctl.state.locks import job_lock
@@ -87,5 +87,7 @@ class Triggers:
     def _keep_output(self, job: str, done: Completed) -> None:
         logs = self.ctx.paths.logs_dir
         logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"trigger-{job}.log", "a", encoding="utf-8") as fh:
+        fd = os.open(logs / f"trigger-{job}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # also a file an older version made world-readable
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(f"--- {format_ts(self.ctx.clock())} exit {done.returncode}\n{done.stdout}{done.stderr}\n")
