@@ -24,6 +24,9 @@ from factoryctl.core.errors import FactoryError, ToolMissing
 
 log = logging.getLogger(__name__)
 
+# In argv of `run(..., report=LIMIT)`: replaced by the path of the child's report pipe.
+REPORT_FD = "@@factory-report-fd@@"
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -35,6 +38,8 @@ class Completed:
     stderr: str
     duration_s: float
     timed_out: bool = False
+    cut: bool = False  # stdout or stderr went past the capture limit: what was kept is not all it said
+    report: bytes | None = None  # what the process wrote to its report pipe (`report=True`), None if cut
 
     @property
     def ok(self) -> bool:
@@ -57,9 +62,10 @@ class CommandFailed(FactoryError):
 
 
 class _Capture(threading.Thread):
-    def __init__(self, stream: object) -> None:
+    def __init__(self, stream: object, limit: int | None = MAX_CAPTURE_BYTES) -> None:
         super().__init__(daemon=True)
         self.stream = stream
+        self.limit = limit
         self.chunks: list[bytes] = []
         self.size = 0
 
@@ -72,12 +78,21 @@ class _Capture(threading.Thread):
                 return
             if not chunk:
                 return
-            if self.size < MAX_CAPTURE_BYTES:
-                self.chunks.append(chunk[: MAX_CAPTURE_BYTES - self.size])
+            if self.limit is None:
+                self.chunks.append(chunk)
+            elif self.size < self.limit:
+                self.chunks.append(chunk[: self.limit - self.size])
             self.size += len(chunk)
 
+    @property
+    def cut(self) -> bool:
+        return self.limit is not None and self.size > self.limit
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
     def text(self) -> str:
-        return b"".join(self.chunks).decode("utf-8", errors="replace")
+        return self.data().decode("utf-8", errors="replace")
 
 
 def kill_tree(pid: int, grace_s: float = KILL_GRACE_S) -> None:
@@ -116,13 +131,27 @@ def run(
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = False,
+    limit: int | None = MAX_CAPTURE_BYTES,
+    report: int | None = None,
 ) -> Completed:
-    """Run argv (never through a shell); kill its whole process group on timeout or exit."""
+    """Run argv (never through a shell); kill its whole process group on timeout or exit.
+
+    Output past `limit` bytes (None: no limit, for trusted tools whose every line counts,
+    like git's file lists) is dropped and the result says so (`cut`): a caller deciding on
+    it must fail closed. `report` (a byte limit) gives the child a pipe of its own for a
+    report: REPORT_FD in argv becomes that pipe's path (/dev/fd/N), and what arrives
+    there, None when past the limit, is `Completed.report`. A pipe, not a file: nothing
+    can rewrite what was already read, and what is written to it later only adds to it.
+    """
     args = tuple(str(a) for a in argv)
     if not args:
         raise FactoryError("empty command")
     log.debug("run %s (cwd=%s, timeout=%s)", args, cwd, timeout)
     start = time.monotonic()
+    pipe = os.pipe() if report is not None else None
+    if pipe is not None:
+        os.set_inheritable(pipe[1], True)
+        args = tuple(a.replace(REPORT_FD, f"/dev/fd/{pipe[1]}") for a in args)
     try:
         proc = subprocess.Popen(
             args,
@@ -132,12 +161,20 @@ def run(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            pass_fds=(pipe[1],) if pipe is not None else (),
         )
     except FileNotFoundError as exc:
+        _close(pipe)
         raise ToolMissing(f"{args[0]}: command not found (is it installed and on PATH?)") from exc
     except PermissionError as exc:
+        _close(pipe)
         raise ToolMissing(f"{args[0]}: not executable ({exc.strerror})") from exc
-    out, err = _Capture(proc.stdout), _Capture(proc.stderr)
+    out, err = _Capture(proc.stdout, limit), _Capture(proc.stderr, limit)
+    side = None
+    if pipe is not None:
+        os.close(pipe[1])
+        side = _Capture(os.fdopen(pipe[0], "rb"), report)
+        side.start()
     out.start()
     err.start()
     timed_out = False
@@ -151,19 +188,20 @@ def run(
             kill_tree(proc.pid)
             proc.wait()
         # A child that outlives its parent must not hold the pipes open forever.
-        out.join(PIPE_GRACE_S)
-        err.join(PIPE_GRACE_S)
-        if out.is_alive() or err.is_alive() or _group_alive(proc.pid):
+        captures = [c for c in (out, err, side) if c is not None]
+        for capture in captures:
+            capture.join(PIPE_GRACE_S)
+        if any(c.is_alive() for c in captures) or _group_alive(proc.pid):
             kill_tree(proc.pid, grace_s=0.5)
-            out.join(PIPE_GRACE_S)
-            err.join(PIPE_GRACE_S)
+            for capture in captures:
+                capture.join(PIPE_GRACE_S)
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave nothing behind.
         kill_tree(proc.pid, grace_s=0.5)
         raise
     finally:
-        for stream in (proc.stdout, proc.stderr):
-            with contextlib.suppress(OSError):
+        for stream in (proc.stdout, proc.stderr, None if side is None else side.stream):
+            with contextlib.suppress(OSError, AttributeError):
                 stream.close()  # type: ignore[union-attr]
     done = Completed(
         argv=args,
@@ -172,11 +210,21 @@ def run(
         stderr=err.text(),
         duration_s=time.monotonic() - start,
         timed_out=timed_out,
+        cut=out.cut or err.cut,
+        report=None if side is None or side.cut else side.data(),
     )
+    if done.cut:
+        log.warning("%s printed more than %s bytes: its output was cut", args[0], limit)
     log.debug("done %s rc=%s in %.2fs", args[0], done.returncode, done.duration_s)
     if check and not done.ok:
         raise CommandFailed(done)
     return done
+
+
+def _close(pipe: tuple[int, int] | None) -> None:
+    for fd in pipe or ():
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _feed(proc: subprocess.Popen[bytes], text: str) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from factoryctl.adapters.runner import run
-from factoryctl.core.defaults import SANDBOX_PASS_ENV, SANDBOX_PROBE_TIMEOUT_S
+from factoryctl.core.defaults import SANDBOX_PASS_ENV, SANDBOX_PROBE_TIMEOUT_S, SANDBOX_SET_ENV
 from factoryctl.core.errors import FactoryError
 
 
@@ -98,6 +98,7 @@ def allowed_env(source: Mapping[str, str], home: Path | None, extra: Sequence[st
     """The environment of a sandboxed call: an allow-list, HOME pointing at its cache, nothing else."""
     env = {k: source[k] for k in (*SANDBOX_PASS_ENV, *extra) if k in source}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(SANDBOX_SET_ENV)
     if home is not None:
         env["HOME"] = str(home)
     return env
@@ -110,6 +111,14 @@ class Launch:
     sandbox: Sandbox
     policy: Policy
     env: Mapping[str, str]
+
+    def fresh(self, home: Path) -> Launch:
+        """This launch with an empty `home` of its own as HOME (one check run: nothing persists to
+        the next), bytecode neither written nor read from the worktree, tool caches inside it."""
+        env = {**self.env, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONPYCACHEPREFIX": str(home / ".pycache"), "XDG_CACHE_HOME": str(home / ".cache"),
+               "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONNOUSERSITE": "1"}  # fmt: skip
+        return Launch(self.sandbox, replace(self.policy, home=home), env)
 
     def argv(self, argv: Sequence[str], *, cwd: Path | None = None, network: bool | None = None) -> list[str]:
         """`argv` wrapped; `cwd` a folder inside the workdir, `network` this command's own need."""

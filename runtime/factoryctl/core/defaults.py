@@ -21,6 +21,8 @@ MODEL_CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
 # What every sandboxed call's environment may hold (plus sandbox.pass_env); HOME is its cache.
 SANDBOX_PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNAME", "NODE_EXTRA_CA_CERTS")
 SANDBOX_PROBE_TIMEOUT_S = 20.0
+# Every sandboxed call: no user site-packages (a plugin planted under ~/.local never loads).
+SANDBOX_SET_ENV = {"PYTHONNOUSERSITE": "1"}
 
 # -- subprocesses ------------------------------------------------------------------
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024  # a process printing garbage forever cannot eat the RAM
@@ -41,6 +43,7 @@ NOTE_CHARS = 160  # a crashed check's one-line note
 JUNIT_MAX_BYTES = 32 * 1024 * 1024  # a bigger test report is not trusted
 JUNIT_MAX_TESTS = 200_000
 LOST_TESTS_SHOWN = 5  # test names named in a reason
+STRAYS_SHOWN = 3  # files a check left behind, named in its note
 
 # -- loops ---------------------------------------------------------------------------
 PAUSE_POLL_S = 10.0  # how often a paused loop looks again
