@@ -20,7 +20,7 @@ from factoryctl.adapters.evidence import bound, extract
 from factoryctl.adapters.git import Git
 from factoryctl.adapters.junit import Outcomes, disagreement, parse_junit, report_args
 from factoryctl.adapters.parsers import parse
-from factoryctl.adapters.runner import REPORT_FD, Completed, run
+from factoryctl.adapters.runner import Completed, run
 from factoryctl.adapters.sandbox import Launch
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.clock import format_ts
@@ -114,15 +114,20 @@ def _run_one(
     tests: Outcomes | None = None
     root = str(launch.policy.workdir)  # the path the tools print: taken out of the evidence
     secrets = [os.environ.get(name, "") for name in SECRET_ENV]
-    home = Path(tempfile.mkdtemp(prefix="factory-check-"))
+    run_dir = Path(tempfile.mkdtemp(prefix="factory-check-"))  # this run's HOME, and its report's folder
+    home, verdict = run_dir / "home", run_dir / "report"
     try:
+        home.mkdir()
+        verdict.mkdir()
         if pristine is not None:
             pristine.clean()
-        reporting = bool(report_args(spec.parser, Path(REPORT_FD)))
-        argv = check_argv(spec) + report_args(spec.parser, Path(REPORT_FD))
-        own = launch.fresh(home)
+        report = verdict / "junit.xml"  # a named pipe in a folder the check sees read-only
+        reporting = bool(report_args(spec.parser, report))
+        argv = check_argv(spec) + report_args(spec.parser, report)
+        own = launch.fresh(home, verdict)
         done = runner(own.argv(argv, cwd=cwd, network=spec.network), cwd=cwd, timeout=spec.timeout_s,
-                      env=dict(own.env), report=JUNIT_MAX_BYTES if reporting else None)  # fmt: skip
+                      env=dict(own.env), report=report if reporting else None,
+                      report_limit=JUNIT_MAX_BYTES)  # fmt: skip
         counts = parse(spec.parser, done.stdout, done.stderr, done.returncode, pattern=spec.pattern)
         evidence = extract(spec.parser, done.stdout, done.stderr, done.returncode, counts, root=root, secrets=secrets)
         if reporting:
@@ -137,7 +142,7 @@ def _run_one(
         evidence = bound([counts.note], root=root, secrets=secrets)
         took = 0.0
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
     ended = clock()
     return CheckRun(spec.name, counts, format_ts(started), format_ts(ended), took, spec.heavy, evidence, tests=tests)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -23,9 +25,6 @@ from factoryctl.core.defaults import KILL_GRACE_S, MAX_CAPTURE_BYTES, PIPE_GRACE
 from factoryctl.core.errors import FactoryError, ToolMissing
 
 log = logging.getLogger(__name__)
-
-# In argv of `run(..., report=LIMIT)`: replaced by the path of the child's report pipe.
-REPORT_FD = "@@factory-report-fd@@"
 
 
 @dataclass(frozen=True)
@@ -132,26 +131,24 @@ def run(
     env: Mapping[str, str] | None = None,
     check: bool = False,
     limit: int | None = MAX_CAPTURE_BYTES,
-    report: int | None = None,
+    report: Path | None = None,
+    report_limit: int = MAX_CAPTURE_BYTES,
 ) -> Completed:
     """Run argv (never through a shell); kill its whole process group on timeout or exit.
 
     Output past `limit` bytes (None: no limit, for trusted tools whose every line counts,
     like git's file lists) is dropped and the result says so (`cut`): a caller deciding on
-    it must fail closed. `report` (a byte limit) gives the child a pipe of its own for a
-    report: REPORT_FD in argv becomes that pipe's path (/dev/fd/N), and what arrives
-    there, None when past the limit, is `Completed.report`. A pipe, not a file: nothing
-    can rewrite what was already read, and what is written to it later only adds to it.
+    it must fail closed. `report`: a path (in a folder the child cannot write) made a named
+    pipe for the child to write its report into; what arrives there, None past
+    `report_limit`, is `Completed.report`. A pipe, not a file: what was written cannot be
+    rewritten, only added to, and a second report after the first makes it unreadable.
     """
     args = tuple(str(a) for a in argv)
     if not args:
         raise FactoryError("empty command")
     log.debug("run %s (cwd=%s, timeout=%s)", args, cwd, timeout)
     start = time.monotonic()
-    pipe = os.pipe() if report is not None else None
-    if pipe is not None:
-        os.set_inheritable(pipe[1], True)
-        args = tuple(a.replace(REPORT_FD, f"/dev/fd/{pipe[1]}") for a in args)
+    side = None if report is None else _Fifo(report, report_limit)
     try:
         proc = subprocess.Popen(
             args,
@@ -161,22 +158,18 @@ def run(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            pass_fds=(pipe[1],) if pipe is not None else (),
         )
     except FileNotFoundError as exc:
-        _close(pipe)
+        _close(side)
         raise ToolMissing(f"{args[0]}: command not found (is it installed and on PATH?)") from exc
     except PermissionError as exc:
-        _close(pipe)
+        _close(side)
         raise ToolMissing(f"{args[0]}: not executable ({exc.strerror})") from exc
     out, err = _Capture(proc.stdout, limit), _Capture(proc.stderr, limit)
-    side = None
-    if pipe is not None:
-        os.close(pipe[1])
-        side = _Capture(os.fdopen(pipe[0], "rb"), report)
-        side.start()
     out.start()
     err.start()
+    if side is not None:
+        side.start()
     timed_out = False
     try:
         if input is not None:
@@ -188,21 +181,22 @@ def run(
             kill_tree(proc.pid)
             proc.wait()
         # A child that outlives its parent must not hold the pipes open forever.
-        captures = [c for c in (out, err, side) if c is not None]
-        for capture in captures:
-            capture.join(PIPE_GRACE_S)
-        if any(c.is_alive() for c in captures) or _group_alive(proc.pid):
+        out.join(PIPE_GRACE_S)
+        err.join(PIPE_GRACE_S)
+        if out.is_alive() or err.is_alive() or _group_alive(proc.pid):
             kill_tree(proc.pid, grace_s=0.5)
-            for capture in captures:
-                capture.join(PIPE_GRACE_S)
+            out.join(PIPE_GRACE_S)
+            err.join(PIPE_GRACE_S)
+        report_data = None if side is None else side.finish()
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave nothing behind.
         kill_tree(proc.pid, grace_s=0.5)
         raise
     finally:
-        for stream in (proc.stdout, proc.stderr, None if side is None else side.stream):
-            with contextlib.suppress(OSError, AttributeError):
+        for stream in (proc.stdout, proc.stderr):
+            with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
+        _close(side)
     done = Completed(
         argv=args,
         returncode=None if timed_out else proc.returncode,
@@ -211,7 +205,7 @@ def run(
         duration_s=time.monotonic() - start,
         timed_out=timed_out,
         cut=out.cut or err.cut,
-        report=None if side is None or side.cut else side.data(),
+        report=report_data,
     )
     if done.cut:
         log.warning("%s printed more than %s bytes: its output was cut", args[0], limit)
@@ -221,10 +215,51 @@ def run(
     return done
 
 
-def _close(pipe: tuple[int, int] | None) -> None:
-    for fd in pipe or ():
+class _Fifo(threading.Thread):
+    """A named pipe at `path` and a thread draining it until the writers are done.
+
+    The reader holds a write end too, so the pipe never reads as ended before the child
+    opened it; `finish()` (after the child and its group are gone) reads what is left.
+    """
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__(daemon=True)
+        os.mkfifo(path, 0o600)
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if not ready:
+                if self.done.is_set():
+                    return
+                continue
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if self.size <= self.limit:
+                self.chunks.append(chunk)
+            self.size += len(chunk)
+
+    def finish(self) -> bytes | None:
+        self.done.set()
+        if self.is_alive():
+            self.join()
+        return None if self.size > self.limit else b"".join(self.chunks)
+
+
+def _close(side: _Fifo | None) -> None:
+    if side is not None:
+        side.done.set()
         with contextlib.suppress(OSError):
-            os.close(fd)
+            os.close(side.fd)
 
 
 def _feed(proc: subprocess.Popen[bytes], text: str) -> None:

@@ -112,13 +112,15 @@ class Launch:
     policy: Policy
     env: Mapping[str, str]
 
-    def fresh(self, home: Path) -> Launch:
+    def fresh(self, home: Path, verdict: Path) -> Launch:
         """This launch with an empty `home` of its own as HOME (one check run: nothing persists to
-        the next), bytecode neither written nor read from the worktree, tool caches inside it."""
+        the next), bytecode neither written nor read from the worktree, tool caches inside it, and
+        `verdict` (the folder of its report's named pipe) read-only."""
         env = {**self.env, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONPYCACHEPREFIX": str(home / ".pycache"), "XDG_CACHE_HOME": str(home / ".cache"),
                "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONNOUSERSITE": "1"}  # fmt: skip
-        return Launch(self.sandbox, replace(self.policy, home=home), env)
+        policy = replace(self.policy, home=home, read_only=(*self.policy.read_only, verdict))
+        return Launch(self.sandbox, policy, env)
 
     def argv(self, argv: Sequence[str], *, cwd: Path | None = None, network: bool | None = None) -> list[str]:
         """`argv` wrapped; `cwd` a folder inside the workdir, `network` this command's own need."""
