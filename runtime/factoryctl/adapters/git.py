@@ -121,6 +121,15 @@ class Git:
             deleted += int(minus) if minus.isdigit() else 0
         return DiffStat(tuple(files), added, deleted)
 
+    def added(self, base: str, head: str) -> list[str]:
+        """Files `head` has and `base` has not (read whole, like `diffstat`)."""
+        listing = self.run("diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", base, head, "--", limit=None)
+        return [path for path in listing.stdout.split("\0") if path]
+
+    def top_level(self, commit: str) -> list[str]:
+        """The names at the top of a commit's tree."""
+        return [name for name in self.run("ls-tree", "--name-only", "-z", commit, limit=None).stdout.split("\0") if name]
+
     def worktrees(self) -> list[Path]:
         out = []
         for line in self.out("worktree", "list", "--porcelain").splitlines():

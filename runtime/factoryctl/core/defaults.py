@@ -60,16 +60,36 @@ REVIEW_FAILURES = 2  # a branch whose review failed this often (not decided: cra
 
 # -- the gate ------------------------------------------------------------------------
 # What decides how a change is judged, or what gets installed: a change to these waits for a person.
-SENSITIVE_PATHS = (
-    "conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "noxfile.py", "pyproject.toml", ".coveragerc",
-    "mypy.ini", ".mypy.ini", "ruff.toml", ".ruff.toml", "tsconfig*.json", "jsconfig*.json", "vitest.config.*",
-    "vitest.workspace.*", "jest.config.*", "babel.config.*", ".babelrc*", ".eslintrc*", "eslint.config.*",
-    "package.json", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "pnpm-workspace.yaml",
-    "yarn.lock", ".npmrc", ".yarnrc*", "uv.lock", "poetry.lock", "Pipfile.lock", "requirements*.txt",
-    "Makefile", ".pre-commit-config.yaml", ".circleci/*", "Jenkinsfile", "azure-pipelines.yml",
-)  # fmt: skip
+# One table, by the tool that reads each name for configuration or plugins, following the tool's own
+# discovery rules (tests/integration/test_sensitive_discovery.py runs each tool to show it reads them).
+# A name without '/' matches in any folder; a glob with '/' matches the whole path.
+SENSITIVE_BY_TOOL: dict[str, tuple[str, ...]] = {
+    "pytest": ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg",
+               "conftest.py"),
+    "python": ("sitecustomize.py", "usercustomize.py", "*.pth", "setup.py", "pyproject.toml"),
+    "mypy": ("mypy.ini", ".mypy.ini", "pyproject.toml", "setup.cfg"),
+    "ruff": ("ruff.toml", ".ruff.toml", "pyproject.toml"),
+    "coverage": (".coveragerc",),
+    "tox/nox": ("tox.ini", "noxfile.py"),
+    "pip/uv/poetry": ("requirements*.txt", "constraints*.txt", "uv.lock", "uv.toml", "poetry.lock", "Pipfile",
+                      "Pipfile.lock", "pip.conf", ".python-version"),
+    "tsc": ("tsconfig*.json", "jsconfig*.json"),
+    "vitest": ("vitest.config.*", "vitest.workspace.*", "vite.config.*"),
+    "jest": ("jest.config.*", "babel.config.*", ".babelrc*"),
+    "eslint": ("eslint.config.*", ".eslintrc*", ".eslintignore"),
+    "npm/pnpm/yarn": ("package.json", "package-lock.json", "npm-shrinkwrap.json", ".npmrc", "pnpm-lock.yaml",
+                      "pnpm-workspace.yaml", ".pnpmfile.cjs", ".pnpmfile.mjs", "yarn.lock", ".yarnrc*", ".yarn/*",
+                      ".pnp.*"),
+    "ci": ("Makefile", ".pre-commit-config.yaml", ".circleci/*", "Jenkinsfile", "azure-pipelines.yml"),
+    "agent": (".claude/*", ".mcp.json"),
+}  # fmt: skip
+SENSITIVE_PATHS = tuple(dict.fromkeys(name for names in SENSITIVE_BY_TOOL.values() for name in names))
+# pyproject.toml tables that change how checks run or what gets installed as a command or plugin
+# ([project.entry-points.pytest11] loads a pytest plugin; [project.scripts] may install a `pytest`).
+PYPROJECT_SENSITIVE_KEYS = ("tool", "build-system", "project.entry-points", "project.scripts", "project.gui-scripts")
 # package.json keys that change how checks run (the rest, dependencies included, is not sensitive by itself).
-PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "mocha", "ava", "c8", "nyc", "type")
+PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "mocha", "ava", "c8", "nyc", "type",
+                               "packageManager", "pnpm", "imports", "bin")  # fmt: skip
 
 # -- HTTP (factoryctl serve) ---------------------------------------------------------
 HTTP_TOKEN_ENV = "FACTORY_HTTP_TOKEN"  # bearer token; without it `serve` refuses to start

@@ -14,7 +14,7 @@ from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.workspace import ensure_setup, ensure_worktree
-from factoryctl.rules.changes import judging_config_changed, protected_touched, sensitive_touched
+from factoryctl.rules.changes import judging_config_changed, new_on_import_path, protected_touched, sensitive_touched
 from factoryctl.rules.gate import BranchFacts
 
 IDENTITY = ("factory review", "review@factory.invalid")
@@ -86,6 +86,8 @@ class ReviewTree:
             path for path in sensitive_touched(files, self.ctx.settings.repo.sensitive_paths)
             if judging_config_changed(path, self.blob(main_sha, path), self.blob(head, path))
         ]  # fmt: skip
+        shadows = new_on_import_path(self.repo.added(main_sha, head), self.repo.top_level(main_sha))
+        sensitive += [path for path in shadows if path not in sensitive]
         return BranchFacts(head=head, protected=tuple(protected), sensitive=tuple(sensitive))
 
     def blob(self, commit: str, path: str) -> str | None:
