@@ -95,6 +95,9 @@ PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "moc
 HTTP_TOKEN_ENV = "FACTORY_HTTP_TOKEN"  # bearer token; without it `serve` refuses to start
 GITHUB_SECRET_ENV = "FACTORY_GITHUB_SECRET"  # the webhook's HMAC secret; unset: no webhook
 HTTP_MAX_BODY = 64 * 1024  # bytes; a larger request body gets 413
+WEBHOOK_DELIVERY_TTL = timedelta(days=3)  # a GitHub delivery id is remembered this long (GitHub retries for 3 days)
+WEBHOOK_DELIVERIES_KEPT = 10_000  # ... and at most this many of them (the oldest forgotten first)
+WEBHOOK_DELIVERY_ID_CHARS = 100  # a longer X-GitHub-Delivery is not an id GitHub sends
 HTTP_MIN_TOKEN = 16  # characters: a shorter token is refused at start
 HTTP_EVENTS_LIMIT = 1000  # the most events /api/events returns
 TRIGGER_JOB_TIMEOUT_S = 6 * 3600.0  # a triggered review/standup/doctor is killed after this
