@@ -189,8 +189,12 @@ def test_a_package_the_agent_installed_is_gone_at_the_next_cycle(tmp_path: Path)
     toml = (
         (factory.home / "factory.toml")
         .read_text()
-        .replace("[repo]\n", f'[repo]\nsetup = ["sh", "-c", {json.dumps(INSTALL)}]\nsetup_inputs = ["deps.lock"]\n'
-                 'dependency_dirs = ["node_modules", ".setup"]\n', 1)
+        .replace(
+            "[repo]\n",
+            f'[repo]\nsetup = ["sh", "-c", {json.dumps(INSTALL)}]\nsetup_inputs = ["deps.lock"]\n'
+            'dependency_dirs = ["node_modules", ".setup"]\n',
+            1,
+        )
     )
     (factory.home / "factory.toml").write_text(toml)
     # The counter stays in the worktree (the sandbox's), in a folder setup makes: checks' cleaning keeps it.

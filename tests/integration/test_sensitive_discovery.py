@@ -34,7 +34,9 @@ def tool(argv: list[str], cwd: Path, **env: str) -> Completed:
 
 
 def pytest_header(name: str) -> Proof:
-    return lambda root: f"configfile: {name}" in tool([str(BIN / "pytest"), "--co", "-p", "no:cacheprovider"], root).stdout
+    return lambda root: (
+        f"configfile: {name}" in tool([str(BIN / "pytest"), "--co", "-p", "no:cacheprovider"], root).stdout
+    )
 
 
 def mypy_silenced(root: Path) -> bool:
@@ -110,7 +112,7 @@ NEEDS_NODE = {"tsc", "vitest", "jest", "eslint"}
 def test_the_tool_reads_the_name(tmp_path: Path, tool_name: str, name: str, path: str, text: str, proof: Proof) -> None:
     if tool_name in NEEDS_NODE and not NODE_MODULES.is_dir():
         pytest.skip("the TypeScript sample is not installed: run `npm ci --prefix tests/samples/ts-app`")
-    if tool_name == "npm/pnpm/yarn" and not shutil.which(path.startswith(".pnpm") and "pnpm" or "npm"):
+    if tool_name == "npm/pnpm/yarn" and not shutil.which((path.startswith(".pnpm") and "pnpm") or "npm"):
         pytest.skip("npm/pnpm not installed")
     root = tmp_path / "project"
     root.mkdir()

@@ -55,7 +55,8 @@ def only_main(factory: Factory, main: str) -> None:
 def test_a_pytest_toml_that_shadows_the_package_waits_for_a_person(tmp_path: Path) -> None:
     factory = make_factory(tmp_path)
     good = (factory.home / "repo" / STOCK).read_text()
-    shadow = [{"write": f".shadow/inventory/{name}", "content": (factory.home / "repo" / "inventory" / name).read_text()}
+    package = factory.home / "repo" / "inventory"
+    shadow = [{"write": f".shadow/inventory/{name}", "content": (package / name).read_text()}
               for name in ("__init__.py", "report.py", "stock.py")]  # fmt: skip
     config = {"write": ".pytest.toml", "content": '[pytest]\npythonpath = [".shadow", "."]\ntestpaths = ["tests"]\n'}
     factory.script([agent([*shadow, config, {"write": STOCK, "content": good.replace(*BROKEN)}]),
@@ -166,14 +167,14 @@ def test_bytecode_a_branch_leaves_never_stands_in_for_the_next_branchs_code(tmp_
 
 # -- 5. a persistent, writable HOME --------------------------------------------------------------------------
 
-PLUGIN = '''import pytest
+PLUGIN = """import pytest
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     outcome.get_result().outcome = "passed"
-'''
+"""
 
 
 def install_plugin() -> str:

@@ -128,7 +128,9 @@ class Git:
 
     def top_level(self, commit: str) -> list[str]:
         """The names at the top of a commit's tree."""
-        return [name for name in self.run("ls-tree", "--name-only", "-z", commit, limit=None).stdout.split("\0") if name]
+        return [
+            name for name in self.run("ls-tree", "--name-only", "-z", commit, limit=None).stdout.split("\0") if name
+        ]
 
     def worktrees(self) -> list[Path]:
         out = []

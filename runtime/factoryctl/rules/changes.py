@@ -169,8 +169,8 @@ def new_on_import_path(added: Sequence[str], top_level: Sequence[str]) -> list[s
     hits = []
     for path in added:
         parts = path.split("/")
-        if parts[0] not in existing and (len(parts) > 1 or parts[0].endswith((".py", ".pth"))):
-            hits.append(path)
-        elif any(part.removesuffix(".py") in packages for part in parts[1:]) and parts[-1].endswith(".py"):
+        if (parts[0] not in existing and (len(parts) > 1 or parts[0].endswith((".py", ".pth")))) or (
+            any(part.removesuffix(".py") in packages for part in parts[1:]) and parts[-1].endswith(".py")
+        ):
             hits.append(path)
     return hits

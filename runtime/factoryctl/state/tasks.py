@@ -241,7 +241,9 @@ def _valid(title: str, body: str, priority: str) -> str:
     if not title:
         raise UsageError('a task needs a title: factoryctl task add "what to build"')
     if len(title) > TASK_MAX_TITLE:
-        raise UsageError(f"the title is {len(title)} characters; keep it under {TASK_MAX_TITLE} (put details in --body)")
+        raise UsageError(
+            f"the title is {len(title)} characters; keep it under {TASK_MAX_TITLE} (put details in --body)"
+        )
     if len(body) > TASK_MAX_BODY:
         raise UsageError(f"the body is {len(body)} characters; the limit is {TASK_MAX_BODY}")
     if priority not in PRIORITIES:
