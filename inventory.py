@@ -33,7 +33,9 @@ from pyinfra.api.exceptions import InventoryError
 
 from provision import hostdata, layout
 
-_CLAUDE = ["claude", "-p", "--model", "sonnet", "--output-format", "json"]
+_CLAUDE = ["claude", "-p", "--model", "sonnet"]
+# The agent streams (live progress) and may edit and run commands: the sandbox is the boundary.
+_AGENT = [*_CLAUDE, "--output-format", "stream-json", "--verbose", "--permission-mode", "bypassPermissions"]
 
 DEFAULTS: dict[str, Any] = {
     # Agents: s1..sN, each a tmux session factory-sN running `factoryctl loop sN`.
@@ -44,9 +46,9 @@ DEFAULTS: dict[str, Any] = {
     # The branch the factory protects: only reviewed, tested merges land on it.
     "factory_repo_branch": "main",
     # The coding agent: argv, the prompt on stdin, run in the session's worktree.
-    "factory_agent_command": [*_CLAUDE, "--max-turns", "40", "--max-budget-usd", "2"],
+    "factory_agent_command": [*_AGENT, "--max-turns", "40", "--max-budget-usd", "2"],
     # The reviewer: review, standup, doctor and bot calls.
-    "factory_reviewer_command": [*_CLAUDE, "--max-turns", "3"],
+    "factory_reviewer_command": [*_CLAUDE, "--output-format", "json", "--max-turns", "3"],
     # Checks run before and after every change, e.g.
     # {"name": "tsc", "command": ["npx", "tsc", "--noEmit"], "parser": "tsc", "heavy": True}.
     "factory_checks": [],

@@ -92,10 +92,12 @@ def make_factory(
     extra: str = "",
     agent_timeout_s: int = 30,
     reviewer_timeout_s: int = 30,
+    ignore_rules: bool = True,
 ) -> Factory:
     seed = tmp_path / "seed"
     shutil.copytree(SAMPLES / sample, seed, ignore=IGNORE)
-    (seed / ".gitignore").write_text("node_modules\n__pycache__/\n.pytest_cache/\n")
+    if ignore_rules:  # False: a repository that ignores nothing (by-products are the factory's business)
+        (seed / ".gitignore").write_text("node_modules\n__pycache__/\n.pytest_cache/\n")
     (seed / "CLAUDE.md").write_text("Keep changes small. Tests live next to the code.\n")
     git(seed, "init", "-q", "-b", "main")
     git(seed, "add", "-A")
@@ -135,3 +137,21 @@ writable = {json.dumps(writable)}
     factory = Factory(home, origin, scenario)
     factory.script([{"result": "nothing"}])
     return factory
+
+
+# The real Claude Code CLI, as the default configuration runs it (tests/support/messages_standin.py
+# plays the model behind it).
+CLAUDE_AGENT = ["claude", "-p", "--model", "sonnet", "--output-format", "stream-json", "--verbose",
+                "--permission-mode", "bypassPermissions", "--max-turns", "12", "--max-budget-usd", "2"]  # fmt: skip
+CLAUDE_REVIEWER = ["claude", "-p", "--model", "sonnet", "--output-format", "json", "--max-turns", "3"]
+
+
+def use_claude(factory: Factory, agent: list[str] | None = None, reviewer: list[str] | None = None) -> None:
+    """The factory's agent and reviewer become the real `claude` CLI."""
+    toml = factory.home / "factory.toml"
+    text = toml.read_text()
+    scripted = f'["{tool("factory-scripted-agent")}", "--scenario", "{factory.scenario}"]'
+    assert text.count(scripted) == 2, "use_claude expects make_factory's agent and reviewer commands"
+    text = text.replace(scripted, json.dumps(agent or CLAUDE_AGENT), 1)
+    text = text.replace(scripted, json.dumps(reviewer or CLAUDE_REVIEWER), 1)
+    toml.write_text(text)

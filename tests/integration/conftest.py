@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ import pytest
 
 from factoryctl.adapters.tmux import Tmux
 from factoryctl.core.defaults import TMUX_SOCKET_ENV
+from tests.support.messages_standin import Server, client_env
 
 
 def stop_all(server: Tmux) -> None:
@@ -32,3 +34,15 @@ def tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tmux]:
     monkeypatch.setenv(TMUX_SOCKET_ENV, server.socket or "")
     yield server
     stop_all(server)
+
+
+@pytest.fixture
+def messages_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """The Messages API stand-in on 127.0.0.1, and the environment that points the real `claude` at it."""
+    if shutil.which("claude") is None:
+        pytest.skip("the real `claude` CLI is not installed: npm install -g @anthropic-ai/claude-code (.ci/run does)")
+    server = Server(0, {"plays": []}).start()
+    for name, value in client_env(server.url).items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.stop()

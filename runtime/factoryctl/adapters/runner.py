@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,12 +61,16 @@ class CommandFailed(FactoryError):
 
 
 class _Capture(threading.Thread):
-    def __init__(self, stream: object, limit: int | None = MAX_CAPTURE_BYTES) -> None:
+    def __init__(
+        self, stream: object, limit: int | None = MAX_CAPTURE_BYTES, on_line: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__(daemon=True)
         self.stream = stream
         self.limit = limit
         self.chunks: list[bytes] = []
         self.size = 0
+        self.on_line = on_line
+        self.pending = b""  # the unfinished last line, for on_line
 
     def run(self) -> None:
         read = self.stream.read1  # type: ignore[attr-defined]
@@ -76,7 +80,9 @@ class _Capture(threading.Thread):
             except (OSError, ValueError):
                 return
             if not chunk:
+                self._lines(b"", final=True)
                 return
+            self._lines(chunk)
             if self.limit is None:
                 self.chunks.append(chunk)
             elif self.size < self.limit:
@@ -89,6 +95,21 @@ class _Capture(threading.Thread):
 
     def data(self) -> bytes:
         return b"".join(self.chunks)
+
+    def _lines(self, chunk: bytes, final: bool = False) -> None:
+        """Hand each whole line to on_line as it arrives (a line past the capture limit is dropped)."""
+        if self.on_line is None:
+            return
+        *lines, self.pending = (self.pending + chunk).split(b"\n")
+        if final and self.pending:
+            lines, self.pending = [*lines, self.pending], b""
+        if len(self.pending) > MAX_CAPTURE_BYTES:
+            self.pending = b""
+        for line in lines:
+            try:
+                self.on_line(line.decode("utf-8", errors="replace"))
+            except Exception:  # a reader's bug must not stop the capture (and so hang the child)
+                log.exception("on_line failed")
 
     def text(self) -> str:
         return self.data().decode("utf-8", errors="replace")
@@ -130,6 +151,7 @@ def run(
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = False,
+    on_line: Callable[[str], None] | None = None,
     limit: int | None = MAX_CAPTURE_BYTES,
     report: Path | None = None,
     report_limit: int = MAX_CAPTURE_BYTES,
@@ -142,6 +164,7 @@ def run(
     pipe for the child to write its report into; what arrives there, None past
     `report_limit`, is `Completed.report`. A pipe, not a file: what was written cannot be
     rewritten, only added to, and a second report after the first makes it unreadable.
+    `on_line` gets each line of stdout as it is printed (live progress), from another thread.
     """
     args = tuple(str(a) for a in argv)
     if not args:
@@ -165,7 +188,7 @@ def run(
     except PermissionError as exc:
         _close(side)
         raise ToolMissing(f"{args[0]}: not executable ({exc.strerror})") from exc
-    out, err = _Capture(proc.stdout, limit), _Capture(proc.stderr, limit)
+    out, err = _Capture(proc.stdout, limit, on_line), _Capture(proc.stderr, limit)
     out.start()
     err.start()
     if side is not None:

@@ -21,7 +21,9 @@ from factoryctl.core.defaults import ALERT_QUIET, SENSITIVE_PATHS
 from factoryctl.core.errors import ConfigError, UsageError
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_CLAUDE = ["claude", "-p", "--model", "sonnet", "--output-format", "json"]
+_CLAUDE = ["claude", "-p", "--model", "sonnet"]
+# The agent streams (live progress) and may edit and run commands: the sandbox is the boundary.
+_AGENT = [*_CLAUDE, "--output-format", "stream-json", "--verbose", "--permission-mode", "bypassPermissions"]
 
 WEEK_S = 7 * 86400  # no wait or interval is longer: bigger numbers overflow sleeps and timestamps
 Seconds = Annotated[int, Field(gt=0, le=WEEK_S)]
@@ -109,7 +111,7 @@ class RepoSection(_Section):
 
 class AgentSection(_Section):
     command: Command = Field(
-        default_factory=lambda: [*_CLAUDE, "--max-turns", "40", "--max-budget-usd", "2"],
+        default_factory=lambda: [*_AGENT, "--max-turns", "40", "--max-budget-usd", "2"],
         description="argv; the prompt arrives on stdin, cwd is the session worktree",
     )
     timeout_s: Seconds = Field(1200, description="the call is killed (with its children) after this")
@@ -117,7 +119,7 @@ class AgentSection(_Section):
 
 class ReviewerSection(AgentSection):
     command: Command = Field(
-        default_factory=lambda: [*_CLAUDE, "--max-turns", "3"],
+        default_factory=lambda: [*_CLAUDE, "--output-format", "json", "--max-turns", "3"],
         description="review, standup, doctor and bot calls",
     )
     timeout_s: Seconds = 600

@@ -14,15 +14,34 @@ TMUX_SOCKET_ENV = "FACTORY_TMUX_SOCKET"  # a private tmux server (tests)
 # Secrets: scrubbed from every event; the agent never receives the bot or HTTP tokens.
 SECRET_ENV = (
     "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET",
+    "ANTHROPIC_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
 )  # fmt: skip
 WITHHELD_ENV = ("TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET")
 # The model's credential: the agent and the reviewer get it, setup and checks never do.
-MODEL_CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+MODEL_CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+# How Claude Code reaches its model, passed to the agent and the reviewer with the credential:
+# a gateway (ANTHROPIC_BASE_URL), Amazon Bedrock, Google Vertex AI, model pins, retries, a proxy.
+MODEL_ENV = (
+    "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS", "ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "CLAUDE_CODE_USE_BEDROCK", "ANTHROPIC_BEDROCK_BASE_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX", "ANTHROPIC_VERTEX_PROJECT_ID", "ANTHROPIC_VERTEX_BASE_URL", "CLOUD_ML_REGION",
+    "GOOGLE_APPLICATION_CREDENTIALS", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "CLAUDE_CODE_MAX_RETRIES",
+    "API_TIMEOUT_MS", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
+)  # fmt: skip
 # What every sandboxed call's environment may hold (plus sandbox.pass_env); HOME is its cache.
 SANDBOX_PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNAME", "NODE_EXTRA_CA_CERTS")
 SANDBOX_PROBE_TIMEOUT_S = 20.0
 # Every sandboxed call: no user site-packages (a plugin planted under ~/.local never loads).
 SANDBOX_SET_ENV = {"PYTHONNOUSERSITE": "1"}
+# What running the code leaves behind, never part of a change (every worktree's exclude list,
+# whatever the repository's .gitignore says): bytecode, test and tool caches, coverage data.
+BYPRODUCTS = (
+    "__pycache__/", "*.py[cod]", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".hypothesis/", ".tox/", ".nox/",
+    ".coverage", ".coverage.*", "coverage.xml", "htmlcov/", ".nyc_output/", "*.tsbuildinfo", ".eslintcache",
+    ".vite/", ".vitest/", ".turbo/", ".cache/",
+)  # fmt: skip
 
 # -- subprocesses ------------------------------------------------------------------
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024  # a process printing garbage forever cannot eat the RAM
@@ -81,7 +100,9 @@ SENSITIVE_BY_TOOL: dict[str, tuple[str, ...]] = {
                       "pnpm-workspace.yaml", ".pnpmfile.cjs", ".pnpmfile.mjs", "yarn.lock", ".yarnrc*", ".yarn/*",
                       ".pnp.*"),
     "ci": ("Makefile", ".pre-commit-config.yaml", ".circleci/*", "Jenkinsfile", "azure-pipelines.yml"),
-    "agent": (".claude/*", ".mcp.json"),
+    # The agent's own settings and instructions: hooks run with the model credential, text steers every
+    # later call (repo.context_files are added to these).
+    "agent": (".claude/*", "*/.claude/*", "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", ".mcp.json", ".codex/*"),
 }  # fmt: skip
 SENSITIVE_PATHS = tuple(dict.fromkeys(name for names in SENSITIVE_BY_TOOL.values() for name in names))
 # pyproject.toml tables that change how checks run or what gets installed as a command or plugin

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ from factoryctl.adapters.agent import Agent
 from factoryctl.adapters.sandbox import Launch, Policy, Sandbox, allowed_env
 from factoryctl.core.clock import utcnow
 from factoryctl.core.config import Settings, load_settings
-from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV
+from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_ENV
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
 from factoryctl.state.alerts import Alerts, Notifier
@@ -84,22 +86,36 @@ class Context:
             self._sandbox_checked = True
 
     def launch(
-        self, workdir: Path, name: str, *, writable: bool = True, network: bool = False, credential: bool = False
+        self,
+        workdir: Path,
+        name: str,
+        *,
+        writable: bool = True,
+        network: bool = False,
+        credential: bool = False,
+        home: Path | None = None,
+        extra_writable: tuple[Path, ...] = (),
     ) -> Launch:
-        """How an untrusted call in `workdir` starts; `name` picks its cache (its HOME).
+        """How an untrusted call in `workdir` starts; `name` picks its cache (its HOME) unless `home` is given.
 
-        `credential`: the model's key reaches it (the agent, the reviewer); never setup or checks.
+        `credential`: the model's key and how to reach the model reach it (the agent, the reviewer);
+        never setup or checks. A model call in the sandbox is told so (IS_SANDBOX=1): Claude Code
+        then accepts a permission mode that lets it edit and run commands, as the root user too.
         """
         cfg = self.settings.sandbox
-        home = self.paths.caches_dir / name / "home"
+        if home is None:
+            home = self.paths.caches_dir / name / "home"
         home.mkdir(parents=True, exist_ok=True)
         policy = Policy(
             workdir=workdir, writable=writable, network=network, home=home,
             read_only=(self.repo_dir / ".git", *RUNTIME_PYTHON, *map(Path, cfg.readable)),
-            extra_writable=tuple(map(Path, cfg.writable)),
+            extra_writable=(*map(Path, cfg.writable), *extra_writable),
         )  # fmt: skip
-        extra = (*cfg.pass_env, *(MODEL_CREDENTIAL_ENV if credential else ()))
-        return Launch(self.sandbox(), policy, allowed_env(os.environ, home, extra))
+        extra = (*cfg.pass_env, *((*MODEL_CREDENTIAL_ENV, *MODEL_ENV) if credential else ()))
+        env = allowed_env(os.environ, home, extra)
+        if credential and cfg.enabled:
+            env["IS_SANDBOX"] = "1"  # true: bubblewrap is the boundary
+        return Launch(self.sandbox(), policy, env)
 
     def heavy_slot(self) -> AbstractContextManager[int]:
         """Hold one heavy slot for a block (a heavy check, a setup): waits up to HEAVY_WAIT_S."""
@@ -112,6 +128,26 @@ class Context:
     def reviewer(self) -> Agent:
         """The reviewer model (review, standup, doctor, bot calls): sandboxed, its folder read-only."""
         return Agent(self.settings.reviewer, self.log, launch_for=self._read_only_call("reviewer"))
+
+    @contextmanager
+    def model_room(self, purpose: str) -> Iterator[tuple[Path, Launch]]:
+        """Where one reviewer-model call runs (review, standup, doctor, bot): an empty folder and a
+        fresh HOME of its own, both removed afterwards.
+
+        Outside any project root, so no branch's `.claude/` settings, hooks, MCP servers or
+        CLAUDE.md are loaded; and nothing one call writes (a hook's file in HOME, a memory) reaches
+        the next. What the model judges comes in the prompt.
+        """
+        self.require_sandbox()
+        rooms = self.paths.caches_dir / "rooms"
+        rooms.mkdir(parents=True, exist_ok=True)
+        room = Path(tempfile.mkdtemp(prefix=f"{purpose}-", dir=rooms))
+        work, home = room / "work", room / "home"
+        work.mkdir()
+        try:
+            yield work, self.launch(work, purpose, writable=False, network=True, credential=True, home=home)
+        finally:
+            shutil.rmtree(room, ignore_errors=True)
 
     def _read_only_call(self, name: str) -> Callable[[Path], Launch]:
         """A model call in a folder it may read, not write; with the network and its credential."""

@@ -56,6 +56,7 @@ class CycleReport:
     baseline_computed: bool = False
     push_attempted: bool = False
     files: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()  # by-products of running the code, not committed
     added: int = 0
     deleted: int = 0
     durations: dict[str, float] = field(default_factory=dict)
@@ -81,10 +82,12 @@ class CycleReport:
             "files": list(self.files[:50]),
             "lines_added": self.added,
             "lines_deleted": self.deleted,
+            "left_out": list(self.left_out[:50]),
             "agent_outcome": None if agent is None else agent.outcome.value,
             "summary": None if agent is None else agent.text[:500],
             "cost_usd": 0.0 if agent is None else agent.cost_usd,
             "num_turns": 0 if agent is None else agent.num_turns,
+            "denied": [] if agent is None else list(agent.denied),
             "durations": {k: round(v, 3) for k, v in self.durations.items()},
             "notes": list(self.notes),
         }
@@ -100,13 +103,15 @@ class Cycle:
         self.ws = Workspace(ctx, session)
         self.say = progress or (lambda text: None)
         self.baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
+        self._started: str | None = None  # this cycle's start, as its heartbeat says
 
     def run(self) -> CycleReport:
         self.ctx.require_sandbox()
         with job_lock(self.ctx.paths.locks_dir, f"cycle-{self.session}"):
             report = CycleReport(self.session)
             started = time.monotonic()
-            self.ctx.heartbeats().beat(self.session, "cycle")
+            self.ctx.heartbeats().beat(self.session, "cycle", doing=None)
+            self._started = self.ctx.heartbeats().of(self.session).get("cycle_started")
             try:
                 self._run(report)
             except StopRequested:
@@ -121,7 +126,7 @@ class Cycle:
                     self.ctx.log.append("ralph_cycle", session=self.session, data=report.as_event())
                 last = {"verdict": report.verdict.value, "ended": format_ts(self.ctx.clock()), "branch": report.branch,
                         "reason": report.reason[:200]}  # fmt: skip
-                self.ctx.heartbeats().beat(self.session, "idle", last_cycle=last)
+                self.ctx.heartbeats().beat(self.session, "idle", last_cycle=last, doing=None)
             return report
 
     def _run(self, report: CycleReport) -> None:
@@ -155,10 +160,13 @@ class Cycle:
         prompt = self._prompt(report)
         self.say(f"calling the agent on {branch}" + (f" for task #{report.task.id}" if report.task else ""))
         t0 = time.monotonic()
-        launch = self.ctx.launch(self.ws.path, self.session, network=True, credential=True)
-        report.agent = result = self.agent.call(
-            prompt, cwd=self.ws.path, session=self.session, purpose="cycle", launch=launch
-        )
+        with self.ws.agent_git(branch, base) as agent_git:
+            launch = self.ctx.launch(self.ws.path, self.session, network=True, credential=True,
+                                     extra_writable=(agent_git,))  # fmt: skip
+            report.agent = result = self.agent.call(
+                prompt, cwd=self.ws.path, session=self.session, purpose="cycle", launch=launch,
+                on_activity=self._activity,
+            )  # fmt: skip
         report.durations["agent_s"] = time.monotonic() - t0
         if not result.ok:
             report.end(CycleVerdict.FAILED, f"agent call failed: {result.outcome.value}: {result.reason}")
@@ -171,6 +179,11 @@ class Cycle:
             report.end(CycleVerdict.DISCARDED, "the agent left its branch")
             return
         assert report.agent is not None
+        report.left_out = tuple(self.ws.left_out())
+        if report.left_out:
+            shown = ", ".join(report.left_out[:5]) + (" ..." if len(report.left_out) > 5 else "")
+            report.notes.append(f"left out {len(report.left_out)} by-product(s) of running the code: {shown}")
+            self.say(report.notes[-1])
         git.commit_all(commit_message(self.session, report.task, report.agent.text))
         report.head = head = git.rev("HEAD")
         if not git.is_ancestor(base, head):
@@ -179,7 +192,11 @@ class Cycle:
         stat = git.diffstat(base, head)
         report.files, report.added, report.deleted = stat.files, stat.added, stat.deleted
         if not stat.files:
-            report.end(CycleVerdict.DISCARDED, "no change")
+            denied = report.agent.denied
+            if denied:
+                report.end(CycleVerdict.FAILED, f"no change: the agent's tools were denied ({', '.join(denied)})")
+            else:
+                report.end(CycleVerdict.DISCARDED, "no change")
             return
         hits = protected_touched(stat.files, self.ctx.settings.repo.protected_paths)
         if hits:
@@ -221,6 +238,11 @@ class Cycle:
             )
         )
         report.end(CycleVerdict.PUSHED, "checks held; queued for review")
+
+    def _activity(self, what: str) -> None:
+        """The agent's latest tool call: in the pane, and in the heartbeat (status, standup facts)."""
+        self.say(f"agent: {what}")
+        self.ctx.heartbeats().beat(self.session, "cycle", doing=what, cycle_started=self._started)
 
     def _new_branch_name(self) -> str:
         """PREFIX/SESSION/UTC-SECOND; a second cycle within the same second waits for the next.

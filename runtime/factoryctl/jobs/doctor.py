@@ -26,7 +26,6 @@ from factoryctl.core.records import BUDGET, RESOURCES, Alert, as_dict
 from factoryctl.core.skill import Skill
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.lessons import model_launch
 from factoryctl.jobs.loop import current_gates
 from factoryctl.jobs.markdown import escape, fence
 from factoryctl.jobs.sessions import Sessions, tmux_name
@@ -206,8 +205,8 @@ class Doctor:
         existing = self.store.all()
         values = {"diagnoses": out.diagnoses, "landed": findings.landed, "skills": existing, "cycle_prompt": current}
         prompt = prompting.render_prompt(prompting.load_template(home_prompts, "doctor"), values)
-        workdir, launch = model_launch(self.ctx, "doctor")
-        result = self.ctx.reviewer().call(prompt, cwd=workdir, session=None, purpose="doctor", launch=launch)
+        with self.ctx.model_room("doctor") as (room, launch):
+            result = self.ctx.reviewer().call(prompt, cwd=room, session=None, purpose="doctor", launch=launch)
         out.cost_usd = result.cost_usd
         if not result.ok:
             out.call = f"failed: {result.outcome.value}: {result.reason}"

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
-from factoryctl.adapters.sandbox import Launch
 from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import PROMPT_BUDGET_SKILLS
 from factoryctl.jobs.context import Context
@@ -39,15 +37,6 @@ def advice_for(ctx: Context, session: str, limit: int = 10) -> list[str]:
         return []
     lines = doc.get("sessions", {}).get(session, []) if isinstance(doc, dict) else []
     return [str(line)[:300] for line in lines[:limit]] if isinstance(lines, list) else []
-
-
-def model_launch(ctx: Context, purpose: str) -> tuple[Path, Launch]:
-    """Where a standup or doctor call runs: an empty folder of its own, in the sandbox like the
-    reviewer (the facts it reads hold agents' text; it gets the model credential, nothing else)."""
-    workdir = ctx.paths.caches_dir / purpose / "work"
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx.require_sandbox()
-    return workdir, ctx.launch(workdir, purpose, writable=False, network=True, credential=True)
 
 
 def at_hand(task_text: str, files: Sequence[str]) -> str:

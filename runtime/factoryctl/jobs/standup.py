@@ -22,14 +22,12 @@ from typing import Any
 
 from factoryctl.adapters.git import Git
 from factoryctl.adapters.runner import CommandFailed
-from factoryctl.adapters.sandbox import Launch
 from factoryctl.adapters.tmux import Tmux
 from factoryctl.core.clock import format_ts
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import BUDGET, LIVE, ReviewEntry
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.lessons import model_launch
 from factoryctl.jobs.loop import current_gates
 from factoryctl.jobs.markdown import escape, fence
 from factoryctl.jobs.sessions import tmux_name
@@ -165,7 +163,6 @@ class Standup:
         self.tmux = tmux
         self.reviewer = ctx.reviewer()
         self.template = prompting.load_template(ctx.paths.home / "prompts", "standup")
-        self.launch: tuple[Path, Launch] | None = None  # set when a meeting is held
 
     def run(self) -> dict[str, Any]:
         with job_lock(self.ctx.paths.locks_dir, "standup"):
@@ -180,7 +177,7 @@ class Standup:
             if meeting.skipped:
                 self.say(f"no standup: {meeting.skipped}")
             else:
-                self.launch = model_launch(self.ctx, "standup")
+                self.ctx.require_sandbox()
                 self._hold(meeting)
             return self.record(meeting, time.monotonic() - started)
 
@@ -211,9 +208,8 @@ class Standup:
     def _turn(self, meeting: Meeting, round_no: int, session: str) -> Turn:
         prompt = self._prompt(meeting, round_no, session)
         who = None if session == "chair" else session
-        assert self.launch is not None
-        workdir, launch = self.launch
-        result = self.reviewer.call(prompt, cwd=workdir, session=who, purpose="standup", launch=launch)
+        with self.ctx.model_room("standup") as (room, launch):
+            result = self.reviewer.call(prompt, cwd=room, session=who, purpose="standup", launch=launch)
         cost, took = result.cost_usd, result.duration_s
         if not result.ok:
             return Turn(round_no, session, None, f"call failed: {result.outcome.value}: {result.reason}", cost, took)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from factoryctl.adapters.git import Git, verify_clone_config
 from factoryctl.adapters.runner import run
 from factoryctl.adapters.sandbox import Launch
 from factoryctl.core import jsonio
+from factoryctl.core.defaults import BYPRODUCTS
 from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.context import Context
 from factoryctl.state.stores import atomic_write_text
@@ -43,6 +45,7 @@ class Workspace:
             git_dir = ensure_worktree(self.ctx, self.path, self.session, self.origin_main)
             self._git = Git(self.path, identity=self.identity, git_dir=git_dir)
             base = self.repo.rev(self.origin_main)
+        write_excludes(self.ctx)
         self.git.reset_to(base)  # stray files go; ignored ones (node_modules) stay
         self._delete_own_branches()
         self._delete_unqueued_remote_branches()
@@ -97,6 +100,75 @@ class Workspace:
     def launch(self) -> Launch:
         """How the checks start in this worktree: sandboxed, no network, no credential."""
         return self.ctx.launch(self.path, self.session)
+
+    @contextmanager
+    def agent_git(self, branch: str, base: str) -> Iterator[Path]:
+        """A private git dir for the agent's own git commands while it works; yields its path.
+
+        Agents run git as developers do (status, diff, add, commit, stash). The clone's git dir is
+        read-only in the sandbox, so during the call the worktree's `.git` file points at a fresh
+        repository of the session's own: HEAD on `branch` at `base`, main's ref, the index and the
+        exclude rules copied, objects borrowed read-only from the clone (alternates), new ones
+        written here. Nothing the agent does to git reaches the clone's config, hooks, refs or other
+        worktrees; the runtime never runs git with this repository's config, and judges the tree
+        the agent leaves (its own commits are squashed into the cycle's one commit).
+        """
+        scratch = self.ctx.paths.caches_dir / self.session / "agent-git"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        env = {"GIT_DIR": str(scratch)}
+        name, email = self.identity
+        steps = [
+            ["git", "init", "--quiet", "--bare", str(scratch)],
+            ["git", "config", "core.bare", "false"],
+            ["git", "config", "user.name", name],
+            ["git", "config", "user.email", email],
+            ["git", "update-ref", f"refs/heads/{branch}", base],
+            ["git", "update-ref", f"refs/heads/{self.main}", base],
+            ["git", "update-ref", self.origin_main, base],
+            ["git", "symbolic-ref", "HEAD", f"refs/heads/{branch}"],
+        ]
+        objects = scratch / "objects" / "info" / "alternates"
+        for index, argv in enumerate(steps):
+            run(argv, cwd=self.path, env=env, check=True)
+            if index == 0:  # before the refs: they name objects that live in the clone
+                objects.write_text(f"{self.ctx.repo_dir / '.git' / 'objects'}\n")
+        registered = self.git.git_dir
+        assert registered is not None
+        if (registered / "index").is_file():
+            shutil.copyfile(registered / "index", scratch / "index")
+        exclude = self.ctx.repo_dir / ".git" / "info" / "exclude"
+        if exclude.is_file():
+            (scratch / "info").mkdir(exist_ok=True)
+            shutil.copyfile(exclude, scratch / "info" / "exclude")
+        gitfile = self.path / ".git"
+        gitfile.unlink(missing_ok=True)
+        gitfile.write_text(f"gitdir: {scratch}\n")
+        try:
+            yield scratch
+        finally:
+            if gitfile.is_dir() and not gitfile.is_symlink():
+                shutil.rmtree(gitfile)
+            else:
+                gitfile.unlink(missing_ok=True)
+            gitfile.write_text(f"gitdir: {registered}\n")
+
+    def left_out(self) -> list[str]:
+        """By-products in the worktree that the change leaves out (BYPRODUCTS), as paths; then gone.
+
+        They are excluded from every commit whatever the repository's ignore rules say; they are
+        deleted so that the checks run on what is committed, not on the agent's leftovers.
+        """
+        done = self.git.run("ls-files", "--others", "--ignored", "--directory", "--exclude-from",
+                            str(byproducts_file(self.ctx)), "-z", check=False)  # fmt: skip
+        paths = sorted(p for p in done.stdout.split("\0") if p and ".." not in Path(p).parts)
+        for name in paths:
+            target = self.path / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+        return paths
 
     def setup_if_needed(self) -> bool:
         return ensure_setup(self.ctx, self.path, self.session)
@@ -167,7 +239,7 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
     spec = ctx.settings.repo
     if not spec.setup:
         return False
-    exclude_dependency_dirs(ctx)
+    write_excludes(ctx)
     wanted = setup_state(path, spec.setup, spec.setup_inputs, spec.dependency_dirs)
     marker = setup_marker(ctx, name)
     if _recorded(marker) == wanted:
@@ -184,18 +256,35 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
     return True
 
 
-def exclude_dependency_dirs(ctx: Context) -> None:
-    """Make the dependency folders ignored in every worktree (the clone's info/exclude), whatever
-    the repository's .gitignore says: installed packages never enter a change, and `git clean`
-    between the checks and the agent does not delete them."""
+def write_excludes(ctx: Context) -> None:
+    """Make the dependency folders and the by-products of running code ignored in every worktree
+    (the clone's info/exclude), whatever the repository's .gitignore says: installed packages,
+    bytecode and tool caches never enter a change, and `git clean` between the checks and the
+    agent does not delete the dependency folders."""
     exclude = ctx.repo_dir / ".git" / "info" / "exclude"
-    wanted = [f"/{d.strip('/')}/" for d in ctx.settings.repo.dependency_dirs]
+    groups = {
+        "# factory: dependency folders (repo.dependency_dirs)": [f"/{d.strip('/')}/" for d in
+                                                                  ctx.settings.repo.dependency_dirs],
+        "# factory: by-products of running code, never part of a change": list(BYPRODUCTS),
+    }  # fmt: skip
     with ctx.repo_lock():
         have = exclude.read_text(encoding="utf-8").splitlines() if exclude.is_file() else []
-        missing = [line for line in wanted if line not in have]
-        if missing:
-            text = "\n".join([*have, "# factory: dependency folders (repo.dependency_dirs)", *missing]) + "\n"
-            atomic_write_text(exclude, text)
+        lines = list(have)
+        for heading, wanted in groups.items():
+            missing = [line for line in wanted if line not in lines]
+            if missing:
+                lines += [heading, *missing]
+        if lines != have:
+            atomic_write_text(exclude, "\n".join(lines) + "\n")
+        byproducts = byproducts_file(ctx)
+        text = "\n".join(BYPRODUCTS) + "\n"
+        if not byproducts.is_file() or byproducts.read_text(encoding="utf-8") != text:
+            atomic_write_text(byproducts, text)
+
+
+def byproducts_file(ctx: Context) -> Path:
+    """The by-product patterns alone, as an exclude file (for listing what a change leaves out)."""
+    return ctx.paths.state_dir / "byproducts.exclude"
 
 
 def setup_state(path: Path, setup: Sequence[str], inputs: Sequence[str], dep_dirs: Sequence[str]) -> dict[str, str]:

@@ -96,9 +96,8 @@ class Improve:
             messages=json.dumps(texts, ensure_ascii=False),
         )
         # An empty folder of its own: the sandboxed model sees it (read-only) and nothing else of FACTORY_HOME.
-        scratch = self.ctx.paths.caches_dir / "bot-improve"
-        scratch.mkdir(parents=True, exist_ok=True)
-        result = self.ctx.reviewer().call(prompt, cwd=scratch, session=None, purpose="bot_improve")
+        with self.ctx.model_room("bot-improve") as (room, launch):
+            result = self.ctx.reviewer().call(prompt, cwd=room, session=None, purpose="bot_improve", launch=launch)
         report.cost_usd = result.cost_usd
         if not result.ok:
             report.note = f"the model call failed: {result.reason}"

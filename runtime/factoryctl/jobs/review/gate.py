@@ -239,4 +239,4 @@ class MergeGate:
         if self.dry_run:
             return DRY_RUN_VERDICT
         prompt = reviewer.review_prompt(self.ctx, self.tree, entry, base, baseline, after)
-        return reviewer.ask(self.ctx, self.reviewer, prompt, self.tree, entry)
+        return reviewer.ask(self.ctx, self.reviewer, prompt, entry)

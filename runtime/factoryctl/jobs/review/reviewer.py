@@ -62,13 +62,13 @@ def review_prompt(
     return prompting.render_prompt(prompting.load_template(ctx.paths.home / "prompts", "review"), values)
 
 
-def ask(ctx: Context, reviewer: Agent, prompt: str, tree: ReviewTree, entry: ReviewEntry) -> ReviewerVerdict | str:
+def ask(ctx: Context, reviewer: Agent, prompt: str, entry: ReviewEntry) -> ReviewerVerdict | str:
     """The reviewer's verdict, or why there is none (a failed call or an answer out of schema, twice)."""
     problem = ""
-    # The reviewer reads the merge result; it may not change it (the tested commit lands, not the files).
-    launch = ctx.launch(tree.path, "reviewer", writable=False, network=True, credential=True)
     for _ in range(ASKS):
-        result = reviewer.call(prompt, cwd=tree.path, session=entry.session, purpose="review", launch=launch)
+        # Never in the branch's files: its settings, hooks and CLAUDE.md would steer the reviewer.
+        with ctx.model_room("reviewer") as (room, launch):
+            result = reviewer.call(prompt, cwd=room, session=entry.session, purpose="review", launch=launch)
         if not result.ok:
             problem = f"reviewer call failed: {result.outcome.value}: {result.reason}"
             continue

@@ -13,7 +13,7 @@ from factoryctl.adapters.git import Git, GitError, verify_clone_config
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.workspace import ensure_setup, ensure_worktree
+from factoryctl.jobs.workspace import ensure_setup, ensure_worktree, write_excludes
 from factoryctl.rules.changes import judging_config_changed, new_on_import_path, protected_touched, sensitive_touched
 from factoryctl.rules.gate import BranchFacts
 
@@ -55,6 +55,7 @@ class ReviewTree:
             )
             git_dir = ensure_worktree(self.ctx, self.path, "review", f"refs/remotes/origin/{self.main}")
             self._git = Git(self.path, identity=IDENTITY, git_dir=git_dir)
+        write_excludes(self.ctx)
 
     @property
     def git(self) -> Git:
@@ -81,9 +82,10 @@ class ReviewTree:
         if self.repo.is_ancestor(head, main_sha):
             return BranchFacts(head=head, head_on_main=True)
         files = self.repo.diffstat(main_sha, head).files
-        protected = protected_touched(files, self.ctx.settings.repo.protected_paths)
+        repo = self.ctx.settings.repo
+        protected = protected_touched(files, repo.protected_paths)
         sensitive = [
-            path for path in sensitive_touched(files, self.ctx.settings.repo.sensitive_paths)
+            path for path in sensitive_touched(files, [*repo.sensitive_paths, *repo.context_files])
             if judging_config_changed(path, self.blob(main_sha, path), self.blob(head, path))
         ]  # fmt: skip
         shadows = new_on_import_path(self.repo.added(main_sha, head), self.repo.top_level(main_sha))
