@@ -116,9 +116,13 @@ class Launch:
         """This launch with an empty `home` of its own as HOME (one check run: nothing persists to
         the next), bytecode neither written nor read from the worktree, tool caches inside it, and
         `verdict` (the folder of its report's named pipe) read-only."""
+        caches = home / ".cache"
         env = {**self.env, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1",
-               "PYTHONPYCACHEPREFIX": str(home / ".pycache"), "XDG_CACHE_HOME": str(home / ".cache"),
-               "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONNOUSERSITE": "1"}  # fmt: skip
+               "PYTHONPYCACHEPREFIX": str(home / ".pycache"), "PYTHONNOUSERSITE": "1",
+               "XDG_CACHE_HOME": str(caches), "XDG_CONFIG_HOME": str(home / ".config"),
+               # Tools' own caches out of the worktree (a cache there would void the run):
+               "MYPY_CACHE_DIR": str(caches / "mypy"), "RUFF_CACHE_DIR": str(caches / "ruff"),
+               "PYTEST_ADDOPTS": "-p no:cacheprovider"}  # fmt: skip
         policy = replace(self.policy, home=home, read_only=(*self.policy.read_only, verdict))
         return Launch(self.sandbox, policy, env)
 
