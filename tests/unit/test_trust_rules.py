@@ -229,3 +229,33 @@ def test_the_environment_is_an_allow_list(tmp_path: Path) -> None:
 def test_new_files_that_change_what_an_import_finds(added: str, shadows: bool) -> None:
     top = ["inventory", "tests", "pyproject.toml", ".gitignore"]
     assert bool(new_on_import_path([added], top)) is shadows
+
+
+def test_a_check_run_gets_its_own_home_and_a_read_only_report_folder(tmp_path: Path) -> None:
+    worktree, cache, run_home, verdict = (tmp_path / n for n in ("wt", "cache", "run-home", "verdict"))
+    for path in (worktree, cache, run_home, verdict):
+        path.mkdir()
+    launch = Launch(
+        Sandbox(True, hide=()), Policy(workdir=worktree, home=cache), {"PATH": "/usr/bin", "HOME": str(cache)}
+    )
+    own = launch.fresh(run_home, verdict)
+    argv = own.argv(["true"])
+    assert ["--bind", str(run_home), str(run_home)] == argv[
+        argv.index(str(run_home)) - 1 : argv.index(str(run_home)) + 2
+    ]
+    assert ["--ro-bind", str(verdict), str(verdict)] == argv[
+        argv.index(str(verdict)) - 1 : argv.index(str(verdict)) + 2
+    ]
+    assert str(cache) not in argv and own.env["HOME"] == str(run_home)
+    assert own.env["PYTHONNOUSERSITE"] == own.env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert own.env["PYTHONPYCACHEPREFIX"].startswith(str(run_home))
+
+
+def test_setup_gets_an_empty_home_inside_the_sandbox(tmp_path: Path) -> None:
+    launch = Launch(Sandbox(True, hide=()), Policy(workdir=tmp_path, home=tmp_path / "cache"), {"HOME": "x"})
+    scratch = launch.scratch()
+    argv = scratch.argv(["true"])
+    assert "--dir" in argv and argv[argv.index("--dir") + 1] == "/tmp/home" and str(tmp_path / "cache") not in argv
+    assert scratch.env["HOME"] == "/tmp/home"
+    off = Launch(Sandbox(False, hide=()), launch.policy, launch.env)
+    assert off.scratch() is off  # development only: nothing to make a room in

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from factoryctl.adapters.runner import run
 from factoryctl.core.defaults import SANDBOX_PASS_ENV, SANDBOX_PROBE_TIMEOUT_S, SANDBOX_SET_ENV
+
+SCRATCH_HOME = "/tmp/home"  # inside the sandbox's own fresh /tmp: the same path every call, empty every call
 from factoryctl.core.errors import FactoryError
 
 
@@ -42,6 +44,7 @@ class Policy:
     home: Path | None = None  # a per-name cache, read-write, that becomes HOME
     read_only: tuple[Path, ...] = ()  # bound back read-only (the clone's git dir)
     extra_writable: tuple[Path, ...] = ()  # bound back read-write (sandbox.writable)
+    scratch_home: bool = False  # HOME is an empty folder in the call's own /tmp, gone with it (instead of `home`)
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,9 @@ class Sandbox:
         for path in policy.extra_writable:
             if path.exists():
                 args += ["--bind", str(path), str(path)]
-        if policy.home is not None:
+        if policy.scratch_home:
+            args += ["--dir", SCRATCH_HOME]
+        elif policy.home is not None:
             args += ["--bind", str(policy.home), str(policy.home)]
         mode = "--bind" if policy.writable else "--ro-bind"
         args += [mode, str(policy.workdir), str(policy.workdir), "--chdir", str(policy.workdir)]
@@ -125,6 +130,16 @@ class Launch:
                "PYTEST_ADDOPTS": "-p no:cacheprovider"}  # fmt: skip
         policy = replace(self.policy, home=home, read_only=(*self.policy.read_only, verdict))
         return Launch(self.sandbox, policy, env)
+
+    def scratch(self) -> Launch:
+        """This launch with an empty HOME that lives and dies with the call (repo.setup): nothing the
+        agent left in its HOME (a ~/.npmrc, a pip.conf) steers it, nothing it leaves reaches the next
+        call. Always at the same path, so a package manager's store location never changes. (Without
+        the sandbox, for development only, the launch is returned as it is.)"""
+        if not self.sandbox.enabled:
+            return self
+        policy = replace(self.policy, home=None, scratch_home=True)
+        return Launch(self.sandbox, policy, {**self.env, "HOME": SCRATCH_HOME})
 
     def argv(self, argv: Sequence[str], *, cwd: Path | None = None, network: bool | None = None) -> list[str]:
         """`argv` wrapped; `cwd` a folder inside the workdir, `network` this command's own need."""
