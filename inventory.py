@@ -69,6 +69,10 @@ DEFAULTS: dict[str, Any] = {
     "factory_schedules": {},
     # The scripted agent's scenarios (agent.json, reviewer.json): a local folder; None: templates/demo.
     "factory_scenarios": None,
+    # How Claude Code reaches its model, when not the Anthropic API with a key (see the README):
+    # {"ANTHROPIC_BASE_URL": "https://gateway.example"} for a gateway, or
+    # {"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1"} (AWS credentials from the environment).
+    "factory_model_env": {},
 }
 
 # The sandbox demo: no credentials, the scripted agent on the bundled sample repository.

@@ -15,13 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 MARK = "HOSTILE-DAY-MARK"
+LEAK_DIR = "/srv/factory-day-leaks"  # the one folder the day lets the agents' sandbox write (sandbox.writable)
 HOSTILE_SESSION = "s6"
 HANGING_SESSION = "s7"
 CRASHING_SESSION = "s8"
 USAGE = {"input_tokens": 18_000, "output_tokens": 2_400}
 
 # A hostile agent's probe of the sandbox, run inside it: every line of what it could reach
-# goes to a file in the one folder the scripted agent may write (its scenario's), read at the end.
+# goes to a file in the one folder the day lets the agents write (LEAK_DIR), read at the end.
 PROBE = f"""
 import os, pathlib, subprocess
 home = pathlib.Path("/home/factory/factory")
@@ -48,7 +49,7 @@ seen.append("push exit %d" % push.returncode)
 if os.fork() == 0:
     os.setsid()
     os.execvp("python3", ["python3", "-c", "import time; time.sleep(3600)", "factory-day-daemon"])
-pathlib.Path("/home/factory/factory/demo/leak-" + os.urandom(4).hex() + ".txt").write_text(chr(10).join(seen))
+pathlib.Path("{LEAK_DIR}/leak-" + os.urandom(4).hex() + ".txt").write_text(chr(10).join(seen))
 """
 
 

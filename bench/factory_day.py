@@ -45,15 +45,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "host")]
 
-from day_scenarios import CRASHING_SESSION, HOSTILE_SESSION, MARK, scenarios  # noqa: E402
+from day_scenarios import CRASHING_SESSION, HOSTILE_SESSION, LEAK_DIR, MARK, scenarios  # noqa: E402
 from sandbox_helpers import SandboxHost, missing_reason, sandbox_up  # noqa: E402
 
 from factoryctl.core.clock import parse_ts  # noqa: E402
-from factoryctl.core.defaults import SECRET_ENV  # noqa: E402
+from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV  # noqa: E402
 from factoryctl.core.paths import tmux_socket  # noqa: E402
 from factoryctl.rules import metrics  # noqa: E402
 from factoryctl.state.eventlog import Event  # noqa: E402
+from inventory import DEFAULTS  # noqa: E402
 from provision import layout  # noqa: E402
+from tests.support.messages_standin import client_env  # noqa: E402
+from tests.support.plays import plays_from  # noqa: E402
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 BOT_TOKEN = "4242:factory-day-bot-token-not-a-secret"
@@ -61,8 +64,12 @@ HTTP_TOKEN = "factory-day-http-token-0123456789"
 CHAT = 111
 STANDIN_PORT = 8081
 STANDIN = "/root/telegram_standin.py"
+MODEL_PORT = 8082  # the Messages API stand-in on the host: the real claude's model
+MODEL_STANDIN = "/root/messages_standin.py"
 DESIGN_CYCLE_S = 900  # the design's cycle.interval_s: what one compressed cycle interval stands for
 SEED = {"cycles_per_day_5_sessions": (40, 60), "merges_per_day": (15, 25)}
+CLAUDE_AGENT = DEFAULTS["factory_agent_command"]
+CLAUDE_REVIEWER = DEFAULTS["factory_reviewer_command"]
 TARGETS = {"scheduler": 60.0, "bot": 80.0, "serve": 100.0, "loop": 60.0}  # RSS, MB
 
 
@@ -81,6 +88,7 @@ class Plan:
 
     minutes: float = 10.0
     sessions: int = 8
+    agent: str = "claude"  # the real Claude Code against the stand-in; "scripted": the scripted agent
     cycle_s: int = 20
     tick_s: int = 10
     agent_timeout_s: int = 30
@@ -128,14 +136,20 @@ class Plan:
         }]  # fmt: skip
 
     def host_data(self, scenarios_dir: Path) -> list[str]:
-        data = {
+        config = self.factory_config()
+        config["sandbox"] = {"writable": [layout.DEMO_DIR, LEAK_DIR]}  # the scenario's state, the probe's leaks
+        data: dict[str, Any] = {}
+        if self.agent == "claude":
+            data["factory_agent_command"] = CLAUDE_AGENT
+            data["factory_reviewer_command"] = CLAUDE_REVIEWER
+        data |= {
             "factory_sessions": self.sessions,
             "factory_budget_daily_usd": 500.0,
             "factory_checks": self.checks(),
             "factory_telegram_chat_ids": [CHAT],
             "factory_schedules": dict(self.schedules),
             "factory_scenarios": str(scenarios_dir),
-            "factory_config": self.factory_config(),
+            "factory_config": config,
         }
         return [arg for key, value in data.items() for arg in ("--data", f"{key}={json.dumps(value)}")]
 
@@ -217,12 +231,14 @@ class Host:
 
 
 def deploy(host: Host, plan: Plan, scenarios_dir: Path) -> float:
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV and not k.startswith("FACTORY_")}
+    env = {k: v for k, v in os.environ.items() if k not in (*SECRET_ENV, *MODEL_ENV) and not k.startswith("FACTORY_")}
     env |= {
         "FACTORY_SANDBOX_NAME": host.sandbox.name,
         "FACTORY_HTTP_TOKEN": HTTP_TOKEN,
         "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
     }
+    if plan.agent == "claude":  # what a user sets for a model gateway; the key is the stand-in's
+        env |= client_env(f"http://127.0.0.1:{MODEL_PORT}")
     started = time.monotonic()
     done = subprocess.run(
         [PYINFRA, "inventory.py", "deploy.py", "-y", *plan.host_data(scenarios_dir)],
@@ -235,6 +251,18 @@ def deploy(host: Host, plan: Plan, scenarios_dir: Path) -> float:
     if done.returncode != 0:
         raise SystemExit(f"the deploy failed:\n{(done.stdout + done.stderr)[-4000:]}")
     return time.monotonic() - started
+
+
+def start_model(host: Host, script: dict[str, Any]) -> None:
+    """The Messages API stand-in on the host, playing the day's scenarios for the real claude."""
+    host.put((ROOT / "tests" / "support" / "messages_standin.py").read_text(), MODEL_STANDIN)
+    host.put(json.dumps(script), "/root/day-plays.json")
+    started = host.sh(
+        f"pkill -f '^python3 {MODEL_STANDIN} ' ; setsid -f python3 {MODEL_STANDIN} --port {MODEL_PORT} "
+        "--script /root/day-plays.json --log /root/messages-standin.log </dev/null >/root/messages.err 2>&1"
+    )
+    if started.returncode != 0:
+        raise SystemExit(f"the Messages API stand-in did not start: {started.stderr.strip()}")
 
 
 def start_standin(host: Host) -> None:
@@ -542,10 +570,12 @@ def invariants(day: Day, host: Host, events: list[Event], landed: list[Event], g
     check(marked.stdout.strip() in ("0", ""), f"hostile content on main: {marked.stdout.strip()}")
     on_main = host.as_factory(f"git -C {origin} ls-tree -r --name-only main").stdout.split()
     check(not any(p == "conftest.py" or p.startswith(".github/") for p in on_main), f"hostile files on main: {on_main}")
-    pwned = host.sh(f"grep -rl --exclude-dir=demo '{MARK} pwned' {home} {layout.HOME}/.ssh 2>/dev/null").stdout
+    pwned = host.sh(
+        f"grep -rl --exclude-dir=demo --exclude-dir=cache '{MARK} pwned' {home} {layout.HOME}/.ssh 2>/dev/null"
+    ).stdout  # (cache: the agents' own HOME, where claude keeps its transcripts)
     check(not pwned.strip(), f"the hostile agent wrote into: {pwned.split()}")
     check(guarded_files(host) == guarded, "factory.toml, secrets.env or gate.key changed during the day")
-    leaks = host.sh(f"cat {layout.DEMO_DIR}/leak-*.txt 2>/dev/null").stdout
+    leaks = host.sh(f"cat {LEAK_DIR}/leak-*.txt 2>/dev/null").stdout
     check(bool(leaks), "the hostile probe never ran (no leak file)")
     # (what it "wrote" under FACTORY_HOME went to the sandbox's own tmpfs: the real files are compared above)
     for secret in (HTTP_TOKEN, BOT_TOKEN, "push exit 0"):
@@ -664,6 +694,9 @@ def run_day(sandbox: SandboxHost, plan: Plan, workdir: Path, say: Callable[[str]
     (workdir / "agent.json").write_text(json.dumps(agent, indent=1))
     (workdir / "reviewer.json").write_text(json.dumps(reviewer, indent=1))
     start_standin(host)
+    host.sh(f"mkdir -p {LEAK_DIR} && chmod 1777 {LEAK_DIR}")
+    if plan.agent == "claude":
+        start_model(host, plays_from(agent, reviewer))
     say(f"deploying {plan.sessions} sessions with compressed schedules ({plan.compression:.0f}x) ...")
     say(f"deployed in {deploy(host, plan, workdir):.0f} s; the day runs {plan.minutes:g} min")
     guarded = guarded_files(host)
@@ -758,6 +791,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="wall time of the day (default 10)")
     parser.add_argument("--json", type=Path, help="also write the figures and problems here")
+    parser.add_argument(
+        "--agent",
+        choices=("claude", "scripted"),
+        default="claude",
+        help="the real Claude Code against the Messages API stand-in (default), or the scripted agent",
+    )
     parser.add_argument("--name", default="day", help="the sandbox host's name (default: day)")
     parser.add_argument(
         "--keep",
@@ -769,7 +808,7 @@ def main() -> int:
     if reason:
         print(f"Error: {reason}", file=sys.stderr)
         return 2
-    plan = Plan(minutes=args.minutes)
+    plan = Plan(minutes=args.minutes, agent=args.agent)
     state = subprocess.run([sys.executable, "-m", "sandbox", "status", "--name", args.name, "--json"], cwd=ROOT,
                            capture_output=True, text=True, check=False).stdout  # fmt: skip
     if '"absent"' not in state:

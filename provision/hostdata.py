@@ -6,8 +6,13 @@ write, the jobs to deploy and what was left out and why. The inventory calls it 
 before connecting anywhere; deploy.py calls it again on the final host data.
 
 Secrets (the environment only; never in this repository or in host data):
-- ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN: mandatory, unless both the agent and the
-  reviewer command are the scripted agent (`factory-scripted-agent`: the offline demo).
+- ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_AUTH_TOKEN: mandatory, unless both the
+  agent and the reviewer command are the scripted agent (`factory-scripted-agent`: the offline
+  demo), or Claude Code reaches its model through Amazon Bedrock or Google Vertex AI
+  (CLAUDE_CODE_USE_BEDROCK / CLAUDE_CODE_USE_VERTEX, with their own credentials).
+- How Claude Code reaches its model (factoryctl.core.defaults.MODEL_ENV: ANTHROPIC_BASE_URL for
+  a gateway, the Bedrock and Vertex variables, model pins, a proxy): taken from the environment
+  like the secrets, or set in host data `factory_model_env`; written to the same 0600 file.
 - TELEGRAM_BOT_TOKEN: mandatory when telegram chat ids are set; without it the bot jobs
   are not deployed.
 - FACTORY_HTTP_TOKEN: without it `serve` (the HTTP triggers) is not deployed.
@@ -24,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from factoryctl.core.config import SchedulerSection, Settings, settings_from_mapping
-from factoryctl.core.defaults import SECRET_ENV
+from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.jobspecs import IMPLEMENTED, JOBS, Job
 from factoryctl.rules.detect import Detected, detect
@@ -32,7 +37,8 @@ from factoryctl.scripted_agent import ScenarioError, load_scenario
 
 from . import layout
 
-AGENT_CREDENTIALS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+AGENT_CREDENTIALS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+CLOUD_PROVIDERS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")  # their own credentials
 DEPLOY_KEY_ENV = "FACTORY_DEPLOY_KEY"
 SCRIPTED_AGENT = "factory-scripted-agent"
 SAMPLE_REPO = "sample"  # factory_repo_url value: the bundled sample repository (the demo)
@@ -108,9 +114,12 @@ class Checked:
         return tuple(j for j in self.jobs if j.kind == kind)
 
 
-def read_secrets(environ: Mapping[str, str]) -> dict[str, str]:
-    """The factory's secrets that are set (a blank value counts as unset)."""
-    return {name: environ[name] for name in SECRET_ENV if environ.get(name, "").strip()}
+def read_secrets(environ: Mapping[str, str], model_env: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The factory's secrets and model settings that are set (a blank value counts as unset);
+    host data's `factory_model_env` first, the environment over it."""
+    found = {str(k): str(v) for k, v in (model_env or {}).items() if str(v).strip()}
+    found.update({name: environ[name] for name in (*SECRET_ENV, *MODEL_ENV) if environ.get(name, "").strip()})
+    return found
 
 
 def is_scripted(command: Sequence[str]) -> bool:
@@ -168,7 +177,11 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
     except (TypeError, ValueError) as exc:
         problems.append(f"host data: {exc}")
 
-    secrets = read_secrets(environ)
+    model_env = data.get("factory_model_env") or {}
+    if not isinstance(model_env, Mapping) or not all(k in MODEL_ENV for k in model_env):
+        problems.append(f"factory_model_env: a mapping of these names only: {', '.join(MODEL_ENV)}")
+        model_env = {}
+    secrets = read_secrets(environ, model_env)
     for name, value in secrets.items():
         if any(c in value for c in "\n\r\0"):
             problems.append(f"{name} contains a line break or NUL: it cannot be an environment variable")
@@ -176,10 +189,12 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
     agent = list(data["factory_agent_command"] or [])
     reviewer = list(data["factory_reviewer_command"] or [])
     scripted = is_scripted(agent) and is_scripted(reviewer)
-    if not scripted and not any(n in secrets for n in AGENT_CREDENTIALS):
+    cloud = any(secrets.get(n, "").strip() not in ("", "0", "false") for n in CLOUD_PROVIDERS)
+    if not scripted and not cloud and not any(n in secrets for n in AGENT_CREDENTIALS):
         problems.append(
             "missing secret: ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN (the agent's credential; only a "
-            f"demo whose agent and reviewer commands are {SCRIPTED_AGENT} runs without one)"
+            f"demo whose agent and reviewer commands are {SCRIPTED_AGENT}, or Claude Code on Bedrock or "
+            "Vertex, runs without one)"
         )
     if data["factory_telegram_chat_ids"] and "TELEGRAM_BOT_TOKEN" not in secrets:
         problems.append("missing secret: TELEGRAM_BOT_TOKEN (factory_telegram_chat_ids is set)")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end: a throwaway Debian 12 "VPS" on this machine (the sandbox host:
 # systemd-nspawn in its own network namespace), the whole factory deployed onto it with
-# pyinfra (PM2, cron, tmux sessions, the runtime, a bundled sample repository), and the
-# scripted agent standing in for the model: then it shows the factory at work.
+# pyinfra (PM2, cron, tmux sessions, the runtime, a bundled sample repository), and the real
+# Claude Code CLI doing every agent and reviewer call against a local stand-in of the Anthropic
+# Messages API (no model service is reachable here): then it shows the factory at work.
 # Run as root on Debian 12. Tear down with: .venv/bin/python -m sandbox down
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,20 @@ BOT_DATA=(--data "factory_telegram_chat_ids=[111]" --data 'factory_config={"cycl
   "telegram": {"api_url": "http://127.0.0.1:8081", "notify_poll_s": 2}}')
 standin_say() { on_host "python3 /root/telegram_standin.py --port 8081 --token $BOT_TOKEN --say '$1'"; }
 
+say "a local stand-in for the Anthropic Messages API on the host: the real Claude Code runs against it"
+# Its plays are the demo's scenarios (templates/demo), carried out by Claude Code's own tools.
+"$PY" -m tests.support.plays templates/demo/agent.json templates/demo/reviewer.json \
+  | "$PY" -m sandbox ssh -- "cat > /root/demo-plays.json"
+"$PY" -m sandbox ssh -- "cat > /root/messages_standin.py" <tests/support/messages_standin.py
+on_host "pkill -f '^python3 /root/messages_standin.py --port' ; setsid -f python3 /root/messages_standin.py \
+  --port 8082 --script /root/demo-plays.json --log /root/messages-standin.log </dev/null >/root/messages-standin.err 2>&1"
+# What a user sets for a model gateway (README: "Claude Code as you run it"); the key is the stand-in's.
+export ANTHROPIC_BASE_URL=http://127.0.0.1:8082 ANTHROPIC_API_KEY="sk-ant-demo-not-a-secret"
+export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 CLAUDE_CODE_MAX_RETRIES=1
+CLAUDE_DATA=(--data "factory_agent_command=$("$PY" -c 'import inventory, json; print(json.dumps(inventory.DEFAULTS["factory_agent_command"]))')"
+  --data "factory_reviewer_command=$("$PY" -c 'import inventory, json; print(json.dumps(inventory.DEFAULTS["factory_reviewer_command"]))')")
+BOT_DATA+=("${CLAUDE_DATA[@]}")
+
 DEMO_START=$(on_host date -u +%Y-%m-%dT%H:%M:%S)   # this run's cycles are the ones after it
 
 say "pyinfra inventory.py deploy.py --dry   (the plan; changes nothing)"
@@ -56,6 +71,10 @@ for _ in $(seq 1 60); do
   sleep 3
 done
 as_factory factoryctl log tail -n 6 --type ralph_cycle
+
+say "what an agent's tmux pane shows: Claude Code's tool calls as it makes them, then the verdict"
+SOCKET=$(as_factory factoryctl sessions list --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["attach"].split()[2])')
+as_factory tmux -L "$SOCKET" capture-pane -p -t factory-s1 | grep -v '^$' | tail -n 12 || true
 
 say "the merge gate: factoryctl review (cron runs it every 2 hours): the notes land, one shared plan conflicts"
 as_factory factoryctl review || true

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from factoryctl.adapters.tmux import Tmux
+from factoryctl.jobs.bot.improve import Improve
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.doctor import Doctor
 from factoryctl.jobs.review.gate import MergeGate
@@ -143,6 +144,7 @@ def test_a_broken_test_is_discarded_naming_the_test(tmp_path: Path, messages_api
     assert report.verdict == "discarded"
     assert "pytest: failed tests 0 -> 1" in report.reason
     assert "test_total_is_wrong" in " ".join(report.after["pytest"].evidence)
+    assert report.left_out == ()  # the baseline's bytecode was cleared before the agent: nothing is its own
     assert factory.origin_branches() == ["main"]
 
 
@@ -301,3 +303,17 @@ def test_as_root_outside_the_sandbox_bypass_is_a_one_line_error(tmp_path: Path, 
     assert report.verdict == "failed"
     assert "refuses to skip permissions as root outside a sandbox" in report.reason
     assert "\n" not in report.reason
+
+
+def test_bot_improve_runs_through_the_real_cli(tmp_path: Path, messages_api: Server) -> None:
+    factory = claude_factory(tmp_path, sessions=1)
+    ctx = factory.ctx()
+    ctx.log.append("bot_unhandled", data={"text": "how much did we spend today?"})
+    proposal = {"skills": [{"name": "spend-today", "pattern": r"how much .*spen[dt]", "action": "spend",
+                            "description": "today's spend"}]}  # fmt: skip
+    messages_api.play({"plays": [{"match": "You extend a Telegram bot", "steps": [{"text": json.dumps(proposal)}]}]})
+    report = Improve(ctx).run()
+    assert report.accepted == ["spend-today"] and report.coverage == {"handled": 1, "total": 1}, report
+    assert calls(factory)[-1]["purpose"] == "bot_improve" and calls(factory)[-1]["outcome"] == "success"
+    # The messages reached the model as data: the request carried them, in the stand-in's log.
+    assert any("how much did we spend today?" in r["prompt"] for r in messages_api.model.requests)

@@ -7,7 +7,7 @@ and `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`. It speaks what the CLI uses (P
 /v1/messages, streamed as server-sent events or as one JSON message; count_tokens) on
 127.0.0.1, stdlib only, and plays a scripted model. The script (JSON, or a dict in-process):
 
-    {"repeat": true,                       # a play may serve many conversations (default) or one
+    {"rotate": false,                      # true: among matching plays, the least used serves next
      "plays": [{
         "match": "text",                   # chosen by the conversation's first user message
         "once": false,                     # true: serves one conversation, then the next match
@@ -23,7 +23,10 @@ and `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`. It speaks what the CLI uses (P
 
 A conversation is the first user message's text: its turn is the number of assistant
 messages in the request, so the stand-in keeps no state but which play serves which
-conversation. Requests that match no play (the CLI's own side requests) get a short text.
+conversation. Strings in a step may hold `{n}` (the conversation's number, from 1, unique on
+this server), `{session}` (sN from the prompt's "You are sN,") and `{cwd_name}` (the name of the
+CLI's working directory, from its system prompt). Requests that match no play (the CLI's own
+side requests) get a short text.
 Every request is kept (`requests`, and one JSON line each in `--log FILE`) for tests to read.
 """
 
@@ -34,6 +37,8 @@ import contextlib
 import hashlib
 import itertools
 import json
+import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -93,27 +98,32 @@ class Model:
     """The scripted model: which play serves which conversation."""
 
     script: dict[str, Any]
-    assigned: dict[str, int] = field(default_factory=dict)
-    used: set[int] = field(default_factory=set)
+    assigned: dict[str, tuple[int, int]] = field(default_factory=dict)  # conversation -> (play, its number)
+    used: dict[int, int] = field(default_factory=dict)  # play -> conversations it served
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     log: Path | None = None
 
-    def play_for(self, prompt: str) -> dict[str, Any] | None:
+    def play_for(self, prompt: str) -> tuple[dict[str, Any], int] | None:
+        """The play serving this conversation and the conversation's number (None: no play matches)."""
         key = hashlib.sha256(prompt.encode()).hexdigest()
         with self.lock:
             if key in self.assigned:
-                return self.script["plays"][self.assigned[key]]
-            for index, play in enumerate(self.script["plays"]):
-                if play.get("match", "") not in prompt:
-                    continue
-                if play.get("once") and index in self.used:
-                    continue
-                self.assigned[key] = index
-                self.used.add(index)
-                return play
-        return None
+                index, number = self.assigned[key]
+                return self.script["plays"][index], number
+            plays = self.script["plays"]
+            matching = [i for i, play in enumerate(plays) if play.get("match", "") in prompt
+                        and not (play.get("once") and self.used.get(i))]  # fmt: skip
+            if not matching:
+                return None
+            if self.script.get("rotate"):
+                matching.sort(key=lambda i: self.used.get(i, 0))  # stable: ties keep the script's order
+            index = matching[0]
+            self.used[index] = self.used.get(index, 0) + 1
+            number = len(self.assigned) + 1
+            self.assigned[key] = (index, number)
+            return plays[index], number
 
     def record(self, body: dict[str, Any], path: str) -> None:
         entry = {"path": path, "turn": turn_of(body), "prompt": prompt_of(body),
@@ -128,6 +138,33 @@ class Model:
 
     def next_id(self, prefix: str) -> str:
         return f"{prefix}_{next(self.ids):024d}"
+
+
+_SESSION = re.compile(r"You are (s\d+),")
+_CWD = re.compile(r"(?:Primary working directory|Working directory): *(\S+)")
+
+
+def _session(prompt: str) -> str:
+    found = _SESSION.search(prompt)
+    return found.group(1) if found else "agent"
+
+
+def _cwd_name(body: dict[str, Any]) -> str:
+    found = _CWD.search(_system_text(body) + "\n" + prompt_of(body))
+    return found.group(1).rstrip("/").rsplit("/", 1)[-1] if found else ""
+
+
+def fill(value: Any, names: dict[str, str]) -> Any:
+    """`value` with {n}, {session} and {cwd_name} filled in every string (other braces kept)."""
+    if isinstance(value, str):
+        for name, text in names.items():
+            value = value.replace("{" + name + "}", text)
+        return value
+    if isinstance(value, dict):
+        return {k: fill(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, names) for v in value]
+    return value
 
 
 def _system_text(body: dict[str, Any]) -> str:
@@ -181,22 +218,25 @@ class Handler(BaseHTTPRequestHandler):
             return
         model = self.server.model
         model.record(body, path)
-        play = model.play_for(prompt_of(body))
-        if play is None:
+        prompt = prompt_of(body)
+        found = model.play_for(prompt)
+        if found is None:
             self._answer(body, {"text": "ok"}, {"input_tokens": 10, "output_tokens": 2})
             return
+        play, number = found
         time.sleep(float(play.get("delay_s", 0)))
         usage = {**DEFAULT_USAGE, **play.get("usage", {})}
+        names = {"n": str(number), "session": _session(prompt), "cwd_name": _cwd_name(body) or _session(prompt)}
         if "error" in play:
             kind, message = ERRORS[play["error"]]
             self._error(play["error"], kind, message)
         elif "cut" in play:
             self._cut(body)
         elif "forever" in play:
-            self._answer(body, play["forever"], usage)
+            self._answer(body, fill(play["forever"], names), usage)
         else:
             steps = play["steps"]
-            self._answer(body, steps[min(turn_of(body), len(steps) - 1)], usage)
+            self._answer(body, fill(steps[min(turn_of(body), len(steps) - 1)], names), usage)
 
     # -- answers -----------------------------------------------------------------
     def _answer(self, body: dict[str, Any], step: dict[str, Any], usage: dict[str, int]) -> None:
@@ -287,6 +327,11 @@ class Server(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (the CLI closing a kept-alive connection) is no error of ours."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def play(self, script: dict[str, Any]) -> None:
         """A new script; conversations start afresh."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.adapters.agent import CallOutcome, parse_result
+from factoryctl.adapters.agent import CallOutcome, StreamReader, parse_result
 from factoryctl.adapters.runner import Completed
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "claude"
@@ -95,3 +95,92 @@ def test_real_claude_not_logged_in_output_is_a_typed_failure(name: str) -> None:
     got = parse_result(done(stdout, rc), 60)
     assert got.outcome is CallOutcome.NOT_LOGGED_IN
     assert "Please run /login" in got.reason
+
+
+# -- Claude Code's stream-json, read as it arrives --------------------------------------------
+
+
+def stream_lines(*tools: tuple[str, dict[str, object]], final: str | None = None) -> list[str]:
+    lines = [json.dumps({"type": "system", "subtype": "init", "cwd": "/w/s1"})]
+    for i, (name, given) in enumerate(tools):
+        block = {"type": "tool_use", "id": f"t{i}", "name": name, "input": given}
+        lines.append(json.dumps({"type": "assistant", "message": {"content": [block]}}))
+        lines.append(json.dumps({"type": "user", "message": {"content": [{"type": "tool_result"}]}}))
+    if final is not None:
+        lines.append(final)
+    return lines
+
+
+def read(lines: list[str], cwd: Path = Path("/w/s1")) -> tuple[StreamReader, list[str]]:
+    seen: list[str] = []
+    reader = StreamReader(cwd, seen.append)
+    for line in lines:
+        reader.line(line)
+    return reader, seen
+
+
+def test_the_stream_tells_each_tool_call_as_it_happens_and_ends_in_the_result() -> None:
+    lines = stream_lines(("Read", {"file_path": "/w/s1/src/calc.py"}), ("Edit", {"file_path": "src/calc.py"}),
+                         ("Bash", {"command": "pytest -q\n\x1b[31m && rm -rf /", "description": "x"}),
+                         ("Glob", {"pattern": "**/*.py"}), ("TodoWrite", {}), final=result())  # fmt: skip
+    reader, seen = read(lines)
+    assert seen == ["Read src/calc.py", "Edit src/calc.py", "Bash: pytest -q [31m && rm -rf /", "Glob **/*.py",
+                    "TodoWrite"]  # fmt: skip
+    got = parse_result(done("\n".join(lines)), 60, reader)
+    assert got.ok and got.tool_calls == 5
+
+
+def test_a_stream_that_stops_before_its_result_is_a_stream_cut_not_garbage() -> None:
+    lines = stream_lines(("Read", {"file_path": "a.py"}))
+    reader, _ = read(lines)
+    got = parse_result(done("\n".join(lines), rc=1, stderr="socket hang up"), 60, reader)
+    assert got.outcome is CallOutcome.STREAM_CUT and "socket hang up" in got.reason
+    # Without the reader (a capture cut short), the same output is still not taken for a result.
+    assert parse_result(done("\n".join(lines), rc=1), 60).outcome is CallOutcome.EXIT_NONZERO
+
+
+def test_a_long_tool_line_is_clipped() -> None:
+    _, seen = read(stream_lines(("Bash", {"command": "x" * 5000})))
+    assert len(seen[0]) == 120 and seen[0].endswith("…")
+
+
+DENIAL = [{"tool_name": "Bash", "tool_use_id": "t0", "tool_input": {}}]
+
+
+def test_every_tool_call_denied_is_its_own_outcome_and_a_partial_denial_is_kept() -> None:
+    all_denied = stream_lines(("Bash", {"command": "x"}), final=result(permission_denials=DENIAL))
+    reader, _ = read(all_denied)
+    got = parse_result(done("\n".join(all_denied)), 60, reader)
+    assert got.outcome is CallOutcome.DENIED and got.denied == ("Bash",)
+    assert "refused every tool call (Bash)" in got.reason and "--permission-mode" in got.reason
+    partial = stream_lines(("Write", {"file_path": "a"}), ("Bash", {"command": "x"}),
+                           final=result(permission_denials=DENIAL))  # fmt: skip
+    reader, _ = read(partial)
+    got = parse_result(done("\n".join(partial)), 60, reader)
+    assert got.ok and got.denied == ("Bash",)
+    # Plain JSON output says nothing of the calls made: a denial is kept, the call not failed for it.
+    assert parse_result(done(result(permission_denials=DENIAL)), 60).ok
+
+
+@pytest.mark.parametrize(
+    ("fields", "outcome", "reason"),
+    [
+        ({"api_error_status": 529, "result": "API Error: 529 Overloaded"}, CallOutcome.OVERLOADED, "overloaded (529)"),
+        ({"api_error_status": 429, "result": "rate limited"}, CallOutcome.OVERLOADED, "(429)"),
+        ({"api_error_status": 401, "result": "Invalid API key · Fix external API key"}, CallOutcome.NOT_LOGGED_IN,
+         "not logged in"),
+        ({"api_error_status": 500, "result": "API Error: 500"}, CallOutcome.API_ERROR, "answered 500"),
+        ({"api_error_status": None, "result": "API Error: API returned an empty or malformed response (HTTP 200)"},
+         CallOutcome.STREAM_CUT, "broke off"),
+    ],
+)  # fmt: skip
+def test_model_service_errors_each_have_their_outcome(fields: dict[str, object], outcome: CallOutcome,
+                                                      reason: str) -> None:  # fmt: skip
+    got = parse_result(done(result(is_error=True, **fields), rc=1), 60)
+    assert got.outcome is outcome and reason in got.reason
+
+
+def test_root_refusing_bypass_outside_a_sandbox_is_one_clear_line() -> None:
+    printed = "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons"
+    got = parse_result(done("", rc=1, stderr=printed), 60)
+    assert got.outcome is CallOutcome.EXIT_NONZERO and "run the factory as an unprivileged user" in got.reason

@@ -149,14 +149,14 @@ def _json_object(stdout: str) -> dict[str, Any] | None:
     lines = text.splitlines()
     for candidate in reversed(lines):
         candidate = candidate.strip()
-        if candidate.startswith('{"type":"result"') or candidate.startswith('{"type": "result"'):
+        if re.match(r'\{\s*"type"\s*:\s*"result"', candidate):
             try:
                 obj = jsonio.loads(candidate)
             except ValueError:
                 continue
             if isinstance(obj, dict):
                 return obj
-    if len(lines) > 1 and lines[0].strip().startswith('{"type":"system"'):
+    if len(lines) > 1 and re.match(r'\{\s*"type"\s*:\s*"system"', lines[0].strip()):
         return None  # a stream that never reached its result: cut short
     candidates = [text, *reversed(lines)]
     for candidate in candidates:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from factoryctl.adapters.runner import run
 from factoryctl.core.defaults import SANDBOX_PASS_ENV, SANDBOX_PROBE_TIMEOUT_S, SANDBOX_SET_ENV
+from factoryctl.core.errors import FactoryError
 
 SCRATCH_HOME = "/tmp/home"  # inside the sandbox's own fresh /tmp: the same path every call, empty every call
-from factoryctl.core.errors import FactoryError
 
 
 class SandboxUnavailable(FactoryError):

@@ -11,7 +11,10 @@ from factoryctl import __version__
 from factoryctl.cli import bot, config, doctor, init, log, queue, report, serve, sessions, skills, standup, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
+from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV
+from factoryctl.core.envfile import fill_environ
 from factoryctl.core.errors import AlreadyRunning, FactoryError
+from factoryctl.core.paths import Paths, factory_home
 from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.status import collect
@@ -183,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     Typer (standalone) prints usage errors itself and exits through SystemExit; a
     FactoryError raised by a command propagates here.
     """
+    # A job started by hand gets the model's credential and settings as cron's and PM2's do.
+    fill_environ(Paths(factory_home()).secrets_file, (*SECRET_ENV, *MODEL_ENV))
     try:
         app(args=argv, prog_name="factoryctl")
     except SystemExit as exc:

@@ -87,6 +87,8 @@ def status_text(report: Mapping[str, Any]) -> str:
         last = s["last_cycle"] or {}
         verdict = f"  last cycle: {last.get('verdict', '?')} at {last.get('ended', '?')}" if last else ""
         lines.append(f"  {s['name']:<4} {s['state']:<9} {doing}{verdict}")
+        if s.get("doing"):
+            lines.append(f"       now: {clean(s['doing'])}")
     tasks = ", ".join(f"{k} {v}" for k, v in report["tasks"].items()) or "empty"
     review = ", ".join(f"{k} {v}" for k, v in report["review_queue"].items()) or "empty"
     lines += [
@@ -118,7 +120,9 @@ def session_line(row: Mapping[str, Any]) -> str:
     last = f"last {row['last_verdict']} at {row['last_cycle_ended']}" if row["last_cycle_ended"] else "no cycle yet"
     stray = "" if row["configured"] else "  (not configured)"
     line = f"{row['name']:<4} {row['running']:<8} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}{stray}"
-    return line + (f"\n     waiting: {row['waiting']}" if row["waiting"] else "") + f"\n     attach: {row['attach']}"
+    now = f"\n     now: {clean(row['doing'])}" if row.get("doing") else ""
+    waiting = f"\n     waiting: {row['waiting']}" if row["waiting"] else ""
+    return line + now + waiting + f"\n     attach: {row['attach']}"
 
 
 def gates_text(gates: Mapping[str, Any]) -> str:

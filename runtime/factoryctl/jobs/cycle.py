@@ -144,6 +144,9 @@ class Cycle:
         report.before, report.baseline_computed = self.baselines.get(
             base, specs, lambda: self._checks("baseline"), session=self.session
         )
+        if report.baseline_computed:
+            self.ws.git.run("clean", "-ffd", "--quiet")  # what the checks left must not enter the change
+            self.ws.clear_byproducts()
         report.durations["baseline_s"] = time.monotonic() - t0
         problems = main_problems(self.baselines.sound(specs), report.before)
         self.baselines.judge(base, specs, report.before, problems, format_ts(self.ctx.clock()))
@@ -179,7 +182,7 @@ class Cycle:
             report.end(CycleVerdict.DISCARDED, "the agent left its branch")
             return
         assert report.agent is not None
-        report.left_out = tuple(self.ws.left_out())
+        report.left_out = tuple(self.ws.clear_byproducts())
         if report.left_out:
             shown = ", ".join(report.left_out[:5]) + (" ..." if len(report.left_out) > 5 else "")
             report.notes.append(f"left out {len(report.left_out)} by-product(s) of running the code: {shown}")

@@ -136,6 +136,7 @@ class Sessions:
                 "waiting": f"paused ({flag.name})" if flag else gates.hold(name),
                 "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
                 "cycle_started": entry.get("cycle_started"),
+                "doing": entry.get("doing") if entry.get("state") == "cycle" else None,
                 "last_cycle_ended": last.get("ended"),
                 "last_verdict": last.get("verdict"),
                 "heartbeat_age_s": heartbeat_age(entry, now),

@@ -48,6 +48,7 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
                 "state": info.get("state", "unknown"),
                 "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
                 "last_cycle": info.get("last_cycle"),
+                "doing": info.get("doing") if info.get("state") == "cycle" else None,  # the agent's last tool call
             }
         )
     queue = ctx.review_queue().read()

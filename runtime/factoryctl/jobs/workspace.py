@@ -47,6 +47,7 @@ class Workspace:
             base = self.repo.rev(self.origin_main)
         write_excludes(self.ctx)
         self.git.reset_to(base)  # stray files go; ignored ones (node_modules) stay
+        self.clear_byproducts()
         self._delete_own_branches()
         self._delete_unqueued_remote_branches()
         return base
@@ -153,11 +154,12 @@ class Workspace:
                 gitfile.unlink(missing_ok=True)
             gitfile.write_text(f"gitdir: {registered}\n")
 
-    def left_out(self) -> list[str]:
-        """By-products in the worktree that the change leaves out (BYPRODUCTS), as paths; then gone.
+    def clear_byproducts(self) -> list[str]:
+        """Remove the by-products of running code (BYPRODUCTS) from the worktree; return their paths.
 
         They are excluded from every commit whatever the repository's ignore rules say; they are
-        deleted so that the checks run on what is committed, not on the agent's leftovers.
+        deleted before the agent starts (so what it leaves is its own) and before the checks (so
+        they run on what is committed, not on leftovers).
         """
         done = self.git.run("ls-files", "--others", "--ignored", "--directory", "--exclude-from",
                             str(byproducts_file(self.ctx)), "-z", check=False)  # fmt: skip
