@@ -109,7 +109,7 @@ CASES = ["test_add_then_count", "test_take_reduces", "test_take_too_many", "test
 def forge() -> None:
     for arg in sys.argv:
         if arg.startswith("--junitxml="):
-            cases = "".join(f'<testcase classname="tests.test_stock" name="{n}"/>' for n in CASES)
+            cases = "".join(f'<testcase classname="tests.test_stock" name="{case}"/>' for case in CASES)
             with open(arg.split("=", 1)[1], "w") as fh:
                 fh.write(FAKE % cases)
     sys.stdout.write("6 passed in 0.01s\\n")
