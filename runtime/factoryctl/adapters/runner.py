@@ -231,7 +231,7 @@ def run(
         report=report_data,
     )
     if done.cut:
-        log.warning("%s printed more than %s bytes: its output was cut", args[0], limit)
+        log.info("%s printed more than %s bytes: its output was cut", args[0], limit)
     log.debug("done %s rc=%s in %.2fs", args[0], done.returncode, done.duration_s)
     if check and not done.ok:
         raise CommandFailed(done)

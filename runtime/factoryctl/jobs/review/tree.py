@@ -163,8 +163,10 @@ class ReviewTree:
     def diff(self, base: str, branch: str, budget: int) -> tuple[str, str, str | None]:
         """(diff, shortstat, what was cut) of the branch against `base`, the diff within `budget`."""
         spec = f"{base}...refs/remotes/origin/{branch}"
-        diff = self.repo.run("diff", "--no-color", spec, "--").stdout
+        done = self.repo.run("diff", "--no-color", spec, "--")
+        diff = done.stdout
         stat = self.repo.out("diff", "--shortstat", spec, "--")
-        if len(diff) <= budget:
+        if len(diff) <= budget and not done.cut:
             return diff.rstrip(), stat, None
-        return diff[:budget] + "\n[...cut]", stat, f"the diff cut at {budget:,} of {len(diff):,} characters"
+        whole = f"more than {len(diff):,}" if done.cut else f"{len(diff):,}"
+        return diff[:budget] + "\n[...cut]", stat, f"the diff cut at {budget:,} of {whole} characters"
