@@ -393,3 +393,21 @@ def test_a_clock_that_never_moves_is_an_error_not_a_spin(tmp_path: Path) -> None
     report = Cycle(ctx, "s1").run()
     assert report.verdict == "failed" and "the clock did not move past 20261124T080000Z" in report.reason
     assert slept and sum(slept) == pytest.approx(5.0)  # the fake sleep, never the real one
+
+
+def test_by_products_are_left_out_of_the_change_and_dependency_folders_are_left_alone(tmp_path: Path) -> None:
+    """Whatever the repository ignores: the agent's bytecode and caches are not committed, and said so."""
+    factory = make_factory(tmp_path, ignore_rules=False)
+    factory.script([{"actions": [
+        {"write": "tests/test_more.py", "content": GOOD_TEST},
+        {"write": "inventory/__pycache__/stock.cpython-311.pyc", "content": "bytecode"},
+        {"write": ".coverage", "content": "data"},
+        {"write": ".venv/lib/site/__pycache__/dep.cpython-311.pyc", "content": "setup's own"},
+    ], "result": "Add a test"}])  # fmt: skip
+    report = Cycle(factory.ctx(), "s1").run()
+    assert report.verdict == "pushed", report.reason
+    assert report.files == ("tests/test_more.py",)
+    assert report.left_out == (".coverage", "inventory/__pycache__/")
+    assert "left out 2 by-product(s) of running the code: .coverage, inventory/__pycache__/" in report.notes
+    assert only_cycle(factory)["left_out"] == [".coverage", "inventory/__pycache__/"]
+    assert (factory.home / "worktrees" / "s1" / ".venv/lib/site/__pycache__/dep.cpython-311.pyc").exists()

@@ -4,10 +4,11 @@
 
 A scenario call (runtime/factoryctl/scripted_agent.py) becomes a play the real `claude`
 carries out with its own tools: `write` is a Read then a Write (Claude Code writes a file it
-has read), `append`, `delete`, `run`, `commit` and `sleep` are Bash commands, `result` is the
-closing text. What a model cannot make the CLI do becomes the model-level failure nearest to
-it: an error subtype is an overloaded service (529), garbage on stdout a stream cut mid-answer,
-any other non-zero exit a server error (500). `{n}` and `{cwd_name}` keep their meaning.
+has read), `append`, `delete`, `run` and `commit` are Bash commands, `result` is the closing
+text, and `sleep` a model that takes that long to answer (a hanging agent). What a model cannot
+make the CLI do becomes the model-level failure nearest to it: an error subtype is an
+overloaded service (529), garbage on stdout a stream cut mid-answer, any other non-zero exit
+a server error (500). `{n}` and `{cwd_name}` keep their meaning.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ def steps_of(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
             steps.append(_bash(shlex.join(str(a) for a in action["run"]), "run"))
         elif "commit" in action:
             steps.append(_bash(f"git add -A && git commit -qm {shlex.quote(str(action['commit']))}", "commit"))
-        elif "sleep" in action:
-            steps.append(_bash(f"sleep {float(action['sleep']):g}", "wait"))
     return steps
 
 
@@ -57,15 +56,19 @@ def play_of(call: dict[str, Any]) -> dict[str, Any]:
     play: dict[str, Any] = {"match": call.get("match", "")}
     exit_code = int(call.get("exit", 0) or 0)
     failed = call.get("is_error") is True or str(call.get("subtype", "success")) != "success"
-    if "stdout" in call:
+    if call.get("stdout"):
         play["cut"] = True
     elif failed and exit_code:
         play["error"] = 529
     elif exit_code:
         play["error"] = 500
     else:
-        steps = steps_of(call.get("actions", []))
+        actions = call.get("actions", [])
+        steps = steps_of([a for a in actions if "sleep" not in a])
         play["steps"] = [*steps, {"text": str(call.get("result", "done"))}]
+        waits = [float(a["sleep"]) for a in actions if "sleep" in a]
+        if waits:  # an agent that hangs: the model never answers (Claude Code cuts long sleeps short itself)
+            play["delay_s"] = sum(waits)
         usage = call.get("usage")
         if isinstance(usage, dict):  # the scenario's figures are per call; the stand-in's per turn
             turns = len(play["steps"])

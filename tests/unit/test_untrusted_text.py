@@ -41,11 +41,12 @@ def test_scenario_calls_become_plays_the_real_cli_carries_out() -> None:
         {"actions": [{"append": "log.txt", "content": "more"}, {"delete": "old dir"}]},
         {"subtype": "error_during_execution", "is_error": True, "exit": 1},
         {"stdout": "<<<garbage"},
-        {"exit": 139},
+        {"stdout": "", "stderr": "Segmentation fault", "exit": 139},
+        {"actions": [{"sleep": 3600}], "result": "never"},
     ]}  # fmt: skip
     reviewer = {"calls": [{"match": "reviewing one branch", "result": '{"verdict": "approve"}'}]}
     script = check_script(plays_from(agent, reviewer))
-    first, unmatched, overloaded, cut, crash, review = script["plays"]
+    first, unmatched, overloaded, cut, crash, hang, review = script["plays"]
     assert script["rotate"] is True
     assert [s.get("tool") for s in first["steps"]] == ["Read", "Write", "Bash", "Bash", None]
     assert first["steps"][2]["input"]["command"] == shlex.join(["echo", "a b"])
@@ -55,6 +56,7 @@ def test_scenario_calls_become_plays_the_real_cli_carries_out() -> None:
     assert unmatched["steps"][0]["input"]["command"] == "cat >> log.txt <<'FACTORY_PLAY_EOF'\nmore\nFACTORY_PLAY_EOF"
     assert unmatched["steps"][1]["input"]["command"] == "rm -rf -- 'old dir'"
     assert (overloaded["error"], cut["cut"], crash["error"]) == (529, True, 500)
+    assert hang["delay_s"] == 3600 and hang["steps"] == [{"text": "never"}]
     assert review == {"match": "reviewing one branch", "steps": [{"text": '{"verdict": "approve"}'}]}
     assert fill(first["steps"][1], {"n": "7"})["input"]["file_path"] == "a/7.py"
 

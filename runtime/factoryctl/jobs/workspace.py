@@ -161,8 +161,10 @@ class Workspace:
         deleted before the agent starts (so what it leaves is its own) and before the checks (so
         they run on what is committed, not on leftovers).
         """
+        # The dependency folders are setup's: their bytecode stays, and they are not even walked.
+        skip = [f":(exclude,top){d.strip('/')}" for d in self.ctx.settings.repo.dependency_dirs]
         done = self.git.run("ls-files", "--others", "--ignored", "--directory", "--exclude-from",
-                            str(byproducts_file(self.ctx)), "-z", check=False)  # fmt: skip
+                            str(byproducts_file(self.ctx)), "-z", "--", ".", *skip, check=False)  # fmt: skip
         paths = sorted(p for p in done.stdout.split("\0") if p and ".." not in Path(p).parts)
         for name in paths:
             target = self.path / name
