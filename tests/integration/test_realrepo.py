@@ -178,7 +178,7 @@ def test_with_no_checks_every_cycle_and_status_say_so(tmp_path: Path) -> None:
 
 # A stand-in for `npm ci`: wipes node_modules and installs what the lockfile names, counting its runs.
 INSTALL = (
-    "n=$(cat .setup-runs 2>/dev/null || echo 0); echo $((n+1)) > .setup-runs; rm -rf node_modules; "
+    "mkdir -p .setup; n=$(cat .setup/runs 2>/dev/null || echo 0); echo $((n+1)) > .setup/runs; rm -rf node_modules; "
     'mkdir -p node_modules; for p in $(cat deps.lock); do mkdir -p "node_modules/$p"; done; '
     "cp deps.lock node_modules/.package-lock.json"
 )
@@ -189,13 +189,19 @@ def test_a_package_the_agent_installed_is_gone_at_the_next_cycle(tmp_path: Path)
     toml = (
         (factory.home / "factory.toml")
         .read_text()
-        .replace("[repo]\n", f'[repo]\nsetup = ["sh", "-c", {json.dumps(INSTALL)}]\nsetup_inputs = ["deps.lock"]\n', 1)
+        .replace(
+            "[repo]\n",
+            f'[repo]\nsetup = ["sh", "-c", {json.dumps(INSTALL)}]\nsetup_inputs = ["deps.lock"]\n'
+            'dependency_dirs = ["node_modules", ".setup"]\n',
+            1,
+        )
     )
     (factory.home / "factory.toml").write_text(toml)
-    ignore = "node_modules\n__pycache__/\n.setup-runs\n"  # the counter stays in the worktree (the sandbox's)
+    # The counter stays in the worktree (the sandbox's), in a folder setup makes: checks' cleaning keeps it.
+    ignore = "node_modules\n__pycache__/\n.setup/\n"
     push_to_main(factory, tmp_path, {"deps.lock": "left-pad\n", ".gitignore": ignore}, "deps")
     worktree = factory.home / "worktrees" / "s1"
-    runs = worktree / ".setup-runs"
+    runs = worktree / ".setup" / "runs"
     # The agent installs a package by hand (no lockfile change) and imports it; the cycle is discarded.
     factory.script([
         {"actions": [{"run": ["mkdir", "-p", "node_modules/is-odd"]}], "result": "use is-odd"},

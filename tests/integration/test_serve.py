@@ -212,6 +212,20 @@ def test_github_webhook_good_signature_becomes_a_task_bad_one_changes_nothing(se
     assert [t["outcome"] for t in triggers(server.home)] == ["ignored", "ignored", "queued"]
 
 
+def test_a_replayed_delivery_or_the_same_issue_again_queues_one_task(server: Server) -> None:
+    first = delivery(LABELLED)
+    first["headers"]["X-GitHub-Delivery"] = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    answers = [server.request("POST", "/webhook/github", **first) for _ in range(3)]  # the same signed delivery
+    assert [a.status for a in answers] == [202, 202, 202]
+    again = delivery(LABELLED)  # a new delivery of the same issue (relabelled): still one task while it is live
+    again["headers"]["X-GitHub-Delivery"] = "8f1a0c4e-cc78-11e3-81ab-4c9367dc0958"
+    assert server.request("POST", "/webhook/github", **again).json() == {"duplicate": True, "task": 1}
+    tasks = json.loads((server.home / "state" / "tasks.json").read_text())["tasks"]
+    assert len(tasks) == 1 and tasks[0]["body"].endswith("From GitHub issue https://github.com/o/r/issues/3")
+    events = (server.home / "state" / "experiment-log.jsonl").read_text()
+    assert events.count('"outcome":"duplicate"') == 3 and events.count('"outcome":"queued"') == 1
+
+
 def test_without_a_github_secret_the_webhook_is_off(home: Path) -> None:
     with serving(home, github=False) as srv:
         assert srv.request("POST", "/webhook/github", **delivery(LABELLED)).status == 404

@@ -20,7 +20,7 @@ from factoryctl.core.paths import Paths
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.outcomes import parse_since
 from factoryctl.jobs.serve import auth, plots
-from factoryctl.jobs.serve.github import task_from_issue_event
+from factoryctl.jobs.serve.github import Deliveries, task_from_issue_event
 from factoryctl.jobs.serve.page import commit_url_base
 from factoryctl.jobs.serve.server import where
 
@@ -195,3 +195,14 @@ def test_token_usage_is_finite_non_negative_and_bounded(usage: Any, tokens: tupl
     out = json.dumps({"type": "result", "subtype": "success", "is_error": False, "usage": usage})
     got = parse_result(Completed(("agent",), 0, out, "", 1.0), 60)
     assert (got.input_tokens, got.output_tokens) == tokens
+
+
+def test_delivery_ids_are_remembered_bounded_in_number_and_in_time() -> None:
+    now = [NOW]
+    seen = Deliveries(lambda: now[0], keep=timedelta(hours=1), most=3)
+    assert seen.first_time("a") and not seen.first_time("a")
+    assert seen.first_time("b") and seen.first_time("c") and seen.first_time("d")  # "a" forgotten: at most 3
+    assert len(seen.seen) == 3 and seen.first_time("a")
+    now[0] += timedelta(hours=2)
+    assert seen.first_time("b") and len(seen.seen) == 1  # the rest expired
+    assert not seen.first_time("x" * 101)  # not an id GitHub sends: never acted on

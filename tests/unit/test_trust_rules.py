@@ -12,7 +12,7 @@ from factoryctl.adapters.junit import parse_junit, report_args
 from factoryctl.adapters.parsers import parse
 from factoryctl.adapters.sandbox import Launch, Policy, Sandbox, allowed_env
 from factoryctl.core.defaults import SENSITIVE_PATHS
-from factoryctl.rules.changes import judging_config_changed, sensitive_touched
+from factoryctl.rules.changes import judging_config_changed, new_on_import_path, sensitive_touched
 from factoryctl.rules.changes import tests_worse as lost_tests  # (not a test function)
 
 # -- pytest's summary must come from stdout and agree with the exit code -----------------------------
@@ -138,6 +138,10 @@ def test_an_ssh_command_with_shell_in_it_is_a_problem() -> None:
         ("conftest.py", True), ("tests/unit/conftest.py", True), ("tsconfig.build.json", True),
         ("vitest.config.ts", True), ("pnpm-lock.yaml", True), ("requirements-dev.txt", True),
         (".circleci/config.yml", True), ("src/app.ts", False), ("tests/test_a.py", False), ("docs/setup.md", False),
+        ("pytest.toml", True), (".pytest.toml", True), (".pytest.ini", True), ("lib/sitecustomize.py", True),
+        ("usercustomize.py", True), ("x/evil.pth", True), ("sub/.mypy.ini", True), (".ruff.toml", True),
+        ("vite.config.ts", True), (".pnpmfile.cjs", True), (".yarnrc.yml", True), (".yarn/releases/y.cjs", True),
+        ("tsconfig.json", True), (".eslintrc.json", True),
     ],
 )  # fmt: skip
 def test_sensitive_paths(path: str, sensitive: bool) -> None:
@@ -158,6 +162,9 @@ PYPROJECT = '[project]\nname = "x"\ndependencies = []\n\n[tool.pytest.ini_option
         ("package.json", '{"scripts": {"test": "vitest"}}', '{"scripts": {"test": "true"}}', True),
         ("package.json", "{}", None, True),  # deleted
         ("conftest.py", "", "x = 1", True),
+        ("pyproject.toml", PYPROJECT, PYPROJECT + '[project.entry-points.pytest11]\nevil = "evil"\n', True),
+        ("pyproject.toml", PYPROJECT, PYPROJECT.replace("dependencies = []", 'scripts = {pytest = "e:m"}'), True),
+        ("package.json", "{}", '{"packageManager": "pnpm@9.0.0"}', True),
     ],
 )  # fmt: skip
 def test_which_changes_to_config_files_judge(path: str, before: str, after: str | None, changed: bool) -> None:
@@ -205,6 +212,50 @@ def test_the_environment_is_an_allow_list(tmp_path: Path) -> None:
     source = {"PATH": "/usr/bin", "LANG": "C.UTF-8", "TELEGRAM_BOT_TOKEN": "t", "FACTORY_HTTP_TOKEN": "h",
               "ANTHROPIC_API_KEY": "k", "AWS_SECRET_ACCESS_KEY": "a", "HOME": "/root"}  # fmt: skip
     checks = allowed_env(source, tmp_path)
-    assert checks == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "HOME": str(tmp_path)}
+    assert checks == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "HOME": str(tmp_path), "PYTHONNOUSERSITE": "1"}
     agent = allowed_env(source, tmp_path, extra=("ANTHROPIC_API_KEY",))
     assert agent["ANTHROPIC_API_KEY"] == "k" and "TELEGRAM_BOT_TOKEN" not in agent
+
+
+@pytest.mark.parametrize(
+    ("added", "shadows"),
+    [
+        (".shadow/inventory/stock.py", True),  # a new top-level folder: pythonpath = [".shadow", "."]
+        ("shadow.py", True), ("evil.pth", True),
+        ("tests/inventory/__init__.py", True), ("tests/inventory.py", True),  # named like the project's package
+        ("tests/test_stock_more.py", False), ("inventory/extra.py", False), ("NOTES.md", False),
+    ],
+)  # fmt: skip
+def test_new_files_that_change_what_an_import_finds(added: str, shadows: bool) -> None:
+    top = ["inventory", "tests", "pyproject.toml", ".gitignore"]
+    assert bool(new_on_import_path([added], top)) is shadows
+
+
+def test_a_check_run_gets_its_own_home_and_a_read_only_report_folder(tmp_path: Path) -> None:
+    worktree, cache, run_home, verdict = (tmp_path / n for n in ("wt", "cache", "run-home", "verdict"))
+    for path in (worktree, cache, run_home, verdict):
+        path.mkdir()
+    launch = Launch(
+        Sandbox(True, hide=()), Policy(workdir=worktree, home=cache), {"PATH": "/usr/bin", "HOME": str(cache)}
+    )
+    own = launch.fresh(run_home, verdict)
+    argv = own.argv(["true"])
+    assert ["--bind", str(run_home), str(run_home)] == argv[
+        argv.index(str(run_home)) - 1 : argv.index(str(run_home)) + 2
+    ]
+    assert ["--ro-bind", str(verdict), str(verdict)] == argv[
+        argv.index(str(verdict)) - 1 : argv.index(str(verdict)) + 2
+    ]
+    assert str(cache) not in argv and own.env["HOME"] == str(run_home)
+    assert own.env["PYTHONNOUSERSITE"] == own.env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert own.env["PYTHONPYCACHEPREFIX"].startswith(str(run_home))
+
+
+def test_setup_gets_an_empty_home_inside_the_sandbox(tmp_path: Path) -> None:
+    launch = Launch(Sandbox(True, hide=()), Policy(workdir=tmp_path, home=tmp_path / "cache"), {"HOME": "x"})
+    scratch = launch.scratch()
+    argv = scratch.argv(["true"])
+    assert "--dir" in argv and argv[argv.index("--dir") + 1] == "/tmp/home" and str(tmp_path / "cache") not in argv
+    assert scratch.env["HOME"] == "/tmp/home"
+    off = Launch(Sandbox(False, hide=()), launch.policy, launch.env)
+    assert off.scratch() is off  # development only: nothing to make a room in

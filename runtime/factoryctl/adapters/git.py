@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factoryctl.adapters.runner import CommandFailed, Completed, run
-from factoryctl.core.defaults import GIT_TIMEOUT_S
+from factoryctl.core.defaults import GIT_TIMEOUT_S, MAX_CAPTURE_BYTES
 from factoryctl.core.errors import FactoryError, UsageError
 
 # Git must never stop to ask a person anything.
@@ -61,7 +61,12 @@ class Git:
         self.git_dir = git_dir
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_S, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = GIT_TIMEOUT_S,
+        env: dict[str, str] | None = None,
+        limit: int | None = MAX_CAPTURE_BYTES,
     ) -> Completed:
         argv = ["git"]
         if self.git_dir is not None:
@@ -72,13 +77,17 @@ class Git:
         for setting in SAFE_CONFIG:
             argv += ["-c", setting]
         environ = {**os.environ, **GIT_ENV, **(env or {})}
-        done = run([*argv, *args], cwd=self.cwd, timeout=timeout, env=environ)
+        done = run([*argv, *args], cwd=self.cwd, timeout=timeout, env=environ, limit=limit)
         if check and not done.ok:
             raise GitError(done)
         return done
 
     def out(self, *args: str) -> str:
-        return self.run(*args).stdout.strip()
+        """What a git command printed, all of it: a fact read from a cut output would be a wrong fact."""
+        done = self.run(*args)
+        if done.cut:
+            raise FactoryError(f"git {' '.join(args[:3])} printed more than {MAX_CAPTURE_BYTES:,} bytes; not trusted")
+        return done.stdout.strip()
 
     # -- facts ---------------------------------------------------------------------
 
@@ -101,7 +110,9 @@ class Git:
         """Files changed and lines added/deleted; -z keeps unusual file names unquoted."""
         files: list[str] = []
         added = deleted = 0
-        for record in self.run("diff", "--numstat", "-z", "--no-renames", base, head, "--").stdout.split("\0"):
+        # Read whole (no capture limit): a list cut short hides the files past the cut (sensitive ones too).
+        listing = self.run("diff", "--numstat", "-z", "--no-renames", base, head, "--", limit=None).stdout
+        for record in listing.split("\0"):
             if not record:
                 continue
             plus, minus, path = record.split("\t", 2)
@@ -109,6 +120,17 @@ class Git:
             added += int(plus) if plus.isdigit() else 0
             deleted += int(minus) if minus.isdigit() else 0
         return DiffStat(tuple(files), added, deleted)
+
+    def added(self, base: str, head: str) -> list[str]:
+        """Files `head` has and `base` has not (read whole, like `diffstat`)."""
+        listing = self.run("diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", base, head, "--", limit=None)
+        return [path for path in listing.stdout.split("\0") if path]
+
+    def top_level(self, commit: str) -> list[str]:
+        """The names at the top of a commit's tree."""
+        return [
+            name for name in self.run("ls-tree", "--name-only", "-z", commit, limit=None).stdout.split("\0") if name
+        ]
 
     def worktrees(self) -> list[Path]:
         out = []
@@ -122,6 +144,19 @@ class Git:
         status = self.run("status", "--porcelain=v2", "--branch", "--untracked-files=no", "--ignored=no", check=False)
         lines = status.stdout.splitlines()
         return status.ok and f"# branch.oid {head}" in lines and all(line.startswith("# ") for line in lines)
+
+    def strays(self, keep: Sequence[str]) -> list[str]:
+        """Files in the worktree that the commit does not have, ignored ones included, outside the
+        `keep` folders (the dependency folders setup made): what a check left behind."""
+        args = ["ls-files", "--others", "-z", "--directory", "--no-empty-directory"]
+        args += [f"--exclude=/{folder.strip('/')}" for folder in keep]
+        return [path for path in self.run(*args, limit=None).stdout.split("\0") if path]
+
+    def clean_all(self, keep: Sequence[str]) -> None:
+        """Remove every file the commit does not have, ignored ones included (caches, bytecode, a
+        config a test wrote), except the `keep` folders (tracked files are left as they are: a
+        change to one is for `unchanged` to see)."""
+        self.run("clean", "-ffdxq", *(f"--exclude=/{folder.strip('/')}" for folder in keep))
 
     def is_ancestor(self, commit: str, of: str) -> bool:
         """Whether `commit` is `of` or in its history."""

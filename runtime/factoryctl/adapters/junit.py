@@ -13,6 +13,7 @@ from pathlib import Path
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
+from factoryctl.core.checks import Counts
 from factoryctl.core.defaults import JUNIT_MAX_BYTES, JUNIT_MAX_TESTS
 
 Outcomes = dict[str, str]  # test id -> passed | failed | skipped
@@ -49,10 +50,20 @@ def parse_junit(text: str) -> Outcomes | None:
     return out
 
 
-def read_report(path: Path) -> Outcomes | None:
-    try:
-        if path.is_symlink() or path.stat().st_size > JUNIT_MAX_BYTES:
-            return None
-        return parse_junit(path.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return None
+def disagreement(counts: Counts, tests: Outcomes) -> str | None:
+    """Why a test report and the tool's summary cannot both be true (None: they agree).
+
+    Both come from the process that ran the code under test; a report claiming more passes or
+    more tests than the summary, or no failure where the summary has one, was rewritten.
+    (A test failing in its call and erroring in teardown is one test in the report and two in
+    the summary, so the report may hold fewer; never more.)
+    """
+    passed = sum(1 for outcome in tests.values() if outcome == "passed")
+    failed = sum(1 for outcome in tests.values() if outcome == "failed")
+    if len(tests) > counts.total:
+        return f"its test report names {len(tests)} tests, its summary {counts.total}"
+    if passed > counts.total - counts.failed:
+        return f"its test report has {passed} passed, its summary {counts.total - counts.failed} at most"
+    if failed > counts.failed or (counts.failed and not failed and counts.total == len(tests)):
+        return f"its test report has {failed} failed, its summary {counts.failed}"
+    return None

@@ -12,7 +12,9 @@ When a run counts as `crashed` (no report we can trust), per tool:
 - vitest, jest: no `Tests` summary line and no JSON report, unless the tool said it found
   no test files ("No test files found" / "No tests found"): then total 0, not crashed.
 - pytest: exit 3 (internal error) or 4 (usage error, broken conftest); no summary line
-  (`... in 0.12s`) otherwise. Exit 5 (no tests collected) is total 0, not crashed.
+  (`... in 0.12s`) otherwise; two different summary lines (one was printed by the code
+  under test); a summary that disagrees with the exit code. Exit 5 (no tests collected)
+  is total 0, not crashed.
 - eslint: exit 2 (config or internal error); a non-zero exit with nothing counted.
 - ruff: exit 2 and up (bad config, ruff failed); a non-zero exit with nothing counted.
 - mypy: a non-zero exit with nothing counted (usage error, crash); and "errors prevented
@@ -203,7 +205,11 @@ def _pytest(out: str, err: str, rc: int) -> Counts:
         if rc == 5:
             return Counts(note="no tests collected")
         return _crash(f"pytest printed no summary line (exit {rc})", err, out)
-    n = {word: int(count) for count, word in _PYTEST_WORD.findall(summaries[-1]["body"])}
+    bodies = list(dict.fromkeys(s["body"] for s in summaries))
+    if len(bodies) > 1:  # pytest prints one; another was printed by the code under test (an atexit hook)
+        return Counts(crashed=True, note=f"pytest printed {len(bodies)} different summaries ({', '.join(bodies[:2])})"
+                      [:NOTE_CHARS])  # fmt: skip
+    n = {word: int(count) for count, word in _PYTEST_WORD.findall(summaries[0]["body"])}
     errors = n.get("error", 0) + n.get("errors", 0)
     counts = Counts(
         failed=n.get("failed", 0) + errors,
@@ -214,7 +220,7 @@ def _pytest(out: str, err: str, rc: int) -> Counts:
     # 1: tests failed; 2: interrupted (a collection error counts as a failed test); 5: nothing collected.
     agrees = {0: counts.failed == 0, 1: counts.failed > 0, 2: counts.failed > 0, 5: counts.total == 0}.get(rc, False)
     if not agrees:
-        return _crash(f"pytest's summary ({summaries[-1]['body']}) disagrees with its exit code {rc}", err)
+        return _crash(f"pytest's summary ({summaries[0]['body']}) disagrees with its exit code {rc}", err)
     return counts
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -35,6 +37,8 @@ class Completed:
     stderr: str
     duration_s: float
     timed_out: bool = False
+    cut: bool = False  # stdout or stderr went past the capture limit: what was kept is not all it said
+    report: bytes | None = None  # what the process wrote to its report pipe (`report=True`), None if cut
 
     @property
     def ok(self) -> bool:
@@ -57,9 +61,12 @@ class CommandFailed(FactoryError):
 
 
 class _Capture(threading.Thread):
-    def __init__(self, stream: object, on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, stream: object, limit: int | None = MAX_CAPTURE_BYTES, on_line: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__(daemon=True)
         self.stream = stream
+        self.limit = limit
         self.chunks: list[bytes] = []
         self.size = 0
         self.on_line = on_line
@@ -76,9 +83,18 @@ class _Capture(threading.Thread):
                 self._lines(b"", final=True)
                 return
             self._lines(chunk)
-            if self.size < MAX_CAPTURE_BYTES:
-                self.chunks.append(chunk[: MAX_CAPTURE_BYTES - self.size])
+            if self.limit is None:
+                self.chunks.append(chunk)
+            elif self.size < self.limit:
+                self.chunks.append(chunk[: self.limit - self.size])
             self.size += len(chunk)
+
+    @property
+    def cut(self) -> bool:
+        return self.limit is not None and self.size > self.limit
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
 
     def _lines(self, chunk: bytes, final: bool = False) -> None:
         """Hand each whole line to on_line as it arrives (a line past the capture limit is dropped)."""
@@ -96,7 +112,7 @@ class _Capture(threading.Thread):
                 log.exception("on_line failed")
 
     def text(self) -> str:
-        return b"".join(self.chunks).decode("utf-8", errors="replace")
+        return self.data().decode("utf-8", errors="replace")
 
 
 def kill_tree(pid: int, grace_s: float = KILL_GRACE_S) -> None:
@@ -136,9 +152,18 @@ def run(
     env: Mapping[str, str] | None = None,
     check: bool = False,
     on_line: Callable[[str], None] | None = None,
+    limit: int | None = MAX_CAPTURE_BYTES,
+    report: Path | None = None,
+    report_limit: int = MAX_CAPTURE_BYTES,
 ) -> Completed:
     """Run argv (never through a shell); kill its whole process group on timeout or exit.
 
+    Output past `limit` bytes (None: no limit, for trusted tools whose every line counts,
+    like git's file lists) is dropped and the result says so (`cut`): a caller deciding on
+    it must fail closed. `report`: a path (in a folder the child cannot write) made a named
+    pipe for the child to write its report into; what arrives there, None past
+    `report_limit`, is `Completed.report`. A pipe, not a file: what was written cannot be
+    rewritten, only added to, and a second report after the first makes it unreadable.
     `on_line` gets each line of stdout as it is printed (live progress), from another thread.
     """
     args = tuple(str(a) for a in argv)
@@ -146,6 +171,7 @@ def run(
         raise FactoryError("empty command")
     log.debug("run %s (cwd=%s, timeout=%s)", args, cwd, timeout)
     start = time.monotonic()
+    side = None if report is None else _Fifo(report, report_limit)
     try:
         proc = subprocess.Popen(
             args,
@@ -157,12 +183,16 @@ def run(
             start_new_session=True,
         )
     except FileNotFoundError as exc:
+        _close(side)
         raise ToolMissing(f"{args[0]}: command not found (is it installed and on PATH?)") from exc
     except PermissionError as exc:
+        _close(side)
         raise ToolMissing(f"{args[0]}: not executable ({exc.strerror})") from exc
-    out, err = _Capture(proc.stdout, on_line), _Capture(proc.stderr)
+    out, err = _Capture(proc.stdout, limit, on_line), _Capture(proc.stderr, limit)
     out.start()
     err.start()
+    if side is not None:
+        side.start()
     timed_out = False
     try:
         if input is not None:
@@ -180,6 +210,7 @@ def run(
             kill_tree(proc.pid, grace_s=0.5)
             out.join(PIPE_GRACE_S)
             err.join(PIPE_GRACE_S)
+        report_data = None if side is None else side.finish()
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM turned into an exception): leave nothing behind.
         kill_tree(proc.pid, grace_s=0.5)
@@ -188,6 +219,7 @@ def run(
         for stream in (proc.stdout, proc.stderr):
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
+        _close(side)
     done = Completed(
         argv=args,
         returncode=None if timed_out else proc.returncode,
@@ -195,11 +227,62 @@ def run(
         stderr=err.text(),
         duration_s=time.monotonic() - start,
         timed_out=timed_out,
+        cut=out.cut or err.cut,
+        report=report_data,
     )
+    if done.cut:
+        log.info("%s printed more than %s bytes: its output was cut", args[0], limit)
     log.debug("done %s rc=%s in %.2fs", args[0], done.returncode, done.duration_s)
     if check and not done.ok:
         raise CommandFailed(done)
     return done
+
+
+class _Fifo(threading.Thread):
+    """A named pipe at `path` and a thread draining it until the writers are done.
+
+    The reader holds a write end too, so the pipe never reads as ended before the child
+    opened it; `finish()` (after the child and its group are gone) reads what is left.
+    """
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__(daemon=True)
+        os.mkfifo(path, 0o600)
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if not ready:
+                if self.done.is_set():
+                    return
+                continue
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if self.size <= self.limit:
+                self.chunks.append(chunk)
+            self.size += len(chunk)
+
+    def finish(self) -> bytes | None:
+        self.done.set()
+        if self.is_alive():
+            self.join()
+        return None if self.size > self.limit else b"".join(self.chunks)
+
+
+def _close(side: _Fifo | None) -> None:
+    if side is not None:
+        side.done.set()
+        with contextlib.suppress(OSError):
+            os.close(side.fd)
 
 
 def _feed(proc: subprocess.Popen[bytes], text: str) -> None:

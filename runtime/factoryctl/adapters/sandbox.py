@@ -24,8 +24,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from factoryctl.adapters.runner import run
-from factoryctl.core.defaults import SANDBOX_PASS_ENV, SANDBOX_PROBE_TIMEOUT_S
+from factoryctl.core.defaults import SANDBOX_PASS_ENV, SANDBOX_PROBE_TIMEOUT_S, SANDBOX_SET_ENV
 from factoryctl.core.errors import FactoryError
+
+SCRATCH_HOME = "/tmp/home"  # inside the sandbox's own fresh /tmp: the same path every call, empty every call
 
 
 class SandboxUnavailable(FactoryError):
@@ -42,6 +44,7 @@ class Policy:
     home: Path | None = None  # a per-name cache, read-write, that becomes HOME
     read_only: tuple[Path, ...] = ()  # bound back read-only (the clone's git dir)
     extra_writable: tuple[Path, ...] = ()  # bound back read-write (sandbox.writable)
+    scratch_home: bool = False  # HOME is an empty folder in the call's own /tmp, gone with it (instead of `home`)
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,9 @@ class Sandbox:
         for path in policy.extra_writable:
             if path.exists():
                 args += ["--bind", str(path), str(path)]
-        if policy.home is not None:
+        if policy.scratch_home:
+            args += ["--dir", SCRATCH_HOME]
+        elif policy.home is not None:
             args += ["--bind", str(policy.home), str(policy.home)]
         mode = "--bind" if policy.writable else "--ro-bind"
         args += [mode, str(policy.workdir), str(policy.workdir), "--chdir", str(policy.workdir)]
@@ -98,6 +103,7 @@ def allowed_env(source: Mapping[str, str], home: Path | None, extra: Sequence[st
     """The environment of a sandboxed call: an allow-list, HOME pointing at its cache, nothing else."""
     env = {k: source[k] for k in (*SANDBOX_PASS_ENV, *extra) if k in source}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(SANDBOX_SET_ENV)
     if home is not None:
         env["HOME"] = str(home)
     return env
@@ -110,6 +116,30 @@ class Launch:
     sandbox: Sandbox
     policy: Policy
     env: Mapping[str, str]
+
+    def fresh(self, home: Path, verdict: Path) -> Launch:
+        """This launch with an empty `home` of its own as HOME (one check run: nothing persists to
+        the next), bytecode neither written nor read from the worktree, tool caches inside it, and
+        `verdict` (the folder of its report's named pipe) read-only."""
+        caches = home / ".cache"
+        env = {**self.env, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONPYCACHEPREFIX": str(home / ".pycache"), "PYTHONNOUSERSITE": "1",
+               "XDG_CACHE_HOME": str(caches), "XDG_CONFIG_HOME": str(home / ".config"),
+               # Tools' own caches out of the worktree (a cache there would void the run):
+               "MYPY_CACHE_DIR": str(caches / "mypy"), "RUFF_CACHE_DIR": str(caches / "ruff"),
+               "PYTEST_ADDOPTS": "-p no:cacheprovider"}  # fmt: skip
+        policy = replace(self.policy, home=home, read_only=(*self.policy.read_only, verdict))
+        return Launch(self.sandbox, policy, env)
+
+    def scratch(self) -> Launch:
+        """This launch with an empty HOME that lives and dies with the call (repo.setup): nothing the
+        agent left in its HOME (a ~/.npmrc, a pip.conf) steers it, nothing it leaves reaches the next
+        call. Always at the same path, so a package manager's store location never changes. (Without
+        the sandbox, for development only, the launch is returned as it is.)"""
+        if not self.sandbox.enabled:
+            return self
+        policy = replace(self.policy, home=None, scratch_home=True)
+        return Launch(self.sandbox, policy, {**self.env, "HOME": SCRATCH_HOME})
 
     def argv(self, argv: Sequence[str], *, cwd: Path | None = None, network: bool | None = None) -> list[str]:
         """`argv` wrapped; `cwd` a folder inside the workdir, `network` this command's own need."""

@@ -274,7 +274,9 @@ class SandboxSection(_Section):
         default_factory=list, description="absolute paths hidden by the sandbox (under HOME) that calls may read"
     )
     writable: list[str] = Field(
-        default_factory=list, description="absolute paths calls may write (the scripted agent's scenario folder)"
+        default_factory=list,
+        description="absolute paths every call may write, checks included (the scripted agent's scenario folder): "
+        "shared between calls, so never a cache a check reads",
     )
     pass_env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
         default_factory=list, description="environment variables passed into sandboxed calls besides the usual ones"

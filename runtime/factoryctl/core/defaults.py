@@ -36,6 +36,8 @@ MODEL_ENV = (
 # What every sandboxed call's environment may hold (plus sandbox.pass_env); HOME is its cache.
 SANDBOX_PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNAME", "NODE_EXTRA_CA_CERTS")
 SANDBOX_PROBE_TIMEOUT_S = 20.0
+# Every sandboxed call: no user site-packages (a plugin planted under ~/.local never loads).
+SANDBOX_SET_ENV = {"PYTHONNOUSERSITE": "1"}
 # What running the code leaves behind, never part of a change (every worktree's exclude list,
 # whatever the repository's .gitignore says): bytecode, test and tool caches, coverage data.
 BYPRODUCTS = (
@@ -63,6 +65,7 @@ NOTE_CHARS = 160  # a crashed check's one-line note
 JUNIT_MAX_BYTES = 32 * 1024 * 1024  # a bigger test report is not trusted
 JUNIT_MAX_TESTS = 200_000
 LOST_TESTS_SHOWN = 5  # test names named in a reason
+STRAYS_SHOWN = 3  # files a check left behind, named in its note
 
 # -- loops ---------------------------------------------------------------------------
 PAUSE_POLL_S = 10.0  # how often a paused loop looks again
@@ -79,24 +82,46 @@ REVIEW_FAILURES = 2  # a branch whose review failed this often (not decided: cra
 
 # -- the gate ------------------------------------------------------------------------
 # What decides how a change is judged, or what gets installed: a change to these waits for a person.
-SENSITIVE_PATHS = (
-    "conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "noxfile.py", "pyproject.toml", ".coveragerc",
-    "mypy.ini", ".mypy.ini", "ruff.toml", ".ruff.toml", "tsconfig*.json", "jsconfig*.json", "vitest.config.*",
-    "vitest.workspace.*", "jest.config.*", "babel.config.*", ".babelrc*", ".eslintrc*", "eslint.config.*",
-    "package.json", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "pnpm-workspace.yaml",
-    "yarn.lock", ".npmrc", ".yarnrc*", "uv.lock", "poetry.lock", "Pipfile.lock", "requirements*.txt",
-    "Makefile", ".pre-commit-config.yaml", ".circleci/*", "Jenkinsfile", "azure-pipelines.yml",
-    # The agent's own settings and instructions: hooks run with the model credential, text steers
-    # every later call (repo.context_files are added to these).
-    ".claude/*", "*/.claude/*", "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", ".mcp.json", ".codex/*",
-)  # fmt: skip
+# One table, by the tool that reads each name for configuration or plugins, following the tool's own
+# discovery rules (tests/integration/test_sensitive_discovery.py runs each tool to show it reads them).
+# A name without '/' matches in any folder; a glob with '/' matches the whole path.
+SENSITIVE_BY_TOOL: dict[str, tuple[str, ...]] = {
+    "pytest": ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg",
+               "conftest.py"),
+    "python": ("sitecustomize.py", "usercustomize.py", "*.pth", "setup.py", "pyproject.toml"),
+    "mypy": ("mypy.ini", ".mypy.ini", "pyproject.toml", "setup.cfg"),
+    "ruff": ("ruff.toml", ".ruff.toml", "pyproject.toml"),
+    "coverage": (".coveragerc",),
+    "tox/nox": ("tox.ini", "noxfile.py"),
+    "pip/uv/poetry": ("requirements*.txt", "constraints*.txt", "uv.lock", "uv.toml", "poetry.lock", "Pipfile",
+                      "Pipfile.lock", "pip.conf", ".python-version"),
+    "tsc": ("tsconfig*.json", "jsconfig*.json"),
+    "vitest": ("vitest.config.*", "vitest.workspace.*", "vite.config.*"),
+    "jest": ("jest.config.*", "babel.config.*", ".babelrc*"),
+    "eslint": ("eslint.config.*", ".eslintrc*", ".eslintignore"),
+    "npm/pnpm/yarn": ("package.json", "package-lock.json", "npm-shrinkwrap.json", ".npmrc", "pnpm-lock.yaml",
+                      "pnpm-workspace.yaml", ".pnpmfile.cjs", ".pnpmfile.mjs", "yarn.lock", ".yarnrc*", ".yarn/*",
+                      ".pnp.*"),
+    "ci": ("Makefile", ".pre-commit-config.yaml", ".circleci/*", "Jenkinsfile", "azure-pipelines.yml"),
+    # The agent's own settings and instructions: hooks run with the model credential, text steers every
+    # later call (repo.context_files are added to these).
+    "agent": (".claude/*", "*/.claude/*", "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", ".mcp.json", ".codex/*"),
+}  # fmt: skip
+SENSITIVE_PATHS = tuple(dict.fromkeys(name for names in SENSITIVE_BY_TOOL.values() for name in names))
+# pyproject.toml tables that change how checks run or what gets installed as a command or plugin
+# ([project.entry-points.pytest11] loads a pytest plugin; [project.scripts] may install a `pytest`).
+PYPROJECT_SENSITIVE_KEYS = ("tool", "build-system", "project.entry-points", "project.scripts", "project.gui-scripts")
 # package.json keys that change how checks run (the rest, dependencies included, is not sensitive by itself).
-PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "mocha", "ava", "c8", "nyc", "type")
+PACKAGE_JSON_SENSITIVE_KEYS = ("scripts", "jest", "vitest", "eslintConfig", "mocha", "ava", "c8", "nyc", "type",
+                               "packageManager", "pnpm", "imports", "bin")  # fmt: skip
 
 # -- HTTP (factoryctl serve) ---------------------------------------------------------
 HTTP_TOKEN_ENV = "FACTORY_HTTP_TOKEN"  # bearer token; without it `serve` refuses to start
 GITHUB_SECRET_ENV = "FACTORY_GITHUB_SECRET"  # the webhook's HMAC secret; unset: no webhook
 HTTP_MAX_BODY = 64 * 1024  # bytes; a larger request body gets 413
+WEBHOOK_DELIVERY_TTL = timedelta(days=3)  # a GitHub delivery id is remembered this long (GitHub retries for 3 days)
+WEBHOOK_DELIVERIES_KEPT = 10_000  # ... and at most this many of them (the oldest forgotten first)
+WEBHOOK_DELIVERY_ID_CHARS = 100  # a longer X-GitHub-Delivery is not an id GitHub sends
 HTTP_MIN_TOKEN = 16  # characters: a shorter token is refused at start
 HTTP_EVENTS_LIMIT = 1000  # the most events /api/events returns
 TRIGGER_JOB_TIMEOUT_S = 6 * 3600.0  # a triggered review/standup/doctor is killed after this

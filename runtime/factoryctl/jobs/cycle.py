@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from factoryctl.adapters.agent import Agent, AgentResult
-from factoryctl.adapters.checks import run_checks
+from factoryctl.adapters.checks import Pristine, run_checks
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import (
@@ -266,7 +266,9 @@ class Cycle:
         specs = self.ctx.settings.checks
         if specs:
             self.say(f"running {len(specs)} check(s) ({phase})")
-        return run_checks(specs, self.ws.launch(), heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
+        pristine = Pristine(self.ws.git, tuple(self.ctx.settings.repo.dependency_dirs))
+        return run_checks(specs, self.ws.launch(), heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock,
+                          pristine=pristine)  # fmt: skip
 
     def _clean_up(self, report: CycleReport) -> None:
         """Drop the branch unless it was pushed; settle the task."""

@@ -249,7 +249,8 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
     if _recorded(marker) == wanted:
         return False
     marker.unlink(missing_ok=True)  # a setup that fails half-way leaves no state that looks good
-    launch = ctx.launch(path, name, network=True)  # setup fetches dependencies; it never gets a credential
+    # Setup fetches dependencies (the network, never a credential), with a HOME of its own that is gone after it.
+    launch = ctx.launch(path, name, network=True).scratch()
     with ctx.heavy_slot():
         done = run(launch.argv(spec.setup), cwd=path, timeout=spec.setup_timeout_s, env=dict(launch.env))
     if not done.ok:

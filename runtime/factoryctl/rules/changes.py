@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.config import Settings
-from factoryctl.core.defaults import LOST_TESTS_SHOWN, PACKAGE_JSON_SENSITIVE_KEYS
+from factoryctl.core.defaults import LOST_TESTS_SHOWN, PACKAGE_JSON_SENSITIVE_KEYS, PYPROJECT_SENSITIVE_KEYS
 from factoryctl.core.records import Task
 
 NO_CHECKS = "no checks are configured ([[checks]] in factory.toml): a change is judged by the reviewer alone"
@@ -131,7 +131,8 @@ def sensitive_touched(files: Sequence[str], patterns: Sequence[str]) -> list[str
 def judging_config_changed(path: str, before: str | None, after: str | None) -> bool:
     """Whether a change to this sensitive file changes how the checks judge.
 
-    pyproject.toml: its [tool.*] tables (pytest, mypy, ruff, coverage ... configuration);
+    pyproject.toml: its [tool.*] tables (pytest, mypy, ruff, coverage ... configuration), its
+    build system, entry points and scripts (a pytest11 plugin, a command named like a tool);
     package.json: its scripts and test-runner keys. Anything unreadable counts as a change;
     every other sensitive file always does.
     """
@@ -140,10 +141,36 @@ def judging_config_changed(path: str, before: str | None, after: str | None) -> 
         return True
     try:
         if name == "pyproject.toml":
-            return bool(tomllib.loads(before).get("tool") != tomllib.loads(after).get("tool"))
+            old_toml, new_toml = tomllib.loads(before), tomllib.loads(after)
+            return any(_dotted(old_toml, key) != _dotted(new_toml, key) for key in PYPROJECT_SENSITIVE_KEYS)
         old, new = json.loads(before), json.loads(after)
     except (ValueError, RecursionError):
         return True
     if not isinstance(old, dict) or not isinstance(new, dict):
         return True
     return any(old.get(key) != new.get(key) for key in PACKAGE_JSON_SENSITIVE_KEYS)
+
+
+def _dotted(table: Mapping[str, object], key: str) -> object:
+    """`table["a"]["b"]` for "a.b" (None where a part is missing)."""
+    value: object = table
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def new_on_import_path(added: Sequence[str], top_level: Sequence[str]) -> list[str]:
+    """Added files that can change what an import finds: a new top-level folder or module (`pythonpath
+    = ["."]`, a rootdir on sys.path: a `.shadow/` copy of the good code), or a module or package named
+    like one of the project's own top-level ones somewhere else (`tests/inventory/` shadowing `inventory`)."""
+    existing = set(top_level)
+    packages = {name.removesuffix(".py") for name in top_level if not name.startswith(".")}
+    packages -= {"tests", "test", "docs", "src", "scripts"}
+    hits = []
+    for path in added:
+        parts = path.split("/")
+        if (parts[0] not in existing and (len(parts) > 1 or parts[0].endswith((".py", ".pth")))) or (
+            any(part.removesuffix(".py") in packages for part in parts[1:]) and parts[-1].endswith(".py")
+        ):
+            hits.append(path)
+    return hits

@@ -75,20 +75,25 @@ class TaskQueue:
         self, title: str, body: str = "", priority: str = "normal", session: str | None = None, source: str = ""
     ) -> Task:
         """Queue a task (reserved for `session` if given); `source` says who asked (e.g. "standup")."""
-        title = " ".join(title.split())
-        if not title:
-            raise UsageError('a task needs a title: factoryctl task add "what to build"')
-        if len(title) > TASK_MAX_TITLE:
-            raise UsageError(
-                f"the title is {len(title)} characters; keep it under {TASK_MAX_TITLE} (put details in --body)"
-            )
-        if len(body) > TASK_MAX_BODY:
-            raise UsageError(f"the body is {len(body)} characters; the limit is {TASK_MAX_BODY}")
-        if priority not in PRIORITIES:
-            raise UsageError(f"unknown priority {priority!r}; allowed: {', '.join(PRIORITIES)}")
+        task, _ = self._insert(_valid(title, body, priority), body, priority, session, source, once=None)
+        return task
+
+    def add_once(self, marker: str, title: str, body: str = "", priority: str = "normal",
+                 source: str = "") -> tuple[Task, bool]:  # fmt: skip
+        """Queue a task unless a live one's body ends with `marker` (the same GitHub issue, asked
+        again): (the task, whether it is new). Looked up and added under one lock."""
+        return self._insert(_valid(title, body, priority), body, priority, None, source, once=marker)
+
+    def _insert(
+        self, title: str, body: str, priority: str, session: str | None, source: str, *, once: str | None
+    ) -> tuple[Task, bool]:
         now = format_ts(self.log.clock())
         with self.store.update() as doc:
             found = _checked(doc, self.store.path)
+            if once:
+                for _, live in found.tasks:
+                    if live.status in LIVE and live.body.endswith(once):
+                        return live, False
             doc["next_id"] = max([doc.get("next_id", 1), *(t.id + 1 for _, t in found.tasks)])
             doc.setdefault("tasks", [])
             task = Task(id=doc["next_id"], title=title, body=body, priority=priority, created=now, updated=now)
@@ -99,7 +104,7 @@ class TaskQueue:
             doc["tasks"].append(asdict(task))
         data = {"action": "added", "id": task.id, "title": title, "priority": priority}
         self.log.append("task", session=session, data={**data, "source": source} if source else data)
-        return task
+        return task, True
 
     def transition(
         self, task_id: int, status: str, *, note: str = "", session: str | None = None, refund: bool = False
@@ -228,3 +233,19 @@ class TaskQueue:
 
     def cancel(self, task_id: int, note: str = "cancelled by a person") -> Task:
         return self.transition(task_id, "cancelled", note=note)
+
+
+def _valid(title: str, body: str, priority: str) -> str:
+    """The task's title on one line, or a one-line UsageError about what is wrong."""
+    title = " ".join(title.split())
+    if not title:
+        raise UsageError('a task needs a title: factoryctl task add "what to build"')
+    if len(title) > TASK_MAX_TITLE:
+        raise UsageError(
+            f"the title is {len(title)} characters; keep it under {TASK_MAX_TITLE} (put details in --body)"
+        )
+    if len(body) > TASK_MAX_BODY:
+        raise UsageError(f"the body is {len(body)} characters; the limit is {TASK_MAX_BODY}")
+    if priority not in PRIORITIES:
+        raise UsageError(f"unknown priority {priority!r}; allowed: {', '.join(PRIORITIES)}")
+    return title

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from factoryctl.adapters.agent import Agent
-from factoryctl.adapters.checks import run_checks
+from factoryctl.adapters.checks import Pristine, run_checks
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.defaults import REVIEW_FAILURES
 from factoryctl.core.errors import FactoryError, NotFound
@@ -202,7 +202,9 @@ class MergeGate:
 
     def _checks(self) -> dict[str, CheckRun]:
         launch = self.ctx.launch(self.tree.path, "review")
-        return run_checks(self.settings.checks, launch, heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock)
+        pristine = Pristine(self.tree.git, tuple(self.settings.repo.dependency_dirs))
+        return run_checks(self.settings.checks, launch, heavy_slot=self.ctx.heavy_slot, clock=self.ctx.clock,
+                          pristine=pristine)  # fmt: skip
 
     def test(self, base: str, baseline: Mapping[str, Counts], *, retry: bool) -> tuple[dict[str, CheckRun], list[str]]:
         """Run the checks on the review worktree's HEAD; a worse result is retried once when `retry`.

@@ -14,7 +14,7 @@ from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.workspace import ensure_setup, ensure_worktree, write_excludes
-from factoryctl.rules.changes import judging_config_changed, protected_touched, sensitive_touched
+from factoryctl.rules.changes import judging_config_changed, new_on_import_path, protected_touched, sensitive_touched
 from factoryctl.rules.gate import BranchFacts
 
 IDENTITY = ("factory review", "review@factory.invalid")
@@ -88,6 +88,8 @@ class ReviewTree:
             path for path in sensitive_touched(files, [*repo.sensitive_paths, *repo.context_files])
             if judging_config_changed(path, self.blob(main_sha, path), self.blob(head, path))
         ]  # fmt: skip
+        shadows = new_on_import_path(self.repo.added(main_sha, head), self.repo.top_level(main_sha))
+        sensitive += [path for path in shadows if path not in sensitive]
         return BranchFacts(head=head, protected=tuple(protected), sensitive=tuple(sensitive))
 
     def blob(self, commit: str, path: str) -> str | None:
@@ -161,8 +163,10 @@ class ReviewTree:
     def diff(self, base: str, branch: str, budget: int) -> tuple[str, str, str | None]:
         """(diff, shortstat, what was cut) of the branch against `base`, the diff within `budget`."""
         spec = f"{base}...refs/remotes/origin/{branch}"
-        diff = self.repo.run("diff", "--no-color", spec, "--").stdout
+        done = self.repo.run("diff", "--no-color", spec, "--")
+        diff = done.stdout
         stat = self.repo.out("diff", "--shortstat", spec, "--")
-        if len(diff) <= budget:
+        if len(diff) <= budget and not done.cut:
             return diff.rstrip(), stat, None
-        return diff[:budget] + "\n[...cut]", stat, f"the diff cut at {budget:,} of {len(diff):,} characters"
+        whole = f"more than {len(diff):,}" if done.cut else f"{len(diff):,}"
+        return diff[:budget] + "\n[...cut]", stat, f"the diff cut at {budget:,} of {whole} characters"

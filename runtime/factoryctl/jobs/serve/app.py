@@ -29,7 +29,7 @@ from factoryctl.core.errors import AlreadyRunning, FactoryError, NotFound, Usage
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.outcomes import parse_since
 from factoryctl.jobs.serve import auth
-from factoryctl.jobs.serve.github import task_from_issue_event
+from factoryctl.jobs.serve.github import Deliveries, task_from_issue_event
 from factoryctl.jobs.serve.page import Page
 from factoryctl.jobs.serve.recent import Recent
 from factoryctl.jobs.serve.triggers import JOBS, JobUnavailable, Triggers
@@ -95,6 +95,7 @@ def create_app(
     if warm:  # read the last two weeks of the log in the background while the server starts
         threading.Thread(target=page.warm, name="warm-up", daemon=True).start()
     app = FastAPI(title="agent factory", version=__version__, docs_url=None, redoc_url=None)
+    deliveries = Deliveries(ctx.clock)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -206,18 +207,22 @@ def create_app(
             payload = json.loads(body)
         except ValueError:
             return JSONResponse({"detail": "body is not JSON"}, status_code=422)
+        delivery = request.headers.get("x-github-delivery", "")
+        if delivery and not deliveries.first_time(delivery):  # a replay: answered, never acted on twice
+            await run_in_threadpool(record, request, "/webhook/github", "duplicate", delivery=delivery[:100])
+            return JSONResponse({"duplicate": True}, status_code=202)
         kind = request.headers.get("x-github-event", "")
         wanted = task_from_issue_event(kind, payload, ctx.settings.http.github_label)
         if wanted is None:
             await run_in_threadpool(record, request, "/webhook/github", "ignored")
             return JSONResponse({"ignored": True}, status_code=202)
 
-        def add() -> int:
-            added = ctx.tasks().add(wanted.title, body=wanted.body, priority="normal")
-            record(request, "/webhook/github", "queued", task=added.id, issue=wanted.url)
-            return added.id
+        def add() -> dict[str, Any]:
+            task, new = ctx.tasks().add_once(wanted.marker, wanted.title, body=wanted.body, priority="normal")
+            record(request, "/webhook/github", "queued" if new else "duplicate", task=task.id, issue=wanted.url)
+            return {"queued": task.id} if new else {"duplicate": True, "task": task.id}
 
-        return JSONResponse({"queued": await run_in_threadpool(add)}, status_code=202)
+        return JSONResponse(await run_in_threadpool(add), status_code=202)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> Response:
