@@ -313,6 +313,17 @@ _PARSERS: dict[str, Callable[[str, str, int], Counts]] = {
 }
 
 
+def summary_missing(parser: str, stdout: str, returncode: int | None) -> bool:
+    """Whether a test runner ended normally yet printed no summary line to count from (its output
+    settings, e.g. pytest's addopts `-q` on top of ours): its JUnit report may then stand in."""
+    out = strip_ansi(stdout)
+    if parser == "pytest":
+        return returncode in (0, 1, 2, 5) and _PYTEST_SUMMARY.search(out) is None
+    if parser == "vitest":
+        return returncode in (0, 1) and _VITEST_TESTS.search(out) is None and _json_report(out, _is_jest_json) is None
+    return False
+
+
 def parse(parser: str, stdout: str, stderr: str, returncode: int | None, *, pattern: str | None = None) -> Counts:
     """Counts from one check run; returncode None means the tool was killed at its timeout."""
     if parser not in PARSER_NAMES:
