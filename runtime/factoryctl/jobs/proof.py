@@ -19,7 +19,7 @@ from typing import Any
 from factoryctl.adapters.checks import Pristine, run_checks
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.errors import FactoryError
-from factoryctl.jobs.context import Context
+from factoryctl.jobs.context import RUNTIME_PYTHON, Context
 from factoryctl.jobs.workspace import SetupFailed, Workspace
 from factoryctl.rules.detect import HOW_TO_GET
 from factoryctl.state.baselines import Baselines
@@ -60,7 +60,15 @@ def resolve(argv0: str, *, cwd: Path | None = None) -> str | None:
     return str(Path(found).absolute()) if found else None
 
 
-def tool_problems(commands: Mapping[str, Sequence[str]], hidden: Sequence[Path]) -> list[Problem]:
+def sandbox_hides(path: str, hidden: Sequence[Path], shown: Sequence[Path]) -> bool:
+    """Whether `path` is out of sight in the sandbox: under a hidden folder and not bound back."""
+    place = Path(path)
+    return any(place.is_relative_to(h) for h in hidden) and not any(place.is_relative_to(s) for s in shown)
+
+
+def tool_problems(
+    commands: Mapping[str, Sequence[str]], hidden: Sequence[Path], shown: Sequence[Path] = ()
+) -> list[Problem]:
     """One problem per command whose program is missing, or lives where the sandbox hides it."""
     out: list[Problem] = []
     seen: set[str] = set()
@@ -75,7 +83,7 @@ def tool_problems(commands: Mapping[str, Sequence[str]], hidden: Sequence[Path])
             out.append(Problem(f"{what} needs `{argv[0]}`, which is not installed", how))
             continue
         for place in (path, str(Path(path).resolve())):
-            if any(Path(place).is_relative_to(h) for h in hidden):
+            if sandbox_hides(place, hidden, shown):
                 out.append(Problem(f"{what} runs {place}, inside a folder the sandbox hides",
                                    f"install {name} system-wide (e.g. /usr/local/bin) or list its folder "
                                    "in sandbox.readable"))  # fmt: skip
@@ -91,7 +99,7 @@ def commands_of(ctx: Context) -> dict[str, Sequence[str]]:
     return named
 
 
-def python_of(worktree: Path, hidden: Sequence[Path]) -> str:
+def python_of(worktree: Path, hidden: Sequence[Path], shown: Sequence[Path]) -> str:
     """Which Python the worktree's checks get: its .venv's (as setup made it) or python3 on PATH."""
     cfg = worktree / ".venv" / "pyvenv.cfg"
     if cfg.is_file():
@@ -99,15 +107,16 @@ def python_of(worktree: Path, hidden: Sequence[Path]) -> str:
         version = values.get("version_info") or values.get("version") or "?"
         return f"Python {version} from {values.get('home', '?')} (the worktree's .venv, made by setup)"
     found = shutil.which("python3")
-    if found and any(Path(found).is_relative_to(h) for h in hidden):
+    if found and sandbox_hides(str(Path(found).resolve()), hidden, shown):
         return f"python3 on PATH is {found}, which the sandbox hides: checks get /usr/bin/python3 instead"
     return f"python3 on PATH: {found or 'none'}"
 
 
 def prove(ctx: Context) -> Proof:
     """Check the tools, then run setup and every check once on main in the sandbox."""
-    hidden = (Path.home(), ctx.paths.home)
-    problems = tool_problems(commands_of(ctx), hidden)
+    hidden = (Path.home(), ctx.paths.home, Path("/tmp"))  # the sandbox's /tmp is its own, empty
+    shown = (*RUNTIME_PYTHON, *map(Path, ctx.settings.sandbox.readable))  # bound back read-only
+    problems = tool_problems(commands_of(ctx), hidden, shown)
     try:
         ctx.require_sandbox()
     except FactoryError as exc:
@@ -135,5 +144,5 @@ def prove(ctx: Context) -> Proof:
             problems.append(Problem(f"check {name} crashed on main ({counts.note or 'no reason given'})",
                                     "run its command by hand in the worktree, fix factory.toml, then "
                                     "factoryctl init --check"))  # fmt: skip
-    python = python_of(ws.path, hidden) if any(c.parser in ("pytest", "mypy", "ruff") for c in specs) else ""
+    python = python_of(ws.path, hidden, shown) if any(c.parser in ("pytest", "mypy", "ruff") for c in specs) else ""
     return Proof(tuple(problems), baseline, commit, python)
