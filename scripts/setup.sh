@@ -52,3 +52,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 say "pip install -e .[dev,deploy]"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,deploy]' 2>&1 | grep -v "^WARNING: Location" || true
+
+# uv: the uv sample (tests/samples/uv-app) and `factoryctl init` on uv projects. In the venv, whose
+# folder the sandbox shows read-only (the runtime's own Python), so sandboxed setup finds it.
+if [ ! -x .venv/bin/uv ]; then
+  say "pip install uv"
+  .venv/bin/pip install -q --disable-pip-version-check uv 2>&1 | grep -v "^WARNING: Location" || true
+fi

@@ -62,7 +62,7 @@ def test_mypy_files_and_pytest_addopts_q_give_the_baseline_ci_gives(
     assert baseline["pytest"]["crashed"] is False, baseline["pytest"]
     assert (baseline["pytest"]["passed"], baseline["pytest"]["failed"]) == (passed, 0)
     assert (baseline["mypy"]["errors"], baseline["mypy"]["crashed"]) == (0, False)
-    assert report["proof"]["ok"] and "Python" in report["proof"]["python"] or "python3" in report["proof"]["python"]
+    assert report["proof"]["ok"] and report["proof"]["python"] == f"python3 on PATH: {BIN / 'python3'}", report["proof"]
 
 
 @pytest.mark.skipif(shutil.which("npx") is None, reason="npm is not installed")

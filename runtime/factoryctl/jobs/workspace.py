@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from factoryctl.adapters.git import Git, verify_clone_config
 from factoryctl.adapters.runner import run
 from factoryctl.adapters.sandbox import Launch
 from factoryctl.core import jsonio
-from factoryctl.core.defaults import BYPRODUCTS
+from factoryctl.core.defaults import BYPRODUCTS, SETUP_PASS_ENV
 from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.context import Context
 from factoryctl.state.stores import atomic_write_text
@@ -251,6 +253,7 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
     marker.unlink(missing_ok=True)  # a setup that fails half-way leaves no state that looks good
     # Setup fetches dependencies (the network, never a credential), with a HOME of its own that is gone after it.
     launch = ctx.launch(path, name, network=True).scratch()
+    launch = replace(launch, env={**launch.env, **{k: os.environ[k] for k in SETUP_PASS_ENV if k in os.environ}})
     with ctx.heavy_slot():
         done = run(launch.argv(spec.setup), cwd=path, timeout=spec.setup_timeout_s, env=dict(launch.env))
     if not done.ok:
