@@ -15,7 +15,10 @@ from typing import Any
 import psutil
 import pytest
 
+from factoryctl.cli.terminal import queue_detail
+from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.cycle import Cycle
+from factoryctl.jobs.prompting import evidence_lines
 from factoryctl.jobs.review import person
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.state.eventlog import EventFilter
@@ -131,6 +134,17 @@ def test_only_the_good_branch_reaches_main_and_main_is_the_tested_commit(tmp_pat
         "rejected",
         "rejected",
     ]
+    # Rejected on the merge result: the failing test is kept in the event, the queue, `queue show`
+    # and what the session's next prompt reads, not the cycle's older (passing) evidence.
+    failing = "FAILED tests/test_c.py::test_no_total_yet"
+    entry = q[branches["s3"]]
+    assert any(line.startswith(failing) for line in entry["evidence"]["pytest"]), entry["evidence"]
+    (event,) = [e for e in reviews(factory) if e.data["branch"] == branches["s3"]]
+    assert any(line.startswith(failing) for line in event.data["evidence"]["pytest"]), event.data
+    assert failing in queue_detail(ReviewEntry.from_dict(entry))
+    assert any(failing in line for line in evidence_lines(factory.ctx().log, "s3")), evidence_lines(
+        factory.ctx().log, "s3"
+    )
     main_passes_its_checks(factory, tmp_path)
     # The reasons reach the rejected session's next cycle prompt.
     factory.script([{"match": "You are s4,", "result": "noop"}])

@@ -60,7 +60,12 @@ class Recorder:
             case GateVerdict.APPROVE:
                 return {"status": QueueStatus.APPROVED, "landed": decision.landed, "reasons": reasons, "decided": now}
             case GateVerdict.REJECT:
-                return {"status": QueueStatus.REJECTED, "reasons": reasons, "decided": now}
+                changes: dict[str, Any] = {"status": QueueStatus.REJECTED, "reasons": reasons, "decided": now}
+                if decision.after:  # rejected on the merge result: what it said there replaces the cycle's
+                    changes |= {"before": {n: vars(c) for n, c in decision.before.items()},
+                                "after": {n: vars(r.counts) for n, r in decision.after.items()},
+                                "evidence": _evidence(decision)}  # fmt: skip
+                return changes
             case GateVerdict.AWAITING_HUMAN:
                 review = decision.review.as_dict() if decision.review else None
                 return {"awaiting": "human", "reviewer_verdict": review, "reasons": reasons}
@@ -95,6 +100,7 @@ class Recorder:
             "issues": list(d.review.issues) if d.review else [],
             "before": {n: vars(c) for n, c in d.before.items()},
             "after": {n: vars(r.counts) for n, r in d.after.items()},
+            "evidence": _evidence(d),  # what the checks said on the merge result: the failing tests, the errors
             "landed": d.landed, "tested": d.tested, "check_runs": d.check_runs, "duration_s": round(d.duration_s, 3),
         }  # fmt: skip
 
@@ -108,3 +114,8 @@ class Recorder:
             case _:
                 said = _SAID.get(d.verdict, d.verdict.value.replace("_", " "))
                 return f"{d.branch}: {said}" + (f": {'; '.join(d.reasons)}" if d.reasons else "")
+
+
+def _evidence(d: Decision) -> dict[str, list[str]]:
+    """What each check said on the merge result (bounded by the check adapter), for checks that said something."""
+    return {name: list(run.evidence) for name, run in d.after.items() if run.evidence}
