@@ -31,7 +31,7 @@ CASES: list[tuple[dict[str, str], list[str], list[tuple[str, list[str]]], str]] 
      "no checks detected"),
     ({"pyproject.toml": PYPROJECT, "uv.lock": ""}, ["uv", "sync", "--frozen"],
      [("pytest", [*UV, "pytest", "-p", "no:cacheprovider"]),
-      ("ruff", [*UV, "ruff", "check", "--no-cache", "."]),
+      ("ruff", [*UV, "ruff", "check", "--no-cache", "--output-format=json", "."]),
       ("mypy", [*UV, "mypy", "--cache-dir=/dev/null", "."])], ""),
     ({"pyproject.toml": '[project]\nname = "x"\n', "tests/": ""}, [],
      [("pytest", ["python3", "-B", "-m", "pytest", "-p", "no:cacheprovider"])], "no uv.lock"),

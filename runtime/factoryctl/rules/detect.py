@@ -246,7 +246,9 @@ def _python(files: Mapping[str, str], steps: list[Step]) -> Found:
         args = ["check", "."] if ruff_ci is None or not ruff_ci[1] else _clean("ruff", ruff_ci[1])
         if args[0] != "check":
             args = ["check", "."]  # `ruff format --check` is not counted; the check is
-        checks.append(_check("ruff", [*run, "ruff", *args[:1], "--no-cache", *args[1:]], "ruff", heavy=False))
+        # JSON: counted the same whatever output-format the repository's config sets.
+        command = [*run, "ruff", *args[:1], "--no-cache", "--output-format=json", *args[1:]]
+        checks.append(_check("ruff", command, "ruff", heavy=False))
         found.append(f"ruff: ruff {' '.join(args)}")
     mypy_ci = _ci_args(steps, "mypy")
     if "mypy" in tool or '"mypy' in mentions or mypy_ci is not None or "mypy.ini" in files:
