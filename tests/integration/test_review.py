@@ -544,3 +544,21 @@ def test_a_deterministic_failure_at_the_gate_is_not_retried(tmp_path: Path) -> N
     second = outcomes[branches["s2"]]
     assert second.verdict == "reject" and "pair: errors 0 -> 1" in second.reasons[0]
     assert second.check_runs == 1  # the merge result once (main's baseline came with s1's landing): no retry
+
+
+def test_a_batch_rejects_a_conflicting_branch_before_asking_the_reviewer(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=2, extra="[review]\nbatch_min = 1\n")
+    factory.script([
+        session_call("s1", [{"write": "inventory/stock.py", "content": STOCK.replace(DOC, DOC_B)}], "Reword docstring"),
+        session_call("s2", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s2", APPROVE),  # no call for s1: asking about it would fail the call, not reject it
+    ])  # fmt: skip
+    branches = pending_branches(factory, ["s1", "s2"])
+    other, _ = someone_elses_commit(factory, tmp_path)
+    (other / "inventory" / "stock.py").write_text(STOCK.replace(DOC, DOC_A))  # the same line, changed on main
+    git(other, "commit", "-q", "-am", "Reword the docstring on main")
+    git(other, "push", "-q", "origin", "HEAD:main")
+    outcomes = {o.branch: o for o in MergeGate(factory.ctx()).run()}
+    assert outcomes[branches["s1"]].verdict == "reject", outcomes[branches["s1"]]
+    assert outcomes[branches["s1"]].reasons == ("conflict with main in: inventory/stock.py",)
+    assert outcomes[branches["s2"]].verdict == "approve"

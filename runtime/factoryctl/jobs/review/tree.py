@@ -122,6 +122,15 @@ class ReviewTree:
         ensure_setup(self.ctx, self.path, "review")
         return Merge(self.git.rev("HEAD"), tuple(merged), conflicts)
 
+    def conflicts_with(self, base: str, branch: str) -> list[str]:
+        """The files `branch` conflicts in when merged onto `base`, found without a worktree (git merge-tree,
+        git 2.38+); [] when it merges cleanly or git cannot tell (the merge itself finds it then)."""
+        done = self.repo.run("merge-tree", "--write-tree", "--name-only", "--no-messages", base,
+                             f"refs/remotes/origin/{branch}", check=False)  # fmt: skip
+        if done.returncode != 1:  # 0: clean; anything else: an older git, or no such ref
+            return []
+        return [line for line in done.stdout.splitlines()[1:] if line.strip()] or ["(unnamed files)"]
+
     def land(self, tip: str, expected_main: str) -> None:
         """Compare-and-swap: main becomes `tip` only if it is still `expected_main`."""
         done = self.repo.run(
