@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from factoryctl.core.clock import format_ts, utcnow
+from factoryctl.core.records import ReviewEntry
+from factoryctl.jobs.context import Context
+from factoryctl.state.eventlog import EventFilter
 from tests.factories import IGNORE, SAMPLES, git
 from tests.helpers import BIN, run_cli, tool
 
@@ -34,7 +38,7 @@ def test_a_uv_dependency_change_approved_by_a_person_lands(tmp_path: Path, monke
     git(repo, "commit", "-q", "-m", "initial")
     scenario = tmp_path / "agent" / "scenario.json"
     scenario.parent.mkdir()
-    scenario.write_text(json.dumps({"calls": [{"match": "by session s1", "result": APPROVE}] * 2}))
+    scenario.write_text(json.dumps({"calls": [{"match": "by session s1", "result": APPROVE}]}))  # asked once
     home = tmp_path / "factory"
     agent = f"{tool('factory-scripted-agent')} --scenario {scenario}"
     done = run_cli("init", str(repo), "--home", str(home), "--agent", agent, home=home, timeout=600)
@@ -60,21 +64,20 @@ def test_a_uv_dependency_change_approved_by_a_person_lands(tmp_path: Path, monke
     assert first.returncode == 0, first.stdout + first.stderr
     (entry,) = json.loads(run_cli("queue", "list", "--all", "--json", home=home).stdout)
     assert entry["status"] == "pending" and "waits for a person" in " ".join(entry["reasons"]), entry
-    approved = run_cli("queue", "approve", BRANCH, home=home)
-    assert approved.returncode == 0, approved.stderr
-    second = run_cli("review", home=home, timeout=600)
-    assert second.returncode == 0, second.stdout + second.stderr
+    tested = entry["tested"]  # the merge result the gate tested before asking the person
+    approved = run_cli("queue", "approve", BRANCH, home=home, timeout=600)  # lands it now: the gate is free
+    assert approved.returncode == 0 and f"{BRANCH}: approve" in approved.stdout, approved.stdout + approved.stderr
+    # main has not moved: the tested merge lands as it was tested, with no second run and no second reviewer call
+    runs = Context.load(home).log.tail(10, EventFilter(types=frozenset({"review_run"})))
+    assert [r.data["check_runs"] for r in runs] == [1, 0], runs
     (entry,) = json.loads(run_cli("queue", "list", "--all", "--json", home=home).stdout)
     assert entry["status"] == "approved", entry
     origin = home / "origin.git"
+    assert git(origin, "rev-parse", "main") == tested
     assert 'name = "six"' in git(origin, "show", "main:uv.lock") and git(origin, "show", "main:tests/test_six.py")
 
 
 def queue_pending(home: Path, base: str, head: str) -> None:
-    from factoryctl.core.clock import format_ts, utcnow
-    from factoryctl.core.records import ReviewEntry
-    from factoryctl.jobs.context import Context
-
     Context.load(home).review_queue().add_pending(ReviewEntry(
         branch=BRANCH, session="s1", base=base, head=head, queued=format_ts(utcnow()), summary="Use six",
         files_changed=3, lines_added=20,

@@ -32,7 +32,7 @@ from factoryctl.rules import gate as rules
 from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge, no_checks_reason
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
-from factoryctl.state.baselines import Baselines
+from factoryctl.state.baselines import Baselines, checks_key
 from factoryctl.state.locks import job_lock
 
 
@@ -150,6 +150,14 @@ class MergeGate:
         decided = rules.before_merge(entry, facts, main_sha)
         if decided is not None:
             return decided
+        if self._tested_as_it_stands(entry, facts.head, main_sha):
+            assert entry.tested is not None
+            self.say(f"{branch}: {self.main} has not moved since its merge result was tested; landing that commit")
+            try:
+                self.tree.land(entry.tested, main_sha)
+            except MainMoved:
+                return None
+            return rules.landed(branch, entry.tested, None)
         self.say(f"{branch}: merging onto {self.main} at {main_sha[:10]}" + (" (again)" if again else ""))
         baseline = self.baseline(main_sha)
         try:
@@ -176,6 +184,15 @@ class MergeGate:
             return None
         self.baselines.put(merge.tip, self.settings.checks, after)
         return rules.landed(branch, merge.tip, answer).measured(baseline, after)
+
+    def _tested_as_it_stands(self, entry: ReviewEntry, head: str | None, main_sha: str) -> bool:
+        """A person approved a branch whose merge result the gate tested on this very main, with this
+        checks configuration, and the branch has not moved: that commit lands as it was tested."""
+        if not (entry.human_approved and entry.tested and head and not self.dry_run):
+            return False
+        if entry.tested_key != checks_key(self.settings.checks):
+            return False
+        return self.tree.merge_of(entry.tested) == (main_sha, head)
 
     def finish(self, entry: ReviewEntry, decision: Decision, *, started: float, check_runs: float) -> Decision:
         decision = replace(decision, duration_s=time.monotonic() - started, check_runs=check_runs)

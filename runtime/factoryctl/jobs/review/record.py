@@ -18,6 +18,7 @@ from factoryctl.jobs.context import Context
 from factoryctl.jobs.review.tree import ReviewTree
 from factoryctl.rules.gate import FINAL, Decision, GateVerdict
 from factoryctl.state.alerts import LogNotifier
+from factoryctl.state.baselines import checks_key
 
 # How a decision reads in the review's progress lines (approve and awaiting_human have their own).
 _SAID = {GateVerdict.REJECT: "rejected", GateVerdict.PENDING: "left in the queue", GateVerdict.HUMAN_APPROVE:
@@ -68,12 +69,19 @@ class Recorder:
                 return changes
             case GateVerdict.AWAITING_HUMAN:
                 review = decision.review.as_dict() if decision.review else None
-                return {"awaiting": "human", "reviewer_verdict": review, "reasons": reasons}
+                return {
+                    "awaiting": "human",
+                    "reviewer_verdict": review,
+                    "reasons": reasons,
+                    "tested": decision.tested,
+                    "tested_key": checks_key(self.ctx.settings.checks) if decision.tested else None,
+                }
             case GateVerdict.HUMAN_APPROVE:
                 return {"human_approved": True}
             case GateVerdict.RESTORED:
                 return {"status": QueueStatus.PENDING, "reasons": (), "restored": now, "human_approved": False,
-                        "awaiting": None, "landed": None, "decided": None}  # fmt: skip
+                        "awaiting": None, "landed": None, "decided": None, "tested": None,
+                        "tested_key": None}  # fmt: skip
             case _:  # pending: stays as it is, with why
                 return {"reasons": reasons}
 

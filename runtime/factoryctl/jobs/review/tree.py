@@ -122,6 +122,12 @@ class ReviewTree:
         ensure_setup(self.ctx, self.path, "review")
         return Merge(self.git.rev("HEAD"), tuple(merged), conflicts)
 
+    def merge_of(self, commit: str) -> tuple[str, str] | None:
+        """(first parent, second parent) of a two-parent merge commit this clone has, else None."""
+        done = self.repo.run("rev-list", "--parents", "-n", "1", commit, "--", check=False)
+        parts = done.stdout.split() if done.ok else []
+        return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == commit else None
+
     def conflicts_with(self, base: str, branch: str) -> list[str]:
         """The files `branch` conflicts in when merged onto `base`, found without a worktree (git merge-tree,
         git 2.38+); [] when it merges cleanly or git cannot tell (the merge itself finds it then)."""
