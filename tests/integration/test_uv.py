@@ -45,6 +45,11 @@ def test_a_uv_dependency_change_approved_by_a_person_lands(tmp_path: Path, monke
     assert done.returncode == 0, done.stdout + done.stderr
     assert "pytest: uv run --frozen --no-sync python -B -m pytest" in done.stdout, done.stdout
     assert "pytest: 2 passed, 0 failed of 2" in done.stdout, done.stdout  # addopts -q: counted from its report
+    # Main's setup filled the shared uv cache; the worktree's packages are copies, not links into it.
+    shared = home / "cache" / "shared" / "uv"
+    assert any(shared.rglob("pytest*")), "main's setup did not use the shared uv cache"
+    installed = next((home / "worktrees" / "s1" / ".venv").rglob("site-packages/pytest/__init__.py"))
+    assert installed.stat().st_nlink == 1
     with (home / "factory.toml").open("a") as fh:
         fh.write(f"\n[sandbox]\nwritable = [{json.dumps(str(scenario.parent))}]\n")
 
@@ -74,6 +79,7 @@ def test_a_uv_dependency_change_approved_by_a_person_lands(tmp_path: Path, monke
     assert entry["status"] == "approved", entry
     origin = home / "origin.git"
     assert git(origin, "rev-parse", "main") == tested
+    assert not any(shared.rglob("six*")), "a branch's setup wrote into the shared cache"  # its own cache, gone
     assert 'name = "six"' in git(origin, "show", "main:uv.lock") and git(origin, "show", "main:tests/test_six.py")
 
 

@@ -207,7 +207,7 @@ class MergeGate:
 
         def compute() -> dict[str, CheckRun]:
             try:
-                self.tree.checkout(main_sha)
+                self.tree.checkout_main(main_sha)
             except SetupFailed as exc:
                 raise MainBroken(main_sha, f"{self.main} at {main_sha[:10]} cannot be set up, no branch can be "
                                  f"reviewed: {exc}") from None  # fmt: skip

@@ -97,10 +97,10 @@ class ReviewTree:
         done = self.repo.run("cat-file", "blob", f"{commit}:{path}", check=False)
         return done.stdout if done.ok else None
 
-    def checkout(self, commit: str) -> None:
-        """The review worktree at `commit`, set up (repo.setup) for the checks."""
+    def checkout_main(self, commit: str) -> None:
+        """The review worktree at main's `commit`, set up (repo.setup, with the shared caches) for the checks."""
         self.git.reset_to(commit)
-        ensure_setup(self.ctx, self.path, "review")
+        ensure_setup(self.ctx, self.path, "review", on_main=True)
 
     def merge(self, base: str, entries: Sequence[ReviewEntry]) -> Merge:
         """Merge the branches one after another onto `base`; conflicting ones are left out."""
