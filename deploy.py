@@ -25,6 +25,7 @@ from pyinfra.context import host  # noqa: E402
 from pyinfra.operations import apt, files, pip, server, systemd  # noqa: E402
 
 from factoryctl.core.jobspecs import JOBS  # noqa: E402
+from factoryctl.rules.detect import toolchain  # noqa: E402
 from provision import hostdata, layout, templating  # noqa: E402
 from provision.facts import HasSystemd, RepoFiles  # noqa: E402
 from provision.operations import (  # noqa: E402
@@ -183,6 +184,7 @@ def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, Ope
     if detected is not None:
         names = ", ".join(c["name"] for c in detected.checks) or "none"
         logger.info(f"{host.print_prefix}no factory_checks: detected in the repository: {names}")
+    toolchain_for(checked)
     text = templating.render_all(checked, systemd=has_systemd)
     ops = {
         # Owned by root: the runtime only reads it; nothing running as the factory user may rewrite it.
@@ -217,6 +219,20 @@ def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, Ope
                 mode="644",
             )
     return ops
+
+
+def toolchain_for(checked: hostdata.Checked) -> None:
+    """The package managers and tools the repository's setup and checks start (uv, pnpm, yarn, ...)."""
+    commands = [checked.settings.repo.setup, *(c.command for c in checked.settings.checks)]
+    tools = toolchain(commands, checked.tools_npm)
+    if tools.npm:
+        listed = ", ".join(f"{name} {version}" for name, version in tools.npm.items())
+        npm_global(name=f"Ensure the repository's Node tools: {listed} (npm -g)", packages=dict(tools.npm))
+    for package in tools.pip:
+        pip.packages(name=f"Ensure {package} (the repository's setup or checks run it)", packages=[package],
+                     virtualenv=layout.VENV)  # fmt: skip
+        files.link(name=f"Ensure {package} is on PATH", path=f"/usr/local/bin/{package}",
+                   target=f"{layout.VENV}/bin/{package}")  # fmt: skip
 
 
 @deploy("PM2 and the agents' tmux sessions")

@@ -59,6 +59,8 @@ FLAT_KEYS: dict[tuple[str, str], str] = {
 # Optional host data (inventory.py's DEFAULTS has them): a missing one means its default.
 #   factory_schedules: {cron job name: "m h dom mon dow"}, replacing the design's schedule
 #     (a compressed day in bench/factory_day.py runs the review every 2 minutes, say).
+#   factory_tools_npm: {npm package: exact version} installed globally beside what the repository's
+#     setup and checks need (pnpm, yarn, corepack and uv are installed when they name them).
 #   factory_scenarios: a local folder with the scripted agent's agent.json and reviewer.json
 #     (the demo's are templates/demo/); only read when the agent is the scripted one.
 REQUIRED_KEYS = (
@@ -112,6 +114,7 @@ class Checked:
     claude_code_version: str
     scripted: bool  # agent and reviewer are the scripted agent (the demo)
     scenarios: Path = DEMO_SCENARIOS  # the scripted agent's scenario files (local folder)
+    tools_npm: Mapping[str, str] = field(default_factory=dict)  # factory_tools_npm: more global npm tools
 
     def jobs_of(self, kind: str) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.kind == kind)
@@ -209,6 +212,13 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
     schedules = data.get("factory_schedules")
     jobs = _with_schedules(jobs, {} if schedules is None else schedules, problems)
     scenarios = _check_scenarios(data.get("factory_scenarios"), scripted, problems)
+    tools_npm = data.get("factory_tools_npm") or {}
+    if not isinstance(tools_npm, Mapping) or not all(
+        isinstance(k, str) and re.fullmatch(r"(@[a-z0-9._-]+/)?[a-z0-9._-]+", k) and _VERSION.match(str(v))
+        for k, v in tools_npm.items()
+    ):
+        problems.append("factory_tools_npm: must map npm package names to exact versions like 10.28.0")
+        tools_npm = {}
 
     if problems or settings is None:
         raise HostDataError(f"{host}: " + "; ".join(problems))
@@ -224,6 +234,7 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         claude_code_version=str(data["factory_claude_code_version"]),
         scripted=scripted,
         scenarios=scenarios,
+        tools_npm={str(k): str(v) for k, v in tools_npm.items()},
     )
 
 

@@ -117,3 +117,16 @@ def test_node_test_and_pyright_from_ci_become_regex_checks_that_count() -> None:
     assert parse("regex", "2 errors, 0 warnings, 0 informations \n", "", 1,
                  pattern=checks["pyright"]["pattern"]).errors == 2  # fmt: skip
     settings_from_mapping({"checks": [dict(c) for c in found.checks]}, source="test")
+
+
+def test_the_deploy_installs_the_tools_the_setup_and_checks_start() -> None:
+    from factoryctl.rules.detect import toolchain
+
+    uv = detect({"pyproject.toml": PYPROJECT, "uv.lock": ""})
+    tools = toolchain([uv.setup, *(c["command"] for c in uv.checks)])
+    assert (dict(tools.npm), tools.pip) == ({}, ("uv",))
+    pnpm = detect({"package.json": PKG, "pnpm-lock.yaml": "", "tsconfig.json": "{}"})
+    tools = toolchain([pnpm.setup, *(c["command"] for c in pnpm.checks)], {"pyright": "1.1.400"})
+    assert dict(tools.npm) == {"pnpm": "10.28.0", "pyright": "1.1.400"} and tools.pip == ()
+    pinned = detect({"package.json": json.dumps({"packageManager": "pnpm@9.1.0"}), "pnpm-lock.yaml": ""})
+    assert toolchain([pinned.setup]).npm == {}  # npx --yes pnpm@9.1.0 fetches the pinned one itself

@@ -25,7 +25,7 @@ import configparser
 import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,41 @@ HOW_TO_GET = {
     "python3": "apt-get install python3",
     "pyright": "npm install -g pyright",
 }
+
+
+# What the deploy installs for a program repo.setup or a check starts (measured releases).
+# npm: installed globally at this version; pip: into the runtime's venv, linked into /usr/local/bin.
+TOOL_PACKAGES: dict[str, tuple[str, str, str]] = {
+    "pnpm": ("npm", "pnpm", "10.28.0"),
+    "yarn": ("npm", "yarn", "1.22.22"),
+    "corepack": ("npm", "corepack", "0.34.0"),
+    "uv": ("pip", "uv", ""),
+    "poetry": ("pip", "poetry", ""),
+}
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """What the server needs installed to run a repository's setup and checks."""
+
+    npm: Mapping[str, str] = field(default_factory=dict)  # global npm package -> exact version
+    pip: tuple[str, ...] = ()  # Python tools for the runtime's venv
+
+
+def toolchain(commands: Sequence[Sequence[str]], extra_npm: Mapping[str, str] | None = None) -> Toolchain:
+    """The tools `commands` (repo.setup, the checks) start, as packages to install; host data's extras win."""
+    npm: dict[str, str] = {}
+    pip: list[str] = []
+    for argv in commands:
+        if not argv:
+            continue
+        kind, package, version = TOOL_PACKAGES.get(argv[0].rsplit("/", 1)[-1], ("", "", ""))
+        if kind == "npm":
+            npm[package] = version
+        elif kind == "pip" and package not in pip:
+            pip.append(package)
+    npm.update(extra_npm or {})
+    return Toolchain(npm, tuple(pip))
 
 
 @dataclass(frozen=True)
