@@ -27,7 +27,7 @@ from factoryctl.core.records import ACTIVE, CycleVerdict, ReviewEntry, Task, as_
 from factoryctl.core.signals import StopRequested, signals_held
 from factoryctl.jobs import lessons, prompting
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.workspace import Workspace
+from factoryctl.jobs.workspace import SetupFailed, Workspace, ensure_setup
 from factoryctl.rules.changes import (
     CHANGED_DURING_CHECKS,
     NO_CHECKS,
@@ -206,6 +206,12 @@ class Cycle:
             report.end(CycleVerdict.DISCARDED, f"touches protected paths: {', '.join(hits[:5])}")
             return
         t0 = time.monotonic()
+        try:  # the change's own manifests (a dependency it added), never packages the agent installed by hand
+            if ensure_setup(self.ctx, self.ws.path, self.session):
+                self.say("ran repo.setup for the change's manifests")
+        except SetupFailed as exc:
+            report.end(CycleVerdict.DISCARDED, f"repo.setup failed on the change: {exc}")
+            return
         self.say("running the checks on the change")
         report.after = self._checks("after")
         report.durations["checks_s"] = time.monotonic() - t0
