@@ -130,3 +130,10 @@ def test_the_deploy_installs_the_tools_the_setup_and_checks_start() -> None:
     assert dict(tools.npm) == {"pnpm": "10.28.0", "pyright": "1.1.400"} and tools.pip == ()
     pinned = detect({"package.json": json.dumps({"packageManager": "pnpm@9.1.0"}), "pnpm-lock.yaml": ""})
     assert toolchain([pinned.setup]).npm == {}  # npx --yes pnpm@9.1.0 fetches the pinned one itself
+
+
+def test_tools_ci_runs_through_pre_commit_are_checks_and_other_hooks_are_named() -> None:
+    config = "repos:\n  - repo: x\n    hooks:\n      - id: ruff\n      - id: mypy\n      - id: codespell\n"
+    found = detect({"pyproject.toml": '[project]\nname = "x"\n', ".pre-commit-config.yaml": config})
+    assert [c["name"] for c in found.checks] == ["ruff", "mypy"]
+    assert any("codespell" in n for n in found.notes), found.notes

@@ -261,6 +261,7 @@ def _python(files: Mapping[str, str], steps: list[Step]) -> Found:
     raw_tool = data.get("tool")
     tool: dict[str, Any] = raw_tool if isinstance(raw_tool, dict) else {}
     mentions = text.lower() + "".join(" ".join(s.argv) for s in steps)
+    hooks = set(precommit_hooks(files.get(".pre-commit-config.yaml", "")))  # tools CI runs through pre-commit
     if "uv.lock" in files:
         # --no-sync: a check never builds, re-locks or downloads (setup did, with the network).
         setup, run = ["uv", "sync", "--frozen"], ["uv", "run", "--frozen", "--no-sync", "python", "-B", "-m"]
@@ -277,7 +278,7 @@ def _python(files: Mapping[str, str], steps: list[Step]) -> Found:
         found.append(f"pytest: pytest {' '.join(args)}".rstrip() + (f" (as {pytest_ci[0].source} runs it)" if
                                                                    pytest_ci else ""))  # fmt: skip
     ruff_ci = _ci_args(steps, "ruff")
-    if "ruff" in tool or '"ruff' in mentions or ruff_ci is not None:
+    if "ruff" in tool or '"ruff' in mentions or ruff_ci is not None or "ruff" in hooks:
         args = ["check", "."] if ruff_ci is None or not ruff_ci[1] else _clean("ruff", ruff_ci[1])
         if args[0] != "check":
             args = ["check", "."]  # `ruff format --check` is not counted; the check is
@@ -286,7 +287,7 @@ def _python(files: Mapping[str, str], steps: list[Step]) -> Found:
         checks.append(_check("ruff", command, "ruff", heavy=False))
         found.append(f"ruff: ruff {' '.join(args)}")
     mypy_ci = _ci_args(steps, "mypy")
-    if "mypy" in tool or '"mypy' in mentions or mypy_ci is not None or "mypy.ini" in files:
+    if "mypy" in tool or '"mypy' in mentions or mypy_ci is not None or "mypy.ini" in files or "mypy" in hooks:
         named = _mypy_files(files, tool)
         if mypy_ci is not None:
             args = _clean("mypy", mypy_ci[1])
