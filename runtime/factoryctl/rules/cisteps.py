@@ -125,7 +125,7 @@ def _tox_commands(text: str) -> list[str]:
             out.append(line.strip())
         else:
             inside = False
-    return [re.sub(r"\{posargs[^}]*\}", "", c).strip() for c in out]
+    return [re.sub(r"\{posargs(?::([^}]*))?\}", lambda m: m[1] or "", c).strip() for c in out]  # its defaults
 
 
 def _nox_runs(text: str) -> list[str]:
