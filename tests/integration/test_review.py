@@ -460,7 +460,10 @@ def test_a_batch_in_human_mode_waits_then_lands_the_approved_together(tmp_path: 
     main_passes_its_checks(factory, tmp_path)
 
 
-SETUP = '[repo]\nsetup = ["sh", "-c", "test ! -e broken-setup"]\nsetup_inputs = ["broken-setup", "pyproject.toml"]\n'
+# Setup fails with `broken-setup` in the gate's worktree only: its cycle (which runs setup for the change's
+# manifests too) passes, as a branch whose lockfile goes stale only once merged would.
+SETUP = ('[repo]\nsetup = ["sh", "-c", "test ! -e broken-setup || test \\"${PWD##*/}\\" != review"]\n'
+         'setup_inputs = ["broken-setup", "pyproject.toml"]\n')  # fmt: skip
 
 
 def test_one_branch_that_breaks_setup_never_stops_the_review(tmp_path: Path) -> None:
