@@ -67,7 +67,7 @@ jobs:
     steps:
       - uses: actions/checkout@v4
       - run: uv sync --frozen
-      - run: uv run pytest tests --junitxml=out.xml -q
+      - run: uv run pytest tests --junitxml out.xml -q -p xdist
       - name: types
         run: |
           uv run mypy

@@ -140,6 +140,10 @@ _DROP = {  # flags we set ourselves (reports, caches) or that would hang (watch)
 }
 
 
+_TAKES_VALUE = ("-p", "--junitxml", "--junit-xml", "--cov-report", "--reporter", "--outputFile", "--output-format",
+                "--cache-dir")  # fmt: skip
+
+
 def _clean(tool: str, args: tuple[str, ...]) -> list[str]:
     drop = _DROP.get(tool, ())
     out: list[str] = []
@@ -150,7 +154,7 @@ def _clean(tool: str, args: tuple[str, ...]) -> list[str]:
             continue
         key = word.split("=", 1)[0]
         if key in drop:
-            skip = "=" not in word and key in ("-p", "--cov-report", "--reporter", "--output-format", "--cache-dir")
+            skip = "=" not in word and key in _TAKES_VALUE  # its value is the next word: dropped too
             continue
         out.append(word)
     return out
