@@ -23,6 +23,7 @@ from factoryctl.jobs.context import RUNTIME_PYTHON, Context
 from factoryctl.jobs.workspace import SetupFailed, Workspace
 from factoryctl.rules.detect import HOW_TO_GET
 from factoryctl.state.baselines import Baselines
+from factoryctl.state.locks import job_lock
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,13 @@ def prove(ctx: Context) -> Proof:
     if any(p.what.startswith("repo.setup") for p in problems):
         return Proof(tuple(problems))  # no setup, no checks worth running
     session = ctx.settings.session_names[0]
+    with job_lock(ctx.paths.locks_dir, f"cycle-{session}"):  # a running factory's cycle there: "already running"
+        return _measure(ctx, session, problems, hidden, shown)
+
+
+def _measure(ctx: Context, session: str, problems: list[Problem], hidden: Sequence[Path],
+             shown: Sequence[Path]) -> Proof:  # fmt: skip
+    """Setup and every check once on main, in `session`'s worktree, as its cycle runs them."""
     ws = Workspace(ctx, session)
     commit = ws.prepare()
     try:
