@@ -7,7 +7,9 @@ code, then repo.setup in two sessions' new worktrees, in the bubblewrap sandbox 
 - shared: setup on main with the shared download caches (uv, npm, the pnpm store); the first
   session fills them, the second reads them.
 Per session: setup time and disk (the worktree with its .venv / node_modules, plus the
-session's own cache folder); the shared caches' size once.
+session's own cache folder); the shared caches' size once. Then one cycle on each sample (an
+instant scripted agent adding a test): the factory's own time beside the checks' (target: within
+10 %).
 
     .venv/bin/python bench/toolchain_bench.py
 """
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.init import init
 from factoryctl.jobs.workspace import Workspace, ensure_setup, shared_caches
 
@@ -68,7 +71,31 @@ def measure(tmp: Path, sample: str, mode: str) -> list[str]:
     shared = shared_caches(ctx)[0]
     if mode == "shared":
         out.append(f"{sample:8} {mode:8} shared caches, once: {du(shared) / 1e6:.1f} MB")
+        out.append(own_time(tmp, ctx, sample))
     return out
+
+
+def own_time(tmp: Path, ctx: Context, sample: str) -> str:
+    """One cycle of s1 (an instant scripted agent adding a test): the factory's own time beside the checks'."""
+    test = ("src/bench.test.ts", 'import { expect, it } from "vitest";\n\nit("b", () => expect(1).toBe(1));\n')
+    if sample == "uv-app":
+        test = ("tests/test_bench.py", "def test_bench() -> None:\n    assert True\n")
+    scenario = tmp / f"{sample}-scenario.json"
+    scenario.write_text(json.dumps({"calls": [{"actions": [{"write": test[0], "content": test[1]}], "result": "b"}]}))
+    toml = ctx.paths.config_file
+    agent = json.dumps(str(BIN / "factory-scripted-agent"))
+    text = toml.read_text().replace(f"command = [{agent}]", f"command = [{agent}, \"--scenario\", "
+                                    f"{json.dumps(str(scenario))}]", 1)  # fmt: skip
+    toml.write_text(text + f"\n[sandbox]\nwritable = [{json.dumps(str(tmp))}]\n")
+    report = Cycle(Context.load(ctx.paths.home), "s1").run()
+    d = report.durations
+    checks = d.get("checks_s", 0.0) + d.get("baseline_s", 0.0)
+    own = d["total_s"] - checks - d.get("setup_s", 0.0) - d.get("agent_s", 0.0)
+    return (
+        f"{sample:8} cycle    {report.verdict.value}: total {d['total_s']:.2f} s, checks {checks:.2f} s, "
+        f"setup {d.get('setup_s', 0.0):.2f} s, agent {d.get('agent_s', 0.0):.2f} s, the factory's own "
+        f"{own:.2f} s ({own / checks:.0%} of the checks' time)"
+    )
 
 
 def main() -> None:

@@ -212,6 +212,8 @@ class Cycle:
         except SetupFailed as exc:
             report.end(CycleVerdict.DISCARDED, f"repo.setup failed on the change: {exc}")
             return
+        report.durations["setup_s"] = report.durations.get("setup_s", 0.0) + time.monotonic() - t0
+        t0 = time.monotonic()
         self.say("running the checks on the change")
         report.after = self._checks("after")
         report.durations["checks_s"] = time.monotonic() - t0
