@@ -35,3 +35,7 @@ class ToolMissing(FactoryError):
 
 class BadRecord(FactoryError):
     """A record in a state file does not have the shape it must (names the field)."""
+
+
+class StateUnreachable(FactoryError):
+    """The shared state (the PostgreSQL database) cannot be reached: nothing can be recorded."""
