@@ -19,7 +19,6 @@ from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.status import collect
 from factoryctl.rules.words import plural
-from factoryctl.state.locks import job_lock
 
 app = typer.Typer(
     help="Run and steer the agent factory. State lives under $FACTORY_HOME (default ~/factory).",
@@ -151,7 +150,7 @@ def scheduler(
     self_app = own_app()
     if json:
         sched = Scheduler(ctx, self_app=self_app)
-        with job_lock(ctx.paths.locks_dir, "scheduler"):
+        with ctx.job_lock("scheduler"):
             render.emit_json(sched.tick().__dict__)
         return
     raise typer.Exit(Scheduler(ctx, out=say, self_app=self_app).run(once=once))

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any, Protocol
 
 from factoryctl.core.paths import Paths
@@ -59,22 +59,6 @@ class StateBackend(Protocol):
     def close(self) -> None: ...
 
 
-class FileDocument(JsonStore):
-    """A JsonStore that can also be written whole and deleted."""
-
-    def write(self, data: Any) -> None:
-        with self.update() as doc:
-            if isinstance(doc, dict):
-                doc.clear()
-                doc.update(data)
-            else:
-                doc[:] = data
-
-    def delete(self) -> None:
-        with exclusive(self.lock_path):
-            self.path.unlink(missing_ok=True)
-
-
 class FileBackend:
     """Today's default: everything under FACTORY_HOME/state, locked with flock(2)."""
 
@@ -89,8 +73,8 @@ class FileBackend:
     def event_log(self, clock: Callable[[], datetime]) -> EventLog:
         return EventLog(self.paths.log_file, clock=clock)
 
-    def document(self, name: str, default: Callable[[], Any]) -> FileDocument:
-        return FileDocument(self.paths.state_dir / name, default)
+    def document(self, name: str, default: Callable[[], Any]) -> JsonStore:
+        return JsonStore(self.paths.state_dir / name, default)
 
     def documents(self) -> list[str]:
         state = self.paths.state_dir
@@ -134,8 +118,3 @@ def all_jobs_stopped(backend: StateBackend, sessions: tuple[str, ...]) -> Iterat
         for name in (*JOBS, *(f"cycle-{s}" for s in sessions)):
             stack.enter_context(backend.job_lock(name))
         yield
-
-
-def file_path(path: PurePath) -> Path | None:
-    """`path` as a file on this host, or None for a document that is not a file."""
-    return path if isinstance(path, Path) else None

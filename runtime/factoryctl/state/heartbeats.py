@@ -1,4 +1,4 @@
-"""state/sessions.json: what each session's loop or cycle is doing, and when it last said so.
+"""sessions.json (a state file, or a PostgreSQL document): what each session is doing, and since when.
 
 The loop and the cycle write (`beat`); the scheduler, `status` and `sessions list` read.
 A session whose entry is not a JSON object reads as empty (a person's hand edit, a crash).
@@ -14,12 +14,13 @@ from typing import Any
 
 from factoryctl.core.clock import format_ts
 from factoryctl.core.records import as_dict
+from factoryctl.state.backend import Document
 from factoryctl.state.stores import JsonStore
 
 
 class Heartbeats:
-    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
-        self.store = JsonStore(path, dict)
+    def __init__(self, store: Path | Document, clock: Callable[[], datetime]) -> None:
+        self.store = JsonStore(store, dict) if isinstance(store, Path) else store
         self.clock = clock
 
     def read(self) -> dict[str, dict[str, Any]]:

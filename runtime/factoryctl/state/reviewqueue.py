@@ -13,6 +13,7 @@ from typing import Any
 
 from factoryctl.core.errors import BadRecord, FactoryError, NotFound
 from factoryctl.core.records import QueueStatus, ReviewEntry
+from factoryctl.state.backend import Document
 from factoryctl.state.stores import JsonStore
 
 
@@ -25,17 +26,17 @@ class QueueRead:
         return [e for e in self.entries if e.status is QueueStatus.PENDING]
 
 
-def _empty() -> dict[str, Any]:
+def empty() -> dict[str, Any]:
     return {"branches": []}
 
 
 class ReviewQueue:
-    def __init__(self, store: JsonStore) -> None:
+    def __init__(self, store: Document) -> None:
         self.store = store
 
     @classmethod
     def at(cls, path: Path) -> ReviewQueue:
-        return cls(JsonStore(path, _empty))
+        return cls(JsonStore(path, empty))
 
     def _raw(self, doc: Any) -> list[Any]:
         raw = doc.get("branches", [])

@@ -15,11 +15,12 @@ from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import TASK_MAX_BODY, TASK_MAX_TITLE
 from factoryctl.core.errors import BadRecord, FactoryError, NotFound, UsageError
 from factoryctl.core.records import ACTIVE, LIVE, PRIORITIES, STATUSES, Task
+from factoryctl.state.backend import Document
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.stores import JsonStore
 
 
-def _empty() -> dict[str, Any]:
+def empty() -> dict[str, Any]:
     return {"next_id": 1, "tasks": []}
 
 
@@ -49,13 +50,13 @@ def _checked(doc: Any, path: Any) -> Valid:
 
 
 class TaskQueue:
-    def __init__(self, store: JsonStore, log: EventLog) -> None:
+    def __init__(self, store: Document, log: EventLog) -> None:
         self.store = store
         self.log = log
 
     @classmethod
     def at(cls, path: Any, log: EventLog) -> TaskQueue:
-        return cls(JsonStore(path, _empty), log)
+        return cls(JsonStore(path, empty), log)
 
     def all(self) -> list[Task]:
         """The tasks that validate (a bad record is skipped: `problems()` names it)."""

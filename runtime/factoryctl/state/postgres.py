@@ -1,0 +1,454 @@
+"""The shared state in PostgreSQL, for a factory over several hosts (`[state] url`).
+
+Three tables: `factory_events` (the log: append-only, ids in commit order because appends
+take one transaction-level advisory lock, so a reader's cursor never skips a late commit),
+`factory_documents` (each JSON document a row, read-modify-written under a transaction-level
+advisory lock on its name) and `factory_locks` (who holds which job lock, for messages; the
+lock itself is a session-level advisory lock, freed by the server when its holder's
+connection dies). The password comes from FACTORY_DB_PASSWORD (the secrets file), never the
+URL. A connection that breaks is one `StateUnreachable` line; the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, cast
+
+from factoryctl.core import jsonio
+from factoryctl.core.clock import format_ts, utcnow
+from factoryctl.core.errors import AlreadyRunning, FactoryError, StateUnreachable
+from factoryctl.state.eventlog import Event, EventFilter, EventLog
+
+if TYPE_CHECKING:
+    import psycopg
+
+PASSWORD_ENV = "FACTORY_DB_PASSWORD"
+CONNECT_TIMEOUT_S = 5
+PAGE = 500  # events fetched at a time when reading from the end
+READ_AFTER_ROWS = 1000  # events a cursor reader gets per call
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS factory_events (
+    id bigserial PRIMARY KEY,
+    ts text NOT NULL,
+    type text NOT NULL,
+    session text,
+    data jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS factory_events_type_id ON factory_events (type, id);
+CREATE INDEX IF NOT EXISTS factory_events_ts ON factory_events (ts);
+CREATE TABLE IF NOT EXISTS factory_documents (
+    name text PRIMARY KEY,
+    body jsonb NOT NULL,
+    updated timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS factory_locks (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    since timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for `name` (the factory's own namespace)."""
+    return int.from_bytes(hashlib.sha256(f"factoryctl:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+SCHEMA_KEY = lock_key("schema")
+LOG_KEY = lock_key("event-log")
+
+
+def no_nul(value: Any) -> Any:
+    """`value` with NUL characters replaced (U+FFFD): PostgreSQL's text and jsonb cannot hold them."""
+    if isinstance(value, str):
+        return value.replace("\0", "\ufffd") if "\0" in value else value
+    if isinstance(value, Mapping):
+        return {no_nul(str(k)): no_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [no_nul(v) for v in value]
+    return value
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise FactoryError(
+            "[state] url names PostgreSQL but psycopg is not installed: pip install 'factoryctl[postgres]'"
+        ) from None
+    return psycopg
+
+
+class PgBackend:
+    """State in one PostgreSQL database: one connection per thread, one more per held job lock."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, password: str | None = None) -> None:
+        self.url = url
+        self.password = password if password is not None else os.environ.get(PASSWORD_ENV) or None
+        self._local = threading.local()
+        self._schema_ready = False
+
+    def describe(self) -> str:
+        psycopg = _psycopg()
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self.url)
+        except psycopg.ProgrammingError:
+            return "postgresql://(unparsable url)"
+        host, port = info.get("host") or "localhost", info.get("port") or "5432"
+        user = f"{info['user']}@" if info.get("user") else ""
+        return f"postgresql://{user}{host}:{port}/{info.get('dbname') or ''}"
+
+    # -- connections ---------------------------------------------------------------
+
+    def connect(self) -> psycopg.Connection[Any]:
+        pg = _psycopg()
+        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S}
+        if self.password:
+            kwargs["password"] = self.password
+        try:
+            conn = cast("psycopg.Connection[Any]", pg.connect(self.url, **kwargs))
+        except pg.Error as exc:
+            raise self._unreachable(exc) from None
+        if not self._schema_ready:
+            with self._translated(), conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_KEY,))
+                conn.execute(SCHEMA)
+            self._schema_ready = True
+        return conn
+
+    def _unreachable(self, exc: BaseException) -> StateUnreachable:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StateUnreachable(f"the state database {self.describe()} is unreachable: {first}")
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self.connect()
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """psycopg's errors as the factory's: a lost server is StateUnreachable, bad data one line."""
+        psycopg = _psycopg()
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            self._drop()
+            raise self._unreachable(exc) from None
+        except psycopg.DataError as exc:
+            first = (str(exc).strip().splitlines() or ["bad data"])[0]
+            raise FactoryError(f"the state database refused a value: {first}") from None
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[psycopg.Connection[Any]]:
+        """This thread's connection, errors translated."""
+        with self._translated():
+            yield self._conn()
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def check(self) -> None:
+        with self.cursor() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        self._drop()
+
+    # -- what the stores are built on ------------------------------------------------
+
+    def event_log(self, clock: Callable[[], datetime] = utcnow) -> PgEventLog:
+        return PgEventLog(self, clock=clock)
+
+    def document(self, name: str, default: Callable[[], Any]) -> PgDocument:
+        return PgDocument(self, name, default)
+
+    def documents(self) -> list[str]:
+        with self.cursor() as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM factory_documents ORDER BY name")]
+
+    @contextlib.contextmanager
+    def job_lock(self, name: str) -> Iterator[None]:
+        """Hold job `name` across the fleet, or raise AlreadyRunning at once.
+
+        A connection of its own holds the advisory lock for the job's whole run: if the holder
+        dies (or the server restarts) the lock is freed.
+        """
+        key = lock_key(f"job:{name}")
+        with self._translated():
+            conn = self.connect()
+        try:
+            with self._translated():
+                got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                if not (got and got[0]):
+                    row = conn.execute("SELECT holder FROM factory_locks WHERE name = %s", (name,)).fetchone()
+                    raise AlreadyRunning(f"{name} is already running" + (f" ({row[0]})" if row else ""))
+                holder = f"pid {os.getpid()} on {socket.gethostname()}"
+                conn.execute(
+                    "INSERT INTO factory_locks (name, holder) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, since = now()",
+                    (name, holder),
+                )
+            yield
+            with contextlib.suppress(Exception):  # a lost server freed the lock already
+                conn.execute("DELETE FROM factory_locks WHERE name = %s", (name,))
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """A short critical section across the fleet (waits for the lock)."""
+        key = lock_key(f"section:{name}")
+        with self.cursor() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                self._conn().execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    # -- migration ---------------------------------------------------------------------
+
+    def import_events(self, events: Iterable[Event], batch: int = 1000) -> int:
+        """Append events as they were (their own timestamps), in order; how many."""
+        n = 0
+        rows: list[tuple[str, str, str | None, str]] = []
+        with self.cursor() as conn:
+            for event in events:
+                rows.append((event.ts, event.type, event.session, _dumps(event.data)))
+                if len(rows) >= batch:
+                    n += self._insert_events(conn, rows)
+            n += self._insert_events(conn, rows)
+        return n
+
+    @staticmethod
+    def _insert_events(conn: psycopg.Connection[Any], rows: list[tuple[str, str, str | None, str]]) -> int:
+        if not rows:
+            return 0
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOG_KEY,))
+            cur.executemany(
+                "INSERT INTO factory_events (ts, type, session, data) VALUES (%s, %s, %s, %s::jsonb)", no_nul(rows)
+            )
+        n = len(rows)
+        rows.clear()
+        return n
+
+    def counts(self) -> dict[str, int]:
+        """How many events and documents the database holds."""
+        with self.cursor() as conn:
+            events = conn.execute("SELECT count(*) FROM factory_events").fetchone()
+            docs = conn.execute("SELECT count(*) FROM factory_documents").fetchone()
+        return {"events": events[0] if events else 0, "documents": docs[0] if docs else 0}
+
+
+def _dumps(data: Any) -> str:
+    try:
+        return json.dumps(no_nul(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str)
+    except ValueError:
+        raise FactoryError("the state holds only finite numbers (NaN or Infinity was given)") from None
+
+
+class PgDocument:
+    """One JSON document in `factory_documents`, named like its file (`tasks.json`)."""
+
+    def __init__(self, backend: PgBackend, name: str, default: Callable[[], Any]) -> None:
+        self.backend = backend
+        self.name = name
+        self.default = default
+
+    @property
+    def path(self) -> PurePath:
+        return PurePath(self.name)
+
+    def _load(self, text: str | None) -> Any:
+        if text is None:
+            return self.default()
+        try:
+            data = jsonio.loads(text)
+        except ValueError as exc:
+            raise FactoryError(f"{self.name} in the state database is not valid JSON ({exc})") from None
+        expected = type(self.default())
+        if not isinstance(data, expected):
+            raise FactoryError(
+                f"{self.name} in the state database holds a JSON {type(data).__name__} where a "
+                f"{expected.__name__} belongs; fix it (factory_documents) or delete the row"
+            )
+        return data
+
+    def read(self) -> Any:
+        with self.backend.cursor() as conn:
+            row = conn.execute("SELECT body::text FROM factory_documents WHERE name = %s", (self.name,)).fetchone()
+        return self._load(row[0] if row else None)
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[Any]:
+        """Yield the document under its lock (a transaction); write it back if the block succeeds."""
+        with self.backend.cursor() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(f"doc:{self.name}"),))
+            row = conn.execute("SELECT body::text FROM factory_documents WHERE name = %s", (self.name,)).fetchone()
+            data = self._load(row[0] if row else None)
+            yield data
+            self._put(conn, data)
+
+    def _put(self, conn: psycopg.Connection[Any], data: Any) -> None:
+        conn.execute(
+            "INSERT INTO factory_documents (name, body) VALUES (%s, %s::jsonb) "
+            "ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated = now()",
+            (self.name, _dumps(data)),
+        )
+
+    def write(self, data: Any) -> None:
+        with self.backend.cursor() as conn:
+            self._put(conn, data)
+
+    def delete(self) -> None:
+        with self.backend.cursor() as conn:
+            conn.execute("DELETE FROM factory_documents WHERE name = %s", (self.name,))
+
+
+class PgEventLog(EventLog):
+    """The experiment log as the `factory_events` table; the same reads and writes as the file's."""
+
+    kind = "postgresql"
+
+    def __init__(
+        self, backend: PgBackend, *, clock: Callable[[], datetime] = utcnow, secrets: Iterable[str] | None = None
+    ) -> None:
+        super().__init__(PurePath("factory_events"), clock=clock, secrets=secrets)  # type: ignore[arg-type]
+        self.backend = backend
+
+    def append(self, type: str, *, session: str | None = None, data: Mapping[str, Any] | None = None) -> Event:
+        if not type:
+            raise FactoryError("an event needs a type")
+        with self.backend.cursor() as conn, conn.transaction():
+            # One writer at a time: ids are then committed in order, and timestamps too.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOG_KEY,))
+            event = Event(ts=format_ts(self.clock()), type=type, session=session, data=dict(data or {}))
+            body = self._redact(_dumps(event.data))
+            conn.execute(
+                "INSERT INTO factory_events (ts, type, session, data) VALUES (%s, %s, %s, %s::jsonb)",
+                (event.ts, no_nul(type), no_nul(session), body),
+            )
+        return event
+
+    def _select(self, where: list[str], args: list[Any], order: str, limit: int) -> list[tuple[Any, ...]]:
+        sql = "SELECT id, ts, type, session, data::text FROM factory_events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY id {order} LIMIT {int(limit)}"
+        with self.backend.cursor() as conn:
+            return list(conn.execute(sql, args))
+
+    @staticmethod
+    def _event(row: tuple[Any, ...]) -> Event | None:
+        try:
+            data = jsonio.loads(row[4])
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        return Event(ts=row[1], type=row[2], session=row[3], data=data)
+
+    @staticmethod
+    def _filters(flt: EventFilter) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        if flt.types:
+            where.append("type = ANY(%s)")
+            args.append(sorted(flt.types))
+        if flt.session is not None:
+            where.append("session = %s")
+            args.append(flt.session)
+        if flt.since is not None:
+            where.append("ts >= %s")
+            args.append(flt.since)
+        if flt.until is not None:
+            where.append("ts <= %s")
+            args.append(flt.until)
+        return where, args
+
+    def iter_reverse(self, flt: EventFilter | None = None) -> Iterator[Event]:
+        """Events newest first, a page at a time; the filter is applied by the server."""
+        where, args = self._filters(flt or EventFilter())
+        before: int | None = None
+        while True:
+            page_where, page_args = list(where), list(args)
+            if before is not None:
+                page_where.append("id < %s")
+                page_args.append(before)
+            rows = self._select(page_where, page_args, "DESC", PAGE)
+            for row in rows:
+                event = self._event(row)
+                if event is not None:
+                    yield event
+            if len(rows) < PAGE:
+                return
+            before = rows[-1][0]
+
+    def iter_forward(self) -> Iterator[Event]:
+        after = 0
+        while True:
+            rows = self._select(["id > %s"], [after], "ASC", PAGE)
+            for row in rows:
+                event = self._event(row)
+                if event is not None:
+                    yield event
+            if len(rows) < PAGE:
+                return
+            after = rows[-1][0]
+
+    def end_cursor(self) -> int:
+        with self.backend.cursor() as conn:
+            row = conn.execute("SELECT coalesce(max(id), 0) FROM factory_events").fetchone()
+        return int(row[0]) if row else 0
+
+    def cursor_before(self, ts: str) -> int:
+        """The id just before the first event at or after `ts` (the end when there is none)."""
+        with self.backend.cursor() as conn:
+            row = conn.execute(
+                "SELECT coalesce((SELECT min(id) - 1 FROM factory_events WHERE ts >= %s), "
+                "(SELECT coalesce(max(id), 0) FROM factory_events))",
+                (ts,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def read_after(self, cursor: int, limit: int = READ_AFTER_ROWS) -> tuple[list[Event], int]:
+        """The events after the id `cursor` (at most `limit`) and the id of the last one."""
+        if cursor > self.end_cursor():  # the table was emptied or replaced: start over
+            cursor = 0
+        rows = self._select(["id > %s"], [cursor], "ASC", min(limit, READ_AFTER_ROWS))
+        events = [e for row in rows if (e := self._event(row)) is not None]
+        return events, (rows[-1][0] if rows else cursor)
+
+    def follow(
+        self, flt: EventFilter | None = None, *, poll_s: float = 0.5, stop: Callable[[], bool] = lambda: False
+    ) -> Iterator[Event]:
+        flt = flt or EventFilter()
+        cursor = self.end_cursor()
+        while not stop():
+            events, cursor_after = self.read_after(cursor)
+            for event in events:
+                if flt.matches(event):
+                    yield event
+            if cursor_after == cursor:
+                time.sleep(poll_s)
+            cursor = cursor_after
