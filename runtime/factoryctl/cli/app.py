@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factoryctl import __version__
-from factoryctl.cli import bot, config, doctor, init, log, queue, report, serve, sessions, skills, standup, tasks
+from factoryctl.cli import bot, config, doctor, init, log, queue, report, serve, sessions, skills, standup, state, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
 from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV
@@ -33,6 +33,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(queue.app, name="queue")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(skills.app, name="skills")
+app.add_typer(state.app, name="state")
 standup.register(app)
 doctor.register(app)
 app.command("init")(init.command)

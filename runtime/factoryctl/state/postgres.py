@@ -252,6 +252,12 @@ class PgBackend:
         rows.clear()
         return n
 
+    def first_id(self) -> int:
+        """The id of the oldest event (1 when there is none)."""
+        with self.cursor() as conn:
+            row = conn.execute("SELECT coalesce(min(id), 1) FROM factory_events").fetchone()
+        return int(row[0]) if row else 1
+
     def counts(self) -> dict[str, int]:
         """How many events and documents the database holds."""
         with self.cursor() as conn:

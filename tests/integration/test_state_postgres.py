@@ -1,0 +1,123 @@
+"""A factory on PostgreSQL: `[state] url`, `factoryctl state migrate`, and what happens when the server goes.
+
+`main([...])` runs in-process as a person's command does (the error handling included); the
+server is the session's real PostgreSQL (tests/support/postgres.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from factoryctl.cli.app import main
+from factoryctl.core.config import load_settings
+from factoryctl.core.errors import ConfigError
+from factoryctl.core.records import ReviewEntry
+from factoryctl.jobs.bot.notifier import read_new
+from factoryctl.jobs.context import Context
+from factoryctl.state.locks import job_lock
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def on_database(home: Path, url: str) -> None:
+    (home / "factory.toml").write_text(f'[factory]\nsessions = 2\n\n[state]\nurl = "{url}"\n')
+
+
+def filled(home: Path) -> Context:
+    """A file-backed factory with a little of everything: events, tasks, a queue entry, a bot cursor."""
+    (home / "factory.toml").write_text("[factory]\nsessions = 2\n")
+    ctx = Context.load(home)
+    for i in range(5):
+        ctx.log.append("ralph_cycle", session="s1", data={"i": i})
+    ctx.tasks().add("Fix the login test", priority="high")
+    ctx.tasks().add("Speed up the build")
+    ctx.review_queue().add_pending(ReviewEntry(branch="brl/s1/a", session="s1", queued="2026-12-05T12:00:00.000Z"))
+    ctx.heartbeats().beat("s1", "idle")
+    cursor = ctx.log.end_cursor()  # the bot has told everything up to here
+    ctx.state.document("bot-notifier.json", dict).write({"offset": cursor, "sent": {}})
+    ctx.log.append("alert", data={"key": "ram", "message": "RAM 91%"})  # not told yet
+    with open(ctx.paths.log_file, "ab") as fh:
+        fh.write(b"not an event\n")
+    return ctx
+
+
+def test_migrate_copies_everything_verifies_and_the_factory_then_runs_on_the_database(
+    home: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = filled(home)
+    code, out, err = run(capsys, "state", "migrate", "--to", pg_url)
+    assert code == 0, err
+    assert "copied 8 events, 4 documents (2 tasks, 1 review queue entries)" in out and "counts verified" in out
+    assert "1 lines of the log were not events" in out and f'url = "{pg_url}"' in out
+    on_database(home, pg_url)
+    code, out, _ = run(capsys, "task", "list", "--json")
+    assert [t["title"] for t in json.loads(out)] == ["Fix the login test", "Speed up the build"]
+    code, out, _ = run(capsys, "state", "show")
+    assert out.startswith("postgresql: postgresql://")
+    moved = Context.load(home)
+    assert moved.state.kind == "postgresql" and [e.type for e in moved.log.iter_forward()] == [
+        *["ralph_cycle"] * 5,
+        "task",
+        "task",
+        "alert",
+    ]
+    assert moved.heartbeats().of("s1")["state"] == "idle"
+    assert [e.branch for e in moved.review_queue().entries()] == ["brl/s1/a"]
+    offset = moved.state.document("bot-notifier.json", dict).read()["offset"]
+    events, _ = read_new(moved.log, offset)
+    assert [e.type for e in events] == ["alert"]  # the bot tells what it had not told, and nothing twice
+    moved.tasks().add("Added on the database")
+    assert "Added on the database" not in ctx.paths.tasks_file.read_text()  # the files are left as they were
+
+
+def test_migrate_refuses_while_a_job_runs_and_copies_nothing(
+    home: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = filled(home)
+    with job_lock(ctx.paths.locks_dir, "review"):
+        code, out, err = run(capsys, "state", "migrate", "--to", pg_url)
+    assert code == 1 and out == ""
+    assert err.startswith("Error: cannot migrate while a job runs: review is already running") and err.count("\n") == 1
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM factory_events").fetchone() == (0,)
+
+
+def test_migrate_says_in_one_line_what_is_wrong(home: Path, pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    filled(home)
+    code, _, err = run(capsys, "state", "migrate", "--to", pg_url.replace("postgres@", "postgres:hunter2@"))
+    assert code == 2 and "must not carry a password" in err and "hunter2" not in err and err.count("\n") == 1
+    assert run(capsys, "state", "migrate", "--to", pg_url)[0] == 0
+    code, _, err = run(capsys, "state", "migrate", "--to", pg_url)
+    assert code == 1 and "already holds 8 events" in err and "migrate into an empty database" in err
+    code, _, err = run(capsys, "state", "migrate", "--to", "postgresql://nobody@/nowhere?host=/nonexistent")
+    assert code == 1 and err.startswith("Error: the state database") and "unreachable" in err
+
+
+def test_a_damaged_file_stops_the_migration_before_anything_is_written(
+    home: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = filled(home)
+    ctx.paths.sessions_file.write_text("{broken")
+    code, _, err = run(capsys, "state", "migrate", "--to", pg_url)
+    assert code == 1 and "sessions.json is not valid JSON" in err
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM factory_documents").fetchone() == (0,)
+
+
+def test_a_password_in_the_state_url_is_a_configuration_error(tmp_path: Path) -> None:
+    config = tmp_path / "factory.toml"
+    config.write_text('[state]\nurl = "postgresql://factory:s3cret@10.0.0.1/factory"\n')
+    with pytest.raises(ConfigError, match=r"state\.url.*FACTORY_DB_PASSWORD") as info:
+        load_settings(config)
+    assert "s3cret" not in str(info.value)
+    config.write_text('[state]\nurl = "mysql://x@y/z"\n')
+    with pytest.raises(ConfigError, match="postgresql://"):
+        load_settings(config)
