@@ -14,11 +14,18 @@ import pytest
 
 from factoryctl.cli.app import main
 from factoryctl.core.config import load_settings
-from factoryctl.core.errors import ConfigError
-from factoryctl.core.records import ReviewEntry
+from factoryctl.core.errors import ConfigError, StateUnreachable
+from factoryctl.core.records import QueueStatus, ReviewEntry
 from factoryctl.jobs.bot.notifier import read_new
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.cycle import Cycle
+from factoryctl.jobs.loop import Loop
+from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.state.locks import job_lock
+from tests.factories import make_factory
+from tests.helpers import meanwhile
+from tests.integration.test_review import review_call, session_call
+from tests.support.postgres import PgServer
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -121,3 +128,57 @@ def test_a_password_in_the_state_url_is_a_configuration_error(tmp_path: Path) ->
     config.write_text('[state]\nurl = "mysql://x@y/z"\n')
     with pytest.raises(ConfigError, match="postgresql://"):
         load_settings(config)
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+APPROVE = json.dumps({"verdict": "approve", "reasons": ["focused and tested"], "risk": "low", "issues": []})
+D_TEST = "def test_trivial() -> None:\n    assert 1 + 1 == 2\n"
+
+
+def test_postgresql_restarted_during_a_review_leaves_main_untouched_and_the_review_is_retried(
+    tmp_path: Path, pg_server: PgServer, pg_url: str
+) -> None:
+    factory = make_factory(tmp_path, sessions=1, extra=f'[state]\nurl = "{pg_url}"\n')
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", APPROVE, meanwhile(factory.scenario.parent, pg_server.restart)),
+        review_call("s1", APPROVE),
+    ])  # fmt: skip
+    report = Cycle(factory.ctx(), "s1").run()
+    assert report.verdict == "pushed" and report.branch is not None
+    before = factory.main_sha()
+    with pytest.raises(StateUnreachable, match=r"the state database .* is unreachable"):
+        MergeGate(factory.ctx()).run()
+    assert factory.main_sha() == before and report.branch in factory.origin_branches()
+    ctx = factory.ctx()
+    assert ctx.review_queue().find(report.branch).status is QueueStatus.PENDING
+    (outcome,) = MergeGate(ctx).run()  # the next run (cron's, a person's) reviews it again and lands it
+    assert outcome.verdict == "approve" and factory.main_sha() != before
+    assert ctx.review_queue().find(report.branch).landed == factory.main_sha()
+
+
+def test_a_loop_that_cannot_reach_the_database_waits_and_says_so_and_runs_no_cycle(
+    home: Path, pg_server: PgServer, pg_url: str
+) -> None:
+    (home / "factory.toml").write_text(f'[factory]\nsessions = 1\n[cycle]\ninterval_s = 1\n[state]\nurl = "{pg_url}"\n')
+    ctx = Context.load(home)
+    ctx.log.append("before")
+    lines: list[str] = []
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:  # the database comes back after a while
+            pg_server.start_again()
+
+    pg_server.stop()
+    try:
+        Loop(ctx, "s1", out=lines.append, sleep=sleep, max_cycles=1).run()
+    finally:
+        pg_server.start_again() if len(waits) < 3 else None
+    waiting = [i for i, line in enumerate(lines) if "waiting: the state database" in line]
+    started = [i for i, line in enumerate(lines) if "cycle 1 starting" in line]
+    assert len(waiting) == 1 and "is unreachable" in lines[waiting[0]] and "no cycle runs" in lines[waiting[0]]
+    assert started and started[0] > waiting[0] and len(waits) >= 3  # the cycle ran only once it could be recorded
+    assert Context.load(home).heartbeats().of("s1")["state"] == "stopped"

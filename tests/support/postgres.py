@@ -71,15 +71,16 @@ class PgServer:
         """A restart as an operator does one: every connection is cut."""
         self._pg_ctl("restart", "-m", "fast")
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`fast`: every connection cut, what was committed kept)."""
         with contextlib.suppress(Exception):
-            self._pg_ctl("stop", "-m", "immediate")
+            self._pg_ctl("stop", "-m", mode)
 
     def start_again(self) -> None:
         self._pg_ctl("start")
 
     def remove(self) -> None:
-        self.stop()
+        self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, dbname: str = "postgres") -> str:

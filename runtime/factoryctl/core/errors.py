@@ -39,3 +39,7 @@ class BadRecord(FactoryError):
 
 class StateUnreachable(FactoryError):
     """The shared state (the PostgreSQL database) cannot be reached: nothing can be recorded."""
+
+    def __init__(self, message: str, summary: str = "") -> None:
+        super().__init__(message)
+        self.summary = summary or message  # the same words however it failed (a waiting loop says it once)

@@ -99,6 +99,7 @@ class PgBackend:
         self.password = password if password is not None else os.environ.get(PASSWORD_ENV) or None
         self._local = threading.local()
         self._schema_ready = False
+        self._held: dict[str, psycopg.Connection[Any]] = {}  # job locks this process holds, by name
 
     def describe(self) -> str:
         psycopg = _psycopg()
@@ -130,7 +131,8 @@ class PgBackend:
 
     def _unreachable(self, exc: BaseException) -> StateUnreachable:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return StateUnreachable(f"the state database {self.describe()} is unreachable: {first}")
+        summary = f"the state database {self.describe()} is unreachable"
+        return StateUnreachable(f"{summary}: {first}", summary)
 
     def _conn(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -166,8 +168,18 @@ class PgBackend:
                 conn.close()
 
     def check(self) -> None:
+        """The database answers, and every job lock this process holds is still held (a lost
+        connection, a restarted server, frees a lock: a second holder may have it now)."""
         with self.cursor() as conn:
             conn.execute("SELECT 1")
+        psycopg = _psycopg()
+        for name, conn in list(self._held.items()):
+            try:
+                conn.execute("SELECT 1")
+            except psycopg.Error:
+                raise StateUnreachable(
+                    f"the {name} lock was lost with its connection to the state database {self.describe()}"
+                ) from None
 
     def close(self) -> None:
         self._drop()
@@ -206,10 +218,12 @@ class PgBackend:
                     "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, since = now()",
                     (name, holder),
                 )
+            self._held[name] = conn
             yield
             with contextlib.suppress(Exception):  # a lost server freed the lock already
                 conn.execute("DELETE FROM factory_locks WHERE name = %s", (name,))
         finally:
+            self._held.pop(name, None)
             with contextlib.suppress(Exception):
                 conn.close()
 

@@ -20,7 +20,7 @@ from factoryctl.adapters.agent import Agent
 from factoryctl.adapters.checks import Pristine, run_checks
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.defaults import REVIEW_FAILURES
-from factoryctl.core.errors import FactoryError, NotFound
+from factoryctl.core.errors import FactoryError, NotFound, StateUnreachable
 from factoryctl.core.records import Alert, ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.review import reviewer
@@ -123,7 +123,7 @@ class MergeGate:
         started, runs = time.monotonic(), self.check_runs
         try:
             return self.review_one(entry)
-        except MainBroken:
+        except (MainBroken, StateUnreachable):  # no branch's fault: the run ends, the branch stays pending
             raise
         except FactoryError as exc:
             decision = rules.review_failed(entry, str(exc)[:500], REVIEW_FAILURES)
@@ -168,6 +168,9 @@ class MergeGate:
         if decided is not None:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         assert isinstance(answer, ReviewerVerdict)
+        # Main moves only if what follows can be recorded (and, on PostgreSQL, this gate still holds the
+        # review lock): a state lost during the review leaves main as it was and the branch pending.
+        self.ctx.state.check()
         try:
             self.tree.land(merge.tip, main_sha)
         except MainMoved:
