@@ -158,6 +158,28 @@ def test_postgresql_restarted_during_a_review_leaves_main_untouched_and_the_revi
     assert ctx.review_queue().find(report.branch).landed == factory.main_sha()
 
 
+def test_a_gate_that_lost_its_review_lock_does_not_land(tmp_path: Path, pg_url: str) -> None:
+    factory = make_factory(tmp_path, sessions=1, extra=f'[state]\nurl = "{pg_url}"\n')
+
+    def cut_the_lock() -> None:  # its connection dies (a network cut): another gate could take the lock now
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'factoryctl review lock'"
+            )
+
+    factory.script([
+        session_call("s1", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s1", APPROVE, meanwhile(factory.scenario.parent, cut_the_lock)),
+    ])  # fmt: skip
+    report = Cycle(factory.ctx(), "s1").run()
+    assert report.branch is not None
+    before = factory.main_sha()
+    with pytest.raises(StateUnreachable, match="the review lock was lost"):
+        MergeGate(factory.ctx()).run()
+    assert factory.main_sha() == before
+    assert factory.ctx().review_queue().find(report.branch).status is QueueStatus.PENDING
+
+
 def test_a_loop_that_cannot_reach_the_database_waits_and_says_so_and_runs_no_cycle(
     home: Path, pg_server: PgServer, pg_url: str
 ) -> None:

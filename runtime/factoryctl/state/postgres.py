@@ -113,9 +113,14 @@ class PgBackend:
 
     # -- connections ---------------------------------------------------------------
 
-    def connect(self) -> psycopg.Connection[Any]:
+    def connect(self, purpose: str = "state") -> psycopg.Connection[Any]:
+        """A new connection; `purpose` names it in pg_stat_activity (`factoryctl review lock`)."""
         pg = _psycopg()
-        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S}
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "application_name": f"factoryctl {purpose}"[:63],
+        }
         if self.password:
             kwargs["password"] = self.password
         try:
@@ -205,7 +210,7 @@ class PgBackend:
         """
         key = lock_key(f"job:{name}")
         with self._translated():
-            conn = self.connect()
+            conn = self.connect(f"{name} lock")
         try:
             with self._translated():
                 got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
