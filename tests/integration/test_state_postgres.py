@@ -69,6 +69,11 @@ def test_migrate_copies_everything_verifies_and_the_factory_then_runs_on_the_dat
     assert [t["title"] for t in json.loads(out)] == ["Fix the login test", "Speed up the build"]
     code, out, _ = run(capsys, "state", "show")
     assert out.startswith("postgresql: postgresql://")
+    code, out, err = run(capsys, "status", "--json")
+    assert code == 0 and "RAM 91%" in out, err
+    code, out, _ = run(capsys, "log", "tail", "-n", "1", "--json")
+    assert json.loads(out.splitlines()[-1])["type"] == "alert"
+    assert run(capsys, "log", "path")[1].strip().endswith("factory_events")
     moved = Context.load(home)
     assert moved.state.kind == "postgresql" and [e.type for e in moved.log.iter_forward()] == [
         *["ralph_cycle"] * 5,
