@@ -169,7 +169,8 @@ def test_a_gate_that_lost_its_review_lock_does_not_land(tmp_path: Path, pg_url: 
     def cut_the_lock() -> None:  # its connection dies (a network cut): another gate could take the lock now
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'factoryctl review lock'"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                ("factoryctl review lock",),
             )
 
     factory.script([
