@@ -23,7 +23,7 @@ import pytest
 
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.config import CheckSpec
-from factoryctl.core.errors import AlreadyRunning, FactoryError
+from factoryctl.core.errors import AlreadyRunning, FactoryError, UsageError
 from factoryctl.core.paths import Paths
 from factoryctl.core.records import Alert, QueueStatus, ReviewEntry
 from factoryctl.state.alerts import Alerts
@@ -34,8 +34,6 @@ from factoryctl.state.heartbeats import Heartbeats
 from factoryctl.state.reviewqueue import ReviewQueue
 from factoryctl.state.reviewqueue import empty as empty_queue
 from factoryctl.state.spend import spend_since
-from factoryctl.state.tasks import TaskQueue
-from factoryctl.state.tasks import empty as empty_tasks
 from factoryctl.state.window import Window
 
 PY = sys.executable
@@ -67,7 +65,12 @@ class State:
         return log
 
     def corrupt(self, name: str, text: str) -> None:
-        """Put `text` where document `name` lives, as a person's hand edit would."""
+        """Put `text` where document `name` lives, as a person's hand edit would (tasks: rows of their own)."""
+        if self.kind == "postgresql" and name == "tasks.json":
+            with psycopg.connect(self.arg, autocommit=True) as conn:
+                for i, record in enumerate(json.loads(text)["tasks"]):
+                    conn.execute("INSERT INTO factory_tasks (id, body) VALUES (%s, %s::jsonb)", (i, json.dumps(record)))
+            return
         if self.kind == "files":
             path = Path(self.arg) / "state" / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +84,10 @@ class State:
                 )
 
     def raw(self, name: str) -> str:
+        if self.kind == "postgresql" and name == "tasks.json":
+            with psycopg.connect(self.arg, autocommit=True) as conn:
+                rows = conn.execute("SELECT body FROM factory_tasks ORDER BY id").fetchall()
+            return json.dumps({"tasks": [r[0] for r in rows]})
         if self.kind == "files":
             return (Path(self.arg) / "state" / name).read_text()
         with psycopg.connect(self.arg, autocommit=True) as conn:
@@ -198,15 +205,15 @@ def test_a_document_of_the_wrong_shape_is_one_clear_line_and_is_left_as_it_was(s
 def test_a_bad_task_record_is_skipped_named_and_kept(state: State) -> None:
     bad = {"id": "seven", "title": "x"}
     state.corrupt("tasks.json", json.dumps({"next_id": 3, "tasks": [bad]}))
-    tasks = TaskQueue(state.backend.document("tasks.json", empty_tasks), state.log())
+    tasks = state.backend.task_queue(state.log())
     added = tasks.add("Fix the login test", priority="high")
-    assert added.id == 3 and [t.id for t in tasks.all()] == [3]
-    assert len(tasks.problems()) == 1 and "tasks.json task 0" in tasks.problems()[0]
+    assert [t.id for t in tasks.all()] == [added.id]
+    assert len(tasks.problems()) == 1 and "task 0: field 'id'" in tasks.problems()[0]
     assert bad in json.loads(state.raw("tasks.json"))["tasks"]
 
 
 def test_tasks_are_added_claimed_and_moved(state: State) -> None:
-    tasks = TaskQueue(state.backend.document("tasks.json", empty_tasks), state.log())
+    tasks = state.backend.task_queue(state.log())
     low = tasks.add("low one", priority="low")
     high = tasks.add("high one", priority="high")
     claimed = tasks.claim("s1")
@@ -217,6 +224,38 @@ def test_tasks_are_added_claimed_and_moved(state: State) -> None:
     tasks.transition(high.id, "pushed", note="brl/s1/x")
     assert tasks.get(high.id).status == "pushed"
     assert [e.data["action"] for e in state.log().tail(10, EventFilter(types=frozenset({"task"})))][-1] == "pushed"
+
+
+def test_the_queues_rules_hold_on_every_backend(state: State) -> None:
+    tasks = state.backend.task_queue(state.log())
+    reserved = tasks.add("for s2 only", session="s2")
+    tried = tasks.add("tried twice", priority="urgent")
+    plain = tasks.add("plain")
+    for _ in range(2):  # two attempts that failed
+        assert tasks.claim("s3") is not None
+        tasks.transition(tried.id, "in_progress")
+        tasks.transition(tried.id, "requeued", note="failed")
+    assert tasks.get(tried.id).attempts == 2
+    got = tasks.claim("s1", max_attempts=2)  # the urgent one is left for the scheduler to park
+    assert got is not None and got.id == plain.id
+    assert tasks.assign(reserved.id, "s1") is None  # reserved for another session
+    assert tasks.assign(reserved.id, "s2", still_idle=lambda s: False) is None
+    assigned = tasks.assign(reserved.id, "s2")
+    assert assigned is not None and assigned.status == "assigned" and assigned.session == "s2"
+    other = tasks.add("another")
+    assert tasks.assign(other.id, "s2") is None  # s2 has its own work already
+    released = tasks.release(reserved.id, "s2", "its session died")
+    assert released is not None and released.status == "queued" and released.session is None
+    parked = tasks.park(tried.id, "kept failing")
+    assert parked is not None and parked.status == "parked" and tasks.claim("s4", max_attempts=2) is not None
+    revived = tasks.transition(tried.id, "requeued", note="a person retries it")
+    assert revived.status == "queued" and revived.attempts == 0
+    first, new = tasks.add_once("#issue-7", "From GitHub", body="see #issue-7")
+    again, new_again = tasks.add_once("#issue-7", "From GitHub", body="see #issue-7")
+    assert new and not new_again and again.id == first.id
+    cancelled = tasks.transition(tasks.add("not wanted after all").id, "cancelled")
+    with pytest.raises(UsageError, match="only open tasks can change"):
+        tasks.transition(cancelled.id, "pushed")
 
 
 def entry(branch: str) -> ReviewEntry:
@@ -362,18 +401,16 @@ def test_eight_writers_lose_no_event_and_tear_none(state: State) -> None:
 TASK_ADDER = """
 import sys
 from factoryctl.state.eventlog import EventLog
-from factoryctl.state.tasks import TaskQueue, empty
 from factoryctl.core.clock import utcnow
-tasks = TaskQueue(state.document("tasks.json", empty), state.event_log(utcnow))
+tasks = state.task_queue(state.event_log(utcnow))
 for i in range(int(sys.argv[3])):
     tasks.add(f"task {sys.argv[2]}-{i}")
 """
 
 TASK_CLAIMER = """
 import sys
-from factoryctl.state.tasks import TaskQueue, empty
 from factoryctl.core.clock import utcnow
-tasks = TaskQueue(state.document("tasks.json", empty), state.event_log(utcnow))
+tasks = state.task_queue(state.event_log(utcnow))
 session = sys.argv[2]
 while (task := tasks.claim(session)) is not None:
     tasks.transition(task.id, "pushed", note="done")
@@ -386,7 +423,7 @@ def test_eight_processes_adding_tasks_lose_none_and_eight_claimers_take_each_onc
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    tasks = TaskQueue(state.backend.document("tasks.json", empty_tasks), state.log())
+    tasks = state.backend.task_queue(state.log())
     assert sorted(t.title for t in tasks.all()) == sorted(f"task {w}-{i}" for w in range(8) for i in range(15))
     assert sorted(t.id for t in tasks.all()) == list(range(1, 121))
     claimers = [spawn(TASK_CLAIMER, state.arg, f"s{w + 1}") for w in range(8)]

@@ -62,7 +62,7 @@ def test_migrate_copies_everything_verifies_and_the_factory_then_runs_on_the_dat
     ctx = filled(home)
     code, out, err = run(capsys, "state", "migrate", "--to", pg_url)
     assert code == 0, err
-    assert "copied 8 events, 4 documents (2 tasks, 1 review queue entries)" in out and "counts verified" in out
+    assert "copied 8 events, 3 documents (2 tasks, 1 review queue entries)" in out and "counts verified" in out
     assert "1 lines of the log were not events" in out and f'url = "{pg_url}"' in out
     on_database(home, pg_url)
     code, out, _ = run(capsys, "task", "list", "--json")

@@ -29,7 +29,6 @@ from factoryctl.state.locks import Semaphore, exclusive
 from factoryctl.state.reviewqueue import ReviewQueue
 from factoryctl.state.reviewqueue import empty as empty_queue
 from factoryctl.state.tasks import TaskQueue
-from factoryctl.state.tasks import empty as empty_tasks
 
 # The runtime's own interpreter (a venv, a pyenv under the hidden home): the scripted agent
 # and Python checks run on it, so sandboxed calls may read it.
@@ -61,7 +60,7 @@ class Context:
         return self.paths.repo_dir(self.settings.repo.path)
 
     def tasks(self) -> TaskQueue:
-        return TaskQueue(self.state.document(self.paths.tasks_file.name, empty_tasks), self.log)
+        return self.state.task_queue(self.log)
 
     def review_queue(self) -> ReviewQueue:
         return ReviewQueue(self.state.document(self.paths.review_queue_file.name, empty_queue))

@@ -20,6 +20,7 @@ from factoryctl.core.errors import AlreadyRunning, FactoryError, UsageError
 from factoryctl.jobs.context import Context
 from factoryctl.state.backend import all_jobs_stopped
 from factoryctl.state.eventlog import Event
+from factoryctl.state.pgtasks import PgTaskQueue
 from factoryctl.state.postgres import PgBackend
 
 
@@ -33,6 +34,7 @@ class Migration:
     documents: int
     tasks: int
     queued: int  # review queue entries
+    bad_tasks: int = 0  # records of tasks.json that do not validate: they stay in the file
 
     def lines(self) -> list[str]:
         out = [
@@ -41,6 +43,8 @@ class Migration:
         ]
         if self.skipped_lines:
             out.append(f"{self.skipped_lines} lines of the log were not events and stayed behind in the file")
+        if self.bad_tasks:
+            out.append(f"{self.bad_tasks} records of tasks.json did not validate and stayed behind in the file")
         out.append(f'next: set [state] url = "{self.url}" in factory.toml and start the jobs again')
         return out
 
@@ -94,8 +98,9 @@ def migrate(ctx: Context, url: str) -> Migration:
 
 
 def _copy(ctx: Context, target: PgBackend) -> Migration:
-    names = ctx.state.documents()
-    docs = {name: ctx.state.document(name, dict).read() for name in names}  # all validated before any write
+    tasks_name = ctx.paths.tasks_file.name  # a table of its own in PostgreSQL, a row a task
+    docs = {name: ctx.state.document(name, dict).read() for name in ctx.state.documents()}  # validated before any write
+    records = docs.pop(tasks_name, {}).get("tasks", [])
     tasks, queue = len(ctx.tasks().all()), len(ctx.review_queue().entries())
     source_events = sum(1 for _ in ctx.log.iter_forward())
     copied = target.import_events(ctx.log.iter_forward())
@@ -105,17 +110,19 @@ def _copy(ctx: Context, target: PgBackend) -> Migration:
         docs["bot-notifier.json"] = cursor
     for name, data in docs.items():
         target.document(name, dict).write(data)
+    _, bad_tasks = PgTaskQueue(target, ctx.log).import_records(records if isinstance(records, list) else [])
     after = target.counts()
     moved = Context(ctx.paths, ctx.settings.model_copy(update={"state": ctx.settings.state.model_copy(
         update={"url": target.url})}))  # fmt: skip
     try:
-        seen = (after["events"], after["documents"], len(moved.tasks().all()), len(moved.review_queue().entries()))
+        seen = (after["events"], after["documents"], after["tasks"], len(moved.tasks().all()),
+                len(moved.review_queue().entries()))  # fmt: skip
     finally:
         moved.state.close()
-    wanted = (source_events, len(docs), tasks, queue)
+    wanted = (source_events, len(docs), tasks, tasks, queue)
     if copied != source_events or seen != wanted:
         raise FactoryError(
-            "the copy does not match: events, documents, tasks, queue entries "
+            "the copy does not match: events, documents, task rows, tasks, queue entries "
             f"are {seen} in the database and {wanted} in the files; the files are unchanged"
         )
     return Migration(
@@ -127,4 +134,5 @@ def _copy(ctx: Context, target: PgBackend) -> Migration:
         len(docs),
         tasks,
         queue,
+        bad_tasks,
     )

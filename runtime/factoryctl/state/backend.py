@@ -19,6 +19,8 @@ from factoryctl.core.paths import Paths
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.locks import exclusive, job_lock
 from factoryctl.state.stores import JsonStore
+from factoryctl.state.tasks import TaskQueue
+from factoryctl.state.tasks import empty as empty_tasks
 
 # Jobs a migration must find stopped (with `cycle-sN` for every session).
 JOBS = ("review", "standup", "doctor", "scheduler", "bot-improve")
@@ -48,6 +50,8 @@ class StateBackend(Protocol):
 
     def document(self, name: str, default: Callable[[], Any]) -> Document: ...
 
+    def task_queue(self, log: EventLog) -> TaskQueue: ...
+
     def documents(self) -> list[str]: ...  # the names of the documents held
 
     def job_lock(self, name: str) -> AbstractContextManager[None]: ...
@@ -75,6 +79,9 @@ class FileBackend:
 
     def document(self, name: str, default: Callable[[], Any]) -> JsonStore:
         return JsonStore(self.paths.state_dir / name, default)
+
+    def task_queue(self, log: EventLog) -> TaskQueue:
+        return TaskQueue(self.document(self.paths.tasks_file.name, empty_tasks), log)
 
     def documents(self) -> list[str]:
         state = self.paths.state_dir

@@ -10,12 +10,14 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.core.clock import format_ts
 from factoryctl.core.records import as_dict
-from factoryctl.state.backend import Document
 from factoryctl.state.stores import JsonStore
+
+if TYPE_CHECKING:
+    from factoryctl.state.backend import Document
 
 
 class Heartbeats:

@@ -1,7 +1,8 @@
 """The shared state in PostgreSQL, for a factory over several hosts (`[state] url`).
 
-Three tables: `factory_events` (the log: append-only, ids in commit order because appends
-take one transaction-level advisory lock, so a reader's cursor never skips a late commit),
+Four tables: `factory_events` (the log: append-only, ids in commit order because appends take
+one transaction-level advisory lock, so a reader's cursor never skips a late commit),
+`factory_tasks` (a row a task, claimed with SKIP LOCKED: `state/pgtasks.py`),
 `factory_documents` (each JSON document a row, read-modify-written under a transaction-level
 advisory lock on its name) and `factory_locks` (who holds which job lock, for messages; the
 lock itself is a session-level advisory lock, freed by the server when its holder's
@@ -27,6 +28,7 @@ from factoryctl.core import jsonio
 from factoryctl.core.clock import format_ts, utcnow
 from factoryctl.core.errors import AlreadyRunning, FactoryError, StateUnreachable
 from factoryctl.state.eventlog import Event, EventFilter, EventLog
+from factoryctl.state.tasks import TaskQueue
 
 if TYPE_CHECKING:
     import psycopg
@@ -51,6 +53,11 @@ CREATE TABLE IF NOT EXISTS factory_documents (
     body jsonb NOT NULL,
     updated timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS factory_tasks (
+    id bigint PRIMARY KEY,
+    body jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS factory_tasks_status ON factory_tasks ((body->>'status'));
 CREATE TABLE IF NOT EXISTS factory_locks (
     name text PRIMARY KEY,
     holder text NOT NULL,
@@ -197,6 +204,11 @@ class PgBackend:
     def document(self, name: str, default: Callable[[], Any]) -> PgDocument:
         return PgDocument(self, name, default)
 
+    def task_queue(self, log: EventLog) -> TaskQueue:
+        from factoryctl.state.pgtasks import PgTaskQueue
+
+        return PgTaskQueue(self, log)
+
     def documents(self) -> list[str]:
         with self.cursor() as conn:
             return [r[0] for r in conn.execute("SELECT name FROM factory_documents ORDER BY name")]
@@ -252,7 +264,7 @@ class PgBackend:
         rows: list[tuple[str, str, str | None, str]] = []
         with self.cursor() as conn:
             for event in events:
-                rows.append((event.ts, event.type, event.session, _dumps(event.data)))
+                rows.append((event.ts, event.type, event.session, to_json(event.data)))
                 if len(rows) >= batch:
                     n += self._insert_events(conn, rows)
             n += self._insert_events(conn, rows)
@@ -282,10 +294,16 @@ class PgBackend:
         with self.cursor() as conn:
             events = conn.execute("SELECT count(*) FROM factory_events").fetchone()
             docs = conn.execute("SELECT count(*) FROM factory_documents").fetchone()
-        return {"events": events[0] if events else 0, "documents": docs[0] if docs else 0}
+            tasks = conn.execute("SELECT count(*) FROM factory_tasks").fetchone()
+        return {
+            "events": events[0] if events else 0,
+            "documents": docs[0] if docs else 0,
+            "tasks": tasks[0] if tasks else 0,
+        }
 
 
-def _dumps(data: Any) -> str:
+def to_json(data: Any) -> str:
+    """`data` as the JSON text PostgreSQL's jsonb accepts (no NUL; NaN is an error, not a record)."""
     try:
         return json.dumps(no_nul(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str)
     except ValueError:
@@ -338,7 +356,7 @@ class PgDocument:
         conn.execute(
             "INSERT INTO factory_documents (name, body) VALUES (%s, %s::jsonb) "
             "ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated = now()",
-            (self.name, _dumps(data)),
+            (self.name, to_json(data)),
         )
 
     def write(self, data: Any) -> None:
@@ -368,7 +386,7 @@ class PgEventLog(EventLog):
             # One writer at a time: ids are then committed in order, and timestamps too.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOG_KEY,))
             event = Event(ts=format_ts(self.clock()), type=type, session=session, data=dict(data or {}))
-            body = self._redact(_dumps(event.data))
+            body = self._redact(to_json(event.data))
             conn.execute(
                 "INSERT INTO factory_events (ts, type, session, data) VALUES (%s, %s, %s, %s::jsonb)",
                 (event.ts, no_nul(type), no_nul(session), body),

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.core.errors import BadRecord, FactoryError, NotFound
 from factoryctl.core.records import QueueStatus, ReviewEntry
-from factoryctl.state.backend import Document
 from factoryctl.state.stores import JsonStore
+
+if TYPE_CHECKING:
+    from factoryctl.state.backend import Document
 
 
 @dataclass(frozen=True)
