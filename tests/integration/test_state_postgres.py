@@ -60,8 +60,12 @@ def test_migrate_copies_everything_verifies_and_the_factory_then_runs_on_the_dat
     home: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ctx = filled(home)
+    doc = json.loads(ctx.paths.tasks_file.read_text())
+    doc["tasks"].append({"id": "seven", "title": "a hand edit"})
+    ctx.paths.tasks_file.write_text(json.dumps(doc))
     code, out, err = run(capsys, "state", "migrate", "--to", pg_url)
     assert code == 0, err
+    assert "1 records of tasks.json did not validate and stayed behind in the file" in out
     assert "copied 8 events, 3 documents (2 tasks, 1 review queue entries)" in out and "counts verified" in out
     assert "1 lines of the log were not events" in out and f'url = "{pg_url}"' in out
     on_database(home, pg_url)
