@@ -147,6 +147,22 @@ def test_the_oauth_token_is_enough() -> None:
     assert hostdata.check(data(), {"CLAUDE_CODE_OAUTH_TOKEN": "oat-0123456789"}).secrets
 
 
+def test_a_gateway_bedrock_or_vertex_reaches_the_env_file_from_the_environment_or_host_data() -> None:
+    gateway = {"ANTHROPIC_BASE_URL": "https://llm.internal", "ANTHROPIC_AUTH_TOKEN": "tok-0123456789"}
+    assert hostdata.check(data(), gateway).secrets == gateway
+    bedrock = data(factory_model_env={"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "eu-west-1"})
+    checked = hostdata.check(bedrock, {"AWS_BEARER_TOKEN_BEDROCK": "bedrock-token"})  # no Anthropic key needed
+    assert checked.secrets == {"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "eu-west-1",
+                               "AWS_BEARER_TOKEN_BEDROCK": "bedrock-token"}  # fmt: skip
+    # The environment wins over host data; an unknown name is refused, naming what is allowed.
+    env = {**KEY, "AWS_REGION": "us-east-1"}
+    assert hostdata.check(bedrock, env).secrets["AWS_REGION"] == "us-east-1"
+    assert "factory_model_env: a mapping of these names only" in problems(data(factory_model_env={"PATH": "/x"}), KEY)
+    # Bedrock switched off is no credential.
+    off = data(factory_model_env={"CLAUDE_CODE_USE_BEDROCK": "0"})
+    assert "missing secret: ANTHROPIC_API_KEY" in problems(off, {})
+
+
 def test_the_scripted_demo_needs_no_credential() -> None:
     checked = hostdata.check({**DEFAULTS, **DEMO}, {})
     assert checked.scripted and checked.secrets == {} and checked.repo.is_sample
