@@ -139,6 +139,31 @@ def test_a_password_in_the_state_url_is_a_configuration_error(tmp_path: Path) ->
         load_settings(config)
 
 
+def test_the_password_comes_from_the_environment_and_never_reaches_the_log(
+    home: Path, pg_server: PgServer, pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    password = "s3cret-for-the-state-db"
+    pg_server.password_role("factory", password)
+    url = pg_url.replace("postgres@", "factory@")
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the factory's role owns its tables
+        conn.execute("GRANT ALL ON SCHEMA public TO factory")
+    on_database(home, url)
+    monkeypatch.delenv("FACTORY_DB_PASSWORD", raising=False)
+    code, _, err = run(capsys, "task", "add", "Fix the login test")
+    assert code == 1 and err.startswith("Error: the state database") and err.count("\n") == 1
+    secrets = home / "secrets.env"  # as the deploy writes it: the jobs read it at start
+    secrets.write_text(f"FACTORY_DB_PASSWORD={password}\n")
+    secrets.chmod(0o600)
+    code, out, err = run(capsys, "task", "add", "Fix the login test")
+    assert code == 0 and "queued task #1" in out, err
+    assert password not in (home / "factory.toml").read_text()
+    ctx = Context.load(home)
+    ctx.log.append("bot_message", data={"text": f"is it {password}?"})
+    assert ctx.log.tail(1)[0].data["text"] == "is it ***?"
+    code, out, _ = run(capsys, "state", "show")
+    assert password not in out and "factory@" in out
+
+
 # -- faults ------------------------------------------------------------------------------------
 
 APPROVE = json.dumps({"verdict": "approve", "reasons": ["focused and tested"], "risk": "low", "issues": []})

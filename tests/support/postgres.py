@@ -83,6 +83,17 @@ class PgServer:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def password_role(self, role: str, password: str) -> None:
+        """A login role that must give its password (scram-sha-256), as the factory's is on a gate."""
+        hba = self.data / "pg_hba.conf"
+        line = f"local all {role} scram-sha-256\n"
+        if line not in hba.read_text():
+            hba.write_text(line + hba.read_text())  # the first matching line wins
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+            conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+        self._pg_ctl("reload")
+
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@/{dbname}?host={self.socket_dir}"
 
