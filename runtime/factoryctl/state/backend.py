@@ -109,13 +109,22 @@ DOCUMENTS = (
 )  # fmt: skip
 
 
+_DATABASES: dict[str, StateBackend] = {}  # one per URL and process: its connections are reused
+
+
 def open_backend(url: str, paths: Paths) -> StateBackend:
-    """The backend `[state] url` names: "" the files, a postgresql:// URL the database."""
+    """The backend `[state] url` names: "" the files, a postgresql:// URL the database.
+
+    A process that loads its Context again and again (the server, the bot, tests) shares one
+    PostgreSQL backend per URL, so it keeps one connection per thread, not one per load.
+    """
     if not url:
         return FileBackend(paths)
-    from factoryctl.state.postgres import PgBackend  # psycopg only where PostgreSQL is used
+    if url not in _DATABASES:
+        from factoryctl.state.postgres import PgBackend  # psycopg only where PostgreSQL is used
 
-    return PgBackend(url)
+        _DATABASES[url] = PgBackend(url)
+    return _DATABASES[url]
 
 
 @contextlib.contextmanager

@@ -100,7 +100,7 @@ class PgBackend:
 
     def __init__(self, url: str, password: str | None = None) -> None:
         self.url = url
-        self.password = password if password is not None else os.environ.get(PASSWORD_ENV) or None
+        self.password = password  # None: FACTORY_DB_PASSWORD at each connection (the secrets file fills it)
         self._local = threading.local()
         self._schema_ready = False
         self._held: dict[str, psycopg.Connection[Any]] = {}  # job locks this process holds, by name
@@ -125,8 +125,9 @@ class PgBackend:
             "connect_timeout": CONNECT_TIMEOUT_S,
             "application_name": f"factoryctl {purpose}"[:63],
         }
-        if self.password:
-            kwargs["password"] = self.password
+        password = self.password if self.password is not None else os.environ.get(PASSWORD_ENV)
+        if password:
+            kwargs["password"] = password
         try:
             conn = cast("psycopg.Connection[Any]", pg.connect(self.url, **kwargs))
         except pg.Error as exc:
