@@ -456,13 +456,15 @@ def test_a_writer_killed_mid_write_never_corrupts_a_document_or_loses_an_earlier
     store = state.backend.document("store.json", lambda: {"n": 0, "blob": ""})
     for attempt in range(6):
         proc = spawn(STORE_WRITER, state.arg)
-        time.sleep(0.4 + 0.05 * attempt)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # it is writing: kill it a moment later, mid-update or mid-append
+        time.sleep(0.02 + 0.03 * attempt)
         proc.kill()
         out, _ = proc.communicate()
-        confirmed.update(int(x) for x in out.split())
+        confirmed.update(int(x) for x in (first + out).split())
         doc = store.read()
         assert doc["blob"] == str(doc["n"]) * 100000  # always whole
         assert doc["n"] >= max(confirmed, default=0)
         logged = [e.data["n"] for e in state.log().iter_forward()]
         assert confirmed <= set(logged) and logged == sorted(set(logged))
-    assert len(confirmed) > 6
+    assert len(confirmed) >= 6
