@@ -398,41 +398,30 @@ def test_eight_writers_lose_no_event_and_tear_none(state: State) -> None:
     assert [e.ts for e in events] == sorted(e.ts for e in events)
 
 
-TASK_ADDER = """
-import sys
-from factoryctl.state.eventlog import EventLog
-from factoryctl.core.clock import utcnow
-tasks = state.task_queue(state.event_log(utcnow))
-for i in range(int(sys.argv[3])):
-    tasks.add(f"task {sys.argv[2]}-{i}")
-"""
-
-TASK_CLAIMER = """
+TASK_WORKER = """
 import sys
 from factoryctl.core.clock import utcnow
 tasks = state.task_queue(state.event_log(utcnow))
-session = sys.argv[2]
-while (task := tasks.claim(session)) is not None:
+w, session = sys.argv[2], f"s{int(sys.argv[2]) + 1}"
+for i in range(int(sys.argv[3])):   # adding while the others already claim
+    tasks.add(f"task {w}-{i}")
+while (task := tasks.claim(session)) is not None:   # the last to finish adding drains the queue
     tasks.transition(task.id, "pushed", note="done")
     print(task.id, flush=True)
 """
 
 
-def test_eight_processes_adding_tasks_lose_none_and_eight_claimers_take_each_once(state: State) -> None:
-    procs = [spawn(TASK_ADDER, state.arg, str(w), "15") for w in range(8)]
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-    tasks = state.backend.task_queue(state.log())
-    assert sorted(t.title for t in tasks.all()) == sorted(f"task {w}-{i}" for w in range(8) for i in range(15))
-    assert sorted(t.id for t in tasks.all()) == list(range(1, 121))
-    claimers = [spawn(TASK_CLAIMER, state.arg, f"s{w + 1}") for w in range(8)]
+def test_eight_processes_adding_and_claiming_at_once_lose_no_task_and_take_each_once(state: State) -> None:
+    procs = [spawn(TASK_WORKER, state.arg, str(w), "15") for w in range(8)]
     taken: list[int] = []
-    for proc in claimers:
+    for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         taken += [int(x) for x in out.split()]
-    assert sorted(taken) == list(range(1, 121))  # every task once, none twice
+    tasks = state.backend.task_queue(state.log())
+    assert sorted(t.title for t in tasks.all()) == sorted(f"task {w}-{i}" for w in range(8) for i in range(15))
+    assert sorted(t.id for t in tasks.all()) == list(range(1, 121))
+    assert sorted(taken) == list(range(1, 121))  # every task claimed once, none twice
     assert {t.status for t in tasks.all()} == {"pushed"}
 
 
