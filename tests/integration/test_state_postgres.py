@@ -7,7 +7,9 @@ server is the session's real PostgreSQL (tests/support/postgres.py).
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -162,6 +164,23 @@ def test_the_password_comes_from_the_environment_and_never_reaches_the_log(
     assert ctx.log.tail(1)[0].data["text"] == "is it ***?"
     code, out, _ = run(capsys, "state", "show")
     assert password not in out and "factory@" in out
+
+
+def test_a_claim_skips_a_task_another_claim_holds_instead_of_waiting(home: Path, pg_url: str) -> None:
+    on_database(home, pg_url)
+    tasks = Context.load(home).tasks()
+    best = tasks.add("urgent one", priority="urgent")
+    nxt = tasks.add("normal one")
+    with psycopg.connect(pg_url) as other, other.transaction():  # a claim on another host, mid-transaction
+        other.execute("SELECT id FROM factory_tasks WHERE id = %s FOR UPDATE", (best.id,))
+        got: list[Any] = []
+        claim = threading.Thread(target=lambda: got.append(tasks.claim("s2")))
+        claim.start()
+        claim.join(timeout=5)
+        assert not claim.is_alive(), "the claim waited for the other one's row"
+        assert got[0] is not None and got[0].id == nxt.id
+    again = tasks.claim("s1")
+    assert again is not None and again.id == best.id  # free again once that transaction ended
 
 
 # -- faults ------------------------------------------------------------------------------------
