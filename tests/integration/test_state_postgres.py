@@ -21,6 +21,7 @@ from factoryctl.core.records import QueueStatus, ReviewEntry
 from factoryctl.jobs.bot.notifier import read_new
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle
+from factoryctl.jobs.lessons import advice_for
 from factoryctl.jobs.loop import Loop
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.state.locks import job_lock
@@ -50,6 +51,7 @@ def filled(home: Path) -> Context:
     ctx.tasks().add("Speed up the build")
     ctx.review_queue().add_pending(ReviewEntry(branch="brl/s1/a", session="s1", queued="2026-12-05T12:00:00.000Z"))
     ctx.heartbeats().beat("s1", "idle")
+    ctx.state.document("advice.json", dict).write({"sessions": {"s1": ["s2 changes notes.md too"]}})
     cursor = ctx.log.end_cursor()  # the bot has told everything up to here
     ctx.state.document("bot-notifier.json", dict).write({"offset": cursor, "sent": {}})
     ctx.log.append("alert", data={"key": "ram", "message": "RAM 91%"})  # not told yet
@@ -68,7 +70,7 @@ def test_migrate_copies_everything_verifies_and_the_factory_then_runs_on_the_dat
     code, out, err = run(capsys, "state", "migrate", "--to", pg_url)
     assert code == 0, err
     assert "1 records of tasks.json did not validate and stayed behind in the file" in out
-    assert "copied 8 events, 3 documents (2 tasks, 1 review queue entries)" in out and "counts verified" in out
+    assert "copied 8 events, 4 documents (2 tasks, 1 review queue entries)" in out and "counts verified" in out
     assert "1 lines of the log were not events" in out and f'url = "{pg_url}"' in out
     on_database(home, pg_url)
     code, out, _ = run(capsys, "task", "list", "--json")
@@ -88,6 +90,7 @@ def test_migrate_copies_everything_verifies_and_the_factory_then_runs_on_the_dat
         "alert",
     ]
     assert moved.heartbeats().of("s1")["state"] == "idle"
+    assert advice_for(moved, "s1") == ["s2 changes notes.md too"]  # the standup's advice reaches every host
     assert [e.branch for e in moved.review_queue().entries()] == ["brl/s1/a"]
     offset = moved.state.document("bot-notifier.json", dict).read()["offset"]
     events, _ = read_new(moved.log, offset)

@@ -269,7 +269,7 @@ class Standup:
             s.session: [o.advice(s.session) for o in facts.overlaps if s.session in o.sessions] for s in facts.sessions
         }
         doc = {"from": str(transcript), "ts": facts.now, "sessions": {k: v for k, v in advice.items() if v}}
-        atomic_write_text(self.ctx.paths.advice_file, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        self.ctx.state.document(self.ctx.paths.advice_file.name, dict).write(doc)
 
 
 def _lines(answers: dict[str, dict[str, Any]]) -> list[str]:

@@ -106,6 +106,7 @@ class FileBackend:
 # The documents a factory keeps besides the baselines (state/baselines/*.json).
 DOCUMENTS = (
     "tasks.json", "review-queue.json", "sessions.json", "scheduler.json", "bot-notifier.json", "main-health.json",
+    "advice.json",
 )  # fmt: skip
 
 
