@@ -11,6 +11,7 @@ import itertools
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,6 +154,24 @@ def test_a_cursor_reader_sees_each_new_event_once_in_order(state: State) -> None
     events, _ = log.read_after(after)
     assert [e.data["i"] for e in events] == [5]
     assert [e.type for e in log.iter_forward()] == ["old"] + ["alert"] * 6
+
+
+def test_following_the_log_yields_only_new_events_as_they_come(state: State) -> None:
+    log = state.log()
+    log.append("alert", data={"i": -1})  # before: not replayed
+    seen: list[int] = []
+
+    def later() -> None:
+        time.sleep(0.3)
+        for i in range(3):
+            log.append("alert" if i != 1 else "task", data={"i": i})
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    for event in log.follow(EventFilter(types=frozenset({"alert"})), poll_s=0.05, stop=lambda: len(seen) >= 2):
+        seen.append(event.data["i"])
+    writer.join()
+    assert seen == [0, 2]
 
 
 def test_the_pages_window_follows_the_log(state: State) -> None:
