@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -299,6 +301,7 @@ def test_heartbeats_are_kept_per_session(state: State) -> None:
     beats.beat("s1", "cycle", task=None)
     assert beats.of("s1")["state"] == "cycle" and "task" not in beats.of("s1")
     assert beats.of("s1")["cycle_started"] == "2026-12-05T12:00:00.000Z"
+    assert beats.of("s1")["host"] == socket.gethostname() and beats.of("s1")["pid"] == os.getpid()
     assert sorted(beats.read()) == ["s1", "s2"]
 
 

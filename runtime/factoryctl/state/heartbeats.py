@@ -7,6 +7,7 @@ A session whose entry is not a JSON object reads as empty (a person's hand edit,
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +38,8 @@ class Heartbeats:
         with self.store.update() as doc:
             entry = as_dict(doc.get(session))
             doc[session] = entry
-            entry.update(state=state, pid=os.getpid(), heartbeat=now)
+            # The host says whose pid it is once several hosts share the state (a pid means nothing elsewhere).
+            entry.update(state=state, pid=os.getpid(), host=socket.gethostname(), heartbeat=now)
             if state == "cycle":
                 entry["cycle_started"] = now
             for key, value in fields.items():
