@@ -97,7 +97,7 @@ def factory_user() -> None:
 
 
 @deploy("The runtime")
-def runtime(wheel: Wheel) -> OperationMeta:
+def runtime(wheel: Wheel, extras: tuple[str, ...]) -> OperationMeta:
     for path in (layout.OPT, layout.WHEELS, layout.BIN):
         _directory(path, "755", user="root", group="root")
     pip.venv(name=f"Ensure the runtime's venv {layout.VENV}", path=layout.VENV, python="python3")
@@ -107,6 +107,7 @@ def runtime(wheel: Wheel) -> OperationMeta:
         name="Ensure the runtime is installed from this wheel (pip only when it changed)",
         wheel=remote,
         sha256=wheel.sha256,
+        extras=extras,
     )
     files.link(name="Ensure factoryctl is on PATH", path="/usr/local/bin/factoryctl", target=layout.FACTORYCTL)
     return installed
@@ -291,7 +292,8 @@ def main() -> None:
     system_packages()
     node_tools(checked=checked)
     factory_user()
-    installed = runtime(wheel=wheel)
+    # The shared state in PostgreSQL ([state] url) needs psycopg in the runtime's venv.
+    installed = runtime(wheel=wheel, extras=("postgres",) if checked.settings.state.url else ())
     repository(checked=checked)
     skills()
     # pyinfra types a @deploy's result as one OperationMeta; this one returns several.

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-APT_PACKAGES=(git tmux nodejs npm debootstrap systemd-container zstd nftables iproute2 openssh-client bubblewrap chromium)
+# postgresql: the state contract tests start a real server of their own (the cluster is not used).
+APT_PACKAGES=(git tmux nodejs npm debootstrap systemd-container zstd nftables iproute2 openssh-client bubblewrap chromium postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

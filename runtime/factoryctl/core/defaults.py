@@ -15,6 +15,7 @@ TMUX_SOCKET_ENV = "FACTORY_TMUX_SOCKET"  # a private tmux server (tests)
 SECRET_ENV = (
     "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET",
     "ANTHROPIC_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
+    "FACTORY_DB_PASSWORD",
 )  # fmt: skip
 # The factory's own files (the event log, job logs, state): its user reads and writes them, its group
 # reads them, nobody else (they hold task titles, reasons, agent output).

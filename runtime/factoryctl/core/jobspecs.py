@@ -40,3 +40,15 @@ JOBS: tuple[Job, ...] = (
 IMPLEMENTED: frozenset[str] = frozenset(
     {"bot", "bot-improve", "doctor", "loop", "review", "scheduler", "serve", "standup"}
 )
+
+# A host's part in a factory of several hosts (host data `factory_role`). "all": the whole factory
+# on one host (today's default). "gate": the merge gate, scheduler, standup, doctor, bot, serve
+# (and PostgreSQL, the shared state). "worker": the agents' loops and a scheduler for its own
+# sessions and heavy slots. The jobs each role runs (None: every job).
+Role = Literal["all", "gate", "worker"]
+ROLES: tuple[Role, ...] = ("all", "gate", "worker")
+ROLE_JOBS: dict[Role, frozenset[str] | None] = {
+    "all": None,
+    "gate": frozenset(j.name for j in JOBS if j.name != "loop"),
+    "worker": frozenset({"loop", "scheduler"}),
+}

@@ -36,9 +36,7 @@ from factoryctl.rules.changes import (
     main_problems,
     protected_touched,
 )
-from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventFilter
-from factoryctl.state.locks import job_lock
 
 
 @dataclass
@@ -102,12 +100,12 @@ class Cycle:
         self.agent = agent or ctx.agent()
         self.ws = Workspace(ctx, session)
         self.say = progress or (lambda text: None)
-        self.baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
+        self.baselines = ctx.baselines()
         self._started: str | None = None  # this cycle's start, as its heartbeat says
 
     def run(self) -> CycleReport:
         self.ctx.require_sandbox()
-        with job_lock(self.ctx.paths.locks_dir, f"cycle-{self.session}"):
+        with self.ctx.job_lock(f"cycle-{self.session}"):
             report = CycleReport(self.session)
             started = time.monotonic()
             self.ctx.heartbeats().beat(self.session, "cycle", doing=None)

@@ -22,8 +22,6 @@ from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.context import RUNTIME_PYTHON, Context
 from factoryctl.jobs.workspace import SetupFailed, Workspace
 from factoryctl.rules.detect import HOW_TO_GET
-from factoryctl.state.baselines import Baselines
-from factoryctl.state.locks import job_lock
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,7 @@ def prove(ctx: Context) -> Proof:
     if any(p.what.startswith("repo.setup") for p in problems):
         return Proof(tuple(problems))  # no setup, no checks worth running
     session = ctx.settings.session_names[0]
-    with job_lock(ctx.paths.locks_dir, f"cycle-{session}"):  # a running factory's cycle there: "already running"
+    with ctx.job_lock(f"cycle-{session}"):  # a running factory's cycle there: "already running"
         return _measure(ctx, session, problems, hidden, shown)
 
 
@@ -140,7 +138,7 @@ def _measure(ctx: Context, session: str, problems: list[Problem], hidden: Sequen
         fix = "fix it (a proxy's certificate: export SSL_CERT_FILE; see the README), then factoryctl init --check"
         return Proof((*problems, Problem(str(exc)[:300], fix)), commit=commit)
     specs = ctx.settings.checks
-    baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
+    baselines = ctx.baselines()
     pristine = Pristine(ws.git, tuple(ctx.settings.repo.dependency_dirs))
 
     def measure() -> dict[str, CheckRun]:

@@ -30,11 +30,8 @@ from factoryctl.jobs.sessions import Sessions
 from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
 from factoryctl.rules.watchdog import load_history
 from factoryctl.state.alerts import Alerts, LogNotifier
-from factoryctl.state.baselines import Baselines
 from factoryctl.state.gates import read_gates, write_gates
-from factoryctl.state.locks import job_lock
 from factoryctl.state.spend import spend_since
-from factoryctl.state.stores import JsonStore
 
 
 @dataclass
@@ -66,7 +63,7 @@ class Scheduler:
         self.alerts = alerts or ctx.alerts([LogNotifier(out)])
         self.out = out
         self.self_app = self_app
-        self.state = JsonStore(ctx.paths.state_dir / "scheduler.json", dict)
+        self.state = ctx.state.document("scheduler.json", dict)
 
     def gather(self) -> Facts:
         ctx = self.ctx
@@ -88,7 +85,7 @@ class Scheduler:
             )  # fmt: skip
         strays = tuple(sorted((s for s in panes if s not in facts), key=lambda s: int(s[1:])))
         state = self.state.read()
-        main_commit, main_problems = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log).health()
+        main_commit, main_problems = ctx.baselines().health()
         tasks = ctx.tasks()
         return Facts(
             now=now,
@@ -181,7 +178,7 @@ class Scheduler:
         """Tick every scheduler.tick_s until SIGTERM/SIGINT (which let the tick under way finish)."""
         stop = stop or threading.Event()
         with (
-            job_lock(self.ctx.paths.locks_dir, "scheduler"),
+            self.ctx.job_lock("scheduler"),
             on_signals(lambda signum: stop.set()),
         ):  # the tick under way finishes
             while True:

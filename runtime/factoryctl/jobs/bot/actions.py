@@ -31,7 +31,6 @@ from factoryctl.jobs.sessions import factoryctl_path
 from factoryctl.jobs.status import collect
 from factoryctl.rules.botskills import SNAPSHOT_KEYS, Action, Skill
 from factoryctl.state.eventlog import Event, EventFilter
-from factoryctl.state.locks import job_lock
 from factoryctl.state.spend import spend_since
 
 Later = Callable[[], Reply]
@@ -196,7 +195,7 @@ class Actions:
                 return Answer(Reply.text(f"{name} is already running"), "busy")
             if lock_name is not None:
                 try:
-                    with job_lock(self.ctx.paths.locks_dir, lock_name):
+                    with self.ctx.job_lock(lock_name):
                         pass
                 except AlreadyRunning as exc:
                     return Answer(Reply.text(str(exc)), "busy")

@@ -20,7 +20,7 @@ from factoryctl.adapters.agent import Agent
 from factoryctl.adapters.checks import Pristine, run_checks
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.defaults import REVIEW_FAILURES
-from factoryctl.core.errors import FactoryError, NotFound
+from factoryctl.core.errors import FactoryError, NotFound, StateUnreachable
 from factoryctl.core.records import Alert, ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.review import reviewer
@@ -32,8 +32,7 @@ from factoryctl.rules import gate as rules
 from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge, no_checks_reason
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
-from factoryctl.state.baselines import Baselines, checks_key
-from factoryctl.state.locks import job_lock
+from factoryctl.state.baselines import checks_key
 
 
 class MainBroken(FactoryError):
@@ -64,7 +63,7 @@ class MergeGate:
         self.dry_run = dry_run
         self.tree = ReviewTree(ctx)
         self.record = Recorder(ctx, self.tree, self.say, dry_run=dry_run)
-        self.baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
+        self.baselines = ctx.baselines()
         self.check_runs = 0
 
     @property
@@ -73,7 +72,7 @@ class MergeGate:
 
     def run(self, only: str | None = None) -> list[Decision]:
         self.ctx.require_sandbox()
-        with job_lock(self.ctx.paths.locks_dir, "review"):
+        with self.ctx.job_lock("review"):
             pending = self._pending(only)
             if not pending:
                 self.say("nothing pending")
@@ -125,7 +124,7 @@ class MergeGate:
         started, runs = time.monotonic(), self.check_runs
         try:
             return self.review_one(entry)
-        except MainBroken:
+        except (MainBroken, StateUnreachable):  # no branch's fault: the run ends, the branch stays pending
             raise
         except FactoryError as exc:
             decision = rules.review_failed(entry, str(exc)[:500], REVIEW_FAILURES)
@@ -178,6 +177,9 @@ class MergeGate:
         if decided is not None:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         assert isinstance(answer, ReviewerVerdict)
+        # Main moves only if what follows can be recorded (and, on PostgreSQL, this gate still holds the
+        # review lock): a state lost during the review leaves main as it was and the branch pending.
+        self.ctx.state.check()
         try:
             self.tree.land(merge.tip, main_sha)
         except MainMoved:

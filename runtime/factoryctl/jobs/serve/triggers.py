@@ -21,7 +21,6 @@ from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import HOME_ENV, PRIVATE_FILE_MODE, TRIGGER_JOB_TIMEOUT_S
 from factoryctl.core.errors import AlreadyRunning, FactoryError
 from factoryctl.jobs.context import Context
-from factoryctl.state.locks import job_lock
 
 JOBS = ("review", "standup", "doctor")
 
@@ -57,7 +56,7 @@ class Triggers:
             mine = self._running.get(job)
             if mine is not None and mine.is_alive():
                 raise AlreadyRunning(f"{job} is already running (started by this server)")
-            with job_lock(self.ctx.paths.locks_dir, job):
+            with self.ctx.job_lock(job):
                 pass  # free now; held elsewhere it raises AlreadyRunning
             thread = threading.Thread(target=self._run, args=(job,), name=f"trigger-{job}", daemon=True)
             self._running[job] = thread
