@@ -94,19 +94,14 @@ def make_factory(
     reviewer_timeout_s: int = 30,
     ignore_rules: bool = True,
 ) -> Factory:
-    seed = tmp_path / "seed"
-    shutil.copytree(SAMPLES / sample, seed, ignore=IGNORE)
-    if ignore_rules:  # False: a repository that ignores nothing (by-products are the factory's business)
-        (seed / ".gitignore").write_text("node_modules\n__pycache__/\n.pytest_cache/\n")
-    (seed / "CLAUDE.md").write_text("Keep changes small. Tests live next to the code.\n")
-    git(seed, "init", "-q", "-b", "main")
-    git(seed, "add", "-A")
-    git(seed, "commit", "-q", "-m", "initial")
+    template = _template(tmp_path.parent / "factory-templates", sample, ignore_rules)
     origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "-q", "--bare", str(seed), str(origin))
+    shutil.copytree(template / "origin.git", origin, symlinks=True)
     home = tmp_path / "factory"
     home.mkdir(exist_ok=True)
-    git(tmp_path, "clone", "-q", str(origin), str(home / "repo"))
+    shutil.copytree(template / "repo", home / "repo", symlinks=True)
+    config = home / "repo" / ".git" / "config"
+    config.write_text(config.read_text().replace(str(template / "origin.git"), str(origin)))
     # The scripted agent keeps its scenario's state next to it: the sandbox lets it write there.
     scenario = tmp_path / "agent" / "scenario.json"
     scenario.parent.mkdir(exist_ok=True)
@@ -137,6 +132,30 @@ writable = {json.dumps(writable)}
     factory = Factory(home, origin, scenario)
     factory.script([{"result": "nothing"}])
     return factory
+
+
+def _template(root: Path, sample: str, ignore_rules: bool) -> Path:
+    """A sample's bare origin and main clone, built once per test run and copied by each test (a copy is
+    cheaper than five git processes).
+
+    `root` is under pytest's base temp folder, shared by the run's tests; each test copies, never changes, it.
+    """
+    template = root / f"{sample}-{'ignoring' if ignore_rules else 'bare'}"
+    if (template / "done").exists():
+        return template
+    shutil.rmtree(template, ignore_errors=True)
+    seed = template / "seed"
+    shutil.copytree(SAMPLES / sample, seed, ignore=IGNORE)
+    if ignore_rules:  # False: a repository that ignores nothing (by-products are the factory's business)
+        (seed / ".gitignore").write_text("node_modules\n__pycache__/\n.pytest_cache/\n")
+    (seed / "CLAUDE.md").write_text("Keep changes small. Tests live next to the code.\n")
+    git(seed, "init", "-q", "-b", "main")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "initial")
+    git(template, "clone", "-q", "--bare", str(seed), str(template / "origin.git"))
+    git(template, "clone", "-q", str(template / "origin.git"), str(template / "repo"))
+    (template / "done").touch()
+    return template
 
 
 # The real Claude Code CLI, as the default configuration runs it (tests/support/messages_standin.py

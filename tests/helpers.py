@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -21,8 +22,43 @@ def tool(name: str) -> str:
     return str(path) if path.exists() else shutil.which(name) or name
 
 
-def run_cli(*args: str, home: Path, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the installed `factoryctl` as a user would."""
+@dataclass(frozen=True)
+class CliResult:
+    """What a `factoryctl` run left: its exit code and what it wrote (shaped like CompletedProcess)."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, home: Path, input: str | None = None, timeout: float = 60) -> CliResult:
+    """Run `factoryctl` in this process through its real entry point (`main`), as Typer's CliRunner does.
+
+    The command sees FACTORY_HOME=home, stdin=input and its own stdout and stderr; the environment
+    (which `main` fills from the secrets file) is put back afterwards. `timeout` only applies to
+    `run_cli_process`: a command run here is not cut off.
+    """
+    from click.testing import CliRunner
+
+    from factoryctl.cli.app import main
+
+    saved = dict(os.environ)
+    try:
+        with CliRunner().isolation(input=input, env={"FACTORY_HOME": str(home)}) as (out, err, _):
+            code = main(list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            return CliResult(args, code, out.getvalue().decode(), err.getvalue().decode())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_cli_process(
+    *args: str, home: Path, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `factoryctl` as a user would: a cold process (for the tests whose boundary is the point)."""
     env = {**os.environ, "FACTORY_HOME": str(home)}
     return subprocess.run(
         [tool("factoryctl"), *args], env=env, input=input, capture_output=True, text=True, timeout=timeout

@@ -97,13 +97,14 @@ class MergeGate:
         """The batch; what it leaves, or everything it did not decide when it failed, goes one by one."""
         self.say(f"{len(pending)} pending: reviewing as a batch")
         try:
-            return review_batch(self, pending)
+            for done in review_batch(self, pending):
+                self.finish(done.entry, done.decision, started=done.started, check_runs=done.check_runs)
         except MainBroken:
             raise
         except FactoryError as exc:
             self.say(f"the batch failed ({exc}); the rest goes one by one")
-            decided = {d.branch for d in self.decisions}
-            return [e for e in pending if e.branch not in decided]
+        decided = {d.branch for d in self.decisions}
+        return [e for e in pending if e.branch not in decided]
 
     def _pending(self, only: str | None) -> list[ReviewEntry]:
         queue = self.ctx.review_queue().read()

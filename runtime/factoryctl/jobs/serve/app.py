@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection
+from collections.abc import Callable
 from html import escape
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
@@ -23,16 +23,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from factoryctl import __version__
+from factoryctl.adapters.runner import Completed
 from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import HTTP_EVENTS_LIMIT, TASK_MAX_BODY, TASK_MAX_TITLE
 from factoryctl.core.errors import AlreadyRunning, FactoryError, NotFound, UsageError
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.launcher import JOBS, Launcher, UnknownJob
 from factoryctl.jobs.outcomes import parse_since
 from factoryctl.jobs.serve import auth
 from factoryctl.jobs.serve.github import Deliveries, task_from_issue_event
 from factoryctl.jobs.serve.page import Page
 from factoryctl.jobs.serve.recent import Recent
-from factoryctl.jobs.serve.triggers import JOBS, JobUnavailable, Triggers
 from factoryctl.state.eventlog import EventFilter
 
 
@@ -84,12 +85,11 @@ def create_app(
     *,
     token: str,
     github_secret: str = "",
-    available: Collection[str] = JOBS,
-    triggers: Triggers | None = None,
+    launcher: Launcher | None = None,
     warm: bool = False,
 ) -> FastAPI:
     token = auth.check_token(token)
-    jobs = triggers or Triggers(ctx, available)
+    jobs = launcher or Launcher(ctx)
     recent = Recent(ctx)
     page = Page(ctx, recent)
     if warm:  # read the last two weeks of the log in the background while the server starts
@@ -103,7 +103,7 @@ def create_app(
 
     @app.exception_handler(FactoryError)
     async def _factory_error(request: Request, exc: FactoryError) -> JSONResponse:
-        status = {UsageError: 422, NotFound: 404, AlreadyRunning: 409, JobUnavailable: 404}.get(type(exc), 400)
+        status = {UsageError: 422, NotFound: 404, AlreadyRunning: 409, UnknownJob: 404}.get(type(exc), 400)
         return JSONResponse({"detail": str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__},
                             status_code=status)  # fmt: skip
 
@@ -128,16 +128,27 @@ def create_app(
         """Alive; no token needed, tells nothing about the factory."""
         return {"ok": True}
 
+    def ended(job: str) -> Callable[[Completed | FactoryError], None]:
+        """The job's end, a `trigger` event like its start."""
+
+        def record_end(done: Completed | FactoryError) -> None:
+            data: dict[str, Any] = {"endpoint": f"/trigger/{job}", "job": job}
+            if isinstance(done, FactoryError):
+                data |= {"outcome": "failed", "reason": str(done)[:300]}
+            else:
+                outcome = "timed_out" if done.timed_out else ("finished" if done.returncode == 0 else "failed")
+                data |= {"outcome": outcome, "exit_code": done.returncode, "duration_s": round(done.duration_s, 3)}
+            ctx.log.append("trigger", data=data)
+
+        return record_end
+
     def trigger(job: str) -> Any:
         def start(request: Request) -> JSONResponse:
             try:
-                jobs.start(job)
+                jobs.start(job, on_end=ended(job))
             except AlreadyRunning as exc:
                 record(request, f"/trigger/{job}", "already_running")
                 return JSONResponse({"detail": f"already running: {exc}"}, status_code=409)
-            except JobUnavailable as exc:
-                record(request, f"/trigger/{job}", "unavailable")
-                return JSONResponse({"detail": str(exc)}, status_code=404)
             record(request, f"/trigger/{job}", "started")
             return JSONResponse({"job": job, "started": True}, status_code=202)
 
@@ -148,7 +159,7 @@ def create_app(
     for name in JOBS:
         app.post(
             f"/trigger/{name}", status_code=202, response_model=Started, dependencies=[Bearer],
-            responses={**PROBLEMS, 404: {"model": Problem}, 409: {"model": Problem}},
+            responses={**PROBLEMS, 409: {"model": Problem}},
         )(trigger(name))  # fmt: skip
 
     @app.post("/trigger/task", status_code=201, response_model=Queued, dependencies=[Bearer], responses=PROBLEMS)
