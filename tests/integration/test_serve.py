@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from factoryctl.cli.app import app as cli_app
 from factoryctl.jobs.context import Context
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
@@ -170,15 +169,15 @@ def test_a_job_locked_by_another_process_is_already_running(server: Server) -> N
 
 
 @pytest.mark.parametrize("job", ["standup", "doctor"])
-def test_a_job_this_factoryctl_lacks_is_a_clear_404_not_a_crash(server: Server, job: str) -> None:
-    has = any((c.name or getattr(c.callback, "__name__", "")) == job for c in cli_app.registered_commands)
+def test_standup_and_doctor_triggers_start_the_job_and_log_its_end(server: Server, job: str) -> None:
     got = server.request("POST", f"/trigger/{job}")
-    if has:  # the standup/doctor helper's command has landed: it starts like review
-        assert got.status in (202, 409)
-    else:
-        assert got.status == 404 and f"no `{job}` command yet" in got.json()["detail"]
-        assert triggers(server.home)[-1] == {"source_ip": "127.0.0.1", "endpoint": f"/trigger/{job}",
-                                             "outcome": "unavailable"}  # fmt: skip
+    assert (got.status, got.json()) == (202, {"job": job, "started": True})
+    wait_for(lambda: len(triggers(server.home)) == 2, 60, f"the end of the triggered {job}")
+    start, end = triggers(server.home)
+    assert start == {"source_ip": "127.0.0.1", "endpoint": f"/trigger/{job}", "outcome": "started"}
+    assert end["endpoint"] == f"/trigger/{job}" and end["outcome"] in ("finished", "failed"), end
+    assert f"exit {end['exit_code']}" in (server.home / "logs" / f"trigger-{job}.log").read_text()
+    assert server.request("POST", "/trigger/nosuch").status == 404  # only the three jobs have a trigger
 
 
 def delivery(payload: dict[str, Any], secret: str | None = GITHUB_SECRET, event: str = "issues") -> dict[str, Any]:

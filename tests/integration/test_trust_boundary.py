@@ -331,16 +331,17 @@ def pytest_runtest_makereport(item, call):
 """
     stock = factory.home / "repo" / "inventory" / "stock.py"
     broken = stock.read_text().replace("return self._items.get(item, 0)", "return -1")
-    writes = [{"write": "conftest.py", "content": conftest}, {"write": "inventory/stock.py", "content": broken}]
+    # In tests/ (an existing folder): only the path rule names it, not the rule on new top-level modules.
+    writes = [{"write": "tests/conftest.py", "content": conftest}, {"write": "inventory/stock.py", "content": broken}]
     factory.script([agent(writes),
                     {"result": APPROVE}])  # fmt: skip
     report = Cycle(factory.ctx(), "s1").run()
+    assert report.verdict == "pushed", report.reason  # the lie fools the checks: only the gate's path rule stops it
     main = factory.main_sha()
-    if report.verdict == "pushed":  # the lie fooled the cycle's checks: the gate must not land it
-        (decision,) = MergeGate(factory.ctx()).run()
-        assert decision.verdict == "awaiting_human" and "changes sensitive paths (conftest.py)" in decision.reasons[0]
-        listed = run_cli("queue", "list", home=factory.home).stdout
-        assert "awaiting a person: changes sensitive paths (conftest.py)" in listed
+    (decision,) = MergeGate(factory.ctx()).run()
+    assert decision.verdict == "awaiting_human" and "changes sensitive paths (tests/conftest.py)" in decision.reasons[0]
+    listed = run_cli("queue", "list", home=factory.home).stdout
+    assert "awaiting a person: changes sensitive paths (tests/conftest.py)" in listed
     assert factory.main_sha() == main
 
 
