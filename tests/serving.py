@@ -1,4 +1,5 @@
-"""Run the real `factoryctl serve` (uvicorn) on a free 127.0.0.1 port for a test."""
+"""The HTTP app for a test: in this process through FastAPI's TestClient (`in_process`), or the real
+`factoryctl serve` (uvicorn) on a free 127.0.0.1 port (`serving`) where the server itself is the point."""
 
 from __future__ import annotations
 
@@ -70,6 +71,50 @@ class Server:
 def update_toml(home: Path, text: str) -> None:
     with open(home / "factory.toml", "a", encoding="utf-8") as fh:
         fh.write("\n" + text + "\n")
+
+
+@dataclass
+class InProcess:
+    """The app of `create_app` behind TestClient, asked like `Server` (no cookie is kept between requests)."""
+
+    client: Any
+    home: Path
+    url: str = "http://127.0.0.1"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        token: str | None = TOKEN,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> Reply:
+        sent = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        try:
+            resp = self.client.request(method, path, content=body, headers=sent)
+        finally:
+            self.client.cookies.clear()
+        return Reply(resp.status_code, resp.content, {k.lower(): v for k, v in resp.headers.items()})
+
+
+@contextmanager
+def in_process(home: Path, *, github: bool = True) -> Iterator[InProcess]:
+    """The serve app for this home in this process, its client at 127.0.0.1 (what `serve` builds, minus uvicorn)."""
+    from fastapi.testclient import TestClient
+
+    from factoryctl.jobs.context import Context
+    from factoryctl.jobs.serve.app import create_app
+
+    app = create_app(Context.load(home), token=TOKEN, github_secret=GITHUB_SECRET if github else "")
+    with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 50000)) as client:
+        yield InProcess(client, home)
 
 
 @contextmanager
