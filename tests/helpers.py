@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -22,17 +21,7 @@ def tool(name: str) -> str:
     return str(path) if path.exists() else shutil.which(name) or name
 
 
-@dataclass(frozen=True)
-class CliResult:
-    """What a `factoryctl` run left: its exit code and what it wrote (shaped like CompletedProcess)."""
-
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str, home: Path, input: str | None = None, timeout: float = 60) -> CliResult:
+def run_cli(*args: str, home: Path, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `factoryctl` in this process through its real entry point (`main`), as Typer's CliRunner does.
 
     The command sees FACTORY_HOME=home, stdin=input and its own stdout and stderr; the environment
@@ -49,7 +38,7 @@ def run_cli(*args: str, home: Path, input: str | None = None, timeout: float = 6
             code = main(list(args))
             sys.stdout.flush()
             sys.stderr.flush()
-            return CliResult(args, code, out.getvalue().decode(), err.getvalue().decode())
+            return subprocess.CompletedProcess(list(args), code, out.getvalue().decode(), err.getvalue().decode())
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -38,11 +38,8 @@ class Reply:
         return json.loads(self.body)
 
 
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    home: Path
+class Asker:
+    """Ask the app: `request` builds the body and headers (`json_body` encoded, the bearer token), `send` sends."""
 
     def request(
         self,
@@ -60,7 +57,22 @@ class Server:
             sent.setdefault("Content-Type", "application/json")
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=sent)
+        return self.send(method, path, body, sent)
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Reply:
+        raise NotImplementedError
+
+
+@dataclass
+class Server(Asker):
+    """The real `factoryctl serve` (uvicorn), asked over HTTP."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    home: Path
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Reply:
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return Reply(resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()})
@@ -68,40 +80,25 @@ class Server:
             return Reply(err.code, err.read(), {k.lower(): v for k, v in err.headers.items()})
 
 
-def update_toml(home: Path, text: str) -> None:
-    with open(home / "factory.toml", "a", encoding="utf-8") as fh:
-        fh.write("\n" + text + "\n")
-
-
 @dataclass
-class InProcess:
+class InProcess(Asker):
     """The app of `create_app` behind TestClient, asked like `Server` (no cookie is kept between requests)."""
 
     client: Any
     home: Path
     url: str = "http://127.0.0.1"
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        *,
-        token: str | None = TOKEN,
-        headers: Mapping[str, str] | None = None,
-        json_body: Any = None,
-    ) -> Reply:
-        sent = dict(headers or {})
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            sent.setdefault("Content-Type", "application/json")
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Reply:
         try:
-            resp = self.client.request(method, path, content=body, headers=sent)
+            resp = self.client.request(method, path, content=body, headers=headers)
         finally:
             self.client.cookies.clear()
         return Reply(resp.status_code, resp.content, {k.lower(): v for k, v in resp.headers.items()})
+
+
+def update_toml(home: Path, text: str) -> None:
+    with open(home / "factory.toml", "a", encoding="utf-8") as fh:
+        fh.write("\n" + text + "\n")
 
 
 @contextmanager
