@@ -61,7 +61,7 @@ def _root(
 def status(json: JsonOpt = False) -> None:
     """Sessions, queue sizes, today's spend and the last events."""
     report = collect(Context.load())
-    render.emit_json(report) if json else render.emit(render.status_text(report))
+    render.emit_json(report.as_dict()) if json else render.emit(render.status_text(report))
 
 
 @app.command()

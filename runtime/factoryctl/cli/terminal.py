@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
-from factoryctl.jobs.status import spend_by_session
+from factoryctl.jobs.status import GatesStatus, StatusReport, spend_by_session
 from factoryctl.rules import sentences, words
 from factoryctl.state.eventlog import Event
 
@@ -61,35 +61,29 @@ def task_detail(task: Task) -> str:
     return "\n".join(lines)
 
 
-def status_text(report: Mapping[str, Any]) -> str:
-    spend, budget = report["spend_today"], report["budget"]
-    lines = [f"factory at {report['home']}  ({report['now']})"]
-    if "sandbox" in report:
-        lines.append(f"sandbox: {report['sandbox']['text']}")
-    if "summary" in report:
-        lines.append(report["summary"])
+def status_text(report: StatusReport) -> str:
+    spend, budget = report.spend_today, report.budget
+    lines = [f"factory at {report.home}  ({report.now})", f"sandbox: {report.sandbox.text}", report.summary]
     lines += ["", "sessions:"]
-    lines += [f"  {s['text']}" for s in report["sessions"]]  # state, what the agent does now, task, last cycle
-    tasks = ", ".join(f"{k} {v}" for k, v in report["tasks"].items()) or "empty"
-    review = ", ".join(f"{k} {v}" for k, v in report["review_queue"].items()) or "empty"
+    lines += [f"  {s.text}" for s in report.sessions]  # state, what the agent does now, task, last cycle
+    tasks = ", ".join(f"{k} {v}" for k, v in report.tasks.items()) or "empty"
+    review = ", ".join(f"{k} {v}" for k, v in report.review_queue.items()) or "empty"
     lines += [
         "",
         f"tasks:         {tasks}",
         f"review queue:  {review}",
-        f"spend today:   ${spend['total_usd']:.2f} of ${budget['daily_usd']:.2f} "
-        f"({spend['calls']} agent calls, ${budget['left_usd']:.2f} left)",
+        f"spend today:   ${spend['total_usd']:.2f} of ${budget.daily_usd:.2f} "
+        f"({spend['calls']} agent calls, ${budget.left_usd:.2f} left)",
     ]
     if spend.get("by_purpose"):
         jobs = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_purpose"].items())
         lines.append(f"  by job:      {jobs}")
         lines.append(f"  by session:  {spend_by_session(spend)}")
-    if "state" in budget:
-        lines.append(f"budget:        {budget['state']} (degrades at ${budget['soft_usd']:.2f}: {budget['degrade']})")
-    if "gates" in report:
-        lines.append(f"gates:         {gates_text(report['gates'])}")
-    lines += [f"warning:       {w}" for w in report.get("warnings", [])]
+    lines.append(f"budget:        {budget.state} (degrades at ${budget.soft_usd:.2f}: {budget.degrade})")
+    lines.append(f"gates:         {gates_text(report.gates)}")
+    lines += [f"warning:       {w}" for w in report.warnings]
     lines += ["", "last events:"]
-    lines += [f"  {event_line(Event(**e), 200)}" for e in report["last_events"]] or ["  (none yet)"]
+    lines += [f"  {event_line(Event(**e), 200)}" for e in report.last_events] or ["  (none yet)"]
     return "\n".join(lines)
 
 
@@ -109,16 +103,16 @@ def session_line(row: Mapping[str, Any]) -> str:
     return line + now + waiting + f"\n     attach: {row['attach']}"
 
 
-def gates_text(gates: Mapping[str, Any]) -> str:
+def gates_text(gates: GatesStatus) -> str:
     """The scheduler's gates and the pause flags in one line."""
-    parts = [f"{name} closed ({why})" for name, why in gates["closed"].items()] or ["open"]
-    if gates["sessions"]:
-        parts.append("held: " + ", ".join(gates["sessions"]))
-    if gates["agent"]:
-        parts.append(f"agent: {gates['agent']}")
-    if gates["paused"]:
-        parts.append("paused: " + ", ".join(gates["paused"]))
-    if not gates["updated"]:
+    parts = [f"{name} closed ({why})" for name, why in gates.closed.items()] or ["open"]
+    if gates.sessions:
+        parts.append("held: " + ", ".join(gates.sessions))
+    if gates.agent:
+        parts.append(f"agent: {gates.agent}")
+    if gates.paused:
+        parts.append("paused: " + ", ".join(gates.paused))
+    if not gates.updated:
         parts.append("(no scheduler tick yet)")
     return "; ".join(parts)
 

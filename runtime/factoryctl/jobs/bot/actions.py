@@ -80,7 +80,7 @@ class Actions:
 
     def snapshot(self) -> dict[str, Any]:
         """The read-only status snapshot a skill's template sees (plain data, nothing callable)."""
-        report = collect(self.ctx, last=0)
+        report = collect(self.ctx, last=0).as_dict()
         report["landings"] = [{"branch": e.data.get("branch"), "ts": e.ts, "commit": e.data.get("landed")}
                               for e in self.landings()]  # fmt: skip
         return {k: report.get(k) for k in SNAPSHOT_KEYS}
@@ -114,8 +114,8 @@ class Actions:
         return Answer(replies.log(self.ctx.log.tail(n)))
 
     def _spend(self, arg: str) -> Answer:
-        report = collect(self.ctx, last=0)
-        return Answer(replies.spend(spend_since(self.ctx.log, day_start(self.ctx.clock())), report["budget"]))
+        budget = collect(self.ctx, last=0).budget
+        return Answer(replies.spend(spend_since(self.ctx.log, day_start(self.ctx.clock())), budget))
 
     def _help(self, arg: str) -> Answer:
         return Answer(replies.help_text(self.skills()))

@@ -174,7 +174,7 @@ def create_app(
     @app.get("/api/status", dependencies=[Reader], responses=PROBLEMS)
     def api_status() -> dict[str, Any]:
         """What `factoryctl status --json` prints."""
-        return recent.status()
+        return recent.status().as_dict()
 
     @app.get("/api/report", dependencies=[Reader], responses=PROBLEMS)
     def api_report(since: Annotated[str, Query(max_length=40)] = "24h") -> dict[str, Any]:

@@ -14,7 +14,7 @@ from factoryctl.core.clock import day_start
 from factoryctl.core.defaults import PAGE_DAYS
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.outcomes import report_dict
-from factoryctl.jobs.status import collect
+from factoryctl.jobs.status import StatusReport, collect
 from factoryctl.rules import metrics
 from factoryctl.state.eventlog import Event
 from factoryctl.state.window import Window
@@ -35,7 +35,7 @@ class Recent:
             return None
         return self.window.events(now, since=moment)
 
-    def status(self, last: int = 5) -> dict[str, Any]:
+    def status(self, last: int = 5) -> StatusReport:
         now = self.ctx.clock()
         return collect(self.ctx, last, today_events=self.since(day_start(now), now))
 
