@@ -22,13 +22,13 @@ def tool(name: str) -> str:
 
 
 def run_cli(*args: str, home: Path, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `factoryctl` in this process through its real entry point (`main`), as Typer's CliRunner does.
+    """Run `factoryctl` in this process through its real entry point (`main`), through Typer's CliRunner isolation.
 
     The command sees FACTORY_HOME=home, stdin=input and its own stdout and stderr; the environment
     (which `main` fills from the secrets file) is put back afterwards. `timeout` only applies to
     `run_cli_process`: a command run here is not cut off.
     """
-    from click.testing import CliRunner
+    from typer.testing import CliRunner
 
     from factoryctl.cli.app import main
 
