@@ -20,8 +20,10 @@ from factoryctl.core.config import Settings, load_settings
 from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_ENV
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
+from factoryctl.core.records import Gates
 from factoryctl.state.alerts import Alerts, Notifier
 from factoryctl.state.eventlog import EventLog
+from factoryctl.state.gates import current_gates
 from factoryctl.state.heartbeats import Heartbeats
 from factoryctl.state.locks import Semaphore, exclusive
 from factoryctl.state.reviewqueue import ReviewQueue
@@ -62,6 +64,10 @@ class Context:
 
     def heartbeats(self) -> Heartbeats:
         return Heartbeats(self.paths.sessions_file, self.clock)
+
+    def gates(self) -> Gates:
+        """The scheduler's gates as they hold now (yesterday's budget entries no longer do)."""
+        return current_gates(self.paths.gates_file, self.clock())
 
     def alerts(self, notifiers: Sequence[Notifier] = ()) -> Alerts:
         """Alerts as every job raises them: a key is not repeated within `[alerts] quiet_s`."""

@@ -26,7 +26,6 @@ from factoryctl.core.records import BUDGET, RESOURCES, Alert, as_dict
 from factoryctl.core.skill import Skill
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.loop import current_gates
 from factoryctl.jobs.markdown import escape, fence
 from factoryctl.jobs.sessions import Sessions, tmux_name
 from factoryctl.rules.doctor import (
@@ -143,7 +142,7 @@ class Doctor:
                 c = cycle_of.get(branch, {})
                 files = tuple(str(f) for f in c.get("files") or [])[:20]
                 landed.append(Landed(branch, d["landed"], e.session, str(c.get("summary") or "")[:300], files))
-        gates = current_gates(ctx)
+        gates = ctx.gates()
         try:
             panes: dict[str, Any] | None = self.sessions.panes()
         except FactoryError:
@@ -196,7 +195,7 @@ class Doctor:
     def _learn(self, findings: Findings, out: Outcome, rate: float | None) -> None:
         if not findings.landed and not any(d.actionable for d in out.diagnoses):
             return
-        gates = current_gates(self.ctx)
+        gates = self.ctx.gates()
         if BUDGET in gates.closed:
             out.call = f"skipped: budget gate closed ({gates.closed[BUDGET]})"
             return

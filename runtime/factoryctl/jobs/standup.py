@@ -28,7 +28,6 @@ from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import BUDGET, LIVE, ReviewEntry
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.loop import current_gates
 from factoryctl.jobs.markdown import escape, fence
 from factoryctl.jobs.sessions import tmux_name
 from factoryctl.rules.standup import (
@@ -170,7 +169,7 @@ class Standup:
             started = time.monotonic()
             facts = gather(self.ctx, self.tmux)
             meeting = Meeting(facts)
-            gates = current_gates(self.ctx)
+            gates = self.ctx.gates()
             if BUDGET in gates.closed:
                 meeting.skipped = f"budget gate closed: {gates.closed[BUDGET]}"
             elif not facts.with_news():
