@@ -12,16 +12,14 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 
 from factoryctl.core.defaults import TELEGRAM_LIMIT
 from factoryctl.core.errors import FactoryError
+from factoryctl.core.text import CONTROL
 
 log = logging.getLogger(__name__)
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class DeliveryFailed(FactoryError):
@@ -30,7 +28,7 @@ class DeliveryFailed(FactoryError):
 
 def clean(text: str) -> str:
     """Text without control characters (newlines and tabs stay); bidi overrides go too."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def escape(text: str) -> str:

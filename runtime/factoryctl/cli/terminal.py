@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
+from factoryctl.core.text import CONTROL
 from factoryctl.jobs.status import GatesStatus, StatusReport, spend_by_session
 from factoryctl.rules import sentences, words
 from factoryctl.state.eventlog import Event
@@ -24,12 +24,9 @@ def warn(text: str) -> None:
     sys.stderr.write(clean(text) + "\n")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def clean(text: str) -> str:
     """Text from outside (titles, branch names, reasons) without terminal control characters."""
-    return _CONTROL.sub("?", text)
+    return CONTROL.sub("?", text)
 
 
 def emit_json(obj: Any) -> None:

@@ -22,6 +22,7 @@ from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
 from factoryctl.core.records import Gates
 from factoryctl.state.alerts import Alerts, Notifier
+from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.gates import current_gates
 from factoryctl.state.heartbeats import Heartbeats
@@ -64,6 +65,10 @@ class Context:
 
     def heartbeats(self) -> Heartbeats:
         return Heartbeats(self.paths.sessions_file, self.clock)
+
+    def baselines(self) -> Baselines:
+        """Main's check counts per commit and checks configuration, shared by the cycles and the gate."""
+        return Baselines(self.paths.state_dir, self.paths.locks_dir, self.log)
 
     def gates(self) -> Gates:
         """The scheduler's gates as they hold now (yesterday's budget entries no longer do)."""

@@ -36,7 +36,6 @@ from factoryctl.rules.changes import (
     main_problems,
     protected_touched,
 )
-from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
 
@@ -102,7 +101,7 @@ class Cycle:
         self.agent = agent or ctx.agent()
         self.ws = Workspace(ctx, session)
         self.say = progress or (lambda text: None)
-        self.baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
+        self.baselines = ctx.baselines()
         self._started: str | None = None  # this cycle's start, as its heartbeat says
 
     def run(self) -> CycleReport:

@@ -30,7 +30,6 @@ from factoryctl.jobs.sessions import Sessions
 from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
 from factoryctl.rules.watchdog import load_history
 from factoryctl.state.alerts import Alerts, LogNotifier
-from factoryctl.state.baselines import Baselines
 from factoryctl.state.gates import read_gates, write_gates
 from factoryctl.state.locks import job_lock
 from factoryctl.state.spend import spend_since
@@ -88,7 +87,7 @@ class Scheduler:
             )  # fmt: skip
         strays = tuple(sorted((s for s in panes if s not in facts), key=lambda s: int(s[1:])))
         state = self.state.read()
-        main_commit, main_problems = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log).health()
+        main_commit, main_problems = ctx.baselines().health()
         tasks = ctx.tasks()
         return Facts(
             now=now,

@@ -20,7 +20,6 @@ from factoryctl.jobs.context import Context
 from factoryctl.jobs.outcomes import today
 from factoryctl.rules.budget import decide_budget
 from factoryctl.rules.changes import NO_CHECKS
-from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import Event
 from factoryctl.state.gates import read_gates
 from factoryctl.state.spend import spend_of, spend_since
@@ -29,7 +28,7 @@ from factoryctl.state.spend import spend_of, spend_since
 def warnings(ctx: Context) -> list[str]:
     """What a person must know before trusting the factory: no checks, a broken main, unreadable records."""
     out = [] if ctx.settings.checks else [NO_CHECKS]
-    commit, problems = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log).health()
+    commit, problems = ctx.baselines().health()
     out += [f"{p} (main {commit[:12]}); cycles wait without calling the agent" for p in problems]
     out += [f"skipped: {p}" for p in ctx.tasks().problems()]
     return out

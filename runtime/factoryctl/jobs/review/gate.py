@@ -32,7 +32,6 @@ from factoryctl.rules import gate as rules
 from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge, no_checks_reason
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
-from factoryctl.state.baselines import Baselines
 from factoryctl.state.locks import job_lock
 
 
@@ -64,7 +63,7 @@ class MergeGate:
         self.dry_run = dry_run
         self.tree = ReviewTree(ctx)
         self.record = Recorder(ctx, self.tree, self.say, dry_run=dry_run)
-        self.baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
+        self.baselines = ctx.baselines()
         self.check_runs = 0
 
     @property

@@ -24,7 +24,7 @@ from factoryctl.core.defaults import HTTP_EVENTS_LIMIT, TASK_MAX_BODY, TASK_MAX_
 from factoryctl.core.errors import AlreadyRunning, FactoryError, UsageError
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.launcher import JOBS, Launcher
-from factoryctl.jobs.outcomes import parse_since
+from factoryctl.jobs.outcomes import since_for_figures
 from factoryctl.jobs.serve import auth
 from factoryctl.jobs.serve.github import Deliveries, task_from_issue_event
 from factoryctl.jobs.serve.page import Page
@@ -161,7 +161,7 @@ def api_status(shared: Shared) -> dict[str, Any]:
 @api.get("/report")
 def api_report(shared: Shared, since: Annotated[str, Query(max_length=40)] = "24h") -> dict[str, Any]:
     """What `factoryctl report --since SINCE --json` prints."""
-    return shared.recent.report(parse_since(since, shared.ctx.clock()))
+    return shared.recent.report(since_for_figures(since, shared.ctx.clock()))
 
 
 @api.get("/events")
@@ -177,7 +177,7 @@ def api_events(
     if any(len(t) > 40 for t in types):
         raise UsageError("type: at most 40 characters")
     ctx = shared.ctx
-    lo = None if since is None else parse_since(since, ctx.clock())
+    lo = None if since is None else since_for_figures(since, ctx.clock())
     flt = EventFilter(types=types, session=session, since=None if lo is None else format_ts(lo))
     return [e.as_dict() for e in ctx.log.tail(limit, flt)]
 
