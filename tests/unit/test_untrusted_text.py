@@ -80,6 +80,6 @@ def test_every_surface_drops_escapes_and_bidi_overrides(surface: str) -> None:
     from factoryctl.adapters import telegram
     from factoryctl.cli import skills, terminal
 
-    show = {"terminal": terminal.clean, "skills": skills.plain, "telegram": telegram.clean}[surface]
+    show = {"terminal": terminal.printable, "skills": skills.plain, "telegram": telegram.sendable}[surface]
     shown = show("evil\u202etxt.exe \x1b[2J\u2066x\u2069 \u200bok")
     assert not any(c in shown for c in "\u202e\x1b\u2066\u2069\u200b") and "evil" in shown and "ok" in shown

@@ -26,14 +26,14 @@ class DeliveryFailed(FactoryError):
     """Telegram (or the network to it) refused a message."""
 
 
-def clean(text: str) -> str:
+def sendable(text: str) -> str:
     """Text without control characters (newlines and tabs stay); bidi overrides go too."""
     return CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def escape(text: str) -> str:
     """Untrusted text as Telegram HTML data: it can never open, close or fake a tag."""
-    return html.escape(clean(text), quote=False)
+    return html.escape(sendable(text), quote=False)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def chunks(reply: Reply, limit: int = TELEGRAM_LIMIT) -> list[str]:
     inside an escape. Only the title carries markup (<b>), and it is whole in the first message.
     """
     pieces: list[str] = []
-    title = clean(reply.title)
+    title = sendable(reply.title)
     if title and len(f"<b>{escape(title)}</b>") <= limit:
         pieces.append(f"<b>{escape(title)}</b>")
     elif title:
@@ -92,7 +92,7 @@ def _cut_text(line: str, limit: int) -> list[str]:
     out: list[str] = []
     current: list[str] = []
     size = 0
-    for char in clean(line):
+    for char in sendable(line):
         escaped = html.escape(char, quote=False)
         if size + len(escaped) > limit:
             out.append("".join(current))
@@ -224,7 +224,7 @@ class TelegramBot:
         from telegram.error import TelegramError
 
         try:
-            await self._bot().answer_callback_query(callback_id, text=clean(text)[:190])  # type: ignore[attr-defined]
+            await self._bot().answer_callback_query(callback_id, text=sendable(text)[:190])  # type: ignore[attr-defined]
         except TelegramError as exc:
             log.warning("answerCallbackQuery failed: %s", exc)
 

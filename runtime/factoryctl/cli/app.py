@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_code
     except FactoryError as exc:
-        sys.stderr.write(f"Error: {render.clean(str(exc))}\n")
+        sys.stderr.write(f"Error: {render.printable(str(exc))}\n")
         return exc.exit_code
     except BrokenPipeError:
         return 0

@@ -16,15 +16,15 @@ from factoryctl.state.eventlog import Event
 
 def emit(text: str) -> None:
     """A line (or lines) for a person on stdout; control characters from outside text are cut out."""
-    sys.stdout.write(clean(text) + "\n")
+    sys.stdout.write(printable(text) + "\n")
 
 
 def warn(text: str) -> None:
     """A line for a person on stderr (stdout stays parseable)."""
-    sys.stderr.write(clean(text) + "\n")
+    sys.stderr.write(printable(text) + "\n")
 
 
-def clean(text: str) -> str:
+def printable(text: str) -> str:
     """Text from outside (titles, branch names, reasons) without terminal control characters."""
     return CONTROL.sub("?", text)
 
@@ -35,7 +35,7 @@ def emit_json(obj: Any) -> None:
 
 def event_line(event: Event, limit: int = 400) -> str:
     """An event as one sentence with its time (`--json` keeps the full record)."""
-    return clean(sentences.line(event, limit))
+    return printable(sentences.line(event, limit))
 
 
 def task_line(task: Task) -> str:
@@ -95,7 +95,7 @@ def session_line(row: Mapping[str, Any]) -> str:
     tmux = {"running": "tmux running", "missing": "no tmux session", "dead": "tmux pane dead"}.get(row["running"])
     line = f"{row['name']:<4} {tmux or row['running']:<15} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}"
     line += stray
-    now = f"\n     now: {clean(row['doing'])}" if row.get("doing") else ""
+    now = f"\n     now: {printable(row['doing'])}" if row.get("doing") else ""
     waiting = f"\n     waiting: {row['waiting']}" if row["waiting"] else ""
     return line + now + waiting + f"\n     attach: {row['attach']}"
 
@@ -119,7 +119,7 @@ def queue_line(entry: ReviewEntry) -> str:
     waiting = ""
     if entry.waits_for_person:
         waiting = f" (awaiting a person: {entry.reasons[0]})" if entry.reasons else " (awaiting a person)"
-    return clean(f"{entry.status.value:<9} {entry.branch}{task}  queued {words.when(entry.queued)}{waiting}")
+    return printable(f"{entry.status.value:<9} {entry.branch}{task}  queued {words.when(entry.queued)}{waiting}")
 
 
 def queue_detail(entry: ReviewEntry) -> str:
@@ -137,7 +137,7 @@ def queue_detail(entry: ReviewEntry) -> str:
     if entry.summary:
         lines += ["", f"  {entry.summary}"]
     lines += [f"  - {reason}" for reason in entry.reasons]
-    return clean("\n".join(lines))
+    return printable("\n".join(lines))
 
 
 def _pct(x: float | None, none: str) -> str:

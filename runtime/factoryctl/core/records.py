@@ -196,7 +196,7 @@ class CycleVerdict(StrEnum):
 
 class QueueStatus(StrEnum):
     PENDING = "pending"
-    APPROVED = "approved"
+    LANDED = "approved"  # landed on main (the value is what the queue file has always said)
     REJECTED = "rejected"
 
 

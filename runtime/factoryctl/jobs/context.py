@@ -21,7 +21,7 @@ from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_E
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
 from factoryctl.core.records import Gates
-from factoryctl.state.alerts import Alerts, Notifier
+from factoryctl.state.alerts import Alerts, AlertSink
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.gates import current_gates
@@ -74,7 +74,7 @@ class Context:
         """The scheduler's gates as they hold now (yesterday's budget entries no longer do)."""
         return current_gates(self.paths.gates_file, self.clock())
 
-    def alerts(self, notifiers: Sequence[Notifier] = ()) -> Alerts:
+    def alerts(self, notifiers: Sequence[AlertSink] = ()) -> Alerts:
         """Alerts as every job raises them: a key is not repeated within `[alerts] quiet_s`."""
         quiet = timedelta(seconds=self.settings.alerts.quiet_s)
         return Alerts(self.log, self.paths.locks_dir, notifiers, quiet=quiet)

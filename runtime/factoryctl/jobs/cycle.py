@@ -32,9 +32,9 @@ from factoryctl.rules.changes import (
     CHANGED_DURING_CHECKS,
     NO_CHECKS,
     commit_message,
-    judge,
     main_problems,
     protected_touched,
+    worse_reasons,
 )
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
@@ -148,7 +148,7 @@ class Cycle:
             self.ws.clear_byproducts()
         report.durations["baseline_s"] = time.monotonic() - t0
         problems = main_problems(self.baselines.sound(specs), report.before)
-        self.baselines.judge(base, specs, report.before, problems, format_ts(self.ctx.clock()))
+        self.baselines.record_health(base, specs, report.before, problems, format_ts(self.ctx.clock()))
         if problems:  # a broken yardstick: an agent call now would be money spent on nothing
             report.notes.extend(problems)
             report.end(CycleVerdict.WAITING, "main is broken, waiting for it to be fixed: " + "; ".join(problems))
@@ -212,7 +212,7 @@ class Cycle:
             report.end(CycleVerdict.DISCARDED, CHANGED_DURING_CHECKS)
             return
         before_tests = self.baselines.tests(base, self.ctx.settings.checks)
-        reasons = judge(report.before, before_tests, report.after)
+        reasons = worse_reasons(report.before, before_tests, report.after)
         if reasons:
             report.end(CycleVerdict.DISCARDED, "checks got worse: " + "; ".join(reasons))
             return

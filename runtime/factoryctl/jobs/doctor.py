@@ -29,8 +29,8 @@ from factoryctl.jobs.context import Context
 from factoryctl.jobs.markdown import escape, fence
 from factoryctl.jobs.sessions import Sessions, tmux_name
 from factoryctl.rules.doctor import (
-    Action,
     CycleSeen,
+    DoctorAction,
     DoctorAnswer,
     Limits,
     SessionSeen,
@@ -44,7 +44,7 @@ from factoryctl.rules.doctor import (
     Pane as PaneState,
 )
 from factoryctl.rules.skills import RetireCandidate, SkillRefused, check_new_skill, retire_candidates
-from factoryctl.state.alerts import Notifier
+from factoryctl.state.alerts import AlertSink
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
 from factoryctl.state.skills import SkillStore
@@ -87,7 +87,7 @@ class Doctor:
         ctx: Context,
         *,
         sessions: Sessions | None = None,
-        notifiers: list[Notifier] | None = None,
+        notifiers: list[AlertSink] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.ctx = ctx
@@ -174,7 +174,7 @@ class Doctor:
 
     # -- acting -------------------------------------------------------------------------
 
-    def _act(self, action: Action) -> dict[str, str]:
+    def _act(self, action: DoctorAction) -> dict[str, str]:
         done = {"kind": action.kind, "session": action.session, "text": action.text}
         if action.kind == "alert":
             key = f"doctor:{action.session}:{action.text.split(':')[0]}"

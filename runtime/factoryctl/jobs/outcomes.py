@@ -38,7 +38,7 @@ def queued_times(ctx: Context) -> dict[str, str]:
     return out
 
 
-def report(ctx: Context, since: datetime, events: Sequence[Event] | None = None) -> metrics.Outcomes:
+def figures(ctx: Context, since: datetime, events: Sequence[Event] | None = None) -> metrics.Outcomes:
     """The outcome figures from `since` to now (`events`: the window, already read)."""
     now = ctx.clock()
     found = window(ctx, since) if events is None else events
@@ -47,8 +47,8 @@ def report(ctx: Context, since: datetime, events: Sequence[Event] | None = None)
 
 def today(ctx: Context, events: Sequence[Event] | None = None) -> metrics.Outcomes:
     """Since UTC midnight: what `factoryctl status` summarises in one line."""
-    return report(ctx, day_start(ctx.clock()), events)
+    return figures(ctx, day_start(ctx.clock()), events)
 
 
 def report_dict(ctx: Context, since: datetime, events: Sequence[Event] | None = None) -> dict[str, Any]:
-    return report(ctx, since, events).as_dict()
+    return figures(ctx, since, events).as_dict()

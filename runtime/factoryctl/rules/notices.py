@@ -51,7 +51,7 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class Decision:
+class NoticeDecision:
     notices: tuple[Notice, ...]
     sent: Mapping[str, str]  # alert key -> when it was last delivered, pruned to the quiet period
 
@@ -75,7 +75,7 @@ SUMMARIES = {"team_standup": "Standup", "doctor_analysis": "Session doctor"}
 SUMMARY_CHARS = 1500
 
 
-def decide(events: Sequence[Event], sent: Mapping[str, str], now: datetime, rules: NoticeRules) -> Decision:
+def decide(events: Sequence[Event], sent: Mapping[str, str], now: datetime, rules: NoticeRules) -> NoticeDecision:
     """The notices for `events` (oldest first), given when each alert key was last delivered."""
     horizon = format_ts(now - rules.quiet)
     last = {k: v for k, v in sent.items() if v >= horizon}
@@ -105,7 +105,7 @@ def decide(events: Sequence[Event], sent: Mapping[str, str], now: datetime, rule
             landed.append(f"{event.data.get('branch')} -> {str(event.data.get('landed'))[:10]}")
     if landed and rules.landings:
         notices.append(Notice("landed", "Landed on main", "\n".join(landed)))
-    return Decision(tuple(notices), last)
+    return NoticeDecision(tuple(notices), last)
 
 
 def _parse(ts: str) -> datetime:

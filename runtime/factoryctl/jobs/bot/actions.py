@@ -29,7 +29,7 @@ from factoryctl.jobs.context import Context
 from factoryctl.jobs.launcher import Launcher
 from factoryctl.jobs.review import person
 from factoryctl.jobs.status import collect
-from factoryctl.rules.botskills import SNAPSHOT_KEYS, Action, Skill
+from factoryctl.rules.botskills import SNAPSHOT_KEYS, Action, BotSkill
 from factoryctl.state.eventlog import Event, EventFilter
 from factoryctl.state.spend import spend_since
 
@@ -51,7 +51,7 @@ class Actions:
     """What the bot can do; `do(action, arg)` is the one entry (commands and skills alike)."""
 
     def __init__(
-        self, ctx: Context, skills: Callable[[], list[Skill]] = list, launcher: Launcher | None = None
+        self, ctx: Context, skills: Callable[[], list[BotSkill]] = list, launcher: Launcher | None = None
     ) -> None:
         self.ctx = ctx
         self.skills = skills

@@ -12,7 +12,7 @@ from typing import Any
 from factoryctl.adapters.telegram import Reply
 from factoryctl.core.records import Task
 from factoryctl.jobs.status import BudgetStatus, GatesStatus, StatusReport, spend_by_session
-from factoryctl.rules.botskills import Action, Skill
+from factoryctl.rules.botskills import Action, BotSkill
 from factoryctl.rules.sentences import sentence
 from factoryctl.rules.words import check_change
 from factoryctl.state.eventlog import Event
@@ -104,7 +104,7 @@ def spend(report: Mapping[str, Any], budget: BudgetStatus) -> Reply:
     return Reply(tuple(lines), title="Spend today")
 
 
-def help_text(skills: Sequence[Skill]) -> Reply:
+def help_text(skills: Sequence[BotSkill]) -> Reply:
     lines = [f"/{action.value} {text}" for action, text in HELP.items()]
     if skills:
         lines += ["", "Learned requests:"]

@@ -17,7 +17,7 @@ from factoryctl.core.records import LIVE, Alert, QueueStatus, ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.review.tree import ReviewTree
 from factoryctl.rules.gate import FINAL, Decision, GateVerdict
-from factoryctl.state.alerts import LogNotifier
+from factoryctl.state.alerts import LogSink
 
 # How a decision reads in the review's progress lines (approve and awaiting_human have their own).
 _SAID = {GateVerdict.REJECT: "rejected", GateVerdict.PENDING: "left in the queue", GateVerdict.HUMAN_APPROVE:
@@ -30,7 +30,7 @@ class Recorder:
         self.tree = tree
         self.say = say
         self.dry_run = dry_run
-        self.alerts = ctx.alerts([LogNotifier(say)])
+        self.alerts = ctx.alerts([LogSink(say)])
         self.decisions: list[Decision] = []
 
     def apply(self, entry: ReviewEntry, decision: Decision) -> Decision:
@@ -57,8 +57,8 @@ class Recorder:
         now = format_ts(self.ctx.clock())
         reasons = decision.reasons
         match decision.verdict:
-            case GateVerdict.APPROVE:
-                return {"status": QueueStatus.APPROVED, "landed": decision.landed, "reasons": reasons, "decided": now}
+            case GateVerdict.LANDED:
+                return {"status": QueueStatus.LANDED, "landed": decision.landed, "reasons": reasons, "decided": now}
             case GateVerdict.REJECT:
                 return {"status": QueueStatus.REJECTED, "reasons": reasons, "decided": now}
             case GateVerdict.AWAITING_HUMAN:
@@ -82,7 +82,7 @@ class Recorder:
             return
         if task.status not in LIVE:
             return  # cancelled or finished meanwhile
-        if decision.verdict is GateVerdict.APPROVE:
+        if decision.verdict is GateVerdict.LANDED:
             tasks.transition(task.id, "done", note=f"landed {entry.branch}")
         else:  # another try; the scheduler parks it after scheduler.max_task_failures attempts
             tasks.transition(task.id, "requeued", note="rejected: " + "; ".join(decision.reasons)[:300])
@@ -101,7 +101,7 @@ class Recorder:
     def _line(self, d: Decision) -> str:
         main = self.ctx.settings.repo.main
         match d.verdict:
-            case GateVerdict.APPROVE:
+            case GateVerdict.LANDED:
                 return f"{d.branch}: landed; {main} is now {(d.landed or '?')[:10]}"
             case GateVerdict.AWAITING_HUMAN:
                 return f"{d.branch}: approved by the reviewer; waiting for `factoryctl queue approve`"

@@ -39,5 +39,5 @@ class Recent:
         now = self.ctx.clock()
         return collect(self.ctx, last, today_events=self.since(day_start(now), now))
 
-    def report(self, since: datetime) -> dict[str, Any]:
+    def figures(self, since: datetime) -> dict[str, Any]:
         return report_dict(self.ctx, since, self.since(since))

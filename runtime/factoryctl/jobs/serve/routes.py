@@ -161,7 +161,7 @@ def api_status(shared: Shared) -> dict[str, Any]:
 @api.get("/report")
 def api_report(shared: Shared, since: Annotated[str, Query(max_length=40)] = "24h") -> dict[str, Any]:
     """What `factoryctl report --since SINCE --json` prints."""
-    return shared.recent.report(since_for_figures(since, shared.ctx.clock()))
+    return shared.recent.figures(since_for_figures(since, shared.ctx.clock()))
 
 
 @api.get("/events")
