@@ -36,6 +36,8 @@ def warnings(ctx: Context) -> list[str]:
 
 @dataclass(frozen=True)
 class TaskBrief:
+    """The task a session works on: enough to name it in a line."""
+
     id: int
     title: str
     status: str
@@ -57,8 +59,8 @@ class SessionStatus:
 @dataclass(frozen=True)
 class SandboxStatus:
     enabled: bool
-    ok: bool
-    text: str
+    ok: bool  # enabled and a sandboxed call works here
+    text: str  # what a person reads: on, off (said loudly) or broken (why)
 
 
 @dataclass(frozen=True)
