@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from factoryctl.core.checks import PARSER_NAMES, TEST_RUNNERS, validate_pattern
+from factoryctl.core.configerrors import first_problem
 from factoryctl.core.defaults import ALERT_QUIET, SENSITIVE_PATHS
 from factoryctl.core.errors import ConfigError, UsageError
 
@@ -385,42 +386,9 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_first_problem(exc)}") from None
+        raise ConfigError(f"{source}: {first_problem(exc, Settings)}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to validate") from None
-
-
-def _first_problem(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    loc = err["loc"]
-    key = _key_name(loc)
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        where = f"in [{_key_name(loc[:-1])}]" if loc[:-1] else "at the top level"
-        return f"unknown key {key!r} {where}; allowed: {', '.join(allowed)}"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    msg = msg.replace("Input should be", "must be")
-    got = err.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-    return f"{key}: {msg}{shown}"
-
-
-def _key_name(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    model: type[BaseModel] = Settings
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[str(part)].annotation
-        inner = getattr(annotation, "__args__", (annotation,))[0]
-        model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else annotation  # type: ignore[assignment]
-    return list(model.model_fields)
 
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:

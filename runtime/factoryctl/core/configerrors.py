@@ -1,0 +1,41 @@
+"""A wrong key or value in factory.toml as one line: the key's dotted name, what is wrong, what is allowed."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ValidationError
+
+
+def first_problem(exc: ValidationError, root: type[BaseModel]) -> str:
+    """The first problem pydantic found, in words (an unknown key lists the keys its table allows)."""
+    err = exc.errors(include_url=False)[0]
+    loc = err["loc"]
+    key = key_name(loc)
+    if err["type"] == "extra_forbidden":
+        allowed = allowed_keys(root, loc[:-1])
+        where = f"in [{key_name(loc[:-1])}]" if loc[:-1] else "at the top level"
+        return f"unknown key {key!r} {where}; allowed: {', '.join(allowed)}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    msg = msg.replace("Input should be", "must be")
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{key}: {msg}{shown}"
+
+
+def key_name(loc: tuple[int | str, ...]) -> str:
+    """`checks[0].name` for ("checks", 0, "name")."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def allowed_keys(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the table at `loc` allows."""
+    model: type[BaseModel] = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else annotation  # type: ignore[assignment]
+    return list(model.model_fields)
