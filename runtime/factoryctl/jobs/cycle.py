@@ -21,6 +21,7 @@ from factoryctl.core.defaults import (
     PROMPT_BUDGET_CONTEXT,
     PROMPT_BUDGET_RECENT,
     PROMPT_BUDGET_TASK_BODY,
+    PROMPT_REJECTIONS,
 )
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import ACTIVE, CycleVerdict, ReviewEntry, Task, as_dict
@@ -309,7 +310,7 @@ class Cycle:
             prompting.describe(e)
             for e in log.tail(200, EventFilter(types=frozenset({"cto_review"})))
             if e.data.get("session") == self.session and e.data.get("verdict") == "reject"
-        ][-5:]
+        ][-PROMPT_REJECTIONS:]
         if task is not None and len(task.body) > PROMPT_BUDGET_TASK_BODY:
             cuts.append(f"task body cut at {PROMPT_BUDGET_TASK_BODY:,} characters")
         values = {
