@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -52,6 +53,21 @@ def run_cli_process(
     return subprocess.run(
         [tool("factoryctl"), *args], env=env, input=input, capture_output=True, text=True, timeout=timeout
     )
+
+
+def events(home: Path, *types: str) -> list[Any]:
+    """The log's events of these types (every type without any), oldest first."""
+    from factoryctl.jobs.context import Context
+    from factoryctl.state.eventlog import EventFilter
+
+    return Context.load(home).log.tail(100_000, EventFilter(types=frozenset(types)))
+
+
+def survivors(marker: str) -> list[int]:
+    """The processes whose command line holds `marker` (what a test started and expects gone)."""
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
 
 
 def wait_for(check: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:

@@ -20,7 +20,7 @@ from factoryctl.jobs.review import person
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.state.eventlog import EventFilter
 from tests.factories import Factory, git, make_factory
-from tests.helpers import meanwhile, run_cli, tool, wait_for
+from tests.helpers import meanwhile, run_cli, survivors, tool, wait_for
 
 DOC_A = '"""Quantities on hand, per item (A)."""'
 DOC_B = '"""Quantities on hand, per item (B)."""'
@@ -208,7 +208,7 @@ def test_a_hanging_reviewer_is_killed_at_its_timeout(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     assert outcome.verdict == "pending" and "timeout" in outcome.reasons[0]
     assert queue(factory)[branch]["status"] == "pending"
-    assert [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])] == []
+    assert survivors(marker) == []
 
 
 def test_a_rejected_branch_is_restored_from_its_archive_ref(tmp_path: Path) -> None:

@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.review.gate import MergeGate
 from tests.factories import Factory, git, make_factory
-from tests.helpers import run_cli
+from tests.helpers import run_cli, survivors
 
 SECRETS = {
     "TELEGRAM_BOT_TOKEN": "tg-SECRET-0123456789",
@@ -60,10 +59,6 @@ def digest(*paths: Path) -> dict[str, str]:
         for path in files:
             out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
-
-
-def survivors(marker: str) -> list[int]:
-    return [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
 
 
 # -- the gate's files: config, prompts, state -----------------------------------------------
