@@ -25,6 +25,7 @@ from pyinfra.context import host  # noqa: E402
 from pyinfra.operations import apt, files, pip, server, systemd  # noqa: E402
 
 from factoryctl.core.jobspecs import JOBS  # noqa: E402
+from factoryctl.rules.detect import toolchain  # noqa: E402
 from provision import hostdata, layout, templating  # noqa: E402
 from provision.facts import HasSystemd, RepoFiles  # noqa: E402
 from provision.operations import (  # noqa: E402
@@ -96,7 +97,7 @@ def factory_user() -> None:
 
 
 @deploy("The runtime")
-def runtime(wheel: Wheel) -> OperationMeta:
+def runtime(wheel: Wheel, extras: tuple[str, ...]) -> OperationMeta:
     for path in (layout.OPT, layout.WHEELS, layout.BIN):
         _directory(path, "755", user="root", group="root")
     pip.venv(name=f"Ensure the runtime's venv {layout.VENV}", path=layout.VENV, python="python3")
@@ -106,6 +107,7 @@ def runtime(wheel: Wheel) -> OperationMeta:
         name="Ensure the runtime is installed from this wheel (pip only when it changed)",
         wheel=remote,
         sha256=wheel.sha256,
+        extras=extras,
     )
     files.link(name="Ensure factoryctl is on PATH", path="/usr/local/bin/factoryctl", target=layout.FACTORYCTL)
     return installed
@@ -183,6 +185,7 @@ def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, Ope
     if detected is not None:
         names = ", ".join(c["name"] for c in detected.checks) or "none"
         logger.info(f"{host.print_prefix}no factory_checks: detected in the repository: {names}")
+    toolchain_for(checked)
     text = templating.render_all(checked, systemd=has_systemd)
     ops = {
         # Owned by root: the runtime only reads it; nothing running as the factory user may rewrite it.
@@ -217,6 +220,20 @@ def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, Ope
                 mode="644",
             )
     return ops
+
+
+def toolchain_for(checked: hostdata.Checked) -> None:
+    """The package managers and tools the repository's setup and checks start (uv, pnpm, yarn, ...)."""
+    commands = [checked.settings.repo.setup, *(c.command for c in checked.settings.checks)]
+    tools = toolchain(commands, checked.tools_npm)
+    if tools.npm:
+        listed = ", ".join(f"{name} {version}" for name, version in tools.npm.items())
+        npm_global(name=f"Ensure the repository's Node tools: {listed} (npm -g)", packages=dict(tools.npm))
+    for package in tools.pip:
+        pip.packages(name=f"Ensure {package} (the repository's setup or checks run it)", packages=[package],
+                     virtualenv=layout.VENV)  # fmt: skip
+        files.link(name=f"Ensure {package} is on PATH", path=f"/usr/local/bin/{package}",
+                   target=f"{layout.VENV}/bin/{package}")  # fmt: skip
 
 
 @deploy("PM2 and the agents' tmux sessions")
@@ -275,7 +292,8 @@ def main() -> None:
     system_packages()
     node_tools(checked=checked)
     factory_user()
-    installed = runtime(wheel=wheel)
+    # The shared state in PostgreSQL ([state] url) needs psycopg in the runtime's venv.
+    installed = runtime(wheel=wheel, extras=("postgres",) if checked.settings.state.url else ())
     repository(checked=checked)
     skills()
     # pyinfra types a @deploy's result as one OperationMeta; this one returns several.

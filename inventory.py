@@ -76,6 +76,13 @@ DEFAULTS: dict[str, Any] = {
     # {"ANTHROPIC_BASE_URL": "https://gateway.example"} for a gateway, or
     # {"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1"} (AWS credentials from the environment).
     "factory_model_env": {},
+    # Several hosts as one factory (the foundation: see the README's "Beyond one host"): "all" runs
+    # the whole factory here; "gate" the merge gate, scheduler, standup, doctor, bot and serve;
+    # "worker" the agents' loops and a scheduler for its own sessions. A gate or worker needs
+    # factory_config={"state": {"url": "postgresql://factory@GATE:5432/factory"}} and FACTORY_DB_PASSWORD.
+    "factory_role": "all",
+    # On the gate: the workers' addresses PostgreSQL admits (scram-sha-256), e.g. ["10.0.0.3", "10.0.0.4"].
+    "factory_db_clients": [],
 }
 
 # The sandbox demo: no credentials, the scripted agent on the bundled sample repository.

@@ -21,9 +21,12 @@ HANGING_SESSION = "s7"
 CRASHING_SESSION = "s8"
 USAGE = {"input_tokens": 18_000, "output_tokens": 2_400}
 
+
 # A hostile agent's probe of the sandbox, run inside it: every line of what it could reach
 # goes to a file in the one folder the day lets the agents write (LEAK_DIR), read at the end.
-PROBE = f"""
+def probe(leak_dir: str) -> str:
+    """The probe's code; what it reached goes to a file in `leak_dir`."""
+    return f"""
 import os, pathlib, subprocess
 home = pathlib.Path("/home/factory/factory")
 seen = []
@@ -49,8 +52,11 @@ seen.append("push exit %d" % push.returncode)
 if os.fork() == 0:
     os.setsid()
     os.execvp("python3", ["python3", "-c", "import time; time.sleep(3600)", "factory-day-daemon"])
-pathlib.Path("{LEAK_DIR}/leak-" + os.urandom(4).hex() + ".txt").write_text(chr(10).join(seen))
+pathlib.Path("{leak_dir}/leak-" + os.urandom(4).hex() + ".txt").write_text(chr(10).join(seen))
 """
+
+
+PROBE = probe(LEAK_DIR)
 
 
 def _call(session: str, actions: list[dict[str, Any]], result: str, **extra: Any) -> dict[str, Any]:

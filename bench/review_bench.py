@@ -26,7 +26,6 @@ from factoryctl.core.clock import format_ts  # noqa: E402
 from factoryctl.core.records import ReviewEntry  # noqa: E402
 from factoryctl.jobs.context import Context  # noqa: E402
 from factoryctl.jobs.review.gate import MergeGate  # noqa: E402
-from factoryctl.state.baselines import Baselines  # noqa: E402
 from tests.factories import git, make_factory  # noqa: E402
 
 GOOD = "def test_ok_{i}() -> None:\n    assert {i} == {i}\n"
@@ -53,7 +52,7 @@ def scenario(tmp: Path, branches: int, bad: int | None, batch_min: int) -> Conte
     # Main's baseline, as the cycles would have left it.
     main = factory.main_sha()
     git(seed, "checkout", "-q", "--detach", main)
-    baselines = Baselines(ctx.paths.state_dir, ctx.paths.locks_dir, ctx.log)
+    baselines = ctx.baselines()
     launch = ctx.launch(seed, "bench")
     checks = ctx.settings.checks
     baselines.get(

@@ -16,6 +16,7 @@ from typing import Any
 from pyinfra.api.facts import FactBase
 
 from factoryctl.core.paths import tmux_socket
+from factoryctl.rules.detect import DIRS as DETECT_DIRS
 from factoryctl.rules.detect import FILES as DETECT_FILES
 
 from . import layout
@@ -175,6 +176,11 @@ class RepoFiles(FactBase[dict[str, str]]):
             header = shlex.quote("@@" + name)
             parts.append(f"if {exists} 2>/dev/null; then echo {header}; "
                          f"{show} 2>/dev/null | head -c 1000000 | base64 -w0; echo; fi")  # fmt: skip
+        for folder in DETECT_DIRS:  # each CI file in it (at most 50), named by its path
+            listing = as_user("git", "-C", path, "ls-tree", "--name-only", "HEAD", "--", folder)
+            show = as_user("git", "-C", path, "cat-file", "-p")
+            parts.append(f'{listing} 2>/dev/null | head -n 50 | while IFS= read -r f; do echo "@@$f"; '
+                         f'{show} "HEAD:$f" 2>/dev/null | head -c 1000000 | base64 -w0; echo; done')  # fmt: skip
         return f"if {_IF_USER} && [ -d {q}/.git ]; then {'; '.join(parts)}; fi"
 
     def process(self, output: list[str]) -> dict[str, str]:

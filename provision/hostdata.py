@@ -20,10 +20,13 @@ Each one set must have its shape (factoryctl.core.secrets: a 16-character HTTP t
 token as @BotFather gives it, ...): `secret_problems` is checked here and by the inventory.
 - FACTORY_DEPLOY_KEY: the path of a private key file, mandatory for ssh repository URLs
   (`git@host:owner/repo.git`, `ssh://...`); installed 0600 for the factory user.
+- FACTORY_DB_PASSWORD: mandatory on a `gate` or `worker` host (host data `factory_role`): the
+  password of the shared state's PostgreSQL role (`[state] url` names the rest).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,7 +36,7 @@ from typing import Any
 from factoryctl.core.config import SchedulerSection, Settings, settings_from_mapping
 from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV
 from factoryctl.core.errors import ConfigError
-from factoryctl.core.jobspecs import JOBS, Job
+from factoryctl.core.jobspecs import JOBS, ROLE_JOBS, ROLES, Job, Role
 from factoryctl.core.secrets import secret_problem
 from factoryctl.rules.detect import Detected, detect
 from factoryctl.scripted_agent import ScenarioError, load_scenario
@@ -59,8 +62,12 @@ FLAT_KEYS: dict[tuple[str, str], str] = {
 # Optional host data (inventory.py's DEFAULTS has them): a missing one means its default.
 #   factory_schedules: {cron job name: "m h dom mon dow"}, replacing the design's schedule
 #     (a compressed day in bench/factory_day.py runs the review every 2 minutes, say).
+#   factory_tools_npm: {npm package: exact version} installed globally beside what the repository's
+#     setup and checks need (pnpm, yarn, corepack and uv are installed when they name them).
 #   factory_scenarios: a local folder with the scripted agent's agent.json and reviewer.json
 #     (the demo's are templates/demo/); only read when the agent is the scripted one.
+#   factory_role: "all" (default), "gate" or "worker" (factoryctl.core.jobspecs.ROLES).
+#   factory_db_clients: on the gate, the workers' addresses (IPs or CIDRs) PostgreSQL admits.
 REQUIRED_KEYS = (
     *FLAT_KEYS.values(),
     "factory_repo_url",
@@ -112,6 +119,9 @@ class Checked:
     claude_code_version: str
     scripted: bool  # agent and reviewer are the scripted agent (the demo)
     scenarios: Path = DEMO_SCENARIOS  # the scripted agent's scenario files (local folder)
+    tools_npm: Mapping[str, str] = field(default_factory=dict)  # factory_tools_npm: more global npm tools
+    role: Role = "all"  # this host's part in a factory of several hosts
+    db_clients: tuple[str, ...] = ()  # the gate: the networks PostgreSQL admits (the workers')
 
     def jobs_of(self, kind: str) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.kind == kind)
@@ -206,9 +216,19 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         if not _VERSION.match(str(data[key])):
             problems.append(f"{key}: must be an exact version like 7.0.4 (got {data[key]!r})")
     jobs, left_out = _select_jobs(data["factory_jobs"], secrets, problems)
+    role = _check_role(data.get("factory_role", "all"), config, secrets, problems)
+    jobs, left_out = _jobs_of_role(role, jobs, left_out)
+    db_clients = _check_db_clients(data.get("factory_db_clients") or [], role, problems)
     schedules = data.get("factory_schedules")
     jobs = _with_schedules(jobs, {} if schedules is None else schedules, problems)
     scenarios = _check_scenarios(data.get("factory_scenarios"), scripted, problems)
+    tools_npm = data.get("factory_tools_npm") or {}
+    if not isinstance(tools_npm, Mapping) or not all(
+        isinstance(k, str) and re.fullmatch(r"(@[a-z0-9._-]+/)?[a-z0-9._-]+", k) and _VERSION.match(str(v))
+        for k, v in tools_npm.items()
+    ):
+        problems.append("factory_tools_npm: must map npm package names to exact versions like 10.28.0")
+        tools_npm = {}
 
     if problems or settings is None:
         raise HostDataError(f"{host}: " + "; ".join(problems))
@@ -224,6 +244,9 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         claude_code_version=str(data["factory_claude_code_version"]),
         scripted=scripted,
         scenarios=scenarios,
+        tools_npm={str(k): str(v) for k, v in tools_npm.items()},
+        role=role,
+        db_clients=db_clients,
     )
 
 
@@ -271,6 +294,76 @@ def _select_jobs(
             continue
         jobs.append(job)
     return tuple(jobs), tuple(left_out)
+
+
+def _check_role(role: object, config: Mapping[str, Any], secrets: Mapping[str, str], problems: list[str]) -> Role:
+    """The host's role; a gate or worker needs the shared state in PostgreSQL and its password."""
+    for allowed in ROLES:
+        if role == allowed:
+            break
+    else:
+        problems.append(f"factory_role: {role!r} is not one of {', '.join(ROLES)}")
+        return "all"
+    if allowed != "all":
+        if not config.get("state", {}).get("url"):
+            problems.append(
+                f"factory_role {allowed!r}: the hosts share their state through PostgreSQL: set "
+                "factory_config={'state': {'url': 'postgresql://factory@GATE:5432/factory'}}"
+            )
+        if "FACTORY_DB_PASSWORD" not in secrets:
+            problems.append(f"missing secret: FACTORY_DB_PASSWORD (factory_role is {allowed!r})")
+    return allowed
+
+
+def _jobs_of_role(
+    role: Role, jobs: tuple[Job, ...], left_out: tuple[str, ...]
+) -> tuple[tuple[Job, ...], tuple[str, ...]]:
+    wanted = ROLE_JOBS[role]
+    if wanted is None:
+        return jobs, left_out
+    elsewhere = [j.name for j in jobs if j.name not in wanted]
+    if elsewhere:
+        where = "the workers run them" if role == "gate" else "the gate runs them"
+        left_out = (*left_out, f"not on a {role} host: {', '.join(elsewhere)} ({where})")
+    return tuple(j for j in jobs if j.name in wanted), left_out
+
+
+def _check_db_clients(clients: object, role: Role, problems: list[str]) -> tuple[str, ...]:
+    """The workers' networks, normalised (203.0.113.7 -> 203.0.113.7/32); only a gate admits any."""
+    if not isinstance(clients, list | tuple) or not all(isinstance(c, str) for c in clients):
+        problems.append("factory_db_clients: a list of the workers' addresses, like ['10.0.0.3', '10.0.1.0/24']")
+        return ()
+    out: list[str] = []
+    for client in clients:
+        try:
+            network = ipaddress.ip_network(client.strip(), strict=False)
+        except ValueError:
+            problems.append(f"factory_db_clients: {client!r} is not an IP address or network")
+            continue
+        if network.num_addresses > 2**16 or network.is_unspecified:
+            problems.append(f"factory_db_clients: {client!r} admits too much; name the workers' addresses")
+            continue
+        out.append(str(network))
+    if out and role != "gate":
+        problems.append("factory_db_clients: only the gate (factory_role 'gate') runs PostgreSQL and admits clients")
+    return tuple(dict.fromkeys(out))
+
+
+def pg_hba(clients: Sequence[str], database: str = "factory", user: str = "factory") -> str:
+    """The gate's pg_hba.conf: local administration by peer, the factory's own jobs on the gate over
+    the unix socket and the workers' addresses by scram-sha-256; no line admits anything else.
+
+    An agent's sandbox on a worker shares that worker's address: today what keeps it out is the
+    password it never sees (an allow-listed environment, the secrets file hidden); a network of
+    its own for the sandbox, or a firewall rule, comes with the several-host deploy.
+    """
+    lines = [
+        "# Rendered by the factory's deploy (factory_db_clients). Everything not listed is refused.",
+        "local   all        postgres                 peer",
+        f"local   {database:<10} {user:<24} scram-sha-256",
+    ]
+    lines += [f"host    {database:<10} {user:<8} {client:<18} scram-sha-256" for client in clients]
+    return "\n".join(lines) + "\n"
 
 
 def _with_schedules(jobs: tuple[Job, ...], schedules: object, problems: list[str]) -> tuple[Job, ...]:

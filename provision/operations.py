@@ -49,16 +49,20 @@ def npm_commands(installed: Mapping[str, str], wanted: Mapping[str, str]) -> lis
     return [shlex.join(["npm", "install", "-g", "--no-fund", "--no-audit", "--loglevel=error", *missing])]
 
 
-def wheel_commands(installed_sha256: str | None, wheel: str, sha256: str, venv: str, marker: str) -> list[str]:
-    """Install the wheel unless exactly it is installed; the marker is written last, so an
-    install that failed halfway is done again next time."""
-    if installed_sha256 == sha256:
+def wheel_commands(
+    installed_sha256: str | None, wheel: str, sha256: str, venv: str, marker: str, extras: tuple[str, ...] = ()
+) -> list[str]:
+    """Install the wheel (with `extras`, e.g. "postgres") unless exactly it is installed; the marker
+    is written last, so an install that failed halfway is done again next time."""
+    installed = sha256 + (f"+{','.join(extras)}" if extras else "")  # new extras: install again
+    if installed_sha256 == installed:
         return []
     pip = [f"{venv}/bin/pip", "install", "--quiet", "--disable-pip-version-check"]
+    with_extras = f"{wheel}[{','.join(extras)}]" if extras else wheel
     return [
-        shlex.join([*pip, wheel]),  # with its dependencies, from the index
+        shlex.join([*pip, with_extras]),  # with its dependencies (and the extras'), from the index
         shlex.join([*pip, "--no-deps", "--force-reinstall", wheel]),  # the version stays while the code changes
-        f"echo {shlex.quote(sha256)} > {shlex.quote(marker)}",
+        f"echo {shlex.quote(installed)} > {shlex.quote(marker)}",
     ]
 
 
@@ -166,10 +170,16 @@ def npm_global(packages: Mapping[str, str]) -> Commands:
 
 
 @operation()
-def install_wheel(wheel: str, sha256: str, venv: str = layout.VENV, marker: str = layout.INSTALLED_MARKER) -> Commands:
-    """Ensure the venv holds exactly this wheel (pip runs only when the wheel changed)."""
+def install_wheel(
+    wheel: str,
+    sha256: str,
+    venv: str = layout.VENV,
+    marker: str = layout.INSTALLED_MARKER,
+    extras: tuple[str, ...] = (),
+) -> Commands:
+    """Ensure the venv holds exactly this wheel (pip runs only when the wheel or its extras changed)."""
     lines = host.get_fact(FileContents, path=marker) or [""]
-    yield from wheel_commands(lines[0].strip() or None, wheel, sha256, venv, marker)
+    yield from wheel_commands(lines[0].strip() or None, wheel, sha256, venv, marker, extras)
 
 
 @operation()

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-APT_PACKAGES=(git tmux nodejs npm debootstrap systemd-container zstd nftables iproute2 openssh-client bubblewrap chromium)
+# postgresql: the state contract tests start a real server of their own (the cluster is not used).
+APT_PACKAGES=(git tmux nodejs npm debootstrap systemd-container zstd nftables iproute2 openssh-client bubblewrap chromium postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -52,3 +53,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 say "pip install -e .[dev,deploy]"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,deploy]' 2>&1 | grep -v "^WARNING: Location" || true
+
+# uv: the uv sample (tests/samples/uv-app) and `factoryctl init` on uv projects. In the venv, whose
+# folder the sandbox shows read-only (the runtime's own Python), so sandboxed setup finds it.
+if [ ! -x .venv/bin/uv ]; then
+  say "pip install uv"
+  .venv/bin/pip install -q --disable-pip-version-check uv 2>&1 | grep -v "^WARNING: Location" || true
+fi

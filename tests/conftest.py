@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from factoryctl.jobs.context import Context
+from tests.support.postgres import INSTALL, PgServer, server_bin
 
 pytest_plugins = ["tests.plugins.no_skips_in_ci"]
 
@@ -26,3 +27,20 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture
 def ctx(home: Path) -> Context:
     return Context.load(home)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server for the whole session (a cluster in a temp dir, a unix socket)."""
+    bindir = server_bin()
+    if bindir is None:
+        pytest.skip(f"PostgreSQL's server binaries (initdb, pg_ctl) are missing: {INSTALL}")
+    server = PgServer(bindir).start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a new empty database on the session's server."""
+    return pg_server.fresh_database()

@@ -83,7 +83,7 @@ def test_bot_improve_is_in_the_crontab(bot_host: tuple[SandboxHost, Run]) -> Non
     host, _ = bot_host
     cron = host.ssh(f"cat {layout.CRON_FILE}").stdout
     (job,) = [j for j in JOBS if j.name == "bot-improve"]
-    assert f"{job.schedule} factory flock -n {layout.LOCKS_DIR}/cron-bot-improve.lock" in cron
+    assert f"{job.schedule} factory umask 027; flock -n {layout.LOCKS_DIR}/cron-bot-improve.lock" in cron
     assert "bot improve" in cron
     assert as_factory(host, "factoryctl bot improve --json").returncode == 0
 

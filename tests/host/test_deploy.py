@@ -23,7 +23,7 @@ import pytest
 from sandbox_helpers import REPO, SandboxHost, sandbox_cli
 
 sys.path.insert(0, str(REPO / "bench"))
-from day_scenarios import PROBE as HOSTILE  # the hostile agent's probe: the same one the compressed day runs
+from day_scenarios import probe  # the hostile agent's probe: the same one the compressed day runs
 
 from factoryctl.core.config import settings_as_dict
 from factoryctl.core.defaults import SECRET_ENV
@@ -37,6 +37,7 @@ pytestmark = pytest.mark.host
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 HTTP_TOKEN = "host-test-http-token-0123456789"  # a stand-in secret: it must land in secrets.env only
+HOSTILE = probe(layout.DEMO_DIR)  # the one folder the demo's sandbox may write
 PROBE = "probe-logtail"  # a PM2 app of our own, to prove the boot path while no PM2 job is implemented
 
 

@@ -29,7 +29,7 @@ def cron_command(host: SandboxHost, name: str) -> str:
     """The command cron runs for job `name` (the line after the schedule and the user)."""
     job = next(j for j in JOBS if j.name == name)
     cron = host.ssh(f"cat {layout.CRON_FILE}").stdout
-    [line] = [line for line in cron.splitlines() if line.startswith(f"{job.schedule} factory flock -n ")]
+    [line] = [line for line in cron.splitlines() if line.startswith(f"{job.schedule} factory umask 027; flock -n ")]
     assert f"cron-{name}.lock" in line
     return line.removeprefix(f"{job.schedule} factory ")
 

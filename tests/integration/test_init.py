@@ -65,7 +65,7 @@ def test_init_on_the_python_sample_works_with_no_hand_edits(tmp_path: Path, monk
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")  # python3 with pytest, ruff and mypy
     repo, home = seed(tmp_path, "py-app"), tmp_path / "factory"
     agent = agent_for(tmp_path, {"path": "tests/test_plum.py", "content": PY_TEST}, "Test an unknown item")
-    done = run_cli("init", str(repo), "--home", str(home), "--agent", agent, home=tmp_path / "unused")
+    done = run_cli("init", str(repo), "--home", str(home), "--agent", agent, home=tmp_path / "unused", timeout=600)
     assert done.returncode == 0, done.stderr
     for line in ("pytest: python3 -B -m pytest", "ruff: python3 -B -m ruff check", "mypy: python3 -B -m mypy"):
         assert line in done.stdout, done.stdout
@@ -81,7 +81,7 @@ def test_init_on_the_python_sample_works_with_no_hand_edits(tmp_path: Path, monk
 def test_init_on_the_typescript_sample_works_with_no_hand_edits(tmp_path: Path) -> None:
     repo, home = seed(tmp_path, "ts-app"), tmp_path / "factory"
     agent = agent_for(tmp_path, {"path": "src/adds.test.ts", "content": TS_TEST}, "Test addition")
-    done = run_cli("init", str(repo), "--home", str(home), "--agent", agent, home=tmp_path / "unused")
+    done = run_cli("init", str(repo), "--home", str(home), "--agent", agent, home=tmp_path / "unused", timeout=600)
     assert done.returncode == 0, done.stderr
     assert "setup:  npm ci" in done.stdout
     let_the_stand_in_keep_its_state(home, tmp_path)

@@ -36,7 +36,7 @@ def factory_from_init(tmp_path: Path, calls: list[dict[str, object]]) -> Path:
     scenario.write_text(json.dumps({"calls": calls}))
     home = tmp_path / "factory"
     agent = f"{tool('factory-scripted-agent')} --scenario {scenario}"
-    done = run_cli("init", str(repo), "--home", str(home), "--agent", agent, home=home)
+    done = run_cli("init", str(repo), "--home", str(home), "--agent", agent, home=home, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "setup:  pnpm install --frozen-lockfile" in done.stdout
     assert "tsc: pnpm exec tsc --noEmit" in done.stdout and "vitest: pnpm exec vitest run" in done.stdout

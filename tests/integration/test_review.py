@@ -15,7 +15,10 @@ from typing import Any
 import psutil
 import pytest
 
+from factoryctl.cli.terminal import queue_detail
+from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.cycle import Cycle
+from factoryctl.jobs.prompting import evidence_lines
 from factoryctl.jobs.review import person
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.state.eventlog import EventFilter
@@ -131,6 +134,17 @@ def test_only_the_good_branch_reaches_main_and_main_is_the_tested_commit(tmp_pat
         "rejected",
         "rejected",
     ]
+    # Rejected on the merge result: the failing test is kept in the event, the queue, `queue show`
+    # and what the session's next prompt reads, not the cycle's older (passing) evidence.
+    failing = "FAILED tests/test_c.py::test_no_total_yet"
+    entry = q[branches["s3"]]
+    assert any(line.startswith(failing) for line in entry["evidence"]["pytest"]), entry["evidence"]
+    (event,) = [e for e in reviews(factory) if e.data["branch"] == branches["s3"]]
+    assert any(line.startswith(failing) for line in event.data["evidence"]["pytest"]), event.data
+    assert failing in queue_detail(ReviewEntry.from_dict(entry))
+    assert any(failing in line for line in evidence_lines(factory.ctx().log, "s3")), evidence_lines(
+        factory.ctx().log, "s3"
+    )
     main_passes_its_checks(factory, tmp_path)
     # The reasons reach the rejected session's next cycle prompt.
     factory.script([{"match": "You are s4,", "result": "noop"}])
@@ -454,7 +468,10 @@ def test_a_batch_in_human_mode_waits_then_lands_the_approved_together(tmp_path: 
     main_passes_its_checks(factory, tmp_path)
 
 
-SETUP = '[repo]\nsetup = ["sh", "-c", "test ! -e broken-setup"]\nsetup_inputs = ["broken-setup", "pyproject.toml"]\n'
+# Setup fails with `broken-setup` in the gate's worktree only: its cycle (which runs setup for the change's
+# manifests too) passes, as a branch whose lockfile goes stale only once merged would.
+SETUP = ('[repo]\nsetup = ["sh", "-c", "test ! -e broken-setup || test \\"${PWD##*/}\\" != review"]\n'
+         'setup_inputs = ["broken-setup", "pyproject.toml"]\n')  # fmt: skip
 
 
 def test_one_branch_that_breaks_setup_never_stops_the_review(tmp_path: Path) -> None:
@@ -538,3 +555,21 @@ def test_a_deterministic_failure_at_the_gate_is_not_retried(tmp_path: Path) -> N
     second = outcomes[branches["s2"]]
     assert second.verdict == "reject" and "pair: errors 0 -> 1" in second.reasons[0]
     assert second.check_runs == 1  # the merge result once (main's baseline came with s1's landing): no retry
+
+
+def test_a_batch_rejects_a_conflicting_branch_before_asking_the_reviewer(tmp_path: Path) -> None:
+    factory = make_factory(tmp_path, sessions=2, extra="[review]\nbatch_min = 1\n")
+    factory.script([
+        session_call("s1", [{"write": "inventory/stock.py", "content": STOCK.replace(DOC, DOC_B)}], "Reword docstring"),
+        session_call("s2", [{"write": "tests/test_d.py", "content": D_TEST}], "Add a test"),
+        review_call("s2", APPROVE),  # no call for s1: asking about it would fail the call, not reject it
+    ])  # fmt: skip
+    branches = pending_branches(factory, ["s1", "s2"])
+    other, _ = someone_elses_commit(factory, tmp_path)
+    (other / "inventory" / "stock.py").write_text(STOCK.replace(DOC, DOC_A))  # the same line, changed on main
+    git(other, "commit", "-q", "-am", "Reword the docstring on main")
+    git(other, "push", "-q", "origin", "HEAD:main")
+    outcomes = {o.branch: o for o in MergeGate(factory.ctx()).run()}
+    assert outcomes[branches["s1"]].verdict == "reject", outcomes[branches["s1"]]
+    assert outcomes[branches["s1"]].reasons == ("conflict with main in: inventory/stock.py",)
+    assert outcomes[branches["s2"]].verdict == "approve"

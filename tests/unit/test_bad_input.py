@@ -169,6 +169,8 @@ ENTRY = {"branch": "brl/s1/x", "status": "pending"}
         ({**ENTRY, "evidence": {"tsc": "not a list"}}, "'evidence'"),
         ({**ENTRY, "evidence": {"tsc": ["x" * 5000]}}, "'evidence'"),
         ({**ENTRY, "evidence": {f"c{i}": [] for i in range(100)}}, "'evidence'"),
+        ({**ENTRY, "tested": "--upload-pack=touch x"}, "'tested'"),  # a commit id, never a git option
+        ({**ENTRY, "tested": "abc"}, "'tested'"),
     ],
 )
 def test_a_bad_review_entry_names_its_field(raw: dict[str, Any], field: str) -> None:
@@ -180,6 +182,8 @@ def test_evidence_round_trips_through_a_review_entry() -> None:
     entry = ReviewEntry.from_dict({**ENTRY, "evidence": {"tsc": ["src/a.ts(1,1): error TS2322: no"]}})
     assert entry.evidence == {"tsc": ("src/a.ts(1,1): error TS2322: no",)}
     assert ReviewEntry.from_dict(entry.as_dict()) == entry
+    tested = ReviewEntry.from_dict({**ENTRY, "tested": "a" * 40, "tested_key": "9d027b5ad0c5"})
+    assert ReviewEntry.from_dict(tested.as_dict()) == tested and tested.tested == "a" * 40
 
 
 def test_counts_of_checks_every_field() -> None:

@@ -26,7 +26,7 @@ from factoryctl.rules.botskills import (
     validate,
 )
 from factoryctl.rules.notices import NoticeRules, Severity, decide
-from factoryctl.state.eventlog import Event
+from factoryctl.state.eventlog import Event, EventLog
 from tests.support.telegram_standin import BadRequest, visible_text
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -250,13 +250,14 @@ def test_escape_leaves_no_tag_open() -> None:
 
 
 def test_the_notifier_reads_only_complete_lines_and_starts_over_on_a_replaced_log(tmp_path: Path) -> None:
-    log = tmp_path / "log.jsonl"
+    path = tmp_path / "log.jsonl"
+    log = EventLog(path, secrets=())
     one = '{"ts":"2026-11-30T12:00:00.000Z","type":"alert","data":{"key":"a"}}\n'
-    log.write_text(one + '{"ts":"2026-11-30T12:00:01.000Z","type":"al')  # a writer is mid-line
+    path.write_text(one + '{"ts":"2026-11-30T12:00:01.000Z","type":"al')  # a writer is mid-line
     events, offset = read_new(log, 0)
     assert [e.data["key"] for e in events] == ["a"] and offset == len(one)
     assert read_new(log, offset) == ([], offset)  # the torn line waits for its end
-    log.write_text("not json\n" + one)
+    path.write_text("not json\n" + one)
     events, offset = read_new(log, 10_000)  # shorter than the cursor: replaced, read from the start
-    assert [e.type for e in events] == ["alert"] and offset == log.stat().st_size
-    assert read_new(tmp_path / "missing.jsonl", 5) == ([], 0)
+    assert [e.type for e in events] == ["alert"] and offset == path.stat().st_size
+    assert read_new(EventLog(tmp_path / "missing.jsonl", secrets=()), 5) == ([], 0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+from pathlib import Path
 
 from inventory import DEFAULTS, DEMO
 from provision import hostdata
@@ -42,3 +44,18 @@ def test_host_data_checks_win_and_no_clone_yet_changes_nothing() -> None:
     assert hostdata.with_detected(with_checks, {"package.json": PKG})[0] is with_checks
     without = hostdata.check({**DEFAULTS, **DEMO, "factory_checks": []}, {})
     assert hostdata.with_detected(without, {}) == (without, None)
+
+
+def test_the_fact_reads_the_ci_workflows_of_a_real_clone(tmp_path: Path) -> None:
+    """The fact's shell, run on a real clone (as the current user instead of the factory user)."""
+    repo = tmp_path / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "workflows" / "ci.yml").write_text("jobs:\n  t:\n    steps:\n      - run: uv run mypy\n")
+    (repo / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    for argv in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *argv], cwd=repo, check=True)
+    command = RepoFiles().command(path=str(repo)).replace("runuser -u factory -- ", "")
+    command = command.replace("id -u factory", "true", 1)
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    files = parse_repo_files(done.stdout.splitlines())
+    assert "uv run mypy" in files[".github/workflows/ci.yml"] and "pyproject.toml" in files

@@ -169,6 +169,22 @@ def test_the_oauth_token_is_enough() -> None:
     assert hostdata.check(data(), {"CLAUDE_CODE_OAUTH_TOKEN": "oat-0123456789"}).secrets
 
 
+def test_a_gateway_bedrock_or_vertex_reaches_the_env_file_from_the_environment_or_host_data() -> None:
+    gateway = {"ANTHROPIC_BASE_URL": "https://llm.internal", "ANTHROPIC_AUTH_TOKEN": "tok-0123456789"}
+    assert hostdata.check(data(), gateway).secrets == gateway
+    bedrock = data(factory_model_env={"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "eu-west-1"})
+    checked = hostdata.check(bedrock, {"AWS_BEARER_TOKEN_BEDROCK": "bedrock-token"})  # no Anthropic key needed
+    assert checked.secrets == {"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "eu-west-1",
+                               "AWS_BEARER_TOKEN_BEDROCK": "bedrock-token"}  # fmt: skip
+    # The environment wins over host data; an unknown name is refused, naming what is allowed.
+    env = {**KEY, "AWS_REGION": "us-east-1"}
+    assert hostdata.check(bedrock, env).secrets["AWS_REGION"] == "us-east-1"
+    assert "factory_model_env: a mapping of these names only" in problems(data(factory_model_env={"PATH": "/x"}), KEY)
+    # Bedrock switched off is no credential.
+    off = data(factory_model_env={"CLAUDE_CODE_USE_BEDROCK": "0"})
+    assert "missing secret: ANTHROPIC_API_KEY" in problems(off, {})
+
+
 def test_the_scripted_demo_needs_no_credential() -> None:
     checked = hostdata.check({**DEFAULTS, **DEMO}, {})
     assert checked.scripted and checked.secrets == {} and checked.repo.is_sample
@@ -373,3 +389,55 @@ def test_pyinfra_dry_stops_on_a_short_http_token_before_connecting() -> None:
     assert done.returncode != 0
     assert "FACTORY_HTTP_TOKEN is too short: use at least 16 random characters (it has 9)" in out
     assert "too-short" not in out and "Connecting" not in out
+
+
+# -- several hosts: factory_role and factory_db_clients -------------------------------------------
+
+STATE = {"state": {"url": "postgresql://factory@10.0.0.2:5432/factory"}}
+DB = {**KEY, "FACTORY_DB_PASSWORD": "correct-horse-battery"}
+
+
+def test_a_host_runs_the_whole_factory_by_default() -> None:
+    checked = hostdata.check(data(), KEY)
+    assert checked.role == "all" and {j.name for j in checked.jobs} >= {"loop", "scheduler", "review"}
+
+
+def test_a_gate_runs_everything_but_the_loops_and_a_worker_the_loops_and_its_scheduler() -> None:
+    gate = hostdata.check(data(factory_role="gate", factory_config=STATE, factory_db_clients=["10.0.0.3"]), DB)
+    worker = hostdata.check(data(factory_role="worker", factory_config=STATE), DB)
+    assert "loop" not in {j.name for j in gate.jobs} and "review" in {j.name for j in gate.jobs}
+    assert {j.name for j in worker.jobs} == {"loop", "scheduler"}
+    assert any("not on a worker host: " in line and "review" in line for line in worker.left_out)
+    assert gate.config["state"]["url"].startswith("postgresql://") and gate.db_clients == ("10.0.0.3/32",)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "environ", "complaint"),
+    [
+        ({"factory_role": "boss"}, KEY, "factory_role: 'boss' is not one of all, gate, worker"),
+        ({"factory_role": "worker"}, DB, "the hosts share their state through PostgreSQL"),
+        ({"factory_role": "worker", "factory_config": STATE}, KEY, "missing secret: FACTORY_DB_PASSWORD"),
+        ({"factory_role": "gate", "factory_config": STATE, "factory_db_clients": ["10.0.0.300"]}, DB,
+         "'10.0.0.300' is not an IP address or network"),
+        ({"factory_role": "gate", "factory_config": STATE, "factory_db_clients": ["0.0.0.0/0"]}, DB, "admits too much"),
+        ({"factory_db_clients": ["10.0.0.3"]}, KEY, "only the gate"),
+        ({"factory_config": {"state": {"url": "postgresql://factory:pw@10.0.0.2/factory"}}}, KEY,
+         "must not carry a password"),
+    ],
+)  # fmt: skip
+def test_roles_and_the_database_clients_are_checked(overrides: dict[str, Any], environ: dict[str, str],
+                                                    complaint: str) -> None:  # fmt: skip
+    message = problems(data(**overrides), environ)
+    assert complaint in message and "correct-horse" not in message and ":pw@" not in message
+
+
+def test_the_gates_pg_hba_admits_the_workers_by_scram_and_nothing_else() -> None:
+    text = hostdata.pg_hba(["10.0.0.3/32", "10.0.1.0/24"])
+    rules = [line.split() for line in text.splitlines() if line and not line.startswith("#")]
+    assert rules == [
+        ["local", "all", "postgres", "peer"],
+        ["local", "factory", "factory", "scram-sha-256"],
+        ["host", "factory", "factory", "10.0.0.3/32", "scram-sha-256"],
+        ["host", "factory", "factory", "10.0.1.0/24", "scram-sha-256"],
+    ]
+    assert "trust" not in text and "0.0.0.0" not in text and "md5" not in text

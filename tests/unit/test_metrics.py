@@ -160,3 +160,11 @@ def test_hourly_buckets_cycles_by_verdict() -> None:
     assert len(hours) == 24 and hours[-1].start == "2026-11-30T12:00Z"
     assert sum(h.verdicts["discarded"] for h in hours) == 2
     assert sum(sum(h.verdicts.values()) for h in hours) == 6
+
+
+def test_a_check_run_is_one_run_of_every_configured_check_in_cycles_as_at_the_gate() -> None:
+    two_checks = {"pytest": {}, "mypy": {}}
+    events = [cycle(100, "s1", "pushed", "checks held", branch="brl/s1/x", after=two_checks, before=two_checks,
+                    baseline_computed=True),
+              Event(at(90), "review_run", None, {"branches": 1, "check_runs": 1})]  # fmt: skip
+    assert figures(events)["check_runs"] == 3  # the baseline, the cycle's after, the gate's merge result

@@ -529,6 +529,12 @@ def test_wheel_installs_only_a_new_wheel_and_marks_it_last() -> None:
     assert "--force-reinstall" in commands[1]
 
 
+def test_a_host_on_postgresql_gets_the_postgres_extra_and_adding_it_installs_again() -> None:
+    commands = operations.wheel_commands("abc", "/w.whl", "abc", "/v", "/v/m", ("postgres",))
+    assert shlex.split(commands[0])[-1] == "/w.whl[postgres]" and commands[-1] == "echo abc+postgres > /v/m"
+    assert operations.wheel_commands("abc+postgres", "/w.whl", "abc", "/v", "/v/m", ("postgres",)) == []
+
+
 def test_secret_file_is_written_from_stdin_never_from_the_command_line() -> None:
     (command,) = operations.secret_file_commands(None, False, "/f/secrets.env", "factory:factory")
     assert command.startswith("umask 077 && cat > /f/secrets.env.tmp")

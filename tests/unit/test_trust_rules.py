@@ -224,6 +224,8 @@ def test_the_environment_is_an_allow_list(tmp_path: Path) -> None:
         ("shadow.py", True), ("evil.pth", True),
         ("tests/inventory/__init__.py", True), ("tests/inventory.py", True),  # named like the project's package
         ("tests/test_stock_more.py", False), ("inventory/extra.py", False), ("NOTES.md", False),
+        ("notes/s1-1.md", False), ("data/prices.csv", False),  # a new folder of notes or data imports nothing
+        (".shadow/inventory/stock.cpython-311.pyc", True), ("vendored/fast.so", True),
     ],
 )  # fmt: skip
 def test_new_files_that_change_what_an_import_finds(added: str, shadows: bool) -> None:

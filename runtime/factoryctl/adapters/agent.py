@@ -111,14 +111,8 @@ class StreamReader:
         self.streamed = False  # saw at least one message of a stream (not only a result)
 
     def line(self, text: str) -> None:
-        text = text.strip()
-        if not text.startswith("{"):
-            return
-        try:
-            obj = jsonio.loads(text)
-        except ValueError:
-            return
-        if not isinstance(obj, dict):
+        obj = json_dict(text)
+        if obj is None:
             return
         kind = obj.get("type")
         if kind == "result":
@@ -148,28 +142,31 @@ def _json_object(stdout: str) -> dict[str, Any] | None:
         return None
     lines = text.splitlines()
     for candidate in reversed(lines):
-        candidate = candidate.strip()
-        if re.match(r'\{\s*"type"\s*:\s*"result"', candidate):
-            try:
-                obj = jsonio.loads(candidate)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                return obj
-    if len(lines) > 1 and re.match(r'\{\s*"type"\s*:\s*"system"', lines[0].strip()):
+        if _RESULT_LINE.match(candidate.strip()) and (obj := json_dict(candidate)) is not None:
+            return obj
+    if len(lines) > 1 and _SYSTEM_LINE.match(lines[0].strip()):
         return None  # a stream that never reached its result: cut short
-    candidates = [text, *reversed(lines)]
-    for candidate in candidates:
-        candidate = candidate.strip()
-        if not candidate.startswith("{"):
-            continue
-        try:
-            obj = jsonio.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "type" in obj:
+    for candidate in [text, *reversed(lines)]:
+        obj = json_dict(candidate)
+        if obj is not None and "type" in obj:
             return obj
     return None
+
+
+_RESULT_LINE = re.compile(r'\{\s*"type"\s*:\s*"result"')
+_SYSTEM_LINE = re.compile(r'\{\s*"type"\s*:\s*"system"')
+
+
+def json_dict(text: str) -> dict[str, Any] | None:
+    """`text` as a JSON object, or None (not JSON, not an object, nested too deep)."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        obj = jsonio.loads(text)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 MAX_CALL_USD = 1000.0  # no single call costs more: a bigger figure is a broken answer, not spend

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from factoryctl.adapters.evidence import bound, extract
 from factoryctl.adapters.git import Git
-from factoryctl.adapters.junit import Outcomes, disagreement, parse_junit, report_args
-from factoryctl.adapters.parsers import parse
+from factoryctl.adapters.junit import Outcomes, counts_from_report, disagreement, parse_junit, report_args
+from factoryctl.adapters.parsers import parse, summary_missing
 from factoryctl.adapters.runner import Completed, run
 from factoryctl.adapters.sandbox import Launch
 from factoryctl.core.checks import CheckRun, Counts
@@ -134,6 +134,10 @@ def _run_one(
         evidence = extract(spec.parser, done.stdout, done.stderr, done.returncode, counts, root=root, secrets=secrets)
         if reporting:
             tests = None if done.report is None else parse_junit(done.report.decode("utf-8", errors="replace"))
+            if tests is not None and not done.cut and summary_missing(spec.parser, done.stdout, done.returncode):
+                counts = counts_from_report(spec.parser, tests, done.returncode)
+                failing = [f"FAILED {name}" for name, outcome in tests.items() if outcome == "failed"]
+                evidence = bound([*failing, *evidence], root=root, secrets=secrets) if counts.failed else ()
         counts = _trust(counts, done, tests if reporting else {})
         void = None if pristine is None or head is None else pristine.void(head)
         if void is not None:

@@ -128,6 +128,17 @@ def _ruff_full(text: str) -> Iterator[str]:
             pending = ""
 
 
+def _json_line(line: str) -> dict[str, object] | None:
+    """One line holding one JSON object (mypy -O json), or None."""
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _from_json(text: str) -> Iterator[str]:
     """Failing tests of a jest/vitest JSON report; errors of an eslint JSON report."""
     report: object = None
@@ -137,7 +148,12 @@ def _from_json(text: str) -> Iterator[str]:
             break
         except (ValueError, RecursionError):
             continue
-    if isinstance(report, dict) and isinstance(report.get("testResults"), list):
+    if isinstance(report, dict) and report.get("severity") is not None and "file" in report:
+        for line in text.splitlines():  # mypy -O json: one object a line
+            item = _json_line(line)
+            if item is not None and item.get("severity") == "error":
+                yield f"{item.get('file')}:{item.get('line')}: error: {item.get('message')}  [{item.get('code')}]"
+    elif isinstance(report, dict) and isinstance(report.get("testResults"), list):
         for result in report["testResults"]:
             if not isinstance(result, dict):
                 continue
@@ -154,6 +170,11 @@ def _from_json(text: str) -> Iterator[str]:
     elif isinstance(report, list):
         for entry in report:
             if not isinstance(entry, dict):
+                continue
+            where = entry.get("location")
+            if isinstance(where, dict):  # ruff --output-format=json
+                yield (f"{entry.get('filename', '')}:{where.get('row')}:{where.get('column')}: "
+                       f"{entry.get('code') or ''} {entry.get('message', '')}")  # fmt: skip
                 continue
             for m in entry.get("messages") or []:
                 if isinstance(m, dict) and m.get("severity") == 2:

@@ -50,6 +50,28 @@ def parse_junit(text: str) -> Outcomes | None:
     return out
 
 
+# Exit codes that agree with a report's failures, per runner (pytest: 2 interrupted, e.g. a collection
+# error, which the report names as an errored test; 5 nothing collected).
+_AGREES = {
+    "pytest": {0: "clean", 1: "failed", 2: "failed", 5: "empty"},
+    "vitest": {0: "clean", 1: "failed"},
+}
+
+
+def counts_from_report(parser: str, tests: Outcomes, returncode: int | None) -> Counts:
+    """Counts from the JUnit report alone, when the tool printed no summary line (its own config
+    made it quiet: pytest's addopts `-q` with ours is `-qq`); a crash unless the exit code agrees."""
+    failed = sum(1 for outcome in tests.values() if outcome == "failed")
+    passed = sum(1 for outcome in tests.values() if outcome == "passed")
+    counts = Counts(failed=failed, passed=passed, total=len(tests), note="counted from its test report")
+    want = _AGREES.get(parser, {}).get(returncode if returncode is not None else -1)
+    ok = {"clean": failed == 0, "failed": failed > 0, "empty": not tests}.get(want or "", False)
+    if not ok:
+        why = f"its test report ({failed} failed of {len(tests)}) disagrees with its exit code {returncode}"
+        return Counts(crashed=True, note=why)
+    return counts
+
+
 def disagreement(counts: Counts, tests: Outcomes) -> str | None:
     """Why a test report and the tool's summary cannot both be true (None: they agree).
 

@@ -266,8 +266,31 @@ _MYPY_FOUND = re.compile(r"^Found (\d+) errors? in \d+ files?(?P<rest>.*)$", re.
 _MYPY_LINE = re.compile(r"^\S.*?: error:", re.M)
 
 
+def _mypy_json(out: str) -> list[dict[str, object]]:
+    """mypy -O json's diagnostics: one JSON object a line, each with file and severity."""
+    items = []
+    for line in out.splitlines():
+        if line.startswith('{"file"'):
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(value, dict) and "severity" in value:
+                items.append(value)
+    return items
+
+
 def _mypy(out: str, err: str, rc: int) -> Counts:
     text = f"{out}\n{err}"
+    items = _mypy_json(out)
+    if items:
+        errors = sum(1 for item in items if item.get("severity") == "error")
+        if rc == 2:  # a blocking error (syntax, an unreadable file): the rest was never looked at
+            crash = _crash("mypy stopped early (errors prevented further checking)", err, out)
+            return Counts(errors=errors, crashed=True, note=crash.note)
+        if rc != 0 and errors == 0:
+            return _crash(f"mypy exited {rc} without a report", err, out)
+        return Counts(errors=errors)
     found = _MYPY_FOUND.search(text)
     errors = int(found[1]) if found else len(_MYPY_LINE.findall(text))
     if found and "errors prevented further checking" in found["rest"]:
@@ -311,6 +334,17 @@ _PARSERS: dict[str, Callable[[str, str, int], Counts]] = {
     "mypy": _mypy,
     "exitcode": _exitcode,
 }
+
+
+def summary_missing(parser: str, stdout: str, returncode: int | None) -> bool:
+    """Whether a test runner ended normally yet printed no summary line to count from (its output
+    settings, e.g. pytest's addopts `-q` on top of ours): its JUnit report may then stand in."""
+    out = strip_ansi(stdout)
+    if parser == "pytest":
+        return returncode in (0, 1, 2, 5) and _PYTEST_SUMMARY.search(out) is None
+    if parser == "vitest":
+        return returncode in (0, 1) and _VITEST_TESTS.search(out) is None and _json_report(out, _is_jest_json) is None
+    return False
 
 
 def parse(parser: str, stdout: str, stderr: str, returncode: int | None, *, pattern: str | None = None) -> Counts:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from factoryctl import __version__
-from factoryctl.cli import bot, config, doctor, init, log, queue, report, serve, sessions, skills, standup, tasks
+from factoryctl.cli import bot, config, doctor, init, log, queue, report, serve, sessions, skills, standup, state, tasks
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg, say
 from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV
@@ -19,7 +19,6 @@ from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.status import collect
 from factoryctl.rules.words import plural
-from factoryctl.state.locks import job_lock
 
 app = typer.Typer(
     help="Run and steer the agent factory. State lives under $FACTORY_HOME (default ~/factory).",
@@ -34,6 +33,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(queue.app, name="queue")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(skills.app, name="skills")
+app.add_typer(state.app, name="state")
 standup.register(app)
 doctor.register(app)
 app.command("init")(init.command)
@@ -145,7 +145,7 @@ def scheduler(
     self_app = own_app()
     if json:
         sched = Scheduler(ctx, self_app=self_app)
-        with job_lock(ctx.paths.locks_dir, "scheduler"):
+        with ctx.job_lock("scheduler"):
             render.emit_json(sched.tick().__dict__)
         return
     raise typer.Exit(Scheduler(ctx, out=say, self_app=self_app).run(once=once))

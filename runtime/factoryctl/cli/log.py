@@ -55,5 +55,6 @@ def log_tail(
 
 @app.command("path")
 def log_path() -> None:
-    """Print the log file's path."""
-    render.emit(str(Context.load().paths.log_file))
+    """Print the log file's path (with PostgreSQL: the database and its table)."""
+    ctx = Context.load()
+    render.emit(str(ctx.paths.log_file) if ctx.state.kind == "files" else f"{ctx.state.describe()} factory_events")

@@ -174,7 +174,7 @@ def report_text(r: Mapping[str, Any]) -> str:
         f"  failed:         {_mix(r['failed_by_outcome'])}",
         f"landed:           {r['landed']} ({r['merges_per_day']} per day)",
         f"rejected at gate: {r['rejected']} ({_mix(r['rejected_by_reason'])})",
-        f"review runs:      {r['review_runs']}; check runs {r['check_runs']}",
+        f"review runs:      {r['review_runs']}; check runs {r['check_runs']} (one = every configured check, once)",
         "cycle time:       "
         + (f"mean {_dur(r['cycle_s']['mean'])}, median {_dur(r['cycle_s']['median'])}"
            if r["cycle_s"]["mean"] is not None else "no cycles yet"),

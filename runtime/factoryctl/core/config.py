@@ -331,6 +331,27 @@ class SkillsSection(_Section):
     )
 
 
+class StateSection(_Section):
+    url: str = Field(
+        "",
+        description='where the shared state lives: "" the files under FACTORY_HOME/state; '
+        '"postgresql://USER@HOST:PORT/DB" a PostgreSQL database (password in FACTORY_DB_PASSWORD, never here)',
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("postgresql", "postgres"):
+            raise ValueError('must be "" (files) or a postgresql://USER@HOST:PORT/DB URL')
+        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo or "password=" in rest:
+            raise ValueError("must not carry a password: put it in FACTORY_DB_PASSWORD (the secrets file)")
+        return value
+
+
 class Settings(_Section):
     factory: FactorySection = FactorySection()
     repo: RepoSection = RepoSection()
@@ -348,6 +369,7 @@ class Settings(_Section):
     doctor: DoctorSection = DoctorSection()
     skills: SkillsSection = SkillsSection()
     sandbox: SandboxSection = SandboxSection()
+    state: StateSection = StateSection()
 
     @field_validator("checks")
     @classmethod

@@ -17,7 +17,9 @@ def first_problem(exc: ValidationError, root: type[BaseModel]) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     msg = msg.replace("Input should be", "must be")
     got = err.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    # A URL may carry a password: the error says what is wrong with it, never echoes it.
+    secret = tuple(loc) == ("state", "url")
+    shown = "" if isinstance(got, dict | list) or got is None or secret else f" (got {got!r})"
     return f"{key}: {msg}{shown}"
 
 

@@ -15,6 +15,7 @@ TMUX_SOCKET_ENV = "FACTORY_TMUX_SOCKET"  # a private tmux server (tests)
 SECRET_ENV = (
     "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "TELEGRAM_BOT_TOKEN", "FACTORY_HTTP_TOKEN", "FACTORY_GITHUB_SECRET",
     "ANTHROPIC_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
+    "FACTORY_DB_PASSWORD",
 )  # fmt: skip
 # The factory's own files (the event log, job logs, state): its user reads and writes them, its group
 # reads them, nobody else (they hold task titles, reasons, agent output).
@@ -35,6 +36,14 @@ MODEL_ENV = (
 )  # fmt: skip
 # What every sandboxed call's environment may hold (plus sandbox.pass_env); HOME is its cache.
 SANDBOX_PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "USER", "LOGNAME", "NODE_EXTRA_CA_CERTS")
+# What repo.setup also gets (it alone has the network): where the certificate authorities are (a
+# proxy's own CA), the proxies, and the package indexes a machine is configured to use.
+SETUP_PASS_ENV = (
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "UV_NATIVE_TLS",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "NPM_CONFIG_REGISTRY",
+    "npm_config_registry", "UV_PYTHON",
+)  # fmt: skip
 SANDBOX_PROBE_TIMEOUT_S = 20.0
 # Every sandboxed call: no user site-packages (a plugin planted under ~/.local never loads).
 SANDBOX_SET_ENV = {"PYTHONNOUSERSITE": "1"}

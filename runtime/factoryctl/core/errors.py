@@ -35,3 +35,11 @@ class ToolMissing(FactoryError):
 
 class BadRecord(FactoryError):
     """A record in a state file does not have the shape it must (names the field)."""
+
+
+class StateUnreachable(FactoryError):
+    """The shared state (the PostgreSQL database) cannot be reached: nothing can be recorded."""
+
+    def __init__(self, message: str, summary: str = "") -> None:
+        super().__init__(message)
+        self.summary = summary or message  # the same words however it failed (a waiting loop says it once)

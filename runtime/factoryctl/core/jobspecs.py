@@ -33,3 +33,15 @@ JOBS: tuple[Job, ...] = (
     Job("doctor", "cron", ("doctor",), schedule="15 */3 * * *"),
     Job("bot-improve", "cron", ("bot", "improve"), schedule="45 */6 * * *", needs="TELEGRAM_BOT_TOKEN"),
 )
+
+# A host's part in a factory of several hosts (host data `factory_role`). "all": the whole factory
+# on one host (today's default). "gate": the merge gate, scheduler, standup, doctor, bot, serve
+# (and PostgreSQL, the shared state). "worker": the agents' loops and a scheduler for its own
+# sessions and heavy slots. The jobs each role runs (None: every job).
+Role = Literal["all", "gate", "worker"]
+ROLES: tuple[Role, ...] = ("all", "gate", "worker")
+ROLE_JOBS: dict[Role, frozenset[str] | None] = {
+    "all": None,
+    "gate": frozenset(j.name for j in JOBS if j.name != "loop"),
+    "worker": frozenset({"loop", "scheduler"}),
+}

@@ -6,6 +6,7 @@ Plain values with their validation when read from disk; the files they live in b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
@@ -226,6 +227,10 @@ class ReviewEntry:
     decided: str | None = None
     restored: str | None = None
     failures: int = 0  # reviews of it that failed (not decided); at REVIEW_FAILURES it is rejected
+    # The merge result the gate tested before asking a person, and the checks configuration it was
+    # tested with: a person's approval lands that very commit while main has not moved.
+    tested: str | None = None
+    tested_key: str | None = None
 
     @property
     def waits_for_person(self) -> bool:
@@ -263,6 +268,9 @@ class ReviewEntry:
                 raise BadRecord(f"field {name!r} must not be negative")
         task = _field(raw, "task", int, None)
         evidence = _evidence(_field(raw, "evidence", dict, {}))
+        tested = _field(raw, "tested", str, None)
+        if tested is not None and not _SHA.fullmatch(tested):
+            raise BadRecord("field 'tested' must be a commit id (40 hex digits)")
         return cls(
             branch=branch, status=QueueStatus(status), session=_field(raw, "session", str, None),
             base=_field(raw, "base", str, None), head=_field(raw, "head", str, None), task=task,
@@ -272,6 +280,7 @@ class ReviewEntry:
             human_approved=_field(raw, "human_approved", bool, False),
             reviewer_verdict=_field(raw, "reviewer_verdict", dict, None), landed=_field(raw, "landed", str, None),
             decided=_field(raw, "decided", str, None), restored=_field(raw, "restored", str, None), **numbers,
+            tested=tested, tested_key=_field(raw, "tested_key", str, None),
         )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
@@ -290,6 +299,7 @@ class ReviewEntry:
         return replace(self, **changes)
 
 
+_SHA = re.compile(r"[0-9a-f]{40}")
 MAX_EVIDENCE_CHECKS = 32  # evidence of more checks than this in one entry is a bad record
 MAX_EVIDENCE_LINES = 20
 MAX_EVIDENCE_CHARS = 1000

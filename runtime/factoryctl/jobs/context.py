@@ -22,12 +22,14 @@ from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
 from factoryctl.core.records import Gates
 from factoryctl.state.alerts import Alerts, AlertSink
+from factoryctl.state.backend import StateBackend, open_backend
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.gates import current_gates
 from factoryctl.state.heartbeats import Heartbeats
 from factoryctl.state.locks import Semaphore, exclusive
 from factoryctl.state.reviewqueue import ReviewQueue
+from factoryctl.state.reviewqueue import empty as empty_queue
 from factoryctl.state.tasks import TaskQueue
 
 # The runtime's own interpreter (a venv, a pyenv under the hidden home): the scripted agent
@@ -42,11 +44,13 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     # Waiting goes through here, so a test with a fake clock also gets a fake sleep.
     sleep: Callable[[float], None] = time.sleep
+    state: StateBackend = field(init=False)
     log: EventLog = field(init=False)
     _sandbox_checked: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.log = EventLog(self.paths.log_file, clock=self.clock)
+        self.state = open_backend(self.settings.state.url, self.paths)
+        self.log = self.state.event_log(self.clock)
 
     @classmethod
     def load(cls, home: Path | None = None, clock: Callable[[], datetime] = utcnow) -> Context:
@@ -58,17 +62,21 @@ class Context:
         return self.paths.repo_dir(self.settings.repo.path)
 
     def tasks(self) -> TaskQueue:
-        return TaskQueue.at(self.paths.tasks_file, self.log)
+        return self.state.task_queue(self.log)
 
     def review_queue(self) -> ReviewQueue:
-        return ReviewQueue.at(self.paths.review_queue_file)
+        return ReviewQueue(self.state.document(self.paths.review_queue_file.name, empty_queue))
 
     def heartbeats(self) -> Heartbeats:
-        return Heartbeats(self.paths.sessions_file, self.clock)
+        return Heartbeats(self.state.document(self.paths.sessions_file.name, dict), self.clock)
 
     def baselines(self) -> Baselines:
         """Main's check counts per commit and checks configuration, shared by the cycles and the gate."""
-        return Baselines(self.paths.state_dir, self.paths.locks_dir, self.log)
+        return Baselines(self.state, self.log)
+
+    def job_lock(self, name: str) -> AbstractContextManager[None]:
+        """Job `name` runs once at a time (across the fleet with PostgreSQL); AlreadyRunning if it runs."""
+        return self.state.job_lock(name)
 
     def gates(self) -> Gates:
         """The scheduler's gates as they hold now (yesterday's budget entries no longer do)."""
@@ -77,7 +85,7 @@ class Context:
     def alerts(self, notifiers: Sequence[AlertSink] = ()) -> Alerts:
         """Alerts as every job raises them: a key is not repeated within `[alerts] quiet_s`."""
         quiet = timedelta(seconds=self.settings.alerts.quiet_s)
-        return Alerts(self.log, self.paths.locks_dir, notifiers, quiet=quiet)
+        return Alerts(self.log, lambda: self.state.exclusive("alerts"), notifiers, quiet=quiet)
 
     def heavy_slots(self) -> Semaphore:
         return Semaphore(self.paths.locks_dir, "heavy", self.settings.scheduler.heavy_slots)

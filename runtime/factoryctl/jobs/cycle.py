@@ -28,7 +28,7 @@ from factoryctl.core.records import ACTIVE, CycleVerdict, ReviewEntry, Task, as_
 from factoryctl.core.signals import StopRequested, signals_held
 from factoryctl.jobs import lessons, prompting
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.workspace import Workspace
+from factoryctl.jobs.workspace import SetupFailed, Workspace, ensure_setup
 from factoryctl.rules.changes import (
     CHANGED_DURING_CHECKS,
     NO_CHECKS,
@@ -38,7 +38,6 @@ from factoryctl.rules.changes import (
     worse_reasons,
 )
 from factoryctl.state.eventlog import EventFilter
-from factoryctl.state.locks import job_lock
 
 
 @dataclass
@@ -107,7 +106,7 @@ class Cycle:
 
     def run(self) -> CycleReport:
         self.ctx.require_sandbox()
-        with job_lock(self.ctx.paths.locks_dir, f"cycle-{self.session}"):
+        with self.ctx.job_lock(f"cycle-{self.session}"):
             report = CycleReport(self.session)
             started = time.monotonic()
             self.ctx.heartbeats().beat(self.session, "cycle", doing=None)
@@ -205,6 +204,14 @@ class Cycle:
         if hits:
             report.end(CycleVerdict.DISCARDED, f"touches protected paths: {', '.join(hits[:5])}")
             return
+        t0 = time.monotonic()
+        try:  # the change's own manifests (a dependency it added), never packages the agent installed by hand
+            if ensure_setup(self.ctx, self.ws.path, self.session):
+                self.say("ran repo.setup for the change's manifests")
+        except SetupFailed as exc:
+            report.end(CycleVerdict.DISCARDED, f"repo.setup failed on the change: {exc}")
+            return
+        report.durations["setup_s"] = report.durations.get("setup_s", 0.0) + time.monotonic() - t0
         t0 = time.monotonic()
         self.say("running the checks on the change")
         report.after = self._checks("after")

@@ -46,7 +46,6 @@ from factoryctl.rules.doctor import (
 from factoryctl.rules.skills import RetireCandidate, SkillRefused, check_new_skill, retire_candidates
 from factoryctl.state.alerts import AlertSink
 from factoryctl.state.eventlog import EventFilter
-from factoryctl.state.locks import job_lock
 from factoryctl.state.skills import SkillStore
 from factoryctl.state.stores import atomic_write_text
 
@@ -97,7 +96,7 @@ class Doctor:
         self.store = SkillStore(ctx.paths.skills_dir)
 
     def run(self) -> dict[str, Any]:
-        with job_lock(self.ctx.paths.locks_dir, "doctor"):
+        with self.ctx.job_lock("doctor"):
             started = time.monotonic()
             findings = self.gather()
             s = self.ctx.settings

@@ -22,9 +22,11 @@ from factoryctl.core.defaults import GIT_TIMEOUT_S
 from factoryctl.core.errors import FactoryError, UsageError
 from factoryctl.core.paths import Paths
 from factoryctl.core.tomltext import toml_value
-from factoryctl.rules.detect import FILES, Detected, detect
+from factoryctl.jobs.proof import resolve
+from factoryctl.rules.detect import DIRS, FILES, Detected, detect
 
 MAX_FILE_BYTES = 1_000_000  # a manifest bigger than this is not read (it says nothing more)
+MAX_CI_FILES = 50  # workflow files read from one folder
 _URL_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://")
 
 
@@ -59,6 +61,7 @@ def init(repo: str, home: Path, *, agent: Sequence[str] = ()) -> InitReport:
     source, local = source_of(repo)
     if home.exists() and any(home.iterdir()):
         raise UsageError(f"{home} exists and is not empty; refusing to overwrite it (choose another --home)")
+    agent = absolute_agent(agent)
     created = not home.exists()
     home.mkdir(parents=True, exist_ok=True)
     paths = Paths(home)
@@ -81,6 +84,18 @@ def init(repo: str, home: Path, *, agent: Sequence[str] = ()) -> InitReport:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         raise
     return InitReport(home, clone, origin, main, detected)
+
+
+def absolute_agent(agent: Sequence[str]) -> list[str]:
+    """The agent's command with its program as an absolute path, so it runs from any cwd; a UsageError
+    (one line, what to do) when it cannot be found."""
+    if not agent:
+        return []
+    path = resolve(agent[0])
+    if path is None:
+        raise UsageError(f"--agent: {agent[0]!r} is not an executable file or a program on PATH; "
+                         "give its absolute path")  # fmt: skip
+    return [path, *agent[1:]]
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -108,6 +123,15 @@ def read_telling_files(clone: Path) -> dict[str, str]:
             out[name] = "" if size > MAX_FILE_BYTES else git.run("show", f"HEAD:{name}").stdout
         except (GitError, ValueError):
             continue
+    for folder in DIRS:
+        listed = git.run("ls-tree", "--name-only", "HEAD", "--", folder, check=False)
+        for name in listed.stdout.splitlines()[:MAX_CI_FILES] if listed.ok else []:
+            try:
+                if git.run("cat-file", "-t", f"HEAD:{name}", check=False).stdout.strip() == "blob":
+                    size = int(git.run("cat-file", "-s", f"HEAD:{name}").stdout.strip() or 0)
+                    out[name] = "" if size > MAX_FILE_BYTES else git.run("show", f"HEAD:{name}").stdout
+            except (GitError, ValueError):
+                continue
     return out
 
 

@@ -22,7 +22,6 @@ from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import HOME_ENV, PRIVATE_FILE_MODE, TRIGGER_JOB_TIMEOUT_S
 from factoryctl.core.errors import AlreadyRunning, FactoryError
 from factoryctl.jobs.context import Context
-from factoryctl.state.locks import job_lock
 
 JOBS = ("review", "standup", "doctor")
 
@@ -72,7 +71,7 @@ class Launcher:
         with self._guard:
             if self.running(job):
                 raise AlreadyRunning(f"{job} is already running (started by this process)")
-            with job_lock(self.ctx.paths.locks_dir, job):
+            with self.ctx.job_lock(job):
                 pass  # free now; held elsewhere it raises AlreadyRunning
             launched = Launched(job)
             launched.thread = threading.Thread(target=self._run, args=(launched, args, on_end), name=f"job-{job}",

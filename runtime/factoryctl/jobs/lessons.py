@@ -7,11 +7,11 @@ The advice is what the last standup found: files another session is changing too
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import PROMPT_BUDGET_SKILLS
+from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.prompting import TextFile, fit
 from factoryctl.rules.skills import rank
@@ -31,9 +31,9 @@ def skills_for_prompt(ctx: Context, at_hand: str, cuts: list[str]) -> list[TextF
 
 def advice_for(ctx: Context, session: str, limit: int = 10) -> list[str]:
     """The last standup's advice for this session (overlaps with other sessions' work)."""
-    try:
-        doc = json.loads(ctx.paths.advice_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # a document of the state: the standup on the gate writes it, cycles on every host read it
+        doc = ctx.state.document(ctx.paths.advice_file.name, dict).read()
+    except (FactoryError, RecursionError):
         return []
     lines = doc.get("sessions", {}).get(session, []) if isinstance(doc, dict) else []
     return [str(line)[:300] for line in lines[:limit]] if isinstance(lines, list) else []

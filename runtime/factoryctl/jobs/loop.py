@@ -7,6 +7,7 @@ the cycle under way drops its unpushed branch before the loop exits.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from factoryctl.adapters.agent import Agent
 from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import PAUSE_POLL_S
-from factoryctl.core.errors import AlreadyRunning
+from factoryctl.core.errors import AlreadyRunning, StateUnreachable
 from factoryctl.core.records import Alert, CycleVerdict
 from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
@@ -32,7 +33,12 @@ def next_delay(interval_s: float, elapsed_s: float, failures: int, cap_s: float)
 
 
 def pause_reason(ctx: Context, session: str) -> str | None:
-    """Why no cycle may start now, or None: a pause flag, a closed gate, or a hold on this session."""
+    """Why no cycle may start now, or None: the state out of reach, a pause flag, a closed gate, or a
+    hold on this session."""
+    try:
+        ctx.state.check()
+    except StateUnreachable as exc:  # a cycle it cannot record must not run (it would spend blind)
+        return f"{exc.summary}; no cycle runs until it can be recorded"
     for flag in (ctx.paths.pause_flag(), ctx.paths.pause_flag(session)):
         if flag.exists():
             note = flag.read_text(errors="replace").strip()
@@ -97,6 +103,9 @@ class Loop:
         except AlreadyRunning as exc:  # a person runs `factoryctl cycle` on this session right now
             self.say(f"skipped: {exc}")
             return False
+        except StateUnreachable as exc:  # lost mid-cycle: the next wait says so until it is back
+            self.say(f"cycle {self.cycles} stopped: {exc}")
+            return True
         except Exception as exc:  # a broken prompt template, a full disk: say it, back off, go on
             self.say(f"cycle {self.cycles} crashed: {type(exc).__name__}: {exc}")
             text = f"{self.session}: its cycle crashed: {type(exc).__name__}: {exc}"[:500]
@@ -126,4 +135,8 @@ class Loop:
             self.sleep(poll)
 
     def _mark(self, state: str, waiting: str | None = None, next_cycle: str | None = None) -> None:
-        self.ctx.heartbeats().beat(self.session, state, failures=self.failures, waiting=waiting, next_cycle=next_cycle)
+        """Say what the loop does in its heartbeat; with the state out of reach the pane says it instead."""
+        with contextlib.suppress(StateUnreachable):
+            self.ctx.heartbeats().beat(
+                self.session, state, failures=self.failures, waiting=waiting, next_cycle=next_cycle
+            )

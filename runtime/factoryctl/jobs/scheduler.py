@@ -31,9 +31,7 @@ from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
 from factoryctl.rules.watchdog import load_history
 from factoryctl.state.alerts import Alerts, LogSink
 from factoryctl.state.gates import read_gates, write_gates
-from factoryctl.state.locks import job_lock
 from factoryctl.state.spend import spend_since
-from factoryctl.state.stores import JsonStore
 
 
 @dataclass
@@ -65,7 +63,7 @@ class Scheduler:
         self.alerts = alerts or ctx.alerts([LogSink(out)])
         self.out = out
         self.self_app = self_app
-        self.state = JsonStore(ctx.paths.state_dir / "scheduler.json", dict)
+        self.state = ctx.state.document("scheduler.json", dict)
 
     def gather(self) -> Facts:
         ctx = self.ctx
@@ -180,7 +178,7 @@ class Scheduler:
         """Tick every scheduler.tick_s until SIGTERM/SIGINT (which let the tick under way finish)."""
         stop = stop or threading.Event()
         with (
-            job_lock(self.ctx.paths.locks_dir, "scheduler"),
+            self.ctx.job_lock("scheduler"),
             on_signals(lambda signum: stop.set()),
         ):  # the tick under way finishes
             while True:

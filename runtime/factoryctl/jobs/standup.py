@@ -42,7 +42,6 @@ from factoryctl.rules.standup import (
 )
 from factoryctl.rules.words import plural
 from factoryctl.state.eventlog import EventFilter
-from factoryctl.state.locks import job_lock
 from factoryctl.state.stores import atomic_write_text
 
 ROUNDS = (1, 2, 3)
@@ -165,7 +164,7 @@ class Standup:
         self.template = prompting.load_template(ctx.paths.home / "prompts", "standup")
 
     def run(self) -> dict[str, Any]:
-        with job_lock(self.ctx.paths.locks_dir, "standup"):
+        with self.ctx.job_lock("standup"):
             started = time.monotonic()
             facts = gather(self.ctx, self.tmux)
             meeting = Meeting(facts)
@@ -269,7 +268,7 @@ class Standup:
             s.session: [o.advice(s.session) for o in facts.overlaps if s.session in o.sessions] for s in facts.sessions
         }
         doc = {"from": str(transcript), "ts": facts.now, "sessions": {k: v for k, v in advice.items() if v}}
-        atomic_write_text(self.ctx.paths.advice_file, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        self.ctx.state.document(self.ctx.paths.advice_file.name, dict).write(doc)
 
 
 def _lines(answers: dict[str, dict[str, Any]]) -> list[str]:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from factoryctl.adapters.git import Git, verify_clone_config
 from factoryctl.adapters.runner import run
 from factoryctl.adapters.sandbox import Launch
 from factoryctl.core import jsonio
-from factoryctl.core.defaults import BYPRODUCTS
+from factoryctl.core.defaults import BYPRODUCTS, SETUP_PASS_ENV
 from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.context import Context
 from factoryctl.state.stores import atomic_write_text
@@ -175,7 +177,8 @@ class Workspace:
         return paths
 
     def setup_if_needed(self) -> bool:
-        return ensure_setup(self.ctx, self.path, self.session)
+        """Setup after `prepare` (the worktree is at main's tip): with the shared caches."""
+        return ensure_setup(self.ctx, self.path, self.session, on_main=True)
 
 
 class SetupFailed(FactoryError):
@@ -231,7 +234,27 @@ def setup_marker(ctx: Context, name: str) -> Path:
     return ctx.paths.state_dir / "setup" / f"{name}.json"
 
 
-def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
+def shared_caches(ctx: Context) -> tuple[Path, dict[str, str]]:
+    """The package managers' download caches every session shares (uv's, npm's, pnpm's store), and the
+    environment that points setup at them.
+
+    Only setup on main's commit writes them (the gate tested and landed it); setup on anything else
+    (a merge result, a branch) gets a cache of its own that is gone after it. Agents and checks never
+    see them (they live under FACTORY_HOME, which the sandbox hides). Installs copy out of them
+    (UV_LINK_MODE=copy, package-import-method=copy): no file in a worktree shares its inode with the
+    cache, so code writing into its .venv or node_modules cannot change what the next install gets.
+    """
+    root = ctx.paths.caches_dir / "shared"
+    env = {
+        "UV_CACHE_DIR": str(root / "uv"), "UV_LINK_MODE": "copy",
+        "npm_config_cache": str(root / "npm"),
+        "npm_config_store_dir": str(root / "pnpm-store"), "pnpm_config_store_dir": str(root / "pnpm-store"),
+        "npm_config_package_import_method": "copy", "pnpm_config_package_import_method": "copy",
+    }  # fmt: skip
+    return root, env
+
+
+def ensure_setup(ctx: Context, path: Path, name: str, *, on_main: bool = False) -> bool:
     """Run repo.setup (e.g. `npm ci`) in a worktree unless its dependencies are known to match.
 
     The recorded setup state is the digest of the manifests and lockfiles the setup ran
@@ -251,6 +274,15 @@ def ensure_setup(ctx: Context, path: Path, name: str) -> bool:
     marker.unlink(missing_ok=True)  # a setup that fails half-way leaves no state that looks good
     # Setup fetches dependencies (the network, never a credential), with a HOME of its own that is gone after it.
     launch = ctx.launch(path, name, network=True).scratch()
+    env = {**launch.env, **{k: os.environ[k] for k in SETUP_PASS_ENV if k in os.environ}}
+    if on_main:  # main's own dependencies: the shared caches, written by this trusted run
+        shared, cache_env = shared_caches(ctx)
+        for sub in ("uv", "npm", "pnpm-store"):
+            (shared / sub).mkdir(parents=True, exist_ok=True)
+        policy = replace(launch.policy, extra_writable=(*launch.policy.extra_writable, shared))
+        launch = replace(launch, policy=policy)
+        env.update(cache_env)
+    launch = replace(launch, env=env)
     with ctx.heavy_slot():
         done = run(launch.argv(spec.setup), cwd=path, timeout=spec.setup_timeout_s, env=dict(launch.env))
     if not done.ok:

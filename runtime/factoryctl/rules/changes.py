@@ -169,8 +169,12 @@ def new_on_import_path(added: Sequence[str], top_level: Sequence[str]) -> list[s
     hits = []
     for path in added:
         parts = path.split("/")
-        if (parts[0] not in existing and (len(parts) > 1 or parts[0].endswith((".py", ".pth")))) or (
-            any(part.removesuffix(".py") in packages for part in parts[1:]) and parts[-1].endswith(".py")
-        ):
+        if not parts[-1].endswith(IMPORTABLE):  # notes, data, docs: nothing an import finds
+            continue
+        if parts[0] not in existing or any(part.removesuffix(".py") in packages for part in parts[1:]):
             hits.append(path)
     return hits
+
+
+# What Python's import system loads: source, bytecode, extension modules, path files.
+IMPORTABLE = (".py", ".pyc", ".pyo", ".pth", ".so", ".pyd")

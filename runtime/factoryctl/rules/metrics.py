@@ -141,9 +141,10 @@ class _Tally:
         if isinstance(durations, Mapping) and "total_s" in durations:
             self.durations.append(number(durations["total_s"], MAX_SECONDS))
         after, before = data.get("after"), data.get("before")
-        self.check_runs += len(after) if isinstance(after, Mapping | tuple) else 0
-        if data.get("baseline_computed") is True and isinstance(before, Mapping | tuple):
-            self.check_runs += len(before)
+        # One unit everywhere: a check run is one run of the configured checks (as the gate counts).
+        self.check_runs += 1 if isinstance(after, Mapping | tuple) and after else 0
+        if data.get("baseline_computed") is True and isinstance(before, Mapping | tuple) and before:
+            self.check_runs += 1
 
     def call(self, data: Mapping[str, Any]) -> None:
         self.calls += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -40,10 +41,16 @@ class LogSink:
 
 class Alerts:
     def __init__(
-        self, events: EventLog, locks_dir: Path, notifiers: Sequence[AlertSink] = (), quiet: timedelta = ALERT_QUIET
+        self,
+        events: EventLog,
+        section: Path | Callable[[], AbstractContextManager[None]],
+        notifiers: Sequence[AlertSink] = (),
+        quiet: timedelta = ALERT_QUIET,
     ) -> None:
+        """`section`: the critical section that makes look-up and record one step (a locks folder, or
+        the state backend's `exclusive("alerts")`)."""
         self.events = events
-        self.lock = locks_dir / "alerts.lock"
+        self.section = (lambda: exclusive(section / "alerts.lock")) if isinstance(section, Path) else section
         self.notifiers: list[AlertSink] = list(notifiers) or [LogSink()]
         self.quiet = quiet
 
@@ -55,7 +62,7 @@ class Alerts:
 
     def send(self, alert: Alert) -> bool:
         """Record and deliver `alert` unless its key was used within the quiet period; True if sent."""
-        with exclusive(self.lock):
+        with self.section():
             if self.recent(alert.key):
                 return False
             self.events.append(

@@ -1,7 +1,8 @@
 """Baselines: the check counts of a main commit, per checks configuration, computed once and shared.
 
 The first session to need a baseline computes it under a lock while the others wait for
-its file; a crashed run is never stored as a baseline.
+it; a crashed run is never stored as a baseline. Each baseline is a document of the state
+backend (`baselines/COMMIT-KEY.json`, a file under state/ with the file backend).
 """
 
 from __future__ import annotations
@@ -9,15 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from typing import Any
 
-from factoryctl.core import jsonio
 from factoryctl.core.checks import CheckRun, Counts, counts_of
 from factoryctl.core.config import CheckSpec
-from factoryctl.core.errors import BadRecord
+from factoryctl.core.errors import BadRecord, FactoryError
+from factoryctl.state.backend import Document, StateBackend
 from factoryctl.state.eventlog import EventLog
-from factoryctl.state.locks import exclusive
-from factoryctl.state.stores import atomic_write_text
 
 
 def checks_key(specs: Sequence[CheckSpec]) -> str:
@@ -26,66 +25,70 @@ def checks_key(specs: Sequence[CheckSpec]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _lenient(doc: Document) -> Any:
+    """What a baseline document holds, or None when it is missing or damaged (measured again)."""
+    try:
+        return doc.read()
+    except (FactoryError, RecursionError):
+        return None
+
+
 class Baselines:
     """Baseline counts per (main commit, checks configuration), computed once, shared."""
 
-    def __init__(self, state_dir: Path, locks_dir: Path, log: EventLog) -> None:
-        self.dir = state_dir / "baselines"
-        self.locks_dir = locks_dir
+    def __init__(self, state: StateBackend, log: EventLog) -> None:
+        self.state = state
         self.log = log
 
-    def path(self, commit: str, key: str) -> Path:
-        return self.dir / f"{commit}-{key}.json"
+    def _doc(self, name: str) -> Document:
+        return self.state.document(name, dict)
+
+    def document(self, commit: str, key: str) -> Document:
+        return self._doc(f"baselines/{commit}-{key}.json")
 
     def read(self, commit: str, key: str) -> dict[str, Counts] | None:
-        return _counts_in(self.path(commit, key))
+        return _counts_in(_lenient(self.document(commit, key)))
 
     # -- main's health: the last sound baseline, and what is wrong with main now --------
 
-    def sound_path(self, key: str) -> Path:
-        return self.dir / f"sound-{key}.json"
+    def sound_document(self, key: str) -> Document:
+        return self._doc(f"baselines/sound-{key}.json")
 
     @property
-    def health_path(self) -> Path:
-        return self.dir.parent / "main-health.json"
+    def health_document(self) -> Document:
+        return self._doc("main-health.json")
 
     def sound(self, specs: Sequence[CheckSpec]) -> dict[str, Counts] | None:
         """The counts of main's last sound baseline for this checks configuration (None: none yet)."""
-        return _counts_in(self.sound_path(checks_key(specs)))
+        return _counts_in(_lenient(self.sound_document(checks_key(specs))))
 
     def record_health(self, commit: str, specs: Sequence[CheckSpec], counts: Mapping[str, Counts],
                       problems: Sequence[str], now: str) -> None:  # fmt: skip
         """Record what the cycle found on main: a sound baseline moves the yardstick; problems are kept
-        in state/main-health.json for the scheduler (one alert) and `status`."""
+        in main-health.json for the scheduler (one alert) and `status`."""
         key = checks_key(specs)
         if not problems:
-            doc = {"commit": commit, "key": key, "checks": {n: vars(c) for n, c in counts.items()}}
-            atomic_write_text(self.sound_path(key), json.dumps(doc, indent=2) + "\n")
+            self.sound_document(key).write(
+                {"commit": commit, "key": key, "checks": {n: vars(c) for n, c in counts.items()}}
+            )
         else:  # measured again by the next cycle: a flaky test on main must not hold the factory for good
-            self.path(commit, key).unlink(missing_ok=True)
-            self.tests_path(commit, key).unlink(missing_ok=True)
-        health = {"commit": commit, "key": key, "problems": list(problems), "checked": now}
-        atomic_write_text(self.health_path, json.dumps(health, indent=2) + "\n")
+            self.document(commit, key).delete()
+            self.tests_document(commit, key).delete()
+        self.health_document.write({"commit": commit, "key": key, "problems": list(problems), "checked": now})
 
     def health(self) -> tuple[str, tuple[str, ...]]:
         """(main commit, problems) as the last cycle found them; no problems when nothing is known."""
-        try:
-            data = jsonio.loads(self.health_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return "", ()
+        data = _lenient(self.health_document)
         if not isinstance(data, dict) or not isinstance(data.get("problems"), list):
             return "", ()
         return str(data.get("commit") or ""), tuple(str(p)[:500] for p in data["problems"][:20])
 
-    def tests_path(self, commit: str, key: str) -> Path:
-        return self.dir / f"{commit}-{key}.tests.json"
+    def tests_document(self, commit: str, key: str) -> Document:
+        return self._doc(f"baselines/{commit}-{key}.tests.json")
 
     def tests(self, commit: str, specs: Sequence[CheckSpec]) -> dict[str, dict[str, str] | None]:
         """Each check's per-test outcomes on `commit` (None where its tool wrote no report)."""
-        try:
-            data = json.loads(self.tests_path(commit, checks_key(specs)).read_text())
-        except (OSError, ValueError, RecursionError):
-            return {}
+        data = _lenient(self.tests_document(commit, checks_key(specs)))
         if not isinstance(data, dict):
             return {}
         return {str(n): (v if isinstance(v, dict) else None) for n, v in data.items()}
@@ -93,8 +96,8 @@ class Baselines:
     def _store(self, commit: str, key: str, runs: Mapping[str, CheckRun], doc: Mapping[str, object]) -> None:
         # The per-test outcomes first: whoever finds the counts finds them too.
         tests = {n: (dict(r.tests) if r.tests is not None else None) for n, r in runs.items()}
-        atomic_write_text(self.tests_path(commit, key), json.dumps(tests) + "\n")
-        atomic_write_text(self.path(commit, key), json.dumps(doc, indent=2) + "\n")
+        self.tests_document(commit, key).write(tests)
+        self.document(commit, key).write(dict(doc))
 
     def put(self, commit: str, specs: Sequence[CheckSpec], runs: Mapping[str, CheckRun]) -> None:
         """Record counts measured on `commit` (e.g. a merge result that became main)."""
@@ -116,7 +119,7 @@ class Baselines:
         found = self.read(commit, key)
         if found is not None:
             return found, False
-        with exclusive(self.locks_dir / f"baseline-{key}.lock"):  # another session computing it: wait
+        with self.state.exclusive(f"baseline-{key}"):  # another session computing it: wait
             found = self.read(commit, key)
             if found is not None:
                 return found, False
@@ -128,12 +131,8 @@ class Baselines:
             return {n: r.counts for n, r in runs.items()}, True
 
 
-def _counts_in(path: Path) -> dict[str, Counts] | None:
-    """The `checks` of a baseline file; None when it is missing or not what a baseline file holds."""
-    try:
-        data = jsonio.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+def _counts_in(data: Any) -> dict[str, Counts] | None:
+    """The `checks` of a baseline document; None when it is missing or not what a baseline holds."""
     checks = data.get("checks") if isinstance(data, dict) else None
     if not isinstance(checks, dict) or not all(isinstance(c, dict) for c in checks.values()):
         return None

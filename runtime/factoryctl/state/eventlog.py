@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from factoryctl.core import jsonio
 from factoryctl.core.clock import format_ts, utcnow
-from factoryctl.core.defaults import LOG_READ_BLOCK, PRIVATE_FILE_MODE, SECRET_ENV
+from factoryctl.core.defaults import BOT_READ_BYTES, LOG_READ_BLOCK, PRIVATE_FILE_MODE, SECRET_ENV
 from factoryctl.core.errors import FactoryError
 
 TS_PREFIX = b'{"ts":"'  # every line the writer appends starts so, its timestamp right after
@@ -77,7 +77,13 @@ class EventFilter:
 
 
 class EventLog:
-    """Append events, read the newest ones first, follow new ones as they come."""
+    """Append events, read the newest ones first, follow new ones as they come.
+
+    A cursor (`end_cursor`, `read_after`) is an opaque position a reader keeps (the bot, the
+    page): here a byte offset into the file; in PostgreSQL an event id.
+    """
+
+    kind = "files"
 
     def __init__(
         self,
@@ -170,6 +176,46 @@ class EventLog:
                 break
         out.reverse()
         return out
+
+    def iter_forward(self) -> Iterator[Event]:
+        """Every event, oldest first (a line that does not parse is skipped)."""
+        try:
+            with open(self.path, "rb") as fh:
+                for raw in fh:
+                    if raw.endswith(b"\n") and (event := Event.from_line(raw)) is not None:
+                        yield event
+        except FileNotFoundError:
+            return
+
+    def end_cursor(self) -> int:
+        """The cursor after the last event: a reader starting here sees only new ones."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def cursor_before(self, ts: str) -> int:
+        """A cursor at or before the first event at or after `ts` (here: the start of the file)."""
+        return 0
+
+    def read_after(self, cursor: int, limit: int = BOT_READ_BYTES) -> tuple[list[Event], int]:
+        """The complete events after `cursor` (at most `limit` bytes of them) and the cursor after them."""
+        try:
+            with open(self.path, "rb") as fh:
+                size = fh.seek(0, 2)
+                if size < cursor:  # replaced or truncated: start over from its beginning
+                    cursor = 0
+                fh.seek(cursor)
+                chunk = fh.read(min(limit, size - cursor))
+        except FileNotFoundError:
+            return [], 0
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            if len(chunk) >= limit:  # one absurd line: skip it rather than stall forever
+                return [], cursor + len(chunk)
+            return [], cursor
+        events = [e for line in chunk[: end + 1].split(b"\n") if line and (e := Event.from_line(line)) is not None]
+        return events, cursor + end + 1
 
     def follow(
         self,

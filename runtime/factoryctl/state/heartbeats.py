@@ -1,4 +1,4 @@
-"""state/sessions.json: what each session's loop or cycle is doing, and when it last said so.
+"""sessions.json (a state file, or a PostgreSQL document): what each session is doing, and since when.
 
 The loop and the cycle write (`beat`); the scheduler, `status` and `sessions list` read.
 A session whose entry is not a JSON object reads as empty (a person's hand edit, a crash).
@@ -7,19 +7,23 @@ A session whose entry is not a JSON object reads as empty (a person's hand edit,
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.core.clock import format_ts
 from factoryctl.core.records import as_dict
 from factoryctl.state.stores import JsonStore
 
+if TYPE_CHECKING:
+    from factoryctl.state.backend import Document
+
 
 class Heartbeats:
-    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
-        self.store = JsonStore(path, dict)
+    def __init__(self, store: Path | Document, clock: Callable[[], datetime]) -> None:
+        self.store = JsonStore(store, dict) if isinstance(store, Path) else store
         self.clock = clock
 
     def read(self) -> dict[str, dict[str, Any]]:
@@ -34,7 +38,8 @@ class Heartbeats:
         with self.store.update() as doc:
             entry = as_dict(doc.get(session))
             doc[session] = entry
-            entry.update(state=state, pid=os.getpid(), heartbeat=now)
+            # The host says whose pid it is once several hosts share the state (a pid means nothing elsewhere).
+            entry.update(state=state, pid=os.getpid(), host=socket.gethostname(), heartbeat=now)
             if state == "cycle":
                 entry["cycle_started"] = now
             for key, value in fields.items():

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.core.errors import BadRecord, FactoryError, NotFound
 from factoryctl.core.records import QueueStatus, ReviewEntry
 from factoryctl.state.stores import JsonStore
+
+if TYPE_CHECKING:
+    from factoryctl.state.backend import Document
 
 
 @dataclass(frozen=True)
@@ -25,17 +28,17 @@ class QueueRead:
         return [e for e in self.entries if e.status is QueueStatus.PENDING]
 
 
-def _empty() -> dict[str, Any]:
+def empty() -> dict[str, Any]:
     return {"branches": []}
 
 
 class ReviewQueue:
-    def __init__(self, store: JsonStore) -> None:
+    def __init__(self, store: Document) -> None:
         self.store = store
 
     @classmethod
     def at(cls, path: Path) -> ReviewQueue:
-        return cls(JsonStore(path, _empty))
+        return cls(JsonStore(path, empty))
 
     def _raw(self, doc: Any) -> list[Any]:
         raw = doc.get("branches", [])

@@ -78,3 +78,10 @@ class JsonStore:
             data = self.read()
             yield data
             atomic_write_text(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def write(self, data: Any) -> None:
+        """Replace the document whole (atomically: no lock needed)."""
+        atomic_write_text(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import TASK_MAX_BODY, TASK_MAX_TITLE
@@ -18,8 +18,11 @@ from factoryctl.core.records import ACTIVE, LIVE, PRIORITIES, STATUSES, Task
 from factoryctl.state.eventlog import EventLog
 from factoryctl.state.stores import JsonStore
 
+if TYPE_CHECKING:
+    from factoryctl.state.backend import Document
 
-def _empty() -> dict[str, Any]:
+
+def empty() -> dict[str, Any]:
     return {"next_id": 1, "tasks": []}
 
 
@@ -49,13 +52,13 @@ def _checked(doc: Any, path: Any) -> Valid:
 
 
 class TaskQueue:
-    def __init__(self, store: JsonStore, log: EventLog) -> None:
+    def __init__(self, store: Document, log: EventLog) -> None:
         self.store = store
         self.log = log
 
     @classmethod
     def at(cls, path: Any, log: EventLog) -> TaskQueue:
-        return cls(JsonStore(path, _empty), log)
+        return cls(JsonStore(path, empty), log)
 
     def all(self) -> list[Task]:
         """The tasks that validate (a bad record is skipped: `problems()` names it)."""
@@ -96,10 +99,7 @@ class TaskQueue:
                         return live, False
             doc["next_id"] = max([doc.get("next_id", 1), *(t.id + 1 for _, t in found.tasks)])
             doc.setdefault("tasks", [])
-            task = Task(id=doc["next_id"], title=title, body=body, priority=priority, created=now, updated=now)
-            task.history.append({"ts": now, "status": "queued", "note": f"added by {source}" if source else "added"})
-            if session is not None:
-                task.session = session
+            task = new_task(doc["next_id"], title, body, priority, session, source, now)
             doc["next_id"] += 1
             doc["tasks"].append(asdict(task))
         data = {"action": "added", "id": task.id, "title": title, "priority": priority}
@@ -123,23 +123,7 @@ class TaskQueue:
             if pair is None:
                 raise NotFound(f"no task {task_id} (see `factoryctl task list`)")
             raw, task = pair
-            revivable = task.status in ("parked", "failed") and status in ("requeued", "cancelled")
-            if task.status not in LIVE and not revivable:
-                raise UsageError(f"task {task_id} is {task.status}; only open tasks can change")
-            if status == "requeued":
-                task.status, task.session = "queued", None
-            else:
-                task.status = status
-                if session is not None:
-                    task.session = session
-            if status == "in_progress":
-                task.attempts += 1
-            if refund:
-                task.attempts = max(0, task.attempts - 1)
-            if revivable and status == "requeued":
-                task.attempts = 0
-            task.updated = now
-            task.history.append({"ts": now, "status": status, "note": note})
+            moved(task, status, note=note, session=session, refund=refund, now=now)
             raw.clear()
             raw.update(asdict(task))
         self.log.append("task", session=task.session or session, data={"action": status, "id": task_id, "note": note})
@@ -171,8 +155,7 @@ class TaskQueue:
             if not free:
                 return None
             task = free[0]
-            task.status, task.session, task.updated = "assigned", session, now
-            task.history.append({"ts": now, "status": "assigned", "note": f"claimed by {session}"})
+            claimed(task, session, now)
             for raw, old in found:
                 if old.id == task.id:
                     raw.update(asdict(task))
@@ -194,11 +177,7 @@ class TaskQueue:
             task = next((t for t in tasks if t.id == task_id), None)
             if task is None or not ok(task, tasks):
                 return None
-            task.status = "queued" if status == "requeued" else status
-            if session is not None:
-                task.session = session or None
-            task.updated = now
-            task.history.append({"ts": now, "status": status, "note": note})
+            changed(task, status, note, session, now)
             for raw, old in found:
                 if old.id == task_id:
                     raw.clear()
@@ -233,6 +212,49 @@ class TaskQueue:
 
     def cancel(self, task_id: int, note: str = "cancelled by a person") -> Task:
         return self.transition(task_id, "cancelled", note=note)
+
+
+def new_task(task_id: int, title: str, body: str, priority: str, session: str | None, source: str, now: str) -> Task:
+    task = Task(id=task_id, title=title, body=body, priority=priority, created=now, updated=now)
+    task.history.append({"ts": now, "status": "queued", "note": f"added by {source}" if source else "added"})
+    if session is not None:
+        task.session = session
+    return task
+
+
+def moved(task: Task, status: str, *, note: str, session: str | None, refund: bool, now: str) -> None:
+    """`task` moved to `status` in place (a person's or a job's transition), or a UsageError saying why not."""
+    revivable = task.status in ("parked", "failed") and status in ("requeued", "cancelled")
+    if task.status not in LIVE and not revivable:
+        raise UsageError(f"task {task.id} is {task.status}; only open tasks can change")
+    if status == "requeued":
+        task.status, task.session = "queued", None
+    else:
+        task.status = status
+        if session is not None:
+            task.session = session
+    if status == "in_progress":
+        task.attempts += 1
+    if refund:
+        task.attempts = max(0, task.attempts - 1)
+    if revivable and status == "requeued":
+        task.attempts = 0
+    task.updated = now
+    task.history.append({"ts": now, "status": status, "note": note})
+
+
+def changed(task: Task, status: str, note: str, session: str | None, now: str) -> None:
+    """`task` moved to `status` by a compare-and-swap (`_change_if`): "" clears its session, None keeps it."""
+    task.status = "queued" if status == "requeued" else status
+    if session is not None:
+        task.session = session or None
+    task.updated = now
+    task.history.append({"ts": now, "status": status, "note": note})
+
+
+def claimed(task: Task, session: str, now: str) -> None:
+    task.status, task.session, task.updated = "assigned", session, now
+    task.history.append({"ts": now, "status": "assigned", "note": f"claimed by {session}"})
 
 
 def _valid(title: str, body: str, priority: str) -> str:

@@ -54,6 +54,9 @@ class Window:
 
     def _refresh(self, now: datetime) -> None:
         edge = format_ts(now - self.span)
+        if self.log.kind != "files":
+            self._refresh_by_cursor(edge)
+            return
         try:
             st = os.stat(self.log.path)
         except FileNotFoundError:
@@ -64,6 +67,20 @@ class Window:
             self._reload(edge, st.st_size, inode)
         elif st.st_size > self._offset:
             self._read_appended(st.st_size)
+        if self._events and self._events[0].ts < edge:
+            self._events = self._events[_first_at_or_after(self._events, edge) :]
+
+    def _refresh_by_cursor(self, edge: str) -> None:
+        """A log that is not a file (PostgreSQL): read what came after the cursor, by id."""
+        if self._offset < 0:
+            self._events = []
+            self._offset = self.log.cursor_before(edge)
+        while True:
+            events, cursor = self.log.read_after(self._offset)
+            self._events.extend(self._slim(e) for e in events if e.type in self.types)
+            if cursor == self._offset:
+                break
+            self._offset = cursor
         if self._events and self._events[0].ts < edge:
             self._events = self._events[_first_at_or_after(self._events, edge) :]
 

@@ -23,7 +23,6 @@ from factoryctl.jobs.bot.skills import SkillBook
 from factoryctl.jobs.context import Context
 from factoryctl.rules.botskills import SNAPSHOT_KEYS, BotSkill, BotSkillRefused, coverage, proposals, validate
 from factoryctl.state.eventlog import EventFilter
-from factoryctl.state.locks import job_lock
 
 PROMPT = """You extend a Telegram bot that steers a software factory. People sent it the messages
 below and it could not handle them. Propose bot skills so it can. A skill maps a kind of request
@@ -77,7 +76,7 @@ class Improve:
         return list(dict.fromkeys(t for t in texts if t))
 
     def run(self) -> ImproveReport:
-        with job_lock(self.ctx.paths.locks_dir, "bot-improve"):
+        with self.ctx.job_lock("bot-improve"):
             report = self._run()
             self.ctx.log.append("bot_improve", data=report.as_event())
             return report

@@ -1,8 +1,8 @@
 """Deliver alerts to the allow-listed chats, at least once, across restarts.
 
-A cursor (`state/bot-notifier.json`: a byte offset into the experiment log and when each
-alert key was last delivered) says how far the bot has told. Each poll reads the complete
-lines after the offset, asks `rules.notices.decide` what to say, sends it (each notice
+A cursor (the `bot-notifier.json` document: a position in the experiment log, see
+`EventLog.read_after`, and when each alert key was last delivered) says how far the bot has
+told. Each poll reads the complete events after it, asks `rules.notices.decide` what to say, sends it (each notice
 retried BOT_SEND_TRIES times, then recorded as `alert_undelivered`), and only then moves
 the cursor: a crash in between means a repeat, never a loss. With no cursor yet the bot
 starts at the end of the log (it does not replay history).
@@ -15,7 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from factoryctl.adapters.telegram import Button, DeliveryFailed, Reply
@@ -23,8 +22,7 @@ from factoryctl.core.defaults import BOT_READ_BYTES, BOT_SEND_BACKOFF_S, BOT_SEN
 from factoryctl.core.records import as_dict
 from factoryctl.jobs.context import Context
 from factoryctl.rules.notices import Notice, NoticeRules, decide
-from factoryctl.state.eventlog import Event
-from factoryctl.state.stores import JsonStore
+from factoryctl.state.eventlog import Event, EventLog
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +35,11 @@ class Cursor:
     sent: dict[str, str] = field(default_factory=dict)
 
 
-def cursor_file(ctx: Context) -> Path:
-    return ctx.paths.state_dir / "bot-notifier.json"
-
-
-def read_new(path: Path, offset: int, limit: int = BOT_READ_BYTES) -> tuple[list[Event], int]:
-    """The complete events after `offset` (at most `limit` bytes of them) and the offset after them."""
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, 2)
-            if size < offset:  # replaced or truncated: start over from its beginning
-                offset = 0
-            fh.seek(offset)
-            chunk = fh.read(min(limit, size - offset))
-    except FileNotFoundError:
-        return [], 0
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        if len(chunk) >= limit:  # one absurd line: skip it rather than stall forever
-            return [], offset + len(chunk)
-        return [], offset
-    events = [e for line in chunk[: end + 1].split(b"\n") if line and (e := Event.from_line(line)) is not None]
-    return events, offset + end + 1
+def read_new(log: EventLog, offset: int, limit: int = BOT_READ_BYTES) -> tuple[list[Event], int]:
+    """The complete events after the cursor `offset` and the cursor after them."""
+    if log.kind == "files":
+        return log.read_after(offset, limit)
+    return log.read_after(offset)
 
 
 class Notifier:
@@ -66,7 +47,7 @@ class Notifier:
         self.ctx = ctx
         self.send = send
         self.chats = list(chats)
-        self.store = JsonStore(cursor_file(ctx), dict)
+        self.store = ctx.state.document("bot-notifier.json", dict)
         self.rules = NoticeRules(
             landings=ctx.settings.telegram.notify_landings, quiet=timedelta(seconds=ctx.settings.alerts.quiet_s)
         )
@@ -75,10 +56,7 @@ class Notifier:
         raw = as_dict(self.store.read())
         offset = raw.get("offset")
         if not isinstance(offset, int) or offset < 0:
-            try:
-                offset = self.ctx.paths.log_file.stat().st_size
-            except FileNotFoundError:
-                offset = 0
+            offset = self.ctx.log.end_cursor()
             self.save(Cursor(offset))
         sent = {str(k): str(v) for k, v in as_dict(raw.get("sent")).items()}
         return Cursor(offset, sent)
@@ -91,7 +69,7 @@ class Notifier:
     async def poll(self) -> int:
         """One pass: deliver what is new; returns how many notices went out."""
         cursor = self.cursor()
-        events, offset = read_new(self.ctx.paths.log_file, cursor.offset)
+        events, offset = read_new(self.ctx.log, cursor.offset)
         if offset == cursor.offset:
             return 0
         decision = decide(events, cursor.sent, self.ctx.clock(), self.rules)

@@ -72,6 +72,9 @@ def review_batch(gate: Steps, pending: list[ReviewEntry]) -> Iterator[Decided]:
         started = time.monotonic()
         facts = gate.tree.facts(entry, main_sha)
         decided = rules.before_merge(entry, facts, main_sha)
+        if decided is None:  # a branch that cannot merge is rejected before a reviewer call is spent on it
+            files = gate.tree.conflicts_with(main_sha, entry.branch)
+            decided = rules.after_merge(entry.branch, {entry.branch: files} if files else {}, gate.main)
         if decided is None:
             baseline = gate.baseline(main_sha)
             answer = gate.ask(entry, main_sha, baseline, None)

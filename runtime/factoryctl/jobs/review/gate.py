@@ -20,7 +20,7 @@ from factoryctl.adapters.agent import Agent
 from factoryctl.adapters.checks import Pristine, run_checks
 from factoryctl.core.checks import CheckRun, Counts
 from factoryctl.core.defaults import REVIEW_FAILURES
-from factoryctl.core.errors import FactoryError, NotFound
+from factoryctl.core.errors import FactoryError, NotFound, StateUnreachable
 from factoryctl.core.records import Alert, ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.review import reviewer
@@ -32,7 +32,7 @@ from factoryctl.rules import gate as rules
 from factoryctl.rules.changes import CHANGED_DURING_CHECKS, no_checks_reason, worse_reasons
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
-from factoryctl.state.locks import job_lock
+from factoryctl.state.baselines import checks_key
 
 
 class MainBroken(FactoryError):
@@ -72,7 +72,7 @@ class MergeGate:
 
     def run(self, only: str | None = None) -> list[Decision]:
         self.ctx.require_sandbox()
-        with job_lock(self.ctx.paths.locks_dir, "review"):
+        with self.ctx.job_lock("review"):
             pending = self._pending(only)
             if not pending:
                 self.say("nothing pending")
@@ -125,7 +125,7 @@ class MergeGate:
         started, runs = time.monotonic(), self.check_runs
         try:
             return self.review_one(entry)
-        except MainBroken:
+        except (MainBroken, StateUnreachable):  # no branch's fault: the run ends, the branch stays pending
             raise
         except FactoryError as exc:
             decision = rules.review_failed(entry, str(exc)[:500], REVIEW_FAILURES)
@@ -150,6 +150,14 @@ class MergeGate:
         decided = rules.before_merge(entry, facts, main_sha)
         if decided is not None:
             return decided
+        if self._tested_as_it_stands(entry, facts.head, main_sha):
+            assert entry.tested is not None
+            self.say(f"{branch}: {self.main} has not moved since its merge result was tested; landing that commit")
+            try:
+                self.tree.land(entry.tested, main_sha)
+            except MainMoved:
+                return None
+            return rules.landed(branch, entry.tested, None)
         self.say(f"{branch}: merging onto {self.main} at {main_sha[:10]}" + (" (again)" if again else ""))
         baseline = self.baseline(main_sha)
         try:
@@ -170,12 +178,24 @@ class MergeGate:
         if decided is not None:
             return replace(decided.measured(baseline, after), tested=merge.tip)
         assert isinstance(answer, ReviewerVerdict)
+        # Main moves only if what follows can be recorded (and, on PostgreSQL, this gate still holds the
+        # review lock): a state lost during the review leaves main as it was and the branch pending.
+        self.ctx.state.check()
         try:
             self.tree.land(merge.tip, main_sha)
         except MainMoved:
             return None
         self.baselines.put(merge.tip, self.settings.checks, after)
         return rules.landed(branch, merge.tip, answer).measured(baseline, after)
+
+    def _tested_as_it_stands(self, entry: ReviewEntry, head: str | None, main_sha: str) -> bool:
+        """A person approved a branch whose merge result the gate tested on this very main, with this
+        checks configuration, and the branch has not moved: that commit lands as it was tested."""
+        if not (entry.human_approved and entry.tested and head and not self.dry_run):
+            return False
+        if entry.tested_key != checks_key(self.settings.checks):
+            return False
+        return self.tree.merge_of(entry.tested) == (main_sha, head)
 
     def finish(self, entry: ReviewEntry, decision: Decision, *, started: float, check_runs: float) -> Decision:
         decision = replace(decision, duration_s=time.monotonic() - started, check_runs=check_runs)
@@ -190,7 +210,7 @@ class MergeGate:
 
         def compute() -> dict[str, CheckRun]:
             try:
-                self.tree.checkout(main_sha)
+                self.tree.checkout_main(main_sha)
             except SetupFailed as exc:
                 raise MainBroken(main_sha, f"{self.main} at {main_sha[:10]} cannot be set up, no branch can be "
                                  f"reviewed: {exc}") from None  # fmt: skip

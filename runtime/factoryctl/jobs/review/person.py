@@ -16,7 +16,6 @@ from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.jobs.review.record import Recorder
 from factoryctl.jobs.review.tree import ReviewTree, archive_ref
 from factoryctl.rules.gate import Decision, GateVerdict, by_person
-from factoryctl.state.locks import job_lock
 
 
 def _pending(ctx: Context, branch: str, what: str) -> ReviewEntry:
@@ -53,7 +52,7 @@ def approve_and_land(
 def reject(ctx: Context, branch: str, reason: str, say: Callable[[str], None] = lambda text: None) -> Decision:
     """A person rejects a pending branch: archived, deleted, its reasons reach the session."""
     entry = _pending(ctx, branch, "rejected")
-    with job_lock(ctx.paths.locks_dir, "review"):
+    with ctx.job_lock("review"):
         tree = ReviewTree(ctx)
         tree.prepare()
         return Recorder(ctx, tree, say).apply(entry, by_person(branch, GateVerdict.REJECT, reason))

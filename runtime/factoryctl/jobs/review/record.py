@@ -18,6 +18,7 @@ from factoryctl.jobs.context import Context
 from factoryctl.jobs.review.tree import ReviewTree
 from factoryctl.rules.gate import FINAL, Decision, GateVerdict
 from factoryctl.state.alerts import LogSink
+from factoryctl.state.baselines import checks_key
 
 # How a decision reads in the review's progress lines (approve and awaiting_human have their own).
 _SAID = {GateVerdict.REJECT: "rejected", GateVerdict.PENDING: "left in the queue", GateVerdict.HUMAN_APPROVE:
@@ -60,15 +61,27 @@ class Recorder:
             case GateVerdict.LANDED:
                 return {"status": QueueStatus.LANDED, "landed": decision.landed, "reasons": reasons, "decided": now}
             case GateVerdict.REJECT:
-                return {"status": QueueStatus.REJECTED, "reasons": reasons, "decided": now}
+                changes: dict[str, Any] = {"status": QueueStatus.REJECTED, "reasons": reasons, "decided": now}
+                if decision.after:  # rejected on the merge result: what it said there replaces the cycle's
+                    changes |= {"before": {n: vars(c) for n, c in decision.before.items()},
+                                "after": {n: vars(r.counts) for n, r in decision.after.items()},
+                                "evidence": _evidence(decision)}  # fmt: skip
+                return changes
             case GateVerdict.AWAITING_HUMAN:
                 review = decision.review.as_dict() if decision.review else None
-                return {"awaiting": "human", "reviewer_verdict": review, "reasons": reasons}
+                return {
+                    "awaiting": "human",
+                    "reviewer_verdict": review,
+                    "reasons": reasons,
+                    "tested": decision.tested,
+                    "tested_key": checks_key(self.ctx.settings.checks) if decision.tested else None,
+                }
             case GateVerdict.HUMAN_APPROVE:
                 return {"human_approved": True}
             case GateVerdict.RESTORED:
                 return {"status": QueueStatus.PENDING, "reasons": (), "restored": now, "human_approved": False,
-                        "awaiting": None, "landed": None, "decided": None}  # fmt: skip
+                        "awaiting": None, "landed": None, "decided": None, "tested": None,
+                        "tested_key": None}  # fmt: skip
             case _:  # pending: stays as it is, with why
                 return {"reasons": reasons}
 
@@ -95,6 +108,7 @@ class Recorder:
             "issues": list(d.review.issues) if d.review else [],
             "before": {n: vars(c) for n, c in d.before.items()},
             "after": {n: vars(r.counts) for n, r in d.after.items()},
+            "evidence": _evidence(d),  # what the checks said on the merge result: the failing tests, the errors
             "landed": d.landed, "tested": d.tested, "check_runs": d.check_runs, "duration_s": round(d.duration_s, 3),
         }  # fmt: skip
 
@@ -108,3 +122,8 @@ class Recorder:
             case _:
                 said = _SAID.get(d.verdict, d.verdict.value.replace("_", " "))
                 return f"{d.branch}: {said}" + (f": {'; '.join(d.reasons)}" if d.reasons else "")
+
+
+def _evidence(d: Decision) -> dict[str, list[str]]:
+    """What each check said on the merge result (bounded by the check adapter), for checks that said something."""
+    return {name: list(run.evidence) for name, run in d.after.items() if run.evidence}

@@ -97,10 +97,10 @@ class ReviewTree:
         done = self.repo.run("cat-file", "blob", f"{commit}:{path}", check=False)
         return done.stdout if done.ok else None
 
-    def checkout(self, commit: str) -> None:
-        """The review worktree at `commit`, set up (repo.setup) for the checks."""
+    def checkout_main(self, commit: str) -> None:
+        """The review worktree at main's `commit`, set up (repo.setup, with the shared caches) for the checks."""
         self.git.reset_to(commit)
-        ensure_setup(self.ctx, self.path, "review")
+        ensure_setup(self.ctx, self.path, "review", on_main=True)
 
     def merge(self, base: str, entries: Sequence[ReviewEntry]) -> Merge:
         """Merge the branches one after another onto `base`; conflicting ones are left out."""
@@ -121,6 +121,21 @@ class ReviewTree:
             conflicts[entry.branch] = files or [done.tail(120)]
         ensure_setup(self.ctx, self.path, "review")
         return Merge(self.git.rev("HEAD"), tuple(merged), conflicts)
+
+    def merge_of(self, commit: str) -> tuple[str, str] | None:
+        """(first parent, second parent) of a two-parent merge commit this clone has, else None."""
+        done = self.repo.run("rev-list", "--parents", "-n", "1", commit, "--", check=False)
+        parts = done.stdout.split() if done.ok else []
+        return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == commit else None
+
+    def conflicts_with(self, base: str, branch: str) -> list[str]:
+        """The files `branch` conflicts in when merged onto `base`, found without a worktree (git merge-tree,
+        git 2.38+); [] when it merges cleanly or git cannot tell (the merge itself finds it then)."""
+        done = self.repo.run("merge-tree", "--write-tree", "--name-only", "--no-messages", base,
+                             f"refs/remotes/origin/{branch}", check=False)  # fmt: skip
+        if done.returncode != 1:  # 0: clean; anything else: an older git, or no such ref
+            return []
+        return [line for line in done.stdout.splitlines()[1:] if line.strip()] or ["(unnamed files)"]
 
     def land(self, tip: str, expected_main: str) -> None:
         """Compare-and-swap: main becomes `tip` only if it is still `expected_main`."""
