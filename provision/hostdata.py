@@ -33,7 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from factoryctl.core.config import SchedulerSection, Settings, settings_from_mapping
+from factoryctl.core.config import SchedulerSection, Settings
+from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.jobspecs import JOBS, ROLE_JOBS, ROLES, Job, Role

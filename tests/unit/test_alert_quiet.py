@@ -10,7 +10,8 @@ import pytest
 
 from factoryctl.adapters.pm2 import Pm2
 from factoryctl.adapters.telegram import Reply
-from factoryctl.core.config import Settings, settings_as_dict, settings_from_mapping
+from factoryctl.core.config import Settings
+from factoryctl.core.configfile import settings_as_dict, settings_from_mapping
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.paths import Paths
 from factoryctl.core.records import Alert

@@ -11,7 +11,8 @@ import pytest
 
 from factoryctl.core import jsonio
 from factoryctl.core.checks import MAX_PATTERN_CHARS, Counts, compile_pattern, counts_of
-from factoryctl.core.config import Settings, default_heavy_slots, load_settings, settings_from_mapping
+from factoryctl.core.config import Settings, default_heavy_slots
+from factoryctl.core.configfile import load_settings, settings_from_mapping
 from factoryctl.core.errors import BadRecord, ConfigError, UsageError
 from factoryctl.core.records import ReviewEntry, Task
 from factoryctl.rules.changes import NO_CHECKS, main_problems, no_checks_reason

@@ -15,7 +15,7 @@ import pytest
 from factoryctl.adapters.agent import parse_result, parse_usage
 from factoryctl.adapters.runner import Completed
 from factoryctl.core.clock import parse_since
-from factoryctl.core.config import settings_from_mapping
+from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.errors import ConfigError, UsageError
 from factoryctl.core.paths import Paths
 from factoryctl.jobs.context import Context

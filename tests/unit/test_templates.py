@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from factoryctl.core.config import settings_from_mapping
+from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.defaults import SECRET_ENV
 from factoryctl.core.jobspecs import JOBS
 from inventory import DEFAULTS, DEMO

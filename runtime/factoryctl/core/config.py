@@ -1,25 +1,22 @@
 """factory.toml: every key, its default and what it allows, in this one place.
 
 The models below are the reference (`factoryctl config show --defaults` prints them as
-TOML). A wrong key or value is one ConfigError naming the file, the key and what is
-allowed; the file is optional, and a missing one means "all defaults".
+TOML). Reading the file is `configfile.load_settings`: a wrong key or value is one
+ConfigError naming the file, the key and what is allowed; a missing file means "all defaults".
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from factoryctl.core.checks import PARSER_NAMES, TEST_RUNNERS, validate_pattern
-from factoryctl.core.configerrors import first_problem
 from factoryctl.core.defaults import ALERT_QUIET, SENSITIVE_PATHS
-from factoryctl.core.errors import ConfigError, UsageError
+from factoryctl.core.errors import UsageError
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CLAUDE = ["claude", "-p", "--model", "sonnet"]
@@ -383,35 +380,3 @@ class Settings(_Section):
     @property
     def session_names(self) -> tuple[str, ...]:
         return tuple(f"s{i}" for i in range(1, self.factory.sessions + 1))
-
-
-def load_settings(path: Path) -> Settings:
-    """Read and validate factory.toml; a missing file means all defaults."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return Settings()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(
-            f"{path}: nested too deeply to read; factory.toml needs no nesting past a few levels"
-        ) from None
-    return settings_from_mapping(data, source=str(path))
-
-
-def settings_from_mapping(data: Mapping[str, Any], *, source: str) -> Settings:
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {first_problem(exc, Settings)}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply to validate") from None
-
-
-def settings_as_dict(settings: Settings) -> dict[str, Any]:
-    return settings.model_dump(mode="json")

@@ -16,7 +16,8 @@ from pathlib import Path
 from factoryctl.adapters.agent import Agent
 from factoryctl.adapters.sandbox import Launch, Policy, Sandbox, allowed_env
 from factoryctl.core.clock import utcnow
-from factoryctl.core.config import Settings, load_settings
+from factoryctl.core.config import Settings
+from factoryctl.core.configfile import load_settings
 from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_ENV
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home

@@ -1,8 +1,52 @@
-"""A wrong key or value in factory.toml as one line: the key's dotted name, what is wrong, what is allowed."""
+"""Reading factory.toml (a missing file means all defaults) and writing it back out.
+
+A wrong key or value is one ConfigError naming the file, the key's dotted name, what is wrong
+and what is allowed.
+"""
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel, ValidationError
+
+from factoryctl.core.config import Settings
+from factoryctl.core.errors import ConfigError
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate factory.toml; a missing file means all defaults."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Settings()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: nested too deeply to read; factory.toml needs no nesting past a few levels"
+        ) from None
+    return settings_from_mapping(data, source=str(path))
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, source: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {first_problem(exc, Settings)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to validate") from None
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json")
 
 
 def first_problem(exc: ValidationError, root: type[BaseModel]) -> str:
