@@ -185,6 +185,11 @@ def configuration(checked: hostdata.Checked, has_systemd: bool) -> dict[str, Ope
     if detected is not None:
         names = ", ".join(c["name"] for c in detected.checks) or "none"
         logger.info(f"{host.print_prefix}no factory_checks: detected in the repository: {names}")
+    elif not checked.config.get("checks"):  # the clone is made by this deploy: nothing to read yet
+        logger.warning(
+            f"{host.print_prefix}no factory_checks and no clone yet: the checks and their tools are "
+            "detected from the clone, so run the deploy again once it is made"
+        )
     toolchain_for(checked)
     text = templating.render_all(checked, systemd=has_systemd)
     ops = {

@@ -76,6 +76,9 @@ DEFAULTS: dict[str, Any] = {
     # {"ANTHROPIC_BASE_URL": "https://gateway.example"} for a gateway, or
     # {"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": "us-east-1"} (AWS credentials from the environment).
     "factory_model_env": {},
+    # The server's certificate and proxy settings for repo.setup (uv ignores the system's CA store), e.g.
+    # {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt", "HTTPS_PROXY": "http://proxy:3128"}.
+    "factory_setup_env": {},
     # Several hosts as one factory (the foundation: see the README's "Beyond one host"): "all" runs
     # the whole factory here; "gate" the merge gate, scheduler, standup, doctor, bot and serve;
     # "worker" the agents' loops and a scheduler for its own sessions. A gate or worker needs

@@ -13,6 +13,9 @@ Secrets (the environment only; never in this repository or in host data):
 - How Claude Code reaches its model (factoryctl.core.defaults.MODEL_ENV: ANTHROPIC_BASE_URL for
   a gateway, the Bedrock and Vertex variables, model pins, a proxy): taken from the environment
   like the secrets, or set in host data `factory_model_env`; written to the same 0600 file.
+- The server's certificate, proxy and package-index settings for `repo.setup`
+  (factoryctl.core.defaults.SETUP_PASS_ENV: SSL_CERT_FILE, HTTPS_PROXY, UV_INDEX_URL, ...): host
+  data `factory_setup_env` only (a path on the deployer's laptop means nothing on the server).
 - TELEGRAM_BOT_TOKEN: mandatory when telegram chat ids are set; without it the bot jobs
   are not deployed.
 - FACTORY_HTTP_TOKEN: without it `serve` (the HTTP triggers) is not deployed.
@@ -35,7 +38,7 @@ from typing import Any
 
 from factoryctl.core.config import SchedulerSection, Settings
 from factoryctl.core.configfile import settings_from_mapping
-from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV
+from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV, SETUP_PASS_ENV
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.jobspecs import JOBS, ROLE_JOBS, ROLES, Job, Role
 from factoryctl.core.secrets import secret_problem
@@ -195,7 +198,12 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
     if not isinstance(model_env, Mapping) or not all(k in MODEL_ENV for k in model_env):
         problems.append(f"factory_model_env: a mapping of these names only: {', '.join(MODEL_ENV)}")
         model_env = {}
-    secrets = read_secrets(environ, model_env)
+    # The server's own certificate and proxy settings for repo.setup (never the deployer's laptop's).
+    setup_env = data.get("factory_setup_env") or {}
+    if not isinstance(setup_env, Mapping) or not all(k in SETUP_PASS_ENV for k in setup_env):
+        problems.append(f"factory_setup_env: a mapping of these names only: {', '.join(SETUP_PASS_ENV)}")
+        setup_env = {}
+    secrets = read_secrets(environ, {**setup_env, **model_env})
     # Each value's shape: no line break anywhere, and the rules the jobs apply when they read a secret.
     problems += [p for name, value in secrets.items() if (p := secret_problem(name, value))]
 

@@ -129,7 +129,8 @@ def test_the_deploy_installs_the_tools_the_setup_and_checks_start() -> None:
     tools = toolchain([pnpm.setup, *(c["command"] for c in pnpm.checks)], {"pyright": "1.1.400"})
     assert dict(tools.npm) == {"pnpm": "10.28.0", "pyright": "1.1.400"} and tools.pip == ()
     pinned = detect({"package.json": json.dumps({"packageManager": "pnpm@9.1.0"}), "pnpm-lock.yaml": ""})
-    assert toolchain([pinned.setup]).npm == {}  # npx --yes pnpm@9.1.0 fetches the pinned one itself
+    assert toolchain([pinned.setup]).npm == {"pnpm": "9.1.0"}  # the pinned one, installed: setup downloads none
+    assert toolchain([["npx", "--no-install", "vitest", "run"]]).npm == {}  # the repository's own binaries
 
 
 def test_tools_ci_runs_through_pre_commit_are_checks_and_other_hooks_are_named() -> None:

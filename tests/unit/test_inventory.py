@@ -185,6 +185,15 @@ def test_a_gateway_bedrock_or_vertex_reaches_the_env_file_from_the_environment_o
     assert "missing secret: ANTHROPIC_API_KEY" in problems(off, {})
 
 
+def test_the_servers_certificate_and_proxy_settings_reach_the_env_file_from_host_data_only() -> None:
+    certs = {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}
+    checked = hostdata.check(data(factory_setup_env=certs), KEY)
+    assert checked.secrets == {**KEY, **certs}
+    # The deployer's own SSL_CERT_FILE is a path on its laptop: not taken from the environment.
+    assert "SSL_CERT_FILE" not in hostdata.check(data(), {**KEY, "SSL_CERT_FILE": "/home/me/ca.pem"}).secrets
+    assert "factory_setup_env: a mapping of these names only" in problems(data(factory_setup_env={"PATH": "x"}), KEY)
+
+
 def test_the_scripted_demo_needs_no_credential() -> None:
     checked = hostdata.check({**DEFAULTS, **DEMO}, {})
     assert checked.scripted and checked.secrets == {} and checked.repo.is_sample

@@ -82,12 +82,24 @@ def toolchain(commands: Sequence[Sequence[str]], extra_npm: Mapping[str, str] | 
         if not argv:
             continue
         kind, package, version = TOOL_PACKAGES.get(argv[0].rsplit("/", 1)[-1], ("", "", ""))
+        pinned = _npx_pinned(argv)
+        if pinned is not None:  # `npx --yes pnpm@X`: that pnpm, installed, so setup finds it and downloads none
+            kind, (package, version) = "npm", pinned
         if kind == "npm":
             npm[package] = version
         elif kind == "pip" and package not in pip:
             pip.append(package)
     npm.update(extra_npm or {})
     return Toolchain(npm, tuple(pip))
+
+
+def _npx_pinned(argv: Sequence[str]) -> tuple[str, str] | None:
+    """(package, version) of a pinned package manager `npx --yes NAME@VERSION ...` runs, else None."""
+    if argv[0].rsplit("/", 1)[-1] != "npx":
+        return None
+    spec = next((a for a in argv[1:] if not a.startswith("-")), "")
+    match = re.fullmatch(r"(pnpm|yarn)@(\d+\.\d+\.\d+)", spec)
+    return None if match is None else (match[1], match[2])
 
 
 @dataclass(frozen=True)
