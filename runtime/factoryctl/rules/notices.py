@@ -12,21 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
 
 from factoryctl.core.clock import format_ts, parse_ts
 from factoryctl.core.defaults import ALERT_QUIET
-
-
-class Event(Protocol):
-    """An experiment-log event as the state layer reads it (`state.eventlog.Event`)."""
-
-    @property
-    def ts(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def data(self) -> Mapping[str, Any]: ...
+from factoryctl.core.records import LogEvent
 
 
 class Severity(StrEnum):
@@ -62,7 +51,7 @@ class NoticeRules:
     quiet: timedelta = ALERT_QUIET
 
 
-def severity_of(event: Event) -> Severity:
+def severity_of(event: LogEvent) -> Severity:
     given = event.data.get("severity")
     if isinstance(given, str) and given in Severity.__members__.values():
         return Severity(given)
@@ -75,7 +64,7 @@ SUMMARIES = {"team_standup": "Standup", "doctor_analysis": "Session doctor"}
 SUMMARY_CHARS = 1500
 
 
-def decide(events: Sequence[Event], sent: Mapping[str, str], now: datetime, rules: NoticeRules) -> NoticeDecision:
+def decide(events: Sequence[LogEvent], sent: Mapping[str, str], now: datetime, rules: NoticeRules) -> NoticeDecision:
     """The notices for `events` (oldest first), given when each alert key was last delivered."""
     horizon = format_ts(now - rules.quiet)
     last = {k: v for k, v in sent.items() if v >= horizon}
