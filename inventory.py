@@ -61,12 +61,12 @@ DEFAULTS: dict[str, Any] = {
     "factory_telegram_chat_ids": [],
     # HTTP triggers and status page (needs FACTORY_HTTP_TOKEN): keep it on loopback.
     "factory_http_bind": "127.0.0.1:8787",
-    # Any other factory.toml key, as {"section": {"key": value}} (runtime/factoryctl/config.py).
+    # Any other factory.toml key, as {"section": {"key": value}} (runtime/factoryctl/core/config.py).
     "factory_config": {},
     # Node tools, pinned (Debian 12's Node 18 runs both; Claude Code only warns about engines).
     "factory_pm2_version": "7.0.4",
     "factory_claude_code_version": "2.1.330",
-    # Jobs to deploy; None: every job the runtime implements (factoryctl.jobs.IMPLEMENTED).
+    # Jobs to deploy; None: every job (factoryctl.core.jobspecs.JOBS), those whose secret is set.
     "factory_jobs": None,
     # Cron schedules replacing the design's, e.g. {"review": "*/30 * * * *"} (five cron fields).
     "factory_schedules": {},

@@ -36,10 +36,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from factoryctl.core.config import SchedulerSection, Settings, settings_from_mapping
+from factoryctl.core.config import SchedulerSection, Settings
+from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV, SETUP_PASS_ENV
 from factoryctl.core.errors import ConfigError
-from factoryctl.core.jobspecs import IMPLEMENTED, JOBS, ROLE_JOBS, ROLES, Job, Role
+from factoryctl.core.jobspecs import JOBS, ROLE_JOBS, ROLES, Job, Role
 from factoryctl.core.secrets import secret_problem
 from factoryctl.rules.detect import Detected, detect
 from factoryctl.scripted_agent import ScenarioError, load_scenario
@@ -288,24 +289,19 @@ def _check_repo(data: Mapping[str, Any], environ: Mapping[str, str], problems: l
 def _select_jobs(
     wanted: Sequence[str] | None, secrets: Mapping[str, str], problems: list[str]
 ) -> tuple[tuple[Job, ...], tuple[str, ...]]:
-    names = set(IMPLEMENTED if wanted is None else wanted)
+    names = {j.name for j in JOBS} if wanted is None else set(wanted)
     unknown = sorted(names - {j.name for j in JOBS})
     if unknown:
         problems.append(f"factory_jobs: unknown job(s) {', '.join(unknown)}; known: {', '.join(j.name for j in JOBS)}")
     jobs: list[Job] = []
-    unimplemented: list[str] = []
     left_out: list[str] = []
     for job in JOBS:
         if job.name not in names:
-            if wanted is None:
-                unimplemented.append(job.name)
             continue
         if job.needs and job.needs not in secrets:
             left_out.append(f"not deployed: {job.name} ({job.needs} is not set)")
             continue
         jobs.append(job)
-    if unimplemented:
-        left_out.insert(0, f"not deployed yet (the runtime does not implement them): {', '.join(unimplemented)}")
     return tuple(jobs), tuple(left_out)
 
 

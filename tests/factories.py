@@ -22,10 +22,17 @@ IGNORE = shutil.ignore_patterns("node_modules", ".ruff_cache", ".mypy_cache", ".
 # are not the sample's, and loading them costs ~2 s per check run.
 NO_DEV_PLUGINS = ", ".join(f'"-p", "no:{name}"' for name in ("testinfra", "anyio", "hypothesispytest", "schemathesis",
                                                                "typeguard"))  # fmt: skip
+# Each check run gets a fresh HOME and with it an empty PYTHONPYCACHEPREFIX: pytest (and the stdlib it
+# imports) would be compiled from source at every run, ~0.4 s of CPU. The tests' pytest reads the
+# bytecode of this venv's own files from a prefix compiled once per run (`warm_check_bytecode`); `-X`
+# wins over the variable. The worktree's own modules are still compiled from source: their bytecode
+# is never found in the prefix, and a `__pycache__` a branch planted is never read.
+CHECK_PYCACHE = Path(sys.executable).parent.parent / "check-pycache"
 PYTEST_CHECK = f"""
 [[checks]]
 name = "pytest"
-command = ["{sys.executable}", "-m", "pytest", "-q", "-p", "no:cacheprovider", {NO_DEV_PLUGINS}]
+command = ["{sys.executable}", "-X", "pycache_prefix={CHECK_PYCACHE}", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           {NO_DEV_PLUGINS}]
 parser = "pytest"
 heavy = true
 timeout_s = 120
@@ -94,19 +101,16 @@ def make_factory(
     reviewer_timeout_s: int = 30,
     ignore_rules: bool = True,
 ) -> Factory:
-    seed = tmp_path / "seed"
-    shutil.copytree(SAMPLES / sample, seed, ignore=IGNORE)
-    if ignore_rules:  # False: a repository that ignores nothing (by-products are the factory's business)
-        (seed / ".gitignore").write_text("node_modules\n__pycache__/\n.pytest_cache/\n")
-    (seed / "CLAUDE.md").write_text("Keep changes small. Tests live next to the code.\n")
-    git(seed, "init", "-q", "-b", "main")
-    git(seed, "add", "-A")
-    git(seed, "commit", "-q", "-m", "initial")
+    template = _template(tmp_path.parent / "factory-templates", sample, ignore_rules)
+    if checks is PYTEST_CHECK:
+        warm_check_bytecode(template / "repo")
     origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "-q", "--bare", str(seed), str(origin))
+    shutil.copytree(template / "origin.git", origin, symlinks=True)
     home = tmp_path / "factory"
     home.mkdir(exist_ok=True)
-    git(tmp_path, "clone", "-q", str(origin), str(home / "repo"))
+    shutil.copytree(template / "repo", home / "repo", symlinks=True)
+    config = home / "repo" / ".git" / "config"
+    config.write_text(config.read_text().replace(str(template / "origin.git"), str(origin)))
     # The scripted agent keeps its scenario's state next to it: the sandbox lets it write there.
     scenario = tmp_path / "agent" / "scenario.json"
     scenario.parent.mkdir(exist_ok=True)
@@ -137,6 +141,48 @@ writable = {json.dumps(writable)}
     factory = Factory(home, origin, scenario)
     factory.script([{"result": "nothing"}])
     return factory
+
+
+_WARMED: set[Path] = set()
+
+
+def warm_check_bytecode(sample: Path) -> None:
+    """Compile what the tests' pytest check imports into `CHECK_PYCACHE`, once per test run."""
+    if CHECK_PYCACHE in _WARMED:
+        return
+    work = sample.parent / "warm-bytecode"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(sample, work, ignore=IGNORE)
+    plugins = NO_DEV_PLUGINS.replace('"', "").split(", ")
+    argv = [sys.executable, "-X", f"pycache_prefix={CHECK_PYCACHE}", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            *plugins, f"--junitxml={work / 'junit.xml'}"]  # fmt: skip
+    subprocess.run(argv, cwd=work, capture_output=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    shutil.rmtree(work, ignore_errors=True)
+    _WARMED.add(CHECK_PYCACHE)
+
+
+def _template(root: Path, sample: str, ignore_rules: bool) -> Path:
+    """A sample's bare origin and main clone, built once per test run and copied by each test (a copy is
+    cheaper than five git processes).
+
+    `root` is under pytest's base temp folder, shared by the run's tests; each test copies, never changes, it.
+    """
+    template = root / f"{sample}-{'ignoring' if ignore_rules else 'bare'}"
+    if (template / "done").exists():
+        return template
+    shutil.rmtree(template, ignore_errors=True)
+    seed = template / "seed"
+    shutil.copytree(SAMPLES / sample, seed, ignore=IGNORE)
+    if ignore_rules:  # False: a repository that ignores nothing (by-products are the factory's business)
+        (seed / ".gitignore").write_text("node_modules\n__pycache__/\n.pytest_cache/\n")
+    (seed / "CLAUDE.md").write_text("Keep changes small. Tests live next to the code.\n")
+    git(seed, "init", "-q", "-b", "main")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "initial")
+    git(template, "clone", "-q", "--bare", str(seed), str(template / "origin.git"))
+    git(template, "clone", "-q", str(template / "origin.git"), str(template / "repo"))
+    (template / "done").touch()
+    return template
 
 
 # The real Claude Code CLI, as the default configuration runs it (tests/support/messages_standin.py

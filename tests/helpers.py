@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -22,11 +23,51 @@ def tool(name: str) -> str:
 
 
 def run_cli(*args: str, home: Path, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the installed `factoryctl` as a user would."""
+    """Run `factoryctl` in this process through its real entry point (`main`), through Typer's CliRunner isolation.
+
+    The command sees FACTORY_HOME=home, stdin=input and its own stdout and stderr; the environment
+    (which `main` fills from the secrets file) is put back afterwards. `timeout` only applies to
+    `run_cli_process`: a command run here is not cut off.
+    """
+    from typer.testing import CliRunner
+
+    from factoryctl.cli.app import main
+
+    saved = dict(os.environ)
+    try:
+        with CliRunner().isolation(input=input, env={"FACTORY_HOME": str(home)}) as (out, err, _):
+            code = main(list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            return subprocess.CompletedProcess(list(args), code, out.getvalue().decode(), err.getvalue().decode())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_cli_process(
+    *args: str, home: Path, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `factoryctl` as a user would: a cold process (for the tests whose boundary is the point)."""
     env = {**os.environ, "FACTORY_HOME": str(home)}
     return subprocess.run(
         [tool("factoryctl"), *args], env=env, input=input, capture_output=True, text=True, timeout=timeout
     )
+
+
+def events(home: Path, *types: str) -> list[Any]:
+    """The log's events of these types (every type without any), oldest first."""
+    from factoryctl.jobs.context import Context
+    from factoryctl.state.eventlog import EventFilter
+
+    return Context.load(home).log.tail(100_000, EventFilter(types=frozenset(types)))
+
+
+def survivors(marker: str) -> list[int]:
+    """The processes whose command line holds `marker` (what a test started and expects gone)."""
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
 
 
 def wait_for(check: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:

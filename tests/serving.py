@@ -1,4 +1,5 @@
-"""Run the real `factoryctl serve` (uvicorn) on a free 127.0.0.1 port for a test."""
+"""The HTTP app for a test: in this process through FastAPI's TestClient (`in_process`), or the real
+`factoryctl serve` (uvicorn) on a free 127.0.0.1 port (`serving`) where the server itself is the point."""
 
 from __future__ import annotations
 
@@ -37,11 +38,8 @@ class Reply:
         return json.loads(self.body)
 
 
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    home: Path
+class Asker:
+    """Ask the app: `request` builds the body and headers (`json_body` encoded, the bearer token), `send` sends."""
 
     def request(
         self,
@@ -59,7 +57,22 @@ class Server:
             sent.setdefault("Content-Type", "application/json")
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=sent)
+        return self.send(method, path, body, sent)
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Reply:
+        raise NotImplementedError
+
+
+@dataclass
+class Server(Asker):
+    """The real `factoryctl serve` (uvicorn), asked over HTTP."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    home: Path
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Reply:
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return Reply(resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()})
@@ -67,9 +80,38 @@ class Server:
             return Reply(err.code, err.read(), {k.lower(): v for k, v in err.headers.items()})
 
 
+@dataclass
+class InProcess(Asker):
+    """The app of `create_app` behind TestClient, asked like `Server` (no cookie is kept between requests)."""
+
+    client: Any
+    home: Path
+    url: str = "http://127.0.0.1"
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Reply:
+        try:
+            resp = self.client.request(method, path, content=body, headers=headers)
+        finally:
+            self.client.cookies.clear()
+        return Reply(resp.status_code, resp.content, {k.lower(): v for k, v in resp.headers.items()})
+
+
 def update_toml(home: Path, text: str) -> None:
     with open(home / "factory.toml", "a", encoding="utf-8") as fh:
         fh.write("\n" + text + "\n")
+
+
+@contextmanager
+def in_process(home: Path, *, github: bool = True) -> Iterator[InProcess]:
+    """The serve app for this home in this process, its client at 127.0.0.1 (what `serve` builds, minus uvicorn)."""
+    from fastapi.testclient import TestClient
+
+    from factoryctl.jobs.context import Context
+    from factoryctl.jobs.serve.app import create_app
+
+    app = create_app(Context.load(home), token=TOKEN, github_secret=GITHUB_SECRET if github else "")
+    with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 50000)) as client:
+        yield InProcess(client, home)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from sandbox_helpers import REPO, SandboxHost, sandbox_cli
 sys.path.insert(0, str(REPO / "bench"))
 from day_scenarios import probe  # the hostile agent's probe: the same one the compressed day runs
 
-from factoryctl.core.config import settings_as_dict
+from factoryctl.core.configfile import settings_as_dict
 from factoryctl.core.defaults import SECRET_ENV
 from factoryctl.core.jobspecs import JOBS
 from factoryctl.core.paths import tmux_socket

@@ -9,13 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from factoryctl.adapters.agent import Agent, CallOutcome
 from factoryctl.core.config import AgentSection
 from factoryctl.state.eventlog import EventLog
-from tests.helpers import tool
+from tests.helpers import survivors, tool
 
 
 def scenario(tmp_path: Path, calls: list[dict[str, object]], repeat: bool = False) -> Path:
@@ -107,7 +106,7 @@ def test_a_hanging_agent_is_killed_with_its_children_at_the_timeout(tmp_path: Pa
     elapsed = time.monotonic() - started
     assert got.outcome is CallOutcome.TIMEOUT
     assert elapsed < 10
-    left = [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
+    left = survivors(marker)
     assert left == []
 
 
@@ -118,7 +117,7 @@ def test_background_children_do_not_outlive_a_finished_call(tmp_path: Path, work
     started = time.monotonic()
     assert agent.call("x", cwd=work, session="s1", purpose="cycle").ok
     assert time.monotonic() - started < 10
-    assert [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])] == []
+    assert survivors(marker) == []
 
 
 def test_a_missing_agent_command_is_a_typed_failure(tmp_path: Path, work: Path) -> None:

@@ -14,12 +14,10 @@ import pytest
 
 from factoryctl.core.records import Alert
 from factoryctl.jobs.bot import replies
-from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.state.alerts import Alerts
-from factoryctl.state.eventlog import Event, EventFilter
 from tests.factories import Factory, make_factory
-from tests.helpers import run_cli, wait_for
+from tests.helpers import events, run_cli, wait_for
 from tests.integration.bot_support import CHAT, STRANGER, TOKEN, bot_config, running_bot
 from tests.support.telegram_standin import StandIn
 
@@ -35,10 +33,6 @@ def standin() -> Iterator[StandIn]:
 
 def factory_with_bot(tmp_path: Path, standin: StandIn, sessions: int = 1, extra: str = "") -> Factory:
     return make_factory(tmp_path, sessions=sessions, extra=extra + bot_config(standin))
-
-
-def events(home: Path, *types: str) -> list[Event]:
-    return Context.load(home).log.tail(100_000, EventFilter(types=frozenset(types)))
 
 
 def push_branch(factory: Factory, session: str, name: str) -> str:

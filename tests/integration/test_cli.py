@@ -1,4 +1,5 @@
-"""The installed `factoryctl` as a person and a script use it."""
+"""`factoryctl` as a person and a script use it: in-process through its entry point, and once as
+the installed console script (the process boundary: exit codes, stdout and stderr)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from factoryctl import __version__
 from factoryctl.core.config import default_heavy_slots
-from tests.helpers import run_cli
+from tests.helpers import run_cli, run_cli_process
 
 
 def listed_commands(helptext: str) -> set[str]:
@@ -35,6 +36,17 @@ def test_version_and_help(home: Path) -> None:
     assert listed_commands(helptext) >= ROOT_COMMANDS  # names, not substrings of other help lines
     for noun, verbs in SUBCOMMANDS.items():
         assert verbs <= listed_commands(run_cli(noun, "--help", home=home).stdout), noun
+
+
+def test_the_installed_command_is_a_process_with_exit_codes_and_one_line_errors(home: Path) -> None:
+    assert run_cli_process("--version", home=home).stdout.strip() == f"factoryctl {__version__}"
+    (home / "state").mkdir()
+    (home / "state" / "tasks.json").write_text("{oops")
+    broken = run_cli_process("task", "list", home=home)
+    assert broken.returncode == 1 and broken.stdout == ""
+    assert broken.stderr.startswith("Error: ") and broken.stderr.count("\n") == 1, broken.stderr
+    usage = run_cli_process("nosuch", home=home)
+    assert usage.returncode == 2 and "No such command 'nosuch'" in usage.stderr and "Traceback" not in usage.stderr
 
 
 def test_listed_commands_reads_names_not_help_text() -> None:

@@ -11,15 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.loop import Loop, next_delay
-from factoryctl.state.eventlog import EventFilter
 from tests.factories import PYTEST_CHECK, SAMPLES, TS_CHECKS, TS_MODULES, Factory, git, make_factory
-from tests.helpers import meanwhile, run_cli, tool
+from tests.helpers import events, meanwhile, run_cli, survivors, tool
 
 GOOD_TEST = """
 from inventory.stock import Stock
@@ -39,12 +37,8 @@ BROKEN_TAKE = SAMPLE_STOCK.replace(TAKE, "        self._items[item] = self._item
 assert BROKEN_TAKE != SAMPLE_STOCK
 
 
-def events(factory: Factory, kind: str) -> list[Any]:
-    return factory.ctx().log.tail(10_000, EventFilter(types=frozenset({kind})))
-
-
 def only_cycle(factory: Factory) -> dict[str, Any]:
-    (event,) = events(factory, "ralph_cycle")
+    (event,) = events(factory.home, "ralph_cycle")
     return dict(event.data)
 
 
@@ -149,7 +143,7 @@ def test_typescript_checks_end_to_end_type_error_discarded_good_change_pushed(tm
     second = Cycle(factory.ctx(), "s1").run()
     assert second.verdict == "pushed", second.reason
     assert second.after["vitest"].counts.total == second.before["vitest"].total + 1
-    assert len(events(factory, "baseline")) == 1  # main did not move: one baseline for both cycles
+    assert len(events(factory.home, "baseline")) == 1  # main did not move: one baseline for both cycles
 
 
 @pytest.mark.parametrize(
@@ -172,14 +166,14 @@ def test_a_failing_agent_ends_the_cycle_cleanly_and_the_loop_backs_off(
     waits: list[float] = []
     loop = Loop(factory.ctx(), "s1", out=lambda text: None, sleep=waits.append, max_cycles=3)
     assert loop.run() == 0
-    cycles = [e.data for e in events(factory, "ralph_cycle")]
+    cycles = [e.data for e in events(factory.home, "ralph_cycle")]
     assert [c["verdict"] for c in cycles] == ["failed"] * 3
     assert all(c["agent_outcome"] == outcome for c in cycles)
     assert waits == [120.0, 240.0]  # interval 60 s doubled per consecutive failure
     assert factory.origin_branches() == ["main"]
     assert not [b for b in factory.local_branches() if b.startswith("brl/")]
     assert not (factory.home / "worktrees" / "s1" / "x.txt").exists()
-    assert [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])] == []
+    assert survivors(marker) == []
 
 
 def test_backoff_is_capped_and_resets() -> None:
@@ -205,7 +199,7 @@ def test_eight_sessions_at_once_share_one_baseline_and_respect_heavy_slots(tmp_p
     assert [r["verdict"] for r in reports] == ["pushed"] * 8
     for i, report in enumerate(reports, start=1):  # each branch holds its own session's file only
         assert report["files"] == [f"tests/test_s{i}.py"]
-    baselines = events(factory, "baseline")
+    baselines = events(factory.home, "baseline")
     assert len(baselines) == 1 and baselines[0].data["commit"] == factory.main_sha()
     spans = [(c["started"], c["ended"]) for c in baselines[0].data["checks"].values() if c["heavy"]]
     spans += [(r["after"]["pytest"]["started"], r["after"]["pytest"]["ended"]) for r in reports]
@@ -228,7 +222,7 @@ def test_sigterm_ends_the_loop_cleanly_with_no_half_made_branch(tmp_path: Path) 
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if any(marker in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])):
+        if survivors(marker):
             break
         time.sleep(0.1)
     else:
@@ -239,12 +233,12 @@ def test_sigterm_ends_the_loop_cleanly_with_no_half_made_branch(tmp_path: Path) 
     assert proc.returncode == 0, err
     assert "stopping (SIGTERM)" in out
     assert "calling the agent on brl/s1/" in out
-    (cycle,) = events(factory, "ralph_cycle")
+    (cycle,) = events(factory.home, "ralph_cycle")
     assert cycle.data["verdict"] == "interrupted"
     assert factory.origin_branches() == ["main"]
     assert not [b for b in factory.local_branches() if b.startswith("brl/")]
     assert not (factory.home / "worktrees" / "s1" / "half.txt").exists()
-    assert [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])] == []
+    assert survivors(marker) == []
     state = json.loads((factory.home / "state" / "sessions.json").read_text())
     assert state["s1"]["state"] == "stopped"
 
@@ -265,7 +259,7 @@ def test_a_paused_session_waits(tmp_path: Path) -> None:
     Loop(factory.ctx(), "s1", out=lines.append, sleep=sleep, max_cycles=1).run()
     assert naps == [10.0, 10.0, 10.0]
     assert any("waiting: paused (paused.s1): maintenance" in line for line in lines)
-    assert len(events(factory, "ralph_cycle")) == 1
+    assert len(events(factory.home, "ralph_cycle")) == 1
 
 
 def test_worktrees_are_reused_and_orphans_collected(tmp_path: Path) -> None:
@@ -359,7 +353,7 @@ def test_a_broken_prompt_template_fails_the_cycle_and_the_loop_goes_on(tmp_path:
     waits: list[float] = []
     lines: list[str] = []
     Loop(factory.ctx(), "s1", out=lines.append, sleep=waits.append, max_cycles=2).run()
-    cycles = [e.data for e in events(factory, "ralph_cycle")]
+    cycles = [e.data for e in events(factory.home, "ralph_cycle")]
     assert [c["verdict"] for c in cycles] == ["failed", "failed"]
     assert "prompt template error: 'no_such_name' is undefined" in cycles[0]["reason"]
     assert waits == [120.0]  # counted as a failure: backing off

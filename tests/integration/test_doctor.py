@@ -15,10 +15,9 @@ from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.doctor import Doctor
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.jobs.sessions import Sessions
-from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.skills import SkillStore
-from tests.factories import Factory, make_factory
-from tests.helpers import REPO_ROOT, run_cli
+from tests.factories import make_factory
+from tests.helpers import REPO_ROOT, events, run_cli
 
 QUIET = "[doctor]\npause_error_looping = true\nrestart_dead = false\n"
 FAILING = {"match": "You are s1,", "subtype": "error_during_execution", "result": "API Error: 529 overloaded"}
@@ -28,10 +27,6 @@ NAN_TEST = "import math\n\n\ndef test_nan_is_not_finite() -> None:\n    assert n
 
 def doctor_says(answer: dict[str, Any]) -> dict[str, Any]:
     return {"match": "Doctor's analysis", "result": json.dumps(answer), "cost_usd": 0.02}
-
-
-def events(factory: Factory, kind: str) -> list[Any]:
-    return factory.ctx().log.tail(10_000, EventFilter(types=frozenset({kind})))
 
 
 def test_a_session_failing_the_same_way_three_times_is_error_looping_alerted_and_paused_once(
@@ -50,13 +45,13 @@ def test_a_session_failing_the_same_way_three_times_is_error_looping_alerted_and
         "state": "idle", "reason": "dead tmux pane", "evidence": ["tmux pane missing"], "paused": False
     }  # fmt: skip
     assert [(a["kind"], a["session"]) for a in data["actions"]] == [("alert", "s1"), ("pause", "s1"), ("alert", "s2")]
-    alerts = [e for e in events(factory, "alert") if e.session == "s1"]
+    alerts = [e for e in events(factory.home, "alert") if e.session == "s1"]
     assert len(alerts) == 1 and "error_looping" in alerts[0].data["message"]
     assert (factory.home / "state" / "paused.s1").read_text().startswith("paused by the doctor")
     assert data["call"] == "answered" and data["calls"] == 1
     report = Path(data["report"]).read_text()
     assert "error_looping" in report and "529" in report
-    assert events(factory, "doctor_analysis")[-1].data["summary"] == data["summary"]
+    assert events(factory.home, "doctor_analysis")[-1].data["summary"] == data["summary"]
     # Run again past the quiet period, s2's pane back: s1 is still reported error-looping, now
     # paused, and is neither alerted nor paused again, nor worth another model call.
     tmux.new_session("factory-s2", ["sleep", "600"], cwd=tmp_path, env={})
@@ -67,7 +62,7 @@ def test_a_session_failing_the_same_way_three_times_is_error_looping_alerted_and
     assert s1["reason"] == "the last 3 cycles failed the same way, paused"
     assert s1["evidence"][-1].startswith("pause flag: paused by the doctor")
     assert again["actions"] == [] and again["call"] == "not needed"
-    assert len([e for e in events(factory, "alert") if e.session == "s1"]) == 1
+    assert len([e for e in events(factory.home, "alert") if e.session == "s1"]) == 1
     assert "s1: the last 3 cycles failed the same way, paused" in again["summary"]
 
 
@@ -80,7 +75,7 @@ def test_nothing_to_learn_means_no_model_call(tmp_path: Path, tmux: Tmux) -> Non
     data = Doctor(ctx, sessions=Sessions(ctx, tmux)).run()
     assert data["sessions"]["s1"]["state"] == "productive"
     assert data["call"] == "not needed" and data["calls"] == 0
-    assert [e for e in events(factory, "agent_call") if e.data["purpose"] == "doctor"] == []
+    assert [e for e in events(factory.home, "agent_call") if e.data["purpose"] == "doctor"] == []
 
 
 def test_a_skill_from_a_landed_branch_is_written_with_provenance_and_reaches_the_next_prompt(

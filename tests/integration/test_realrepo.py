@@ -10,7 +10,6 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,18 +19,13 @@ from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.jobs.sessions import Sessions
 from factoryctl.rules.changes import NO_CHECKS
-from factoryctl.state.eventlog import EventFilter
 from tests.factories import SAMPLES, Factory, git, make_factory
-from tests.helpers import run_cli
+from tests.helpers import events, run_cli
 
 STOCK = (SAMPLES / "py-app" / "inventory" / "stock.py").read_text()
 BROKEN_TAKE = STOCK.replace("self._items[item] = have - quantity", "self._items[item] = have")
 assert BROKEN_TAKE != STOCK
 CONFTEST_CRASH = 'raise ImportError("conftest cannot load: no module named boom")\n'
-
-
-def events(factory: Factory, kind: str) -> list[Any]:
-    return factory.ctx().log.tail(10_000, EventFilter(types=frozenset({kind})))
 
 
 def push_to_main(factory: Factory, tmp_path: Path, files: dict[str, str | None], message: str) -> None:
@@ -72,7 +66,7 @@ def test_a_discarded_change_keeps_the_failing_test_and_the_next_prompt_shows_it(
     ])  # fmt: skip
     first = Cycle(factory.ctx(), "s1").run()
     assert first.verdict == "discarded" and "failed tests 0 -> " in first.reason
-    (event,) = events(factory, "ralph_cycle")
+    (event,) = events(factory.home, "ralph_cycle")
     evidence = event.data["after"]["pytest"]["evidence"]
     assert any(line.startswith("FAILED tests/test_stock.py::test_take_reduces") for line in evidence), evidence
     assert not any(str(factory.home) in line for line in evidence)  # the worktree's path is taken out
@@ -124,18 +118,18 @@ def test_a_check_crashing_on_main_stops_agent_calls_alerts_once_and_resumes_when
         report = Cycle(factory.ctx(), "s1").run()
         assert report.verdict == "waiting", report.reason
         assert "main's check pytest crashes" in report.reason
-    assert events(factory, "agent_call") == []  # no money spent on a broken yardstick
+    assert events(factory.home, "agent_call") == []  # no money spent on a broken yardstick
     for _ in range(3):
         tick = run_cli("scheduler", "--once", home=factory.home)
         assert tick.returncode == 0, tick.stderr
-    alerts = [e for e in events(factory, "alert") if str(e.data.get("key", "")).startswith("main:broken:")]
+    alerts = [e for e in events(factory.home, "alert") if str(e.data.get("key", "")).startswith("main:broken:")]
     assert len(alerts) == 1 and "main's check pytest crashes" in alerts[0].data["message"]
     status = run_cli("status", home=factory.home).stdout
     assert "main's check pytest crashes" in status and "cycles wait" in status
     push_to_main(factory, tmp_path, {"conftest.py": None}, "fix the conftest")
     report = Cycle(factory.ctx(), "s1").run()
     assert report.verdict == "discarded" and report.reason == "no change"  # the agent was called again
-    assert len(events(factory, "agent_call")) == 1
+    assert len(events(factory.home, "agent_call")) == 1
     warnings = json.loads(run_cli("status", "--json", home=factory.home).stdout)["warnings"]
     assert not [w for w in warnings if "main's check" in w]
 
@@ -151,7 +145,7 @@ def test_a_regression_on_main_waits_until_main_is_sound_again(tmp_path: Path) ->
     assert not list((factory.home / "state" / "baselines").glob(f"{factory.main_sha()}-*.json"))
     push_to_main(factory, tmp_path, {"inventory/stock.py": STOCK}, "revert")
     assert Cycle(factory.ctx(), "s1").run().verdict == "discarded"
-    assert len(events(factory, "agent_call")) == 2
+    assert len(events(factory.home, "agent_call")) == 2
 
 
 # -- no silent no-checks --------------------------------------------------------------------------
@@ -164,7 +158,7 @@ def test_with_no_checks_every_cycle_and_status_say_so(tmp_path: Path) -> None:
                      "result": "Add notes"}, {"match": "reviewing one branch", "result": approve}])  # fmt: skip
     done = run_cli("cycle", "s1", home=factory.home)
     assert f"warning: {NO_CHECKS}" in done.stdout
-    (event,) = events(factory, "ralph_cycle")
+    (event,) = events(factory.home, "ralph_cycle")
     assert NO_CHECKS in event.data["notes"]
     status = run_cli("status", home=factory.home)
     assert f"warning:       {NO_CHECKS}" in status.stdout

@@ -23,7 +23,7 @@ from factoryctl.jobs.review import person
 from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.state.eventlog import EventFilter
 from tests.factories import Factory, git, make_factory
-from tests.helpers import meanwhile, run_cli, tool
+from tests.helpers import meanwhile, run_cli, survivors, tool, wait_for
 
 DOC_A = '"""Quantities on hand, per item (A)."""'
 DOC_B = '"""Quantities on hand, per item (B)."""'
@@ -222,7 +222,7 @@ def test_a_hanging_reviewer_is_killed_at_its_timeout(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     assert outcome.verdict == "pending" and "timeout" in outcome.reasons[0]
     assert queue(factory)[branch]["status"] == "pending"
-    assert [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])] == []
+    assert survivors(marker) == []
 
 
 def test_a_rejected_branch_is_restored_from_its_archive_ref(tmp_path: Path) -> None:
@@ -245,6 +245,14 @@ def test_a_rejected_branch_is_restored_from_its_archive_ref(tmp_path: Path) -> N
     assert again.returncode == 1 and "already pending" in again.stderr
 
 
+def reviewer_running(pid: int) -> bool:
+    """Whether the process `pid` is in a call to the scripted agent (the reviewer) now."""
+    try:
+        return any("factory-scripted-agent" in " ".join(c.cmdline()) for c in psutil.Process(pid).children(True))
+    except psutil.Error:  # a child ended while we looked: look again
+        return False
+
+
 def test_a_review_killed_halfway_leaves_everything_consistent_and_the_next_run_finishes(tmp_path: Path) -> None:
     factory = make_factory(tmp_path, sessions=2)
     factory.script([
@@ -260,7 +268,7 @@ def test_a_review_killed_halfway_leaves_everything_consistent_and_the_next_run_f
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and queue(factory)[branches["s1"]]["status"] != "approved":
         time.sleep(0.1)
-    time.sleep(1.0)  # into the reviewer call for s2
+    wait_for(lambda: reviewer_running(proc.pid), 60, "the reviewer call for s2")  # s1's has ended: this is s2's
     for child in psutil.Process(proc.pid).children(recursive=True):
         child.kill()
     proc.send_signal(signal.SIGKILL)
@@ -326,7 +334,7 @@ def test_dry_run_and_second_review_change_nothing(tmp_path: Path) -> None:
     assert (factory.main_sha(), factory.origin_branches(), queue(factory)) == before
     env = {**os.environ, "FACTORY_HOME": str(factory.home)}
     first = subprocess.Popen([tool("factoryctl"), "review"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.5)
+    wait_for(lambda: reviewer_running(first.pid), 60, "the first review's reviewer call")  # it holds the lock
     second = run_cli("review", home=factory.home)
     assert second.returncode == 0 and second.stderr.startswith("review is already running")
     first.communicate(timeout=60)

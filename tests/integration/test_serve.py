@@ -1,5 +1,6 @@
-"""`factoryctl serve` under uvicorn on 127.0.0.1 with a real factory home: the token, the
-triggers (one review at a time), tasks in and out, refused bodies, the GitHub webhook."""
+"""The HTTP app with a real factory home: the token, the triggers (one review at a time), tasks in
+and out, refused bodies, the GitHub webhook. In-process through TestClient; the login cookie and a
+chunked body over the limit go through the real `factoryctl serve` (uvicorn), whose wire they are about."""
 
 from __future__ import annotations
 
@@ -7,20 +8,17 @@ import hashlib
 import hmac
 import http.client
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from factoryctl.cli.app import app as cli_app
 from factoryctl.jobs.context import Context
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
 from tests.factories import make_factory
-from tests.helpers import run_cli, tool, wait_for
-from tests.serving import GITHUB_SECRET, TOKEN, Server, serving, update_toml
+from tests.helpers import run_cli, wait_for
+from tests.serving import GITHUB_SECRET, TOKEN, InProcess, Server, in_process, serving, update_toml
 
 APPROVE = json.dumps({"verdict": "approve", "reasons": ["small and tested"], "risk": "low", "issues": []})
 PASSING_TEST = "def test_more() -> None:\n    assert 2 * 2 == 4\n"
@@ -45,11 +43,17 @@ def triggers(home: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def server(home: Path) -> Any:
+    with in_process(home) as srv:
+        yield srv
+
+
+@pytest.fixture
+def uvicorn_server(home: Path) -> Any:
     with serving(home) as srv:
         yield srv
 
 
-def test_without_the_token_nothing_but_healthz_answers(server: Server) -> None:
+def test_without_the_token_nothing_but_healthz_answers(server: InProcess) -> None:
     before = state_of(server.home)
     for method, path in ENDPOINTS:
         for token in (None, "wrong-token-0123456789abc", TOKEN + "x", TOKEN[:-1], ""):
@@ -61,7 +65,8 @@ def test_without_the_token_nothing_but_healthz_answers(server: Server) -> None:
     assert server.request("GET", "/healthz", token=None).json() == {"ok": True}
 
 
-def test_the_page_asks_for_the_token_and_sets_a_strict_httponly_cookie(server: Server) -> None:
+def test_the_page_asks_for_the_token_and_sets_a_strict_httponly_cookie(uvicorn_server: Server) -> None:
+    server = uvicorn_server
     assert server.request("GET", "/", token=None).status == 401
     wrong = server.request("POST", "/login", b"token=nope", token=None,
                            headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
@@ -80,7 +85,7 @@ def test_the_page_asks_for_the_token_and_sets_a_strict_httponly_cookie(server: S
     assert server.request("POST", "/trigger/review", token=None, headers={"Cookie": value}).status == 401
 
 
-def test_a_task_posted_is_listed_by_the_api_and_the_cli(server: Server) -> None:
+def test_a_task_posted_is_listed_by_the_api_and_the_cli(server: InProcess) -> None:
     got = server.request("POST", "/trigger/task", json_body={"title": "Fix the flaky login test", "body": "CI 812",
                                                              "priority": "high", "session": "s1"})  # fmt: skip
     assert got.status == 201, got.body
@@ -112,7 +117,7 @@ def test_a_task_posted_is_listed_by_the_api_and_the_cli(server: Server) -> None:
     ],
 )
 def test_bad_task_bodies_are_refused_in_one_line_and_change_nothing(
-    server: Server, body: bytes, status: int, detail: str
+    server: InProcess, body: bytes, status: int, detail: str
 ) -> None:
     before = state_of(server.home)
     got = server.request("POST", "/trigger/task", body, headers={"Content-Type": "application/json"})
@@ -121,7 +126,8 @@ def test_bad_task_bodies_are_refused_in_one_line_and_change_nothing(
     assert state_of(server.home) == before
 
 
-def test_a_chunked_body_over_the_limit_is_cut_off_with_413(server: Server) -> None:
+def test_a_chunked_body_over_the_limit_is_cut_off_with_413(uvicorn_server: Server) -> None:
+    server = uvicorn_server
     before = state_of(server.home)
     conn = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=10)
     chunks = (b'{"title": "' + b"a" * 8192 for _ in range(12))  # 96 KiB, no Content-Length
@@ -140,7 +146,7 @@ def test_review_trigger_starts_the_gate_and_a_second_one_while_it_runs_gets_409(
     ])  # fmt: skip
     assert run_cli("cycle", "s1", home=factory.home).returncode == 0
     start = factory.main_sha()
-    with serving(factory.home) as srv:
+    with in_process(factory.home) as srv:
         first = srv.request("POST", "/trigger/review")
         assert (first.status, first.json()) == (202, {"job": "review", "started": True})
         second = srv.request("POST", "/trigger/review")
@@ -161,7 +167,7 @@ def test_review_trigger_starts_the_gate_and_a_second_one_while_it_runs_gets_409(
     assert (factory.home / "logs" / "trigger-review.log").stat().st_mode & 0o777 == 0o640  # the factory user's alone
 
 
-def test_a_job_locked_by_another_process_is_already_running(server: Server) -> None:
+def test_a_job_locked_by_another_process_is_already_running(server: InProcess) -> None:
     ctx = Context.load(server.home)
     with job_lock(ctx.paths.locks_dir, "review"):
         got = server.request("POST", "/trigger/review")
@@ -170,15 +176,15 @@ def test_a_job_locked_by_another_process_is_already_running(server: Server) -> N
 
 
 @pytest.mark.parametrize("job", ["standup", "doctor"])
-def test_a_job_this_factoryctl_lacks_is_a_clear_404_not_a_crash(server: Server, job: str) -> None:
-    has = any((c.name or getattr(c.callback, "__name__", "")) == job for c in cli_app.registered_commands)
+def test_standup_and_doctor_triggers_start_the_job_and_log_its_end(server: InProcess, job: str) -> None:
     got = server.request("POST", f"/trigger/{job}")
-    if has:  # the standup/doctor helper's command has landed: it starts like review
-        assert got.status in (202, 409)
-    else:
-        assert got.status == 404 and f"no `{job}` command yet" in got.json()["detail"]
-        assert triggers(server.home)[-1] == {"source_ip": "127.0.0.1", "endpoint": f"/trigger/{job}",
-                                             "outcome": "unavailable"}  # fmt: skip
+    assert (got.status, got.json()) == (202, {"job": job, "started": True})
+    wait_for(lambda: len(triggers(server.home)) == 2, 60, f"the end of the triggered {job}")
+    start, end = triggers(server.home)
+    assert start == {"source_ip": "127.0.0.1", "endpoint": f"/trigger/{job}", "outcome": "started"}
+    assert end["endpoint"] == f"/trigger/{job}" and end["outcome"] in ("finished", "failed"), end
+    assert f"exit {end['exit_code']}" in (server.home / "logs" / f"trigger-{job}.log").read_text()
+    assert server.request("POST", "/trigger/nosuch").status == 404  # only the three jobs have a trigger
 
 
 def delivery(payload: dict[str, Any], secret: str | None = GITHUB_SECRET, event: str = "issues") -> dict[str, Any]:
@@ -193,7 +199,7 @@ ISSUE = {"title": "Add CSV export", "body": "<script>x</script>", "html_url": "h
 LABELLED = {"action": "labeled", "label": {"name": "factory"}, "issue": ISSUE}
 
 
-def test_github_webhook_good_signature_becomes_a_task_bad_one_changes_nothing(server: Server) -> None:
+def test_github_webhook_good_signature_becomes_a_task_bad_one_changes_nothing(server: InProcess) -> None:
     before = state_of(server.home)
     for bad in (delivery(LABELLED, secret="wrong"), delivery(LABELLED, secret=None)):
         assert server.request("POST", "/webhook/github", **bad).status == 401
@@ -212,7 +218,7 @@ def test_github_webhook_good_signature_becomes_a_task_bad_one_changes_nothing(se
     assert [t["outcome"] for t in triggers(server.home)] == ["ignored", "ignored", "queued"]
 
 
-def test_a_replayed_delivery_or_the_same_issue_again_queues_one_task(server: Server) -> None:
+def test_a_replayed_delivery_or_the_same_issue_again_queues_one_task(server: InProcess) -> None:
     first = delivery(LABELLED)
     first["headers"]["X-GitHub-Delivery"] = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
     answers = [server.request("POST", "/webhook/github", **first) for _ in range(3)]  # the same signed delivery
@@ -227,11 +233,11 @@ def test_a_replayed_delivery_or_the_same_issue_again_queues_one_task(server: Ser
 
 
 def test_without_a_github_secret_the_webhook_is_off(home: Path) -> None:
-    with serving(home, github=False) as srv:
+    with in_process(home, github=False) as srv:
         assert srv.request("POST", "/webhook/github", **delivery(LABELLED)).status == 404
 
 
-def test_events_api_is_bounded_and_filters(server: Server) -> None:
+def test_events_api_is_bounded_and_filters(server: InProcess) -> None:
     server.request("POST", "/trigger/task", json_body={"title": "one"})
     server.request("POST", "/trigger/task", json_body={"title": "two"})
     got = server.request("GET", "/api/events?type=task&limit=1").json()
@@ -249,10 +255,11 @@ def test_events_api_is_bounded_and_filters(server: Server) -> None:
         ('[http]\nbind = "0.0.0.0:18999"', {"FACTORY_HTTP_TOKEN": TOKEN}, "allow_public"),
     ],
 )
-def test_serve_refuses_to_start_open_or_public_by_accident(home: Path, toml: str, env: dict[str, str],
-                                                           message: str) -> None:  # fmt: skip
+def test_serve_refuses_to_start_open_or_public_by_accident(home: Path, toml: str, env: dict[str, str], message: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     update_toml(home, toml)
-    done = subprocess.run([tool("factoryctl"), "serve"], env={**os.environ, "FACTORY_HOME": str(home), **env},
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    done = run_cli("serve", home=home)
     assert done.returncode == 1 and done.stderr.startswith("Error: ") and message in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1

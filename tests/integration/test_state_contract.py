@@ -320,7 +320,7 @@ def test_a_baseline_is_computed_once_per_commit_and_checks(state: State) -> None
     again, computed_again = baselines.get("abc123", specs, compute, session="s2")
     assert computed and not computed_again and len(calls) == 1 and first == again
     assert first["pytest"].failed == 1
-    baselines.judge("abc123", specs, first, ["pytest: 1 failing"], "2026-12-05T12:00:00.000Z")
+    baselines.record_health("abc123", specs, first, ["pytest: 1 failing"], "2026-12-05T12:00:00.000Z")
     assert baselines.health() == ("abc123", ("pytest: 1 failing",))
     assert baselines.read("abc123", "x") is None
 

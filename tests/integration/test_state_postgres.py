@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from factoryctl.cli.app import main
-from factoryctl.core.config import load_settings
+from factoryctl.core.configfile import load_settings
 from factoryctl.core.errors import ConfigError, StateUnreachable
 from factoryctl.core.records import QueueStatus, ReviewEntry
 from factoryctl.jobs.bot.notifier import read_new

@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.review.gate import MergeGate
 from tests.factories import Factory, git, make_factory
-from tests.helpers import run_cli
+from tests.helpers import run_cli, survivors
 
 SECRETS = {
     "TELEGRAM_BOT_TOKEN": "tg-SECRET-0123456789",
@@ -60,10 +59,6 @@ def digest(*paths: Path) -> dict[str, str]:
         for path in files:
             out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
-
-
-def survivors(marker: str) -> list[int]:
-    return [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
 
 
 # -- the gate's files: config, prompts, state -----------------------------------------------
@@ -331,16 +326,17 @@ def pytest_runtest_makereport(item, call):
 """
     stock = factory.home / "repo" / "inventory" / "stock.py"
     broken = stock.read_text().replace("return self._items.get(item, 0)", "return -1")
-    writes = [{"write": "conftest.py", "content": conftest}, {"write": "inventory/stock.py", "content": broken}]
+    # In tests/ (an existing folder): only the path rule names it, not the rule on new top-level modules.
+    writes = [{"write": "tests/conftest.py", "content": conftest}, {"write": "inventory/stock.py", "content": broken}]
     factory.script([agent(writes),
                     {"result": APPROVE}])  # fmt: skip
     report = Cycle(factory.ctx(), "s1").run()
+    assert report.verdict == "pushed", report.reason  # the lie fools the checks: only the gate's path rule stops it
     main = factory.main_sha()
-    if report.verdict == "pushed":  # the lie fooled the cycle's checks: the gate must not land it
-        (decision,) = MergeGate(factory.ctx()).run()
-        assert decision.verdict == "awaiting_human" and "changes sensitive paths (conftest.py)" in decision.reasons[0]
-        listed = run_cli("queue", "list", home=factory.home).stdout
-        assert "awaiting a person: changes sensitive paths (conftest.py)" in listed
+    (decision,) = MergeGate(factory.ctx()).run()
+    assert decision.verdict == "awaiting_human" and "changes sensitive paths (tests/conftest.py)" in decision.reasons[0]
+    listed = run_cli("queue", "list", home=factory.home).stdout
+    assert "awaiting a person: changes sensitive paths (tests/conftest.py)" in listed
     assert factory.main_sha() == main
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from factoryctl.adapters.pm2 import Pm2
-from factoryctl.core.config import Settings, settings_as_dict, settings_from_mapping
+from factoryctl.adapters.telegram import Reply
+from factoryctl.core.config import Settings
+from factoryctl.core.configfile import settings_as_dict, settings_from_mapping
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.paths import Paths
 from factoryctl.core.records import Alert
@@ -51,15 +54,36 @@ def test_a_jobs_alert_key_comes_back_once_the_configured_quiet_period_has_passed
 
 
 def test_the_scheduler_the_doctor_and_the_merge_gate_alert_with_the_configured_quiet_period(tmp_path: Path) -> None:
-    ctx = context(tmp_path, quiet_s=20)
-    made = [
-        Scheduler(ctx, pm2=Pm2(environ={})).alerts,
-        Doctor(ctx).alerts,
-        Recorder(ctx, ReviewTree(ctx), say=lambda text: None).alerts,
-    ]
-    assert [a.quiet for a in made] == [timedelta(seconds=20)] * 3
+    clock = FakeClock(NOW)
+    ctx = context(tmp_path, quiet_s=20, clock=clock)
+    made = {
+        "scheduler": Scheduler(ctx, pm2=Pm2(environ={})).alerts,
+        "doctor": Doctor(ctx).alerts,
+        "review": Recorder(ctx, ReviewTree(ctx), say=lambda text: None).alerts,
+    }
+    sent = {}
+    for job, alerts in made.items():  # each job's key: raised, held back 19 s later, raised again 21 s later
+        clock.now = NOW
+        first = alerts.send(Alert(f"{job}:k", "x"))
+        clock.now = NOW + timedelta(seconds=19)
+        held = alerts.send(Alert(f"{job}:k", "x"))
+        clock.now = NOW + timedelta(seconds=21)
+        sent[job] = (first, held, alerts.send(Alert(f"{job}:k", "x")))
+    assert sent == dict.fromkeys(made, (True, False, True))
 
 
 def test_the_bots_notices_repeat_a_key_after_the_quiet_period_too(tmp_path: Path) -> None:
-    notifier = Notifier(context(tmp_path, quiet_s=20), send=lambda *_: None, chats=[1])  # type: ignore[arg-type]
-    assert notifier.rules.quiet == timedelta(seconds=20)
+    clock = FakeClock(NOW)
+    ctx = context(tmp_path, quiet_s=20, clock=clock)
+    delivered: list[str] = []
+
+    async def send(chat: int, reply: Reply) -> None:
+        delivered.append(f"{clock.now - NOW}")
+
+    notifier = Notifier(ctx, send=send, chats=[1])
+    notifier.cursor()  # it starts at the log's end
+    for seconds in (0, 19, 21):  # the same alert key logged three times (as another process would)
+        clock.now = NOW + timedelta(seconds=seconds)
+        ctx.log.append("alert", data={"key": "budget:closed", "message": "budget reached"})
+        asyncio.run(notifier.poll())
+    assert delivered == ["0:00:00", "0:00:21"]

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from factoryctl.adapters.telegram import Reply, chunks, clean, escape
+from factoryctl.adapters.telegram import Reply, chunks, escape, sendable
 from factoryctl.core.clock import format_ts
 from factoryctl.jobs.bot.app import parse_command
 from factoryctl.jobs.bot.notifier import read_new
 from factoryctl.rules.botskills import (
     Action,
-    Skill,
-    SkillRefused,
+    BotSkill,
+    BotSkillRefused,
     coverage,
     match,
     parse_skill_file,
@@ -59,7 +59,7 @@ def test_untrusted_text_is_shown_exactly_and_never_becomes_markup(text: str) -> 
 
 
 def test_control_characters_and_bidi_overrides_are_stripped() -> None:
-    assert clean("a\x00b\x1bc\u202ed\r\ne\tf") == "abcd\ne\tf"
+    assert sendable("a\x00b\x1bc\u202ed\r\ne\tf") == "abcd\ne\tf"
     assert visible_text(chunks(Reply.text("x\x07y"))[0], "HTML") == "xy"
 
 
@@ -190,7 +190,7 @@ GOOD_TEMPLATE = {
     ],
 )
 def test_a_skill_that_could_add_a_capability_is_refused_with_its_reason(raw: dict[str, Any], reason: str) -> None:
-    with pytest.raises(SkillRefused, match=None) as refused:
+    with pytest.raises(BotSkillRefused, match=None) as refused:
         validate(raw, SNAPSHOT)
     assert reason in str(refused.value)
 
@@ -218,13 +218,13 @@ def test_an_action_skill_passes_the_arg_group_to_its_action() -> None:
 
 def test_a_skill_file_round_trips_and_a_tampered_one_is_refused() -> None:
     skill = validate(GOOD_TEMPLATE, SNAPSHOT)
-    assert parse_skill_file(skill.as_front_matter(), SNAPSHOT) == Skill(
+    assert parse_skill_file(skill.as_front_matter(), SNAPSHOT) == BotSkill(
         skill.name, skill.pattern, "", template=skill.template
     )
     tampered = skill.as_front_matter().replace("l.branch", "l.__class__")
-    with pytest.raises(SkillRefused, match="outside its sandbox"):
+    with pytest.raises(BotSkillRefused, match="outside its sandbox"):
         parse_skill_file(tampered, SNAPSHOT)
-    with pytest.raises(SkillRefused, match="starts with a ---"):
+    with pytest.raises(BotSkillRefused, match="starts with a ---"):
         parse_skill_file("name: x", SNAPSHOT)
 
 
@@ -238,7 +238,7 @@ def test_the_models_answer_is_read_from_bare_or_fenced_json(answer: str, count: 
 
 @pytest.mark.parametrize("answer", ["no json here", '{"skill": []}', "[1, 2]"])
 def test_a_malformed_model_answer_is_refused(answer: str) -> None:
-    with pytest.raises(SkillRefused):
+    with pytest.raises(BotSkillRefused):
         proposals(answer)
 
 

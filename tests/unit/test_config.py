@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.core.config import Settings, default_heavy_slots, load_settings, settings_as_dict
+from factoryctl.core.config import Settings, default_heavy_slots
+from factoryctl.core.configfile import load_settings, settings_as_dict
 from factoryctl.core.errors import ConfigError
 from factoryctl.core.tomltext import to_toml
 

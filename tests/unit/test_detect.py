@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from factoryctl.core.config import settings_from_mapping
+from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.rules.detect import detect
 
 PKG = json.dumps({"devDependencies": {"typescript": "5", "vitest": "3", "eslint": "9"}})

@@ -23,9 +23,9 @@ REJECT = ReviewerVerdict(False, ("tests nothing",), "medium")
     [
         (BranchFacts(head=None), GateVerdict.REJECT, "the branch is gone from origin"),
         (BranchFacts(head=None, archived="b" * 40), GateVerdict.REJECT, "the branch is gone from origin (archived)"),
-        (BranchFacts(head=None, archived="b" * 40, archived_on_main=True), GateVerdict.APPROVE,
+        (BranchFacts(head=None, archived="b" * 40, archived_on_main=True), GateVerdict.LANDED,
          "landed by an earlier, interrupted review"),
-        (BranchFacts(head="a" * 40, head_on_main=True), GateVerdict.APPROVE,
+        (BranchFacts(head="a" * 40, head_on_main=True), GateVerdict.LANDED,
          "already on main (an earlier review landed it)"),
         (BranchFacts(head="c" * 40), GateVerdict.REJECT,
          "the branch moved after its cycle tested it (aaaaaaaaaa -> cccccccccc)"),
@@ -41,7 +41,7 @@ def test_before_merge(facts: BranchFacts, verdict: GateVerdict | None, reason: s
         assert decision is None
         return
     assert decision is not None and decision.verdict is verdict and decision.reasons == (reason,)
-    assert decision.landed == (MAIN if verdict is GateVerdict.APPROVE else None)
+    assert decision.landed == (MAIN if verdict is GateVerdict.LANDED else None)
 
 
 def test_a_branch_whose_cycle_recorded_no_head_is_not_called_moved() -> None:
@@ -94,7 +94,7 @@ def test_after_reviewer(
 
 def test_landed_and_batches() -> None:
     one = gate.landed(ENTRY.branch, MAIN, APPROVE)
-    assert (one.verdict, one.landed, one.tested, one.reasons) == (GateVerdict.APPROVE, MAIN, MAIN, ("focused",))
+    assert (one.verdict, one.landed, one.tested, one.reasons) == (GateVerdict.LANDED, MAIN, MAIN, ("focused",))
     assert gate.landed(ENTRY.branch, MAIN, APPROVE, batch_of=3).reasons == ("focused", "landed in a batch of 3")
 
 
@@ -122,7 +122,7 @@ def test_main_kept_moving_leaves_it_pending_with_an_alert() -> None:
 
 @pytest.mark.parametrize(
     ("verdict", "dry"),
-    [(GateVerdict.APPROVE, GateVerdict.WOULD_LAND), (GateVerdict.REJECT, GateVerdict.WOULD_REJECT),
+    [(GateVerdict.LANDED, GateVerdict.WOULD_LAND), (GateVerdict.REJECT, GateVerdict.WOULD_REJECT),
      (GateVerdict.PENDING, GateVerdict.PENDING), (GateVerdict.AWAITING_HUMAN, GateVerdict.AWAITING_HUMAN)],
 )  # fmt: skip
 def test_a_dry_run_never_lands_or_rejects(verdict: GateVerdict, dry: GateVerdict) -> None:

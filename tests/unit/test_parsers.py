@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from factoryctl.adapters.parsers import parse, strip_ansi
-from factoryctl.core.checks import PARSER_NAMES, Counts, validate_pattern
+from factoryctl.core.checks import PARSER_NAMES, REGEX_GROUPS, Counts, validate_pattern
 from factoryctl.core.errors import UsageError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "checks"
@@ -197,8 +197,13 @@ def test_regex_refuses_a_pattern_that_cannot_count(pattern: str | None, message:
         parse("regex", "", "", None, pattern=pattern)
 
 
-def test_validate_pattern_accepts_named_count_groups() -> None:
-    validate_pattern(r"^(?P<failed>\d+) failed|(?P<passed>\d+) passed|(?P<total>\d+) total$")
+@pytest.mark.parametrize("group", REGEX_GROUPS)
+def test_validate_pattern_accepts_each_named_count_group_and_parse_counts_it(group: str) -> None:
+    pattern = rf"^(?P<{group}>\d+) {group}$"
+    assert validate_pattern(pattern) is None  # accepted: no UsageError
+    assert parse("regex", f"3 {group}\n", "", 1, pattern=pattern) == ok(**{group: 3})
+    with pytest.raises(UsageError, match="must name its groups"):  # the same shape with another name is not
+        validate_pattern(rf"^(?P<{group}x>\d+) {group}$")
 
 
 def test_regex_sums_every_match_over_stdout_and_stderr() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from factoryctl.core.clock import format_ts
-from factoryctl.core.config import Settings, settings_from_mapping
+from factoryctl.core.config import Settings
+from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.facts import Pane, Reading
 from factoryctl.core.records import Gates, Task
 from factoryctl.rules.budget import agent_spec, cheap_agent_command, decide_budget

@@ -14,11 +14,12 @@ import pytest
 
 from factoryctl.adapters.agent import parse_result, parse_usage
 from factoryctl.adapters.runner import Completed
-from factoryctl.core.config import settings_from_mapping
+from factoryctl.core.clock import parse_since
+from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.errors import ConfigError, UsageError
 from factoryctl.core.paths import Paths
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.outcomes import parse_since
+from factoryctl.jobs.outcomes import since_for_figures
 from factoryctl.jobs.serve import auth, plots
 from factoryctl.jobs.serve.github import Deliveries, task_from_issue_event
 from factoryctl.jobs.serve.page import commit_url_base
@@ -140,13 +141,20 @@ def test_which_github_deliveries_become_a_task(event: str, payload: Any, title: 
     ],
 )
 def test_window_start(text: str, expected: datetime) -> None:
-    assert parse_since(text, NOW) == expected
+    assert since_for_figures(text, NOW) == expected
 
 
 @pytest.mark.parametrize("text", ["", "yesterday", "24", "-1h", "999999999999999d", "400d", "2030-01-01", "1h; rm -rf"])
 def test_bad_windows_are_one_line_errors(text: str) -> None:
-    with pytest.raises(UsageError, match="since"):
-        parse_since(text, NOW)
+    with pytest.raises(UsageError, match="since") as raised:
+        since_for_figures(text, NOW)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_log_reads_back_any_time_the_figures_a_year() -> None:
+    assert parse_since("400d", NOW, bound=None) == NOW - timedelta(days=400)
+    with pytest.raises(UsageError, match="--since '99999999999d' reaches back before the year 1"):
+        parse_since("99999999999d", NOW, bound=None, name="--since")
 
 
 @pytest.mark.parametrize(

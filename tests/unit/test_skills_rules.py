@@ -29,8 +29,12 @@ def test_front_matter_round_trip() -> None:
     assert parse_skill("no front matter", "plain").body == "no front matter"
 
 
-def test_a_new_distinct_skill_passes() -> None:
-    check(Skill("sql-params", "when building SQL from user input", "Always use bound parameters, never f-strings."))
+def test_a_new_distinct_skill_passes_where_a_copy_of_it_would_not() -> None:
+    sql = Skill("sql-params", "when building SQL from user input", "Always use bound parameters, never f-strings.")
+    check(sql)  # distinct from both existing skills, under the cap: no refusal
+    assert max(similarity(sql.body, other.body) for other in (NAN, FOCUS)) < 0.6
+    with pytest.raises(SkillRefused, match="nearly duplicates"):  # the same words under another name are refused
+        check(sql, [NAN, FOCUS, Skill("bound-params", sql.when, sql.body)])
 
 
 @pytest.mark.parametrize(

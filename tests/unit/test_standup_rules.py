@@ -9,9 +9,9 @@ import pytest
 from factoryctl.rules.standup import (
     AnswerRejected,
     CycleFact,
-    Facts,
     Overlap,
-    SessionFacts,
+    StandupFacts,
+    StandupSession,
     duplicate_of,
     grounded,
     overlaps,
@@ -20,12 +20,12 @@ from factoryctl.rules.standup import (
 
 B1 = "brl/s1/20261130T100000Z"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-FACTS = Facts(
+FACTS = StandupFacts(
     since="2026-11-30T08:00:00.000Z",
     now="2026-11-30T10:00:00.000Z",
     sessions=(
-        SessionFacts("s1", cycles=(CycleFact("t", "pushed", "ok", B1, 3, ("a.py",)),), commits=((SHA, "Add a"),)),
-        SessionFacts("s2"),
+        StandupSession("s1", cycles=(CycleFact("t", "pushed", "ok", B1, 3, ("a.py",)),), commits=((SHA, "Add a"),)),
+        StandupSession("s2"),
     ),
     tasks={3: "Add a", 4: "Fix b"},
 )

@@ -261,3 +261,23 @@ def test_setup_gets_an_empty_home_inside_the_sandbox(tmp_path: Path) -> None:
     assert scratch.env["HOME"] == "/tmp/home"
     off = Launch(Sandbox(False, hide=()), launch.policy, launch.env)
     assert off.scratch() is off  # development only: nothing to make a room in
+
+
+@pytest.mark.parametrize(
+    ("command", "guarded"),
+    [
+        (["python3", "-m", "pytest", "-q"], True),
+        (["/venv/bin/python3", "-X", "pycache_prefix=/c", "-B", "-m", "pytest"], True),
+        (["python3", "-W", "ignore", "-m", "pytest"], True),
+        (["python3", "-P", "-m", "pytest"], True),
+        (["python3", "-m", "unittest"], False),
+        (["python3", "tests/run.py", "-m", "pytest"], False),
+        (["pytest", "-q"], False),
+    ],
+)
+def test_python_m_pytest_runs_without_the_worktree_on_its_path(command: list[str], guarded: bool) -> None:
+    from factoryctl.adapters.checks import check_argv
+    from factoryctl.core.config import CheckSpec
+
+    argv = check_argv(CheckSpec(name="t", command=command, parser="pytest"))
+    assert (argv[1] == "-P") is guarded and argv[0] == command[0]

@@ -73,3 +73,13 @@ def test_scenario_calls_become_plays_the_real_cli_carries_out() -> None:
 def test_a_bad_script_is_one_clear_error(script: object, problem: str) -> None:
     with pytest.raises(ScriptError, match=problem.replace("(", r"\(")):
         check_script(script)
+
+
+@pytest.mark.parametrize("surface", ["terminal", "skills", "telegram"])
+def test_every_surface_drops_escapes_and_bidi_overrides(surface: str) -> None:
+    from factoryctl.adapters import telegram
+    from factoryctl.cli import skills, terminal
+
+    show = {"terminal": terminal.printable, "skills": skills.plain, "telegram": telegram.sendable}[surface]
+    shown = show("evil\u202etxt.exe \x1b[2J\u2066x\u2069 \u200bok")
+    assert not any(c in shown for c in "\u202e\x1b\u2066\u2069\u200b") and "evil" in shown and "ok" in shown

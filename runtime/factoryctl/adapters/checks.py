@@ -85,20 +85,22 @@ def run_checks(
 
 
 def check_argv(spec: CheckSpec) -> list[str]:
-    """The check's command; `python -m pytest` runs with -P, so a `pytest.py` in the repo cannot stand in for it."""
+    """The check's command; `python [options] -m pytest` runs with -P, so a `pytest.py` in the repo cannot
+    stand in for it."""
     argv = list(spec.command)
-    if (
-        spec.parser == "pytest"
-        and len(argv) >= 3
-        and Path(argv[0]).name.startswith("python")
-        and argv[1:3]
-        == [
-            "-m",
-            "pytest",
-        ]
-    ):
+    if spec.parser == "pytest" and Path(argv[0]).name.startswith("python") and _runs_module(argv, "pytest"):
         argv.insert(1, "-P")
     return argv
+
+
+def _runs_module(argv: list[str], module: str) -> bool:
+    """Whether the interpreter's options in `argv` end in `-m module` (`-X` and `-W` take a value)."""
+    i = 1
+    while i < len(argv) and argv[i].startswith("-"):
+        if argv[i] == "-m":
+            return argv[i + 1 : i + 2] == [module]
+        i += 2 if argv[i] in ("-X", "-W") else 1
+    return False
 
 
 def _run_one(

@@ -12,30 +12,28 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 
 from factoryctl.core.defaults import TELEGRAM_LIMIT
 from factoryctl.core.errors import FactoryError
+from factoryctl.core.text import CONTROL
 
 log = logging.getLogger(__name__)
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class DeliveryFailed(FactoryError):
     """Telegram (or the network to it) refused a message."""
 
 
-def clean(text: str) -> str:
+def sendable(text: str) -> str:
     """Text without control characters (newlines and tabs stay); bidi overrides go too."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def escape(text: str) -> str:
     """Untrusted text as Telegram HTML data: it can never open, close or fake a tag."""
-    return html.escape(clean(text), quote=False)
+    return html.escape(sendable(text), quote=False)
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ def chunks(reply: Reply, limit: int = TELEGRAM_LIMIT) -> list[str]:
     inside an escape. Only the title carries markup (<b>), and it is whole in the first message.
     """
     pieces: list[str] = []
-    title = clean(reply.title)
+    title = sendable(reply.title)
     if title and len(f"<b>{escape(title)}</b>") <= limit:
         pieces.append(f"<b>{escape(title)}</b>")
     elif title:
@@ -94,7 +92,7 @@ def _cut_text(line: str, limit: int) -> list[str]:
     out: list[str] = []
     current: list[str] = []
     size = 0
-    for char in clean(line):
+    for char in sendable(line):
         escaped = html.escape(char, quote=False)
         if size + len(escaped) > limit:
             out.append("".join(current))
@@ -226,7 +224,7 @@ class TelegramBot:
         from telegram.error import TelegramError
 
         try:
-            await self._bot().answer_callback_query(callback_id, text=clean(text)[:190])  # type: ignore[attr-defined]
+            await self._bot().answer_callback_query(callback_id, text=sendable(text)[:190])  # type: ignore[attr-defined]
         except TelegramError as exc:
             log.warning("answerCallbackQuery failed: %s", exc)
 

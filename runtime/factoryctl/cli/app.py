@@ -61,7 +61,7 @@ def _root(
 def status(json: JsonOpt = False) -> None:
     """Sessions, queue sizes, today's spend and the last events."""
     report = collect(Context.load())
-    render.emit_json(report) if json else render.emit(render.status_text(report))
+    render.emit_json(report.as_dict()) if json else render.emit(render.status_text(report))
 
 
 @app.command()
@@ -75,12 +75,6 @@ def paths(json: JsonOpt = False) -> None:
     width = max(map(len, found))
     for name, path in found.items():
         render.emit(f"{name:<{width}}  {path}")
-
-
-# -- tasks ---------------------------------------------------------------------------
-
-
-# -- log -----------------------------------------------------------------------------
 
 
 @app.command()
@@ -163,23 +157,17 @@ def pause(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Shown while it waits.")] = "",
 ) -> None:
     """Pause the factory (or one session): running cycles finish, no new one starts."""
-    ctx = Context.load()
-    flag = ctx.paths.pause_flag(None if session is None else ctx.session(session))
-    flag.parent.mkdir(parents=True, exist_ok=True)
-    flag.write_text(reason.strip() + "\n" if reason.strip() else "")
-    render.emit(f"paused {session or 'the factory'}; `factoryctl resume{' ' + session if session else ''}` undoes it")
+    from factoryctl.jobs import pause as pausing
+
+    render.emit(pausing.pause(Context.load(), session, reason))
 
 
 @app.command()
 def resume(session: SessionArg = None) -> None:
     """Resume the factory (or one session) after `factoryctl pause`."""
-    ctx = Context.load()
-    flag = ctx.paths.pause_flag(None if session is None else ctx.session(session))
-    if not flag.exists():
-        render.emit(f"{session or 'the factory'} was not paused")
-        return
-    flag.unlink()
-    render.emit(f"resumed {session or 'the factory'}")
+    from factoryctl.jobs import pause as pausing
+
+    render.emit(pausing.resume(Context.load(), session))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_code
     except FactoryError as exc:
-        sys.stderr.write(f"Error: {render.clean(str(exc))}\n")
+        sys.stderr.write(f"Error: {render.printable(str(exc))}\n")
         return exc.exit_code
     except BrokenPipeError:
         return 0

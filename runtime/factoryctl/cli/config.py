@@ -8,7 +8,8 @@ import typer
 
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt
-from factoryctl.core.config import Settings, settings_as_dict
+from factoryctl.core.config import Settings
+from factoryctl.core.configfile import settings_as_dict
 from factoryctl.core.tomltext import to_toml
 from factoryctl.jobs.context import Context
 

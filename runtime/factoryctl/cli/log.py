@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json as jsonlib
 import sys
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt
-from factoryctl.core.clock import format_ts
-from factoryctl.core.errors import UsageError
+from factoryctl.core.clock import format_ts, parse_since, utcnow
 from factoryctl.jobs.context import Context
 from factoryctl.state.eventlog import Event, EventFilter
 
@@ -20,20 +18,8 @@ app = typer.Typer(help="The experiment log: every cycle, review, call and alert.
 
 
 def _since(text: str | None) -> str | None:
-    """'2h', '30m', '1d' ago, or an ISO date/time (UTC), as a log timestamp."""
-    if text is None:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text[:-1].isdigit() and text[-1:] in units:
-        try:
-            return format_ts(datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]]))
-        except (OverflowError, ValueError):
-            raise UsageError(f"--since {text!r} reaches back before the year 1") from None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--since {text!r}: use 30m, 2h, 1d or an ISO time like 2026-11-24T08:00") from None
-    return format_ts(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    """`--since` as a log timestamp: any time back (the log is read from its end until there)."""
+    return None if text is None else format_ts(parse_since(text, utcnow(), bound=None, name="--since"))
 
 
 @app.command("tail")

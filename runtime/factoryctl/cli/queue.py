@@ -9,7 +9,6 @@ import typer
 from factoryctl.adapters.git import check_branch_name
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt
-from factoryctl.core.errors import AlreadyRunning
 from factoryctl.jobs.context import Context
 
 app = typer.Typer(help="The review queue: pushed branches waiting for the merge gate.", no_args_is_help=True)
@@ -45,18 +44,9 @@ def queue_show(branch: Annotated[str, typer.Argument(help="The branch name.")], 
 def queue_approve(branch: Annotated[str, typer.Argument(help="The branch name.")]) -> None:
     """Approve a pending branch as a person and land it now if the gate is free (else at the next review)."""
     from factoryctl.jobs.review import person
-    from factoryctl.jobs.review.gate import MergeGate
 
-    ctx = Context.load()
     check_branch_name(branch)
-    person.approve(ctx, branch)
-    render.emit(f"approved {branch}")
-    try:
-        for decision in MergeGate(ctx, progress=render.emit).run(only=branch):
-            reasons = f" ({'; '.join(decision.reasons)})" if decision.reasons else ""
-            render.emit(f"{decision.branch}: {decision.verdict.value}{reasons}")
-    except AlreadyRunning:
-        render.emit("a review is running; the branch lands at the next review")
+    person.approve_and_land(Context.load(), branch, say=render.emit, progress=render.emit)
 
 
 @app.command("reject")

@@ -9,7 +9,7 @@ import typer
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.outcomes import parse_since, report_dict
+from factoryctl.jobs.outcomes import report_dict, since_for_figures
 
 
 def report(
@@ -18,5 +18,5 @@ def report(
 ) -> None:
     """Outcome figures: cycles, verdict mix, discard rate, landings, spend and tokens per landed change."""
     ctx = Context.load()
-    figures = report_dict(ctx, parse_since(since, ctx.clock()))
+    figures = report_dict(ctx, since_for_figures(since, ctx.clock()))
     render.emit_json(figures) if json else render.emit(render.report_text(figures))

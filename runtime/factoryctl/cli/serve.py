@@ -8,8 +8,6 @@ from factoryctl.jobs.context import Context
 
 def serve() -> None:
     """HTTP triggers, the read API and the status page on http.bind (needs FACTORY_HTTP_TOKEN)."""
-    from factoryctl.cli.app import app
     from factoryctl.jobs.serve.server import serve as run
 
-    commands = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    run(Context.load(), available=commands, say=say)
+    run(Context.load(), say=say)

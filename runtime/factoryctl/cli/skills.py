@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import typer
 
 from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt
+from factoryctl.core.text import CONTROL
 from factoryctl.jobs.context import Context
 from factoryctl.state.skills import SkillStore
 
@@ -16,13 +16,10 @@ app = typer.Typer(help="Skill files: techniques learned from work that landed.",
 NameArg = Annotated[str, typer.Argument(help="The skill's name (its file name without .md).")]
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def plain(text: str, keep_lines: bool = False) -> str:
     """Untrusted text for a terminal: control characters (escape sequences) shown, never obeyed."""
     lines = text.splitlines() if keep_lines else [" ".join(text.split())]
-    return "\n".join(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line) for line in lines)
+    return "\n".join(CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line) for line in lines)
 
 
 def _store() -> SkillStore:

@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
-from factoryctl.jobs.status import spend_by_session
+from factoryctl.core.text import CONTROL
+from factoryctl.jobs.status import GatesStatus, StatusReport, spend_by_session
 from factoryctl.rules import sentences, words
 from factoryctl.state.eventlog import Event
 
 
 def emit(text: str) -> None:
     """A line (or lines) for a person on stdout; control characters from outside text are cut out."""
-    sys.stdout.write(clean(text) + "\n")
+    sys.stdout.write(printable(text) + "\n")
 
 
 def warn(text: str) -> None:
     """A line for a person on stderr (stdout stays parseable)."""
-    sys.stderr.write(clean(text) + "\n")
+    sys.stderr.write(printable(text) + "\n")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean(text: str) -> str:
+def printable(text: str) -> str:
     """Text from outside (titles, branch names, reasons) without terminal control characters."""
-    return _CONTROL.sub("?", text)
+    return CONTROL.sub("?", text)
 
 
 def emit_json(obj: Any) -> None:
@@ -38,7 +35,7 @@ def emit_json(obj: Any) -> None:
 
 def event_line(event: Event, limit: int = 400) -> str:
     """An event as one sentence with its time (`--json` keeps the full record)."""
-    return clean(sentences.line(event, limit))
+    return printable(sentences.line(event, limit))
 
 
 def task_line(task: Task) -> str:
@@ -61,35 +58,29 @@ def task_detail(task: Task) -> str:
     return "\n".join(lines)
 
 
-def status_text(report: Mapping[str, Any]) -> str:
-    spend, budget = report["spend_today"], report["budget"]
-    lines = [f"factory at {report['home']}  ({report['now']})"]
-    if "sandbox" in report:
-        lines.append(f"sandbox: {report['sandbox']['text']}")
-    if "summary" in report:
-        lines.append(report["summary"])
+def status_text(report: StatusReport) -> str:
+    spend, budget = report.spend_today, report.budget
+    lines = [f"factory at {report.home}  ({report.now})", f"sandbox: {report.sandbox.text}", report.summary]
     lines += ["", "sessions:"]
-    lines += [f"  {s['text']}" for s in report["sessions"]]  # state, what the agent does now, task, last cycle
-    tasks = ", ".join(f"{k} {v}" for k, v in report["tasks"].items()) or "empty"
-    review = ", ".join(f"{k} {v}" for k, v in report["review_queue"].items()) or "empty"
+    lines += [f"  {s.text}" for s in report.sessions]  # state, what the agent does now, task, last cycle
+    tasks = ", ".join(f"{k} {v}" for k, v in report.tasks.items()) or "empty"
+    review = ", ".join(f"{k} {v}" for k, v in report.review_queue.items()) or "empty"
     lines += [
         "",
         f"tasks:         {tasks}",
         f"review queue:  {review}",
-        f"spend today:   ${spend['total_usd']:.2f} of ${budget['daily_usd']:.2f} "
-        f"({spend['calls']} agent calls, ${budget['left_usd']:.2f} left)",
+        f"spend today:   ${spend['total_usd']:.2f} of ${budget.daily_usd:.2f} "
+        f"({spend['calls']} agent calls, ${budget.left_usd:.2f} left)",
     ]
     if spend.get("by_purpose"):
         jobs = ", ".join(f"{k} ${v:.2f}" for k, v in spend["by_purpose"].items())
         lines.append(f"  by job:      {jobs}")
         lines.append(f"  by session:  {spend_by_session(spend)}")
-    if "state" in budget:
-        lines.append(f"budget:        {budget['state']} (degrades at ${budget['soft_usd']:.2f}: {budget['degrade']})")
-    if "gates" in report:
-        lines.append(f"gates:         {gates_text(report['gates'])}")
-    lines += [f"warning:       {w}" for w in report.get("warnings", [])]
+    lines.append(f"budget:        {budget.state} (degrades at ${budget.soft_usd:.2f}: {budget.degrade})")
+    lines.append(f"gates:         {gates_text(report.gates)}")
+    lines += [f"warning:       {w}" for w in report.warnings]
     lines += ["", "last events:"]
-    lines += [f"  {event_line(Event(**e), 200)}" for e in report["last_events"]] or ["  (none yet)"]
+    lines += [f"  {event_line(Event(**e), 200)}" for e in report.last_events] or ["  (none yet)"]
     return "\n".join(lines)
 
 
@@ -104,21 +95,21 @@ def session_line(row: Mapping[str, Any]) -> str:
     tmux = {"running": "tmux running", "missing": "no tmux session", "dead": "tmux pane dead"}.get(row["running"])
     line = f"{row['name']:<4} {tmux or row['running']:<15} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}"
     line += stray
-    now = f"\n     now: {clean(row['doing'])}" if row.get("doing") else ""
+    now = f"\n     now: {printable(row['doing'])}" if row.get("doing") else ""
     waiting = f"\n     waiting: {row['waiting']}" if row["waiting"] else ""
     return line + now + waiting + f"\n     attach: {row['attach']}"
 
 
-def gates_text(gates: Mapping[str, Any]) -> str:
+def gates_text(gates: GatesStatus) -> str:
     """The scheduler's gates and the pause flags in one line."""
-    parts = [f"{name} closed ({why})" for name, why in gates["closed"].items()] or ["open"]
-    if gates["sessions"]:
-        parts.append("held: " + ", ".join(gates["sessions"]))
-    if gates["agent"]:
-        parts.append(f"agent: {gates['agent']}")
-    if gates["paused"]:
-        parts.append("paused: " + ", ".join(gates["paused"]))
-    if not gates["updated"]:
+    parts = [f"{name} closed ({why})" for name, why in gates.closed.items()] or ["open"]
+    if gates.sessions:
+        parts.append("held: " + ", ".join(gates.sessions))
+    if gates.agent:
+        parts.append(f"agent: {gates.agent}")
+    if gates.paused:
+        parts.append("paused: " + ", ".join(gates.paused))
+    if not gates.updated:
         parts.append("(no scheduler tick yet)")
     return "; ".join(parts)
 
@@ -128,7 +119,7 @@ def queue_line(entry: ReviewEntry) -> str:
     waiting = ""
     if entry.waits_for_person:
         waiting = f" (awaiting a person: {entry.reasons[0]})" if entry.reasons else " (awaiting a person)"
-    return clean(f"{entry.status.value:<9} {entry.branch}{task}  queued {words.when(entry.queued)}{waiting}")
+    return printable(f"{entry.status.value:<9} {entry.branch}{task}  queued {words.when(entry.queued)}{waiting}")
 
 
 def queue_detail(entry: ReviewEntry) -> str:
@@ -146,7 +137,7 @@ def queue_detail(entry: ReviewEntry) -> str:
     if entry.summary:
         lines += ["", f"  {entry.summary}"]
     lines += [f"  - {reason}" for reason in entry.reasons]
-    return clean("\n".join(lines))
+    return printable("\n".join(lines))
 
 
 def _pct(x: float | None, none: str) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from factoryctl.core.errors import UsageError
+
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def utcnow() -> datetime:
@@ -20,6 +24,28 @@ def parse_ts(text: str) -> datetime:
 
 def day_start(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def parse_since(text: str, now: datetime, *, bound: timedelta | None, name: str = "since") -> datetime:
+    """'24h', '30m', '7d' before `now`, or an ISO time (UTC when it names no zone); in the past and at
+    most `bound` back (None: any time since the year 1). `name` is the option a person typed."""
+    text = text.strip()
+    if text[:-1].isdigit() and text[-1:] in SINCE_UNITS:
+        try:
+            moment = now - timedelta(seconds=int(text[:-1]) * SINCE_UNITS[text[-1]])
+        except (OverflowError, ValueError):
+            raise UsageError(f"{name} {text!r} reaches back before the year 1") from None
+    else:
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"{name} {text!r}: use 30m, 24h, 7d or an ISO time like 2026-11-24T08:00") from None
+        moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if bound is not None and moment > now:
+            raise UsageError(f"{name} {text!r}: must be in the past, at most {bound.days}d back")
+    if bound is not None and now - moment > bound:
+        raise UsageError(f"{name} {text!r}: at most {bound.days}d back")
+    return moment
 
 
 def day_of(moment: datetime) -> str:

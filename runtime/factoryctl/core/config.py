@@ -1,24 +1,22 @@
 """factory.toml: every key, its default and what it allows, in this one place.
 
 The models below are the reference (`factoryctl config show --defaults` prints them as
-TOML). A wrong key or value is one ConfigError naming the file, the key and what is
-allowed; the file is optional, and a missing one means "all defaults".
+TOML). Reading the file is `configfile.load_settings`: a wrong key or value is one
+ConfigError naming the file, the key and what is allowed; a missing file means "all defaults".
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from factoryctl.core.checks import PARSER_NAMES, TEST_RUNNERS, validate_pattern
 from factoryctl.core.defaults import ALERT_QUIET, SENSITIVE_PATHS
-from factoryctl.core.errors import ConfigError, UsageError
+from factoryctl.core.errors import UsageError
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CLAUDE = ["claude", "-p", "--model", "sonnet"]
@@ -382,70 +380,3 @@ class Settings(_Section):
     @property
     def session_names(self) -> tuple[str, ...]:
         return tuple(f"s{i}" for i in range(1, self.factory.sessions + 1))
-
-
-def load_settings(path: Path) -> Settings:
-    """Read and validate factory.toml; a missing file means all defaults."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return Settings()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(
-            f"{path}: nested too deeply to read; factory.toml needs no nesting past a few levels"
-        ) from None
-    return settings_from_mapping(data, source=str(path))
-
-
-def settings_from_mapping(data: Mapping[str, Any], *, source: str) -> Settings:
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_first_problem(exc)}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply to validate") from None
-
-
-def _first_problem(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    loc = err["loc"]
-    key = _key_name(loc)
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        where = f"in [{_key_name(loc[:-1])}]" if loc[:-1] else "at the top level"
-        return f"unknown key {key!r} {where}; allowed: {', '.join(allowed)}"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    msg = msg.replace("Input should be", "must be")
-    got = err.get("input")
-    # A URL may carry a password: the error says what is wrong with it, never echoes it.
-    secret = tuple(loc) == ("state", "url")
-    shown = "" if isinstance(got, dict | list) or got is None or secret else f" (got {got!r})"
-    return f"{key}: {msg}{shown}"
-
-
-def _key_name(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    model: type[BaseModel] = Settings
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[str(part)].annotation
-        inner = getattr(annotation, "__args__", (annotation,))[0]
-        model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else annotation  # type: ignore[assignment]
-    return list(model.model_fields)
-
-
-def settings_as_dict(settings: Settings) -> dict[str, Any]:
-    return settings.model_dump(mode="json")

@@ -1,9 +1,7 @@
 """The jobs PM2, cron and tmux start on the server, as data: the deploy renders them from here.
 
 `JOBS` lists every job of the design (their commands are fixed in the contract); the
-deploy renders only those in `IMPLEMENTED`, so a job the runtime does not have yet never
-crash-loops under PM2 or fails every two hours in cron. Add a job's name to
-`IMPLEMENTED` when its command lands.
+deploy renders them all, but for those whose secret is missing (`needs`).
 """
 
 from __future__ import annotations
@@ -34,11 +32,6 @@ JOBS: tuple[Job, ...] = (
     Job("standup", "cron", ("standup",), schedule="30 1-23/2 * * *"),
     Job("doctor", "cron", ("doctor",), schedule="15 */3 * * *"),
     Job("bot-improve", "cron", ("bot", "improve"), schedule="45 */6 * * *", needs="TELEGRAM_BOT_TOKEN"),
-)
-
-# The jobs whose command the runtime has today (the lead updates this as jobs land).
-IMPLEMENTED: frozenset[str] = frozenset(
-    {"bot", "bot-improve", "doctor", "loop", "review", "scheduler", "serve", "standup"}
 )
 
 # A host's part in a factory of several hosts (host data `factory_role`). "all": the whole factory

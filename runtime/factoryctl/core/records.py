@@ -176,6 +176,19 @@ class Gates:
         return mine == (set(other.closed), set(other.sessions), other.agent)
 
 
+class LogEvent(Protocol):
+    """An experiment-log event as the rules read it (`state.eventlog.Event` is one)."""
+
+    @property
+    def ts(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def session(self) -> str | None: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
 class EventSink(Protocol):
     """What records an event: the experiment log (`state.eventlog.EventLog`), as adapters see it."""
 
@@ -197,7 +210,7 @@ class CycleVerdict(StrEnum):
 
 class QueueStatus(StrEnum):
     PENDING = "pending"
-    APPROVED = "approved"
+    LANDED = "approved"  # landed on main (the value is what the queue file has always said)
     REJECTED = "rejected"
 
 

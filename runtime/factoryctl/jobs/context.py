@@ -16,14 +16,17 @@ from pathlib import Path
 from factoryctl.adapters.agent import Agent
 from factoryctl.adapters.sandbox import Launch, Policy, Sandbox, allowed_env
 from factoryctl.core.clock import utcnow
-from factoryctl.core.config import Settings, load_settings
+from factoryctl.core.config import Settings
+from factoryctl.core.configfile import load_settings
 from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_ENV
 from factoryctl.core.errors import UsageError
 from factoryctl.core.paths import Paths, factory_home
-from factoryctl.state.alerts import Alerts, Notifier
+from factoryctl.core.records import Gates
+from factoryctl.state.alerts import Alerts, AlertSink
 from factoryctl.state.backend import StateBackend, open_backend
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventLog
+from factoryctl.state.gates import current_gates
 from factoryctl.state.heartbeats import Heartbeats
 from factoryctl.state.locks import Semaphore, exclusive
 from factoryctl.state.reviewqueue import ReviewQueue
@@ -69,13 +72,18 @@ class Context:
         return Heartbeats(self.state.document(self.paths.sessions_file.name, dict), self.clock)
 
     def baselines(self) -> Baselines:
+        """Main's check counts per commit and checks configuration, shared by the cycles and the gate."""
         return Baselines(self.state, self.log)
 
     def job_lock(self, name: str) -> AbstractContextManager[None]:
         """Job `name` runs once at a time (across the fleet with PostgreSQL); AlreadyRunning if it runs."""
         return self.state.job_lock(name)
 
-    def alerts(self, notifiers: Sequence[Notifier] = ()) -> Alerts:
+    def gates(self) -> Gates:
+        """The scheduler's gates as they hold now (yesterday's budget entries no longer do)."""
+        return current_gates(self.paths.gates_file, self.clock())
+
+    def alerts(self, notifiers: Sequence[AlertSink] = ()) -> Alerts:
         """Alerts as every job raises them: a key is not repeated within `[alerts] quiet_s`."""
         quiet = timedelta(seconds=self.settings.alerts.quiet_s)
         return Alerts(self.log, lambda: self.state.exclusive("alerts"), notifiers, quiet=quiet)

@@ -21,6 +21,7 @@ from factoryctl.core.defaults import (
     PROMPT_BUDGET_CONTEXT,
     PROMPT_BUDGET_RECENT,
     PROMPT_BUDGET_TASK_BODY,
+    PROMPT_REJECTIONS,
 )
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import ACTIVE, CycleVerdict, ReviewEntry, Task, as_dict
@@ -32,9 +33,9 @@ from factoryctl.rules.changes import (
     CHANGED_DURING_CHECKS,
     NO_CHECKS,
     commit_message,
-    judge,
     main_problems,
     protected_touched,
+    worse_reasons,
 )
 from factoryctl.state.eventlog import EventFilter
 
@@ -147,7 +148,7 @@ class Cycle:
             self.ws.clear_byproducts()
         report.durations["baseline_s"] = time.monotonic() - t0
         problems = main_problems(self.baselines.sound(specs), report.before)
-        self.baselines.judge(base, specs, report.before, problems, format_ts(self.ctx.clock()))
+        self.baselines.record_health(base, specs, report.before, problems, format_ts(self.ctx.clock()))
         if problems:  # a broken yardstick: an agent call now would be money spent on nothing
             report.notes.extend(problems)
             report.end(CycleVerdict.WAITING, "main is broken, waiting for it to be fixed: " + "; ".join(problems))
@@ -219,7 +220,7 @@ class Cycle:
             report.end(CycleVerdict.DISCARDED, CHANGED_DURING_CHECKS)
             return
         before_tests = self.baselines.tests(base, self.ctx.settings.checks)
-        reasons = judge(report.before, before_tests, report.after)
+        reasons = worse_reasons(report.before, before_tests, report.after)
         if reasons:
             report.end(CycleVerdict.DISCARDED, "checks got worse: " + "; ".join(reasons))
             return
@@ -316,7 +317,7 @@ class Cycle:
             prompting.describe(e)
             for e in log.tail(200, EventFilter(types=frozenset({"cto_review"})))
             if e.data.get("session") == self.session and e.data.get("verdict") == "reject"
-        ][-5:]
+        ][-PROMPT_REJECTIONS:]
         if task is not None and len(task.body) > PROMPT_BUDGET_TASK_BODY:
             cuts.append(f"task body cut at {PROMPT_BUDGET_TASK_BODY:,} characters")
         values = {

@@ -26,12 +26,11 @@ from factoryctl.core.records import BUDGET, RESOURCES, Alert, as_dict
 from factoryctl.core.skill import Skill
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.loop import current_gates
 from factoryctl.jobs.markdown import escape, fence
 from factoryctl.jobs.sessions import Sessions, tmux_name
 from factoryctl.rules.doctor import (
-    Action,
     CycleSeen,
+    DoctorAction,
     DoctorAnswer,
     Limits,
     SessionSeen,
@@ -45,7 +44,7 @@ from factoryctl.rules.doctor import (
     Pane as PaneState,
 )
 from factoryctl.rules.skills import RetireCandidate, SkillRefused, check_new_skill, retire_candidates
-from factoryctl.state.alerts import Notifier
+from factoryctl.state.alerts import AlertSink
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.skills import SkillStore
 from factoryctl.state.stores import atomic_write_text
@@ -87,7 +86,7 @@ class Doctor:
         ctx: Context,
         *,
         sessions: Sessions | None = None,
-        notifiers: list[Notifier] | None = None,
+        notifiers: list[AlertSink] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.ctx = ctx
@@ -142,7 +141,7 @@ class Doctor:
                 c = cycle_of.get(branch, {})
                 files = tuple(str(f) for f in c.get("files") or [])[:20]
                 landed.append(Landed(branch, d["landed"], e.session, str(c.get("summary") or "")[:300], files))
-        gates = current_gates(ctx)
+        gates = ctx.gates()
         try:
             panes: dict[str, Any] | None = self.sessions.panes()
         except FactoryError:
@@ -174,7 +173,7 @@ class Doctor:
 
     # -- acting -------------------------------------------------------------------------
 
-    def _act(self, action: Action) -> dict[str, str]:
+    def _act(self, action: DoctorAction) -> dict[str, str]:
         done = {"kind": action.kind, "session": action.session, "text": action.text}
         if action.kind == "alert":
             key = f"doctor:{action.session}:{action.text.split(':')[0]}"
@@ -195,7 +194,7 @@ class Doctor:
     def _learn(self, findings: Findings, out: Outcome, rate: float | None) -> None:
         if not findings.landed and not any(d.actionable for d in out.diagnoses):
             return
-        gates = current_gates(self.ctx)
+        gates = self.ctx.gates()
         if BUDGET in gates.closed:
             out.call = f"skipped: budget gate closed ({gates.closed[BUDGET]})"
             return

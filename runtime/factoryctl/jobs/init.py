@@ -17,7 +17,7 @@ from typing import Any
 
 from factoryctl.adapters.git import GIT_ENV, Git, GitError
 from factoryctl.adapters.runner import run
-from factoryctl.core.config import load_settings
+from factoryctl.core.configfile import load_settings
 from factoryctl.core.defaults import GIT_TIMEOUT_S
 from factoryctl.core.errors import FactoryError, UsageError
 from factoryctl.core.paths import Paths

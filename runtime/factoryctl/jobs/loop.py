@@ -13,16 +13,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from factoryctl.adapters.agent import Agent
-from factoryctl.core.clock import day_of, format_ts
+from factoryctl.core.clock import format_ts
 from factoryctl.core.defaults import PAUSE_POLL_S
 from factoryctl.core.errors import AlreadyRunning, StateUnreachable
-from factoryctl.core.records import Alert, CycleVerdict, Gates
+from factoryctl.core.records import Alert, CycleVerdict
 from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle, CycleReport
 from factoryctl.rules.budget import agent_spec
 from factoryctl.rules.words import plural
-from factoryctl.state.gates import read_gates
 
 
 def next_delay(interval_s: float, elapsed_s: float, failures: int, cap_s: float) -> float:
@@ -44,12 +43,7 @@ def pause_reason(ctx: Context, session: str) -> str | None:
         if flag.exists():
             note = flag.read_text(errors="replace").strip()
             return f"paused ({flag.name})" + (f": {note}" if note else "")
-    return current_gates(ctx).hold(session)
-
-
-def current_gates(ctx: Context) -> Gates:
-    """gates.json as it holds now (yesterday's budget entries no longer do)."""
-    return read_gates(ctx.paths.gates_file).on(day_of(ctx.clock()))
+    return ctx.gates().hold(session)
 
 
 class Loop:
@@ -120,7 +114,7 @@ class Loop:
 
     def _one_cycle(self) -> CycleReport:
         self.cycles += 1
-        mode = current_gates(self.ctx).agent
+        mode = self.ctx.gates().agent
         agent = None if mode is None else Agent(agent_spec(self.ctx.settings, mode), self.ctx.log)
         self.say(f"cycle {self.cycles} starting" + ("" if agent is None else " (budget degraded: the cheaper agent)"))
         report = Cycle(self.ctx, self.session, agent=agent, progress=lambda text: self.say(f"  {text}")).run()

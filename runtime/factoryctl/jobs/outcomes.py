@@ -11,32 +11,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from factoryctl.core.clock import day_start, format_ts
-from factoryctl.core.errors import UsageError
+from factoryctl.core.clock import day_start, format_ts, parse_since
 from factoryctl.jobs.context import Context
 from factoryctl.rules import metrics
 from factoryctl.state.eventlog import Event, EventFilter
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_WINDOW = timedelta(days=366)
+MAX_WINDOW = timedelta(days=366)  # how far back the figures (`report`, /api/report, /api/events) read
 
 
-def parse_since(text: str, now: datetime) -> datetime:
-    """'24h', '30m', '7d' before now, or an ISO time (UTC); at most a year back."""
-    text = text.strip()
-    if text[:-1].isdigit() and text[-1:] in UNITS and len(text) <= 12:
-        span = timedelta(seconds=int(text[:-1]) * UNITS[text[-1]])
-        if span > MAX_WINDOW:
-            raise UsageError(f"since {text!r}: at most {MAX_WINDOW.days}d back")
-        return now - span
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"since {text!r}: use 30m, 24h, 7d or an ISO time like 2026-11-24T08:00") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo)
-    if moment > now or now - moment > MAX_WINDOW:
-        raise UsageError(f"since {text!r}: must be in the past, at most {MAX_WINDOW.days}d back")
-    return moment
+def since_for_figures(text: str, now: datetime) -> datetime:
+    """`--since` (or `?since=`) for the figures: at most `MAX_WINDOW` back."""
+    return parse_since(text, now, bound=MAX_WINDOW)
 
 
 def window(ctx: Context, since: datetime) -> list[Event]:
@@ -53,7 +38,7 @@ def queued_times(ctx: Context) -> dict[str, str]:
     return out
 
 
-def report(ctx: Context, since: datetime, events: Sequence[Event] | None = None) -> metrics.Outcomes:
+def figures(ctx: Context, since: datetime, events: Sequence[Event] | None = None) -> metrics.Outcomes:
     """The outcome figures from `since` to now (`events`: the window, already read)."""
     now = ctx.clock()
     found = window(ctx, since) if events is None else events
@@ -62,8 +47,8 @@ def report(ctx: Context, since: datetime, events: Sequence[Event] | None = None)
 
 def today(ctx: Context, events: Sequence[Event] | None = None) -> metrics.Outcomes:
     """Since UTC midnight: what `factoryctl status` summarises in one line."""
-    return report(ctx, day_start(ctx.clock()), events)
+    return figures(ctx, day_start(ctx.clock()), events)
 
 
 def report_dict(ctx: Context, since: datetime, events: Sequence[Event] | None = None) -> dict[str, Any]:
-    return report(ctx, since, events).as_dict()
+    return figures(ctx, since, events).as_dict()

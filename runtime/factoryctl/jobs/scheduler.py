@@ -29,7 +29,7 @@ from factoryctl.jobs.context import Context
 from factoryctl.jobs.sessions import Sessions
 from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
 from factoryctl.rules.watchdog import load_history
-from factoryctl.state.alerts import Alerts, LogNotifier
+from factoryctl.state.alerts import Alerts, LogSink
 from factoryctl.state.gates import read_gates, write_gates
 from factoryctl.state.spend import spend_since
 
@@ -60,7 +60,7 @@ class Scheduler:
         self.sessions = sessions or Sessions(ctx)
         self.pm2 = pm2 if pm2 is not None else Pm2()
         self.reading = reading or (lambda: sample(ctx.paths.home))
-        self.alerts = alerts or ctx.alerts([LogNotifier(out)])
+        self.alerts = alerts or ctx.alerts([LogSink(out)])
         self.out = out
         self.self_app = self_app
         self.state = ctx.state.document("scheduler.json", dict)

@@ -1,6 +1,6 @@
 """`factoryctl standup`: a three-round meeting of the sessions, grounded on facts, that changes what happens next.
 
-Facts first (cycles, gate decisions, branches, commits, tasks, pane tails, overlaps since
+StandupFacts first (cycles, gate decisions, branches, commits, tasks, pane tails, overlaps since
 the last standup); no model call when nothing happened or the budget gate is closed.
 Round 1 reports, round 2 responds, round 3 commits to one next task and one proposal,
 then one summary call. Round calls run concurrently (`standup.parallel`). An answer that
@@ -28,15 +28,14 @@ from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import BUDGET, LIVE, ReviewEntry
 from factoryctl.jobs import prompting
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.loop import current_gates
 from factoryctl.jobs.markdown import escape, fence
 from factoryctl.jobs.sessions import tmux_name
 from factoryctl.rules.standup import (
     AnswerRejected,
     CycleFact,
-    Facts,
     ReviewFact,
-    SessionFacts,
+    StandupFacts,
+    StandupSession,
     duplicate_of,
     grounded,
     overlaps,
@@ -61,7 +60,7 @@ class Turn:
 
 @dataclass
 class Meeting:
-    facts: Facts
+    facts: StandupFacts
     turns: list[Turn] = field(default_factory=list)
     skipped: str = ""  # why no meeting was held
 
@@ -72,7 +71,7 @@ class Meeting:
 # -- facts ------------------------------------------------------------------------------
 
 
-def gather(ctx: Context, tmux: Tmux | None = None) -> Facts:
+def gather(ctx: Context, tmux: Tmux | None = None) -> StandupFacts:
     """Everything the meeting may talk about, since the last standup (at most `standup.lookback_s`)."""
     now = ctx.clock()
     floor = format_ts(now - timedelta(seconds=ctx.settings.standup.lookback_s))
@@ -100,18 +99,18 @@ def gather(ctx: Context, tmux: Tmux | None = None) -> Facts:
     current = {t.session: (t.id, t.title) for t in tasks if t.session and t.status in ("assigned", "in_progress")}
     git = Git(ctx.repo_dir)
     tmux = tmux or Tmux.from_env()
-    sessions: list[SessionFacts] = []
+    sessions: list[StandupSession] = []
     touched: dict[str, set[str]] = {}
     for name in names:
         mine = [b for b in pending if b.session == name]
         commits, changed = _commits_and_files(git, mine)
         touched[name] = changed | {f for c in cycles[name] for f in c.files}
-        sessions.append(SessionFacts(
+        sessions.append(StandupSession(
             session=name, cycles=tuple(cycles[name]), reviews=tuple(reviews[name]),
             open_branches=tuple(b.branch for b in mine), commits=tuple(commits),
             task=current.get(name), pane=_pane(tmux, name, ctx.settings.standup.pane_lines),
         ))  # fmt: skip
-    return Facts(since, format_ts(now), tuple(sessions), overlaps(touched), {t.id: t.title for t in tasks})
+    return StandupFacts(since, format_ts(now), tuple(sessions), overlaps(touched), {t.id: t.title for t in tasks})
 
 
 def _commits_and_files(git: Git, entries: Sequence[ReviewEntry]) -> tuple[list[tuple[str, str]], set[str]]:
@@ -138,7 +137,7 @@ def _pane(tmux: Tmux, session: str, lines: int) -> str:
         return ""
 
 
-def facts_text(s: SessionFacts) -> str:
+def facts_text(s: StandupSession) -> str:
     """One session's facts as the prompt shows them (plain lines; the text in them is data)."""
     out = [f"### {s.session}"]
     out.append(f"- current task: #{s.task[0]} {s.task[1]}" if s.task else "- current task: none")
@@ -169,7 +168,7 @@ class Standup:
             started = time.monotonic()
             facts = gather(self.ctx, self.tmux)
             meeting = Meeting(facts)
-            gates = current_gates(self.ctx)
+            gates = self.ctx.gates()
             if BUDGET in gates.closed:
                 meeting.skipped = f"budget gate closed: {gates.closed[BUDGET]}"
             elif not facts.with_news():
@@ -264,7 +263,7 @@ class Standup:
             created.append({"session": session, "title": title, "id": task.id})
         return created
 
-    def _advice(self, facts: Facts, transcript: Path) -> None:
+    def _advice(self, facts: StandupFacts, transcript: Path) -> None:
         advice = {
             s.session: [o.advice(s.session) for o in facts.overlaps if s.session in o.sessions] for s in facts.sessions
         }

@@ -1,5 +1,7 @@
 """What `factoryctl status` reports: sessions, queues, today's spend, the last events.
 
+`collect` returns a typed `StatusReport`; the terminal, the bot, the page, `/api/status` and
+the bot skills' snapshot render that one value (`as_dict()` is the JSON, key for key).
 Everything is read from the end of the log or from small stores, so the cost does not
 grow with the log's length (only with today's agent calls).
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from factoryctl.adapters.sandbox import SandboxUnavailable
@@ -31,7 +34,78 @@ def warnings(ctx: Context) -> list[str]:
     return out
 
 
-def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TaskBrief:
+    """The task a session works on: enough to name it in a line."""
+
+    id: int
+    title: str
+    status: str
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """One session: its heartbeat state, task, last cycle, what the agent does now, and all that in words."""
+
+    name: str
+    state: str
+    task: TaskBrief | None
+    last_cycle: Mapping[str, Any] | None
+    doing: str | None  # the agent's last tool call, while in a cycle
+    state_text: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    enabled: bool
+    ok: bool  # enabled and a sandboxed call works here
+    text: str  # what a person reads: on, off (said loudly) or broken (why)
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    daily_usd: float
+    left_usd: float
+    soft_usd: float
+    state: str
+    degrade: str
+
+
+@dataclass(frozen=True)
+class GatesStatus:
+    """The scheduler's gates as of its last tick, and the pause flags."""
+
+    updated: str | None
+    closed: Mapping[str, str]
+    sessions: Mapping[str, str]
+    agent: str | None
+    resources: Mapping[str, Any]
+    paused: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    home: str
+    sandbox: SandboxStatus
+    now: str
+    sessions: tuple[SessionStatus, ...]
+    tasks: Mapping[str, int]
+    review_queue: Mapping[str, int]
+    spend_today: Mapping[str, Any]
+    summary: str
+    today: Mapping[str, Any]
+    budget: BudgetStatus
+    gates: GatesStatus
+    warnings: tuple[str, ...]
+    last_events: tuple[Mapping[str, Any], ...]  # event records, as `log tail --json` prints them
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as `status --json` and `/api/status` print it."""
+        return asdict(self)
+
+
+def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = None) -> StatusReport:
     """The status report; `today_events` (since UTC midnight, already read) saves reading them again."""
     now = ctx.clock()
     tasks = ctx.tasks().all()
@@ -42,14 +116,15 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
     for name in ctx.settings.session_names:
         task = by_session.get(name)
         info = session_state.get(name, {})
-        row = {
-            "name": name,
-            "state": str(info.get("state") or "unknown"),
-            "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
-            "last_cycle": info.get("last_cycle") if isinstance(info.get("last_cycle"), dict) else None,
-            "doing": info.get("doing") if info.get("state") == "cycle" else None,  # the agent's last tool call
-        }
-        sessions.append({**row, "state_text": state_words(info, day), "text": session_text(row, info, day)})
+        last_cycle = info.get("last_cycle")
+        doing = info.get("doing") if info.get("state") == "cycle" else None
+        brief = None if task is None else TaskBrief(task.id, task.title, task.status)
+        sessions.append(SessionStatus(
+            name=name, state=str(info.get("state") or "unknown"), task=brief,
+            last_cycle=last_cycle if isinstance(last_cycle, dict) else None,
+            doing=doing if isinstance(doing, str) else None, state_text=state_words(info, day),
+            text=session_text(name, brief, last_cycle if isinstance(last_cycle, dict) else None, doing, info, day),
+        ))  # fmt: skip
     queue = ctx.review_queue().read()
     review = Counter(e.status.value for e in queue.entries)
     if queue.problems:
@@ -62,34 +137,34 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
     paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
               if f.exists()]  # fmt: skip
     figures = today(ctx, today_events)
-    return {
-        "home": str(ctx.paths.home),
-        "sandbox": sandbox_state(ctx),
-        "now": format_ts(now),
-        "sessions": sessions,
-        "tasks": dict(Counter(t.status for t in tasks)),
-        "review_queue": dict(review),
-        "spend_today": spend,
-        "summary": figures.line("today"),
-        "today": figures.as_dict(),
-        "budget": {
-            "daily_usd": budget,
-            "left_usd": round(max(0.0, budget - spend["total_usd"]), 4),
-            "soft_usd": round(verdict.soft_usd, 4),
-            "state": verdict.state,
-            "degrade": ctx.settings.budget.degrade,
-        },
-        "gates": {
-            "updated": gates.updated or None,
-            "closed": dict(current.closed),
-            "sessions": dict(current.sessions),
-            "agent": current.agent,
-            "resources": dict(gates.resources),
-            "paused": paused,
-        },
-        "warnings": warnings(ctx) + [f"skipped: {p}" for p in queue.problems],
-        "last_events": [e.as_dict() for e in ctx.log.tail(last)],
-    }
+    return StatusReport(
+        home=str(ctx.paths.home),
+        sandbox=sandbox_state(ctx),
+        now=format_ts(now),
+        sessions=tuple(sessions),
+        tasks=dict(Counter(t.status for t in tasks)),
+        review_queue=dict(review),
+        spend_today=spend,
+        summary=figures.line("today"),
+        today=figures.as_dict(),
+        budget=BudgetStatus(
+            daily_usd=budget,
+            left_usd=round(max(0.0, budget - spend["total_usd"]), 4),
+            soft_usd=round(verdict.soft_usd, 4),
+            state=verdict.state,
+            degrade=ctx.settings.budget.degrade,
+        ),
+        gates=GatesStatus(
+            updated=gates.updated or None,
+            closed=dict(current.closed),
+            sessions=dict(current.sessions),
+            agent=current.agent,
+            resources=dict(gates.resources),
+            paused=tuple(paused),
+        ),
+        warnings=tuple(warnings(ctx) + [f"skipped: {p}" for p in queue.problems]),
+        last_events=tuple(e.as_dict() for e in ctx.log.tail(last)),
+    )
 
 
 # What each heartbeat state means, for a person (the loop and the cycle write the states).
@@ -119,11 +194,17 @@ def state_words(info: Mapping[str, Any], today: str = "") -> str:
     return words
 
 
-def session_text(row: Mapping[str, Any], info: Mapping[str, Any], today: str = "") -> str:
+def session_text(
+    name: str,
+    task: TaskBrief | None,
+    last_cycle: Mapping[str, Any] | None,
+    now: object,
+    info: Mapping[str, Any],
+    today: str = "",
+) -> str:
     """One session in one line, as `status` and the bot's /status show it: state, task, last cycle."""
-    task = row.get("task")
-    task_text = f"task #{task['id']} “{task['title'][:60]}” ({task['status']})" if task else "no task"
-    last = row.get("last_cycle") or {}
+    task_text = f"task #{task.id} “{task.title[:60]}” ({task.status})" if task else "no task"
+    last = last_cycle or {}
     if last:
         verdict, branch, reason = (str(last.get(k) or "") for k in ("verdict", "branch", "reason"))
         shown = branch if verdict == "pushed" else ""  # a discarded branch is gone
@@ -131,9 +212,8 @@ def session_text(row: Mapping[str, Any], info: Mapping[str, Any], today: str = "
         cycle = f"last cycle {_clock(str(last.get('ended') or ''), today)} {said}".replace("  ", " ")
     else:
         cycle = "no cycle yet"
-    now = row.get("doing")
     state = state_words(info, today) + (f", now {str(now)[:100]}" if isinstance(now, str) and now else "")
-    return f"{row['name']}: {state}; {task_text}; {cycle}"
+    return f"{name}: {state}; {task_text}; {cycle}"
 
 
 def spend_by_session(spend: Mapping[str, Any]) -> str:
@@ -150,12 +230,12 @@ def _clock(ts: str, today: str = "") -> str:
     return f"{ts[11:16]} UTC" if ts.startswith(today) and today else f"{ts[:10]} {ts[11:16]} UTC"
 
 
-def sandbox_state(ctx: Context) -> dict[str, Any]:
+def sandbox_state(ctx: Context) -> SandboxStatus:
     """Whether untrusted code runs sandboxed here: on and working, off (said loudly), or broken."""
     if not ctx.settings.sandbox.enabled:
-        return {"enabled": False, "ok": False, "text": "agents are NOT sandboxed (sandbox.enabled = false)"}
+        return SandboxStatus(False, False, "agents are NOT sandboxed (sandbox.enabled = false)")
     try:
         ctx.sandbox().check()
     except SandboxUnavailable as exc:
-        return {"enabled": True, "ok": False, "text": f"BROKEN, no cycle or review will run: {exc}"}
-    return {"enabled": True, "ok": True, "text": "on (bubblewrap: agent, reviewer, setup and checks)"}
+        return SandboxStatus(True, False, f"BROKEN, no cycle or review will run: {exc}")
+    return SandboxStatus(True, True, "on (bubblewrap: agent, reviewer, setup and checks)")

@@ -5,7 +5,7 @@ the named group `arg`) or a reply template rendered in Jinja's immutable sandbox
 read-only status snapshot. It can never add a capability: validation refuses an unknown
 action, a regex that can backtrack catastrophically, a template that calls, imports,
 reaches for private attributes or names outside the snapshot, and anything oversized.
-Everything here is pure: text in, values or a `SkillRefused` reason out.
+Everything here is pure: text in, values or a `BotSkillRefused` reason out.
 """
 
 from __future__ import annotations
@@ -59,12 +59,12 @@ _REFUSED_NODES = (nodes.Call, nodes.Extends, nodes.Include, nodes.Import, nodes.
                   nodes.With, nodes.Scope, nodes.ScopedEvalContextModifier)  # fmt: skip
 
 
-class SkillRefused(FactoryError):
+class BotSkillRefused(FactoryError):
     """A proposed or stored skill breaks a rule; the message says which."""
 
 
 @dataclass(frozen=True)
-class Skill:
+class BotSkill:
     name: str
     pattern: str
     description: str = ""
@@ -84,55 +84,59 @@ class Skill:
 
 @dataclass(frozen=True)
 class Match:
-    skill: Skill
+    skill: BotSkill
     arg: str  # the named group `arg`, or ""
 
 
-def validate(raw: Mapping[str, Any], snapshot: Mapping[str, Any]) -> Skill:
-    """A skill from the model's JSON (or a file), or SkillRefused saying why not."""
+def validate(raw: Mapping[str, Any], snapshot: Mapping[str, Any]) -> BotSkill:
+    """A skill from the model's JSON (or a file), or BotSkillRefused saying why not."""
     if not isinstance(raw, Mapping):
-        raise SkillRefused("a skill must be a JSON object")
+        raise BotSkillRefused("a skill must be a JSON object")
     unknown = set(raw) - {"name", "pattern", "description", "action", "template"}
     if unknown:
-        raise SkillRefused(f"unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        raise BotSkillRefused(f"unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     name, pattern, description = raw.get("name"), raw.get("pattern"), raw.get("description", "")
     if not isinstance(name, str) or not _NAME.match(name):
-        raise SkillRefused(f"name {name!r}: use 1-40 of a-z, 0-9 and '-'")
+        raise BotSkillRefused(f"name {name!r}: use 1-40 of a-z, 0-9 and '-'")
     if not isinstance(description, str) or len(description) > BOT_SKILL_DESCRIPTION_CHARS:
-        raise SkillRefused(f"{name}: the description must be text of at most {BOT_SKILL_DESCRIPTION_CHARS} characters")
+        raise BotSkillRefused(
+            f"{name}: the description must be text of at most {BOT_SKILL_DESCRIPTION_CHARS} characters"
+        )
     if not isinstance(pattern, str) or not pattern:
-        raise SkillRefused(f"{name}: a pattern (regex) is required")
+        raise BotSkillRefused(f"{name}: a pattern (regex) is required")
     check_pattern(pattern, name)
     action, template = raw.get("action"), raw.get("template")
     if (action is None) == (template is None):
-        raise SkillRefused(f"{name}: give exactly one of action or template")
+        raise BotSkillRefused(f"{name}: give exactly one of action or template")
     if action is not None:
         if action not in Action.__members__.values():
-            raise SkillRefused(f"{name}: unknown action {action!r}; allowed: {', '.join(Action)}")
-        return Skill(name, pattern, description, action=Action(action))
+            raise BotSkillRefused(f"{name}: unknown action {action!r}; allowed: {', '.join(Action)}")
+        return BotSkill(name, pattern, description, action=Action(action))
     if not isinstance(template, str):
-        raise SkillRefused(f"{name}: the template must be text")
+        raise BotSkillRefused(f"{name}: the template must be text")
     check_template(template, name, snapshot)
-    return Skill(name, pattern, description, template=template)
+    return BotSkill(name, pattern, description, template=template)
 
 
 def check_pattern(pattern: str, name: str = "skill") -> None:
     """Refuse an oversized, invalid or catastrophic regex (a quantifier over a quantifier or alternation)."""
     if len(pattern) > BOT_SKILL_PATTERN_CHARS:
-        raise SkillRefused(f"{name}: the pattern is {len(pattern)} characters; the limit is {BOT_SKILL_PATTERN_CHARS}")
+        raise BotSkillRefused(
+            f"{name}: the pattern is {len(pattern)} characters; the limit is {BOT_SKILL_PATTERN_CHARS}"
+        )
     try:
         compiled = re.compile(pattern)
         from re import _parser  # type: ignore[attr-defined]
 
         parsed = _parser.parse(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
-        raise SkillRefused(f"{name}: not a valid regex: {exc}") from None
+        raise BotSkillRefused(f"{name}: not a valid regex: {exc}") from None
     if set(compiled.groupindex) - {"arg"}:
-        raise SkillRefused(f"{name}: the only named group allowed is 'arg'")
+        raise BotSkillRefused(f"{name}: the only named group allowed is 'arg'")
     if _risky(parsed.data, inside_repeat=False):
-        raise SkillRefused(f"{name}: catastrophic regex: a quantifier over a quantified group or an alternation")
+        raise BotSkillRefused(f"{name}: catastrophic regex: a quantifier over a quantified group or an alternation")
     if "(?P=" in pattern or re.search(r"\\[1-9]", pattern):
-        raise SkillRefused(f"{name}: backreferences are not allowed")
+        raise BotSkillRefused(f"{name}: backreferences are not allowed")
 
 
 def _risky(items: Iterable[Any], *, inside_repeat: bool) -> bool:
@@ -171,24 +175,24 @@ def _env() -> ImmutableSandboxedEnvironment:
 def check_template(template: str, name: str, snapshot: Mapping[str, Any]) -> None:
     """Refuse a template that could reach outside the snapshot, then render it once to be sure."""
     if len(template) > BOT_SKILL_TEMPLATE_CHARS:
-        raise SkillRefused(f"{name}: the template is {len(template)} characters; limit {BOT_SKILL_TEMPLATE_CHARS}")
+        raise BotSkillRefused(f"{name}: the template is {len(template)} characters; limit {BOT_SKILL_TEMPLATE_CHARS}")
     env = _env()
     try:
         tree = env.parse(template)
     except TemplateError as exc:
-        raise SkillRefused(f"{name}: template does not parse: {exc}") from None
+        raise BotSkillRefused(f"{name}: template does not parse: {exc}") from None
     bound = {t.name for f in tree.find_all(nodes.For) for t in _targets(f.target)}
     for node in tree.find_all(nodes.Node):
         if isinstance(node, _REFUSED_NODES):
-            raise SkillRefused(f"{name}: template outside its sandbox: {type(node).__name__} is not allowed")
+            raise BotSkillRefused(f"{name}: template outside its sandbox: {type(node).__name__} is not allowed")
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
-            raise SkillRefused(f"{name}: template outside its sandbox: attribute {node.attr!r}")
+            raise BotSkillRefused(f"{name}: template outside its sandbox: attribute {node.attr!r}")
         if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and str(node.arg.value)[:1] == "_":
-            raise SkillRefused(f"{name}: template outside its sandbox: item {node.arg.value!r}")
+            raise BotSkillRefused(f"{name}: template outside its sandbox: item {node.arg.value!r}")
         if isinstance(node, nodes.Name) and node.ctx == "load" and node.name not in (*SNAPSHOT_KEYS, *bound, "loop"):
-            raise SkillRefused(f"{name}: template outside its sandbox: {node.name!r} is not in the status snapshot")
+            raise BotSkillRefused(f"{name}: template outside its sandbox: {node.name!r} is not in the status snapshot")
         if isinstance(node, nodes.Filter | nodes.Test) and node.name not in (env.filters | env.tests):
-            raise SkillRefused(f"{name}: template outside its sandbox: filter or test {node.name!r}")
+            raise BotSkillRefused(f"{name}: template outside its sandbox: filter or test {node.name!r}")
     render_template(template, snapshot, name)
 
 
@@ -201,32 +205,32 @@ def render_template(template: str, snapshot: Mapping[str, Any], name: str = "ski
     try:
         out = _env().from_string(template).render({k: snapshot.get(k) for k in SNAPSHOT_KEYS})
     except SecurityError as exc:
-        raise SkillRefused(f"{name}: template outside its sandbox: {exc}") from None
+        raise BotSkillRefused(f"{name}: template outside its sandbox: {exc}") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise SkillRefused(f"{name}: template fails on the status snapshot: {exc}") from None
+        raise BotSkillRefused(f"{name}: template fails on the status snapshot: {exc}") from None
     return out[: BOT_TEXT_CHARS * 4]
 
 
-def parse_skill_file(text: str, snapshot: Mapping[str, Any]) -> Skill:
+def parse_skill_file(text: str, snapshot: Mapping[str, Any]) -> BotSkill:
     """A skill file as written by `as_front_matter`, validated again (files can be edited by hand)."""
     if not text.startswith("---\n"):
-        raise SkillRefused("a skill file starts with a --- line")
+        raise BotSkillRefused("a skill file starts with a --- line")
     head, sep, body = text[4:].partition("\n---\n")
     if not sep:
-        raise SkillRefused("a skill file's front matter ends with a --- line")
+        raise BotSkillRefused("a skill file's front matter ends with a --- line")
     raw: dict[str, Any] = {"description": body.strip()}
     for line in head.splitlines():
         key, colon, value = line.partition(":")
         if not colon:
-            raise SkillRefused(f"front matter line without 'key:': {line[:60]!r}")
+            raise BotSkillRefused(f"front matter line without 'key:': {line[:60]!r}")
         try:
             raw[key.strip()] = json.loads(value)
         except ValueError:
-            raise SkillRefused(f"front matter {key.strip()!r}: not a JSON value") from None
+            raise BotSkillRefused(f"front matter {key.strip()!r}: not a JSON value") from None
     return validate(raw, snapshot)
 
 
-def match(skills: Sequence[Skill], text: str) -> Match | None:
+def match(skills: Sequence[BotSkill], text: str) -> Match | None:
     """The first skill (by name) whose pattern matches the text (cut to BOT_TEXT_CHARS)."""
     text = text[:BOT_TEXT_CHARS]
     for skill in sorted(skills, key=lambda s: s.name):
@@ -237,20 +241,20 @@ def match(skills: Sequence[Skill], text: str) -> Match | None:
     return None
 
 
-def coverage(skills: Sequence[Skill], texts: Sequence[str]) -> dict[str, int]:
+def coverage(skills: Sequence[BotSkill], texts: Sequence[str]) -> dict[str, int]:
     """How many of `texts` some skill now handles."""
     handled = sum(1 for t in texts if match(skills, t) is not None)
     return {"handled": handled, "total": len(texts)}
 
 
 def proposals(text: str) -> list[Any]:
-    """The `skills` list from the model's answer (bare JSON or in a ``` fence), or SkillRefused."""
+    """The `skills` list from the model's answer (bare JSON or in a ``` fence), or BotSkillRefused."""
     fence = re.search(r"```(?:json)?\s*(\{.*\})\s*```", text, re.S)
     candidate = fence.group(1) if fence else text[text.find("{") : text.rfind("}") + 1]
     try:
         obj = json.loads(candidate)
     except ValueError:
-        raise SkillRefused("the model's answer is not JSON") from None
+        raise BotSkillRefused("the model's answer is not JSON") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("skills"), list):
-        raise SkillRefused('the model\'s answer must be {"skills": [...]}')
+        raise BotSkillRefused('the model\'s answer must be {"skills": [...]}')
     return list(obj["skills"])

@@ -86,7 +86,7 @@ def main_problems(sound: Mapping[str, Counts] | None, current: Mapping[str, Coun
     return problems
 
 
-def judge(
+def worse_reasons(
     counts: Mapping[str, Counts], tests: Mapping[str, Mapping[str, str] | None], after: Mapping[str, CheckRun]
 ) -> list[str]:
     """Why a run is worse than main's (counts and tests by name); empty when it is not."""

@@ -175,27 +175,29 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
 
 
 @dataclass(frozen=True)
-class Action:
+class DoctorAction:
     kind: Literal["alert", "pause", "restart"]
     session: str
     text: str
 
 
-def plan_actions(diagnoses: Sequence[Diagnosis], *, pause_error_looping: bool, restart_dead: bool) -> list[Action]:
+def plan_actions(
+    diagnoses: Sequence[Diagnosis], *, pause_error_looping: bool, restart_dead: bool
+) -> list[DoctorAction]:
     """What the doctor does about each actionable session (alerts are de-duplicated when sent).
 
     A paused session was already acted on: alerting (and pausing) it again whenever the quiet
     period has passed would send the same message forever.
     """
-    out: list[Action] = []
+    out: list[DoctorAction] = []
     for d in diagnoses:
         if not d.actionable:
             continue
-        out.append(Action("alert", d.session, f"{d.session} is {d.health.value}: {d.reason}"))
+        out.append(DoctorAction("alert", d.session, f"{d.session} is {d.health.value}: {d.reason}"))
         if d.health is Health.ERROR_LOOPING and pause_error_looping:
-            out.append(Action("pause", d.session, f"paused by the doctor: {d.reason}"))
+            out.append(DoctorAction("pause", d.session, f"paused by the doctor: {d.reason}"))
         if d.reason == IdleWhy.DEAD and restart_dead:
-            out.append(Action("restart", d.session, "its tmux pane was dead"))
+            out.append(DoctorAction("restart", d.session, "its tmux pane was dead"))
     return out
 
 

@@ -23,7 +23,7 @@ T = TypeVar("T")
 class GateVerdict(StrEnum):
     """What happened to a branch; the `verdict` of its `cto_review` event."""
 
-    APPROVE = "approve"  # landed on main
+    LANDED = "approve"  # landed on main (the value is what the log and the queue have always said)
     REJECT = "reject"  # archived and deleted; the reasons reach its session
     PENDING = "pending"  # left in the queue for the next review, with an alert
     AWAITING_HUMAN = "awaiting_human"  # the reviewer approved; a person has the last word
@@ -34,7 +34,7 @@ class GateVerdict(StrEnum):
 
 
 # Decisions that remove the branch from origin (kept under its archive ref).
-FINAL = frozenset({GateVerdict.APPROVE, GateVerdict.REJECT})
+FINAL = frozenset({GateVerdict.LANDED, GateVerdict.REJECT})
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,11 @@ def before_merge(entry: ReviewEntry, facts: BranchFacts, main_sha: str) -> Decis
     branch = entry.branch
     if facts.head is None:
         if facts.archived and facts.archived_on_main:
-            return Decision(branch, GateVerdict.APPROVE, ("landed by an earlier, interrupted review",), landed=main_sha)
+            return Decision(branch, GateVerdict.LANDED, ("landed by an earlier, interrupted review",), landed=main_sha)
         gone = "the branch is gone from origin" + (" (archived)" if facts.archived else "")
         return Decision(branch, GateVerdict.REJECT, (gone,))
     if facts.head_on_main:
-        return Decision(
-            branch, GateVerdict.APPROVE, ("already on main (an earlier review landed it)",), landed=main_sha
-        )
+        return Decision(branch, GateVerdict.LANDED, ("already on main (an earlier review landed it)",), landed=main_sha)
     if entry.head and facts.head != entry.head:
         moved = f"the branch moved after its cycle tested it ({entry.head[:10]} -> {facts.head[:10]})"
         return Decision(branch, GateVerdict.REJECT, (moved,))
@@ -144,7 +142,7 @@ def landed(branch: str, tip: str, review: ReviewerVerdict | None, batch_of: int 
     reasons = review.reasons if review is not None else ()
     if batch_of > 1:
         reasons = (*reasons, f"landed in a batch of {batch_of}")
-    return Decision(branch, GateVerdict.APPROVE, reasons, landed=tip, tested=tip, review=review)
+    return Decision(branch, GateVerdict.LANDED, reasons, landed=tip, tested=tip, review=review)
 
 
 def setup_failed(branch: str, why: str) -> Decision:
@@ -169,7 +167,7 @@ def main_kept_moving(branch: str, main: str, tries: int) -> Decision:
 
 def in_dry_run(decision: Decision) -> Decision:
     """A dry run decides but records nothing: landing and rejecting are only what would happen."""
-    dry = {GateVerdict.APPROVE: GateVerdict.WOULD_LAND, GateVerdict.REJECT: GateVerdict.WOULD_REJECT}
+    dry = {GateVerdict.LANDED: GateVerdict.WOULD_LAND, GateVerdict.REJECT: GateVerdict.WOULD_REJECT}
     return replace(decision, verdict=dry.get(decision.verdict, decision.verdict))
 
 

@@ -29,9 +29,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from factoryctl.core.clock import format_ts
+from factoryctl.core.records import LogEvent
 
 CYCLE, REVIEW, CALL, RUN = "ralph_cycle", "cto_review", "agent_call", "review_run"
 TYPES = frozenset({CYCLE, REVIEW, CALL, RUN})  # the event types the figures read
@@ -57,19 +58,6 @@ REJECT_KINDS = (
     ("person", "rejected by a person"),
     ("branch_changed", "the branch"),
 )
-
-
-class EventLike(Protocol):
-    """What the figures need of an event (state.eventlog.Event has it)."""
-
-    @property
-    def ts(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def session(self) -> str | None: ...
-    @property
-    def data(self) -> Mapping[str, Any]: ...
 
 
 KEPT = frozenset({
@@ -209,7 +197,7 @@ class Outcomes:
 
 
 def outcomes(
-    events: Iterable[EventLike],
+    events: Iterable[LogEvent],
     *,
     since: datetime,
     until: datetime,
@@ -290,7 +278,7 @@ class Hour:
     verdicts: Mapping[str, int]
 
 
-def daily(events: Iterable[EventLike], *, days: int, now: datetime) -> list[Day]:
+def daily(events: Iterable[LogEvent], *, days: int, now: datetime) -> list[Day]:
     """Per UTC day, the last `days` days up to today (oldest first), for the plots."""
     first = (now - timedelta(days=days - 1)).strftime("%Y-%m-%d")
     tallies: dict[str, _Tally] = {}
@@ -327,7 +315,7 @@ def day_from(day: str, figures: Mapping[str, Any]) -> Day:
     )
 
 
-def hourly(events: Iterable[EventLike], *, hours: int, now: datetime) -> list[Hour]:
+def hourly(events: Iterable[LogEvent], *, hours: int, now: datetime) -> list[Hour]:
     """Cycles per hour by verdict, the last `hours` hours (oldest first)."""
     top = now.replace(minute=0, second=0, microsecond=0)
     keys = [format_ts(top - timedelta(hours=i))[:13] for i in range(hours - 1, -1, -1)]

@@ -12,21 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
 
 from factoryctl.core.clock import format_ts, parse_ts
 from factoryctl.core.defaults import ALERT_QUIET
-
-
-class Event(Protocol):
-    """An experiment-log event as the state layer reads it (`state.eventlog.Event`)."""
-
-    @property
-    def ts(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def data(self) -> Mapping[str, Any]: ...
+from factoryctl.core.records import LogEvent
 
 
 class Severity(StrEnum):
@@ -51,7 +40,7 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class Decision:
+class NoticeDecision:
     notices: tuple[Notice, ...]
     sent: Mapping[str, str]  # alert key -> when it was last delivered, pruned to the quiet period
 
@@ -62,7 +51,7 @@ class NoticeRules:
     quiet: timedelta = ALERT_QUIET
 
 
-def severity_of(event: Event) -> Severity:
+def severity_of(event: LogEvent) -> Severity:
     given = event.data.get("severity")
     if isinstance(given, str) and given in Severity.__members__.values():
         return Severity(given)
@@ -75,7 +64,7 @@ SUMMARIES = {"team_standup": "Standup", "doctor_analysis": "Session doctor"}
 SUMMARY_CHARS = 1500
 
 
-def decide(events: Sequence[Event], sent: Mapping[str, str], now: datetime, rules: NoticeRules) -> Decision:
+def decide(events: Sequence[LogEvent], sent: Mapping[str, str], now: datetime, rules: NoticeRules) -> NoticeDecision:
     """The notices for `events` (oldest first), given when each alert key was last delivered."""
     horizon = format_ts(now - rules.quiet)
     last = {k: v for k, v in sent.items() if v >= horizon}
@@ -105,7 +94,7 @@ def decide(events: Sequence[Event], sent: Mapping[str, str], now: datetime, rule
             landed.append(f"{event.data.get('branch')} -> {str(event.data.get('landed'))[:10]}")
     if landed and rules.landings:
         notices.append(Notice("landed", "Landed on main", "\n".join(landed)))
-    return Decision(tuple(notices), last)
+    return NoticeDecision(tuple(notices), last)
 
 
 def _parse(ts: str) -> datetime:

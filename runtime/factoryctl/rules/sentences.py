@@ -10,8 +10,9 @@ read with its type checked, and a sentence never fails.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
+from factoryctl.core.records import LogEvent
 from factoryctl.rules.words import (
     checks_text,
     field_int,
@@ -25,19 +26,6 @@ from factoryctl.rules.words import (
     short,
     when,
 )
-
-
-class Event(Protocol):
-    """An experiment-log event as the state layer reads it (`state.eventlog.Event`)."""
-
-    @property
-    def ts(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def session(self) -> str | None: ...
-    @property
-    def data(self) -> Mapping[str, Any]: ...
 
 
 def _join(*parts: str, sep: str = ", ") -> str:
@@ -354,7 +342,7 @@ def _unknown(kind: str, session: str | None, d: Mapping[str, Any]) -> str:
     return _join(f"{kind.replace('_', ' ')}" + (f" from {session}" if session else ""), *said[:4], sep="; ")
 
 
-def sentence(event: Event, limit: int = 400) -> str:
+def sentence(event: LogEvent, limit: int = 400) -> str:
     """What happened, in one line a person reads at a glance (at most `limit` characters)."""
     data = event.data if isinstance(event.data, Mapping) else {}
     say = SENTENCES.get(event.type)
@@ -363,6 +351,6 @@ def sentence(event: Event, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def line(event: Event, limit: int = 400) -> str:
+def line(event: LogEvent, limit: int = 400) -> str:
     """The event with its time, as `log tail` and `status` print it."""
     return f"{when(event.ts)}  {sentence(event, limit)}"

@@ -46,7 +46,7 @@ class ReviewFact:
 
 
 @dataclass(frozen=True)
-class SessionFacts:
+class StandupSession:
     session: str
     cycles: tuple[CycleFact, ...] = ()
     reviews: tuple[ReviewFact, ...] = ()
@@ -74,10 +74,10 @@ class Overlap:
 
 
 @dataclass(frozen=True)
-class Facts:
+class StandupFacts:
     since: str
     now: str
-    sessions: tuple[SessionFacts, ...]
+    sessions: tuple[StandupSession, ...]
     overlaps: tuple[Overlap, ...] = ()
     tasks: Mapping[int, str] = field(default_factory=dict)  # every task id the queue holds -> title
 
@@ -181,7 +181,7 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(v)
 
 
-def ungrounded(answer: Mapping[str, Any], facts: Facts, branch_prefix: str) -> list[str]:
+def ungrounded(answer: Mapping[str, Any], facts: StandupFacts, branch_prefix: str) -> list[str]:
     """Branches, commits and tasks an answer names that the facts do not hold."""
     branches, commits = facts.branches(), facts.commits()
     pattern = re.compile(rf"\b{re.escape(branch_prefix)}/[A-Za-z0-9._/-]*[A-Za-z0-9]")
@@ -193,7 +193,7 @@ def ungrounded(answer: Mapping[str, Any], facts: Facts, branch_prefix: str) -> l
     return sorted(set(out))
 
 
-def grounded(round_no: int, text: str, facts: Facts, branch_prefix: str) -> dict[str, Any]:
+def grounded(round_no: int, text: str, facts: StandupFacts, branch_prefix: str) -> dict[str, Any]:
     """The parsed answer, or AnswerRejected naming what it made up."""
     answer = parse_answer(round_no, text, [s.session for s in facts.sessions])
     made_up = ungrounded(answer, facts, branch_prefix)

@@ -2,7 +2,7 @@
 
 Every alert is recorded in the experiment log (that is also how repeats are found, so
 several processes share one memory), then handed to the notifiers. The log notifier
-prints it to the job's output; the Telegram bot will be another Notifier. Jobs make
+prints it to the job's output; the Telegram bot will be another AlertSink. Jobs make
 theirs with `Context.alerts`, whose quiet period is `[alerts] quiet_s`.
 """
 
@@ -24,11 +24,11 @@ from factoryctl.state.locks import exclusive
 log = logging.getLogger(__name__)
 
 
-class Notifier(Protocol):
+class AlertSink(Protocol):
     def notify(self, alert: Alert) -> None: ...
 
 
-class LogNotifier:
+class LogSink:
     """Tells the job's own output (the PM2 log); the `alert` event is already in the log."""
 
     def __init__(self, out: Callable[[str], None] | None = None) -> None:
@@ -44,14 +44,14 @@ class Alerts:
         self,
         events: EventLog,
         section: Path | Callable[[], AbstractContextManager[None]],
-        notifiers: Sequence[Notifier] = (),
+        notifiers: Sequence[AlertSink] = (),
         quiet: timedelta = ALERT_QUIET,
     ) -> None:
         """`section`: the critical section that makes look-up and record one step (a locks folder, or
         the state backend's `exclusive("alerts")`)."""
         self.events = events
         self.section = (lambda: exclusive(section / "alerts.lock")) if isinstance(section, Path) else section
-        self.notifiers: list[Notifier] = list(notifiers) or [LogNotifier()]
+        self.notifiers: list[AlertSink] = list(notifiers) or [LogSink()]
         self.quiet = quiet
 
     def recent(self, key: str) -> bool:

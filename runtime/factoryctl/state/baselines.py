@@ -62,8 +62,8 @@ class Baselines:
         """The counts of main's last sound baseline for this checks configuration (None: none yet)."""
         return _counts_in(_lenient(self.sound_document(checks_key(specs))))
 
-    def judge(self, commit: str, specs: Sequence[CheckSpec], counts: Mapping[str, Counts], problems: Sequence[str],
-              now: str) -> None:  # fmt: skip
+    def record_health(self, commit: str, specs: Sequence[CheckSpec], counts: Mapping[str, Counts],
+                      problems: Sequence[str], now: str) -> None:  # fmt: skip
         """Record what the cycle found on main: a sound baseline moves the yardstick; problems are kept
         in main-health.json for the scheduler (one alert) and `status`."""
         key = checks_key(specs)

@@ -19,9 +19,11 @@ resets at UTC midnight even before the scheduler's next tick.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 from factoryctl.core import jsonio
+from factoryctl.core.clock import day_of
 from factoryctl.core.records import Gates
 from factoryctl.state.stores import atomic_write_text
 
@@ -32,6 +34,11 @@ def read_gates(path: Path) -> Gates:
         return Gates.from_dict(jsonio.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return Gates()
+
+
+def current_gates(path: Path, now: datetime) -> Gates:
+    """The gates as they hold at `now` (yesterday's budget entries no longer do)."""
+    return read_gates(path).on(day_of(now))
 
 
 def write_gates(path: Path, gates: Gates) -> None:

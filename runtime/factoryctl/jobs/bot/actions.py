@@ -1,17 +1,15 @@
-"""The bot's actions: each a thin call into what the CLI does, answered as a `Reply`.
+"""The bot's actions: each a thin call into the jobs the CLI calls too, answered as a `Reply`.
 
 Reads go straight to the same functions the CLI uses (`jobs.status.collect`, the task
-queue, the log). What changes the factory through the gate (review, approve, reject,
-restore, pause, resume, standup, doctor) runs `factoryctl ...` as a subprocess through
-the one runner: argv lists, never a shell, so a chat's text is only ever an argument.
-Long jobs answer at once and hand back `later`, which the bot runs in the background and
-whose reply it sends when the job ends.
+queue, the log); a person's word on a branch goes to `jobs.review.person`, pause and resume
+to `jobs.pause`. The long jobs (review, standup, doctor) start through the one launcher
+(`jobs.launcher`, as the HTTP triggers do). Long work answers at once and hands back
+`later`, which the bot runs in the background and whose reply it sends when the work ends.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,17 +17,19 @@ from datetime import timedelta
 from typing import Any
 
 from factoryctl.adapters.git import check_branch_name
-from factoryctl.adapters.runner import Completed, run
+from factoryctl.adapters.runner import Completed
 from factoryctl.adapters.telegram import Reply
 from factoryctl.core.clock import day_start, format_ts
-from factoryctl.core.defaults import BOT_ACTION_TIMEOUT_S, BOT_LANDINGS_DAYS, BOT_LOG_MAX, HOME_ENV
+from factoryctl.core.defaults import BOT_LANDINGS_DAYS, BOT_LOG_MAX
 from factoryctl.core.errors import AlreadyRunning, FactoryError, UsageError
 from factoryctl.core.records import OPEN
+from factoryctl.jobs import pause as pausing
 from factoryctl.jobs.bot import replies
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.sessions import factoryctl_path
+from factoryctl.jobs.launcher import Launcher
+from factoryctl.jobs.review import person
 from factoryctl.jobs.status import collect
-from factoryctl.rules.botskills import SNAPSHOT_KEYS, Action, Skill
+from factoryctl.rules.botskills import SNAPSHOT_KEYS, Action, BotSkill
 from factoryctl.state.eventlog import Event, EventFilter
 from factoryctl.state.spend import spend_since
 
@@ -50,9 +50,12 @@ def error(text: str) -> Answer:
 class Actions:
     """What the bot can do; `do(action, arg)` is the one entry (commands and skills alike)."""
 
-    def __init__(self, ctx: Context, skills: Callable[[], list[Skill]] = list) -> None:
+    def __init__(
+        self, ctx: Context, skills: Callable[[], list[BotSkill]] = list, launcher: Launcher | None = None
+    ) -> None:
         self.ctx = ctx
         self.skills = skills
+        self.launcher = launcher or Launcher(ctx)
         self._running: set[str] = set()
         self._guard = threading.Lock()
 
@@ -77,7 +80,7 @@ class Actions:
 
     def snapshot(self) -> dict[str, Any]:
         """The read-only status snapshot a skill's template sees (plain data, nothing callable)."""
-        report = collect(self.ctx, last=0)
+        report = collect(self.ctx, last=0).as_dict()
         report["landings"] = [{"branch": e.data.get("branch"), "ts": e.ts, "commit": e.data.get("landed")}
                               for e in self.landings()]  # fmt: skip
         return {k: report.get(k) for k in SNAPSHOT_KEYS}
@@ -111,21 +114,16 @@ class Actions:
         return Answer(replies.log(self.ctx.log.tail(n)))
 
     def _spend(self, arg: str) -> Answer:
-        report = collect(self.ctx, last=0)
-        return Answer(replies.spend(spend_since(self.ctx.log, day_start(self.ctx.clock())), report["budget"]))
+        budget = collect(self.ctx, last=0).budget
+        return Answer(replies.spend(spend_since(self.ctx.log, day_start(self.ctx.clock())), budget))
 
     def _help(self, arg: str) -> Answer:
         return Answer(replies.help_text(self.skills()))
 
-    # -- through the CLI ------------------------------------------------------------------
+    # -- what changes the factory ------------------------------------------------------------
 
-    def factoryctl(self, *args: str) -> Completed:
-        env = {**os.environ, HOME_ENV: str(self.ctx.paths.home)}
-        return run([factoryctl_path(), *args], env=env, timeout=BOT_ACTION_TIMEOUT_S)
-
-    def _said(self, done: Completed) -> Answer:
-        text = (done.stdout.strip() or done.stderr.strip() or f"exit {done.returncode}")[-3000:]
-        return Answer(Reply.text(text), "ok" if done.ok else "error")
+    def _said(self, done: Completed) -> Reply:
+        return Reply.text((done.stdout.strip() or done.stderr.strip() or f"exit {done.returncode}")[-3000:])
 
     def branch(self, arg: str) -> str:
         """A branch name, or the branch at that number of the /queue list."""
@@ -142,63 +140,62 @@ class Actions:
 
     def _approve(self, arg: str) -> Answer:
         branch = self.branch(arg)
-        return self._in_background(f"approve:{branch}", f"approving {branch}",
-                                   lambda: self._said(self.factoryctl("queue", "approve", branch)).reply)  # fmt: skip
+
+        def land() -> Reply:
+            said: list[str] = []
+            person.approve_and_land(self.ctx, branch, say=said.append)
+            return Reply.text("\n".join(said))
+
+        return self._in_background(f"approve:{branch}", f"approving {branch}", land)
 
     def _reject(self, arg: str) -> Answer:
         branch = self.branch(arg)
         reason = arg.partition(" ")[2].strip() or "rejected from Telegram"
-        return self._said(self.factoryctl("queue", "reject", branch, "--reason", reason))
+        person.reject(self.ctx, branch, reason)
+        return Answer(Reply.text(f"rejected {branch} (archived under refs/archive/{branch})"))
 
     def _restore(self, arg: str) -> Answer:
-        return self._said(self.factoryctl("queue", "restore", self.branch(arg)))
-
-    def _session_arg(self, arg: str) -> list[str]:
-        return [self.ctx.session(arg)] if arg else []
+        branch = self.branch(arg)
+        person.restore(self.ctx, branch)
+        return Answer(Reply.text(f"restored {branch}; it is pending again"))
 
     def _pause(self, arg: str) -> Answer:
-        return self._said(self.factoryctl("pause", *self._session_arg(arg), "--reason", "paused from Telegram"))
+        return Answer(Reply.text(pausing.pause(self.ctx, arg or None, "paused from Telegram")))
 
     def _resume(self, arg: str) -> Answer:
-        return self._said(self.factoryctl("resume", *self._session_arg(arg)))
+        return Answer(Reply.text(pausing.resume(self.ctx, arg or None)))
 
     def _review(self, arg: str) -> Answer:
-        def later() -> Reply:
-            done = self.factoryctl("review", "--json")
+        def outcomes(done: Completed) -> Reply:
             if not done.ok:
-                return self._said(done).reply
+                return self._said(done)
             try:
-                outcomes = json.loads(done.stdout)["outcomes"]
+                found = json.loads(done.stdout)["outcomes"]
             except (ValueError, KeyError, TypeError):
                 return Reply.text(done.stdout.strip()[-3000:] or "the review printed nothing")
-            return replies.review_outcomes(outcomes)
+            return replies.review_outcomes(found)
 
-        return self._in_background("review", "review started; I will say what landed when it ends", later)
-
-    def _job(self, name: str) -> Answer:
-        probe = self.factoryctl(name, "--help")
-        if not probe.ok:
-            return Answer(Reply.text(f"Sorry, `factoryctl {name}` is not part of this factory yet."), "error")
-        return self._in_background(name, f"{name} started", lambda: self._said(self.factoryctl(name)).reply)
+        return self._launch("review", "review started; I will say what landed when it ends", outcomes, "--json")
 
     def _standup(self, arg: str) -> Answer:
-        return self._job("standup")
+        return self._launch("standup", "standup started", self._said)
 
     def _doctor(self, arg: str) -> Answer:
-        return self._job("doctor")
+        return self._launch("doctor", "doctor started", self._said)
+
+    def _launch(self, job: str, started: str, reply: Callable[[Completed], Reply], *args: str) -> Answer:
+        """Start a long job through the launcher; its reply comes when it ends."""
+        try:
+            launched = self.launcher.start(job, *args)
+        except AlreadyRunning as exc:
+            return Answer(Reply.text(str(exc)), "busy")
+        return Answer(Reply.text(started), "started", lambda: reply(launched.result()))
 
     def _in_background(self, name: str, started: str, work: Later) -> Answer:
-        """Start `work` unless this bot or another process runs the same job now."""
-        lock_name = name.split(":")[0] if name in ("review", "standup", "doctor") else None
+        """Start `work` unless this bot runs the same work now."""
         with self._guard:
             if name in self._running:
                 return Answer(Reply.text(f"{name} is already running"), "busy")
-            if lock_name is not None:
-                try:
-                    with self.ctx.job_lock(lock_name):
-                        pass
-                except AlreadyRunning as exc:
-                    return Answer(Reply.text(str(exc)), "busy")
             self._running.add(name)
 
         def later() -> Reply:

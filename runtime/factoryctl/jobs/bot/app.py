@@ -14,14 +14,14 @@ import logging
 import os
 import time
 
-from factoryctl.adapters.telegram import DeliveryFailed, Handlers, Incoming, Reply, TelegramBot, clean
+from factoryctl.adapters.telegram import DeliveryFailed, Handlers, Incoming, Reply, TelegramBot, sendable
 from factoryctl.core.defaults import BOT_TEXT_CHARS
 from factoryctl.core.errors import FactoryError
 from factoryctl.jobs.bot.actions import Actions, Answer, error
 from factoryctl.jobs.bot.notifier import Notifier
 from factoryctl.jobs.bot.skills import SkillBook
 from factoryctl.jobs.context import Context
-from factoryctl.rules.botskills import Action, SkillRefused, match, render_template
+from factoryctl.rules.botskills import Action, BotSkillRefused, match, render_template
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class BotJob:
 
     async def on_message(self, incoming: Incoming) -> None:
         start = time.monotonic()
-        text = clean(incoming.text)[:BOT_TEXT_CHARS].strip()
+        text = sendable(incoming.text)[:BOT_TEXT_CHARS].strip()
         if incoming.callback_id is not None:
             command, answer = await self.on_button(incoming, text)
         else:
@@ -99,7 +99,7 @@ class BotJob:
             return f"skill:{skill.name}", self.actions.do(skill.action, found.arg)
         try:
             said = render_template(skill.template or "", self.actions.snapshot(), skill.name)
-        except SkillRefused as exc:
+        except BotSkillRefused as exc:
             return f"skill:{skill.name}", error(f"Error: {exc}")
         return f"skill:{skill.name}", Answer(Reply.text(said.strip() or "(nothing)"))
 

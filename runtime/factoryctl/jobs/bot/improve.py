@@ -21,7 +21,7 @@ from factoryctl.jobs.bot.actions import Actions
 from factoryctl.jobs.bot.replies import HELP
 from factoryctl.jobs.bot.skills import SkillBook
 from factoryctl.jobs.context import Context
-from factoryctl.rules.botskills import SNAPSHOT_KEYS, Skill, SkillRefused, coverage, proposals, validate
+from factoryctl.rules.botskills import SNAPSHOT_KEYS, BotSkill, BotSkillRefused, coverage, proposals, validate
 from factoryctl.state.eventlog import EventFilter
 
 PROMPT = """You extend a Telegram bot that steers a software factory. People sent it the messages
@@ -103,17 +103,17 @@ class Improve:
             return report
         try:
             raw = proposals(result.text)
-        except SkillRefused as exc:
+        except BotSkillRefused as exc:
             report.note = str(exc)
             return report
         report.proposed = len(raw)
         existing = {s.name: s for s in self.book.skills()}
-        new: list[Skill] = []
+        new: list[BotSkill] = []
         for item in raw:
             name = str(item.get("name", "?")) if isinstance(item, dict) else "?"
             try:
                 skill = validate(item, snapshot)
-            except SkillRefused as exc:
+            except BotSkillRefused as exc:
                 report.refused.append({"name": name[:40], "reason": str(exc)[:300]})
                 continue
             if len(existing) + len(new) >= BOT_SKILL_MAX and skill.name not in existing:

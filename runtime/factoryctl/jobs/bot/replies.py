@@ -11,8 +11,8 @@ from typing import Any
 
 from factoryctl.adapters.telegram import Reply
 from factoryctl.core.records import Task
-from factoryctl.jobs.status import spend_by_session
-from factoryctl.rules.botskills import Action, Skill
+from factoryctl.jobs.status import BudgetStatus, GatesStatus, StatusReport, spend_by_session
+from factoryctl.rules.botskills import Action, BotSkill
 from factoryctl.rules.sentences import sentence
 from factoryctl.rules.words import check_change
 from factoryctl.state.eventlog import Event
@@ -36,30 +36,30 @@ HELP = {
 }
 
 
-def status(report: Mapping[str, Any], landings: Sequence[Event]) -> Reply:
-    spend, budget, gates = report["spend_today"], report["budget"], report["gates"]
+def status(report: StatusReport, landings: Sequence[Event]) -> Reply:
+    spend, budget = report.spend_today, report.budget
     lines = [
-        report["summary"],  # the same figures as `factoryctl status`, the status page and `factoryctl report`
-        f"sessions: {len(report['sessions'])}",
-        *(f"  {s['text']}" for s in report["sessions"]),  # each session as `factoryctl status` shows it
-        f"tasks: {_counts(report['tasks'])}",
-        f"review queue: {_counts(report['review_queue'])}",
-        f"spend: ${spend['total_usd']:.2f} of ${budget['daily_usd']:.2f} ({budget['state']})",
-        f"gates: {_gates(gates)}",
+        report.summary,  # the same figures as `factoryctl status`, the status page and `factoryctl report`
+        f"sessions: {len(report.sessions)}",
+        *(f"  {s.text}" for s in report.sessions),  # each session as `factoryctl status` shows it
+        f"tasks: {_counts(report.tasks)}",
+        f"review queue: {_counts(report.review_queue)}",
+        f"spend: ${spend['total_usd']:.2f} of ${budget.daily_usd:.2f} ({budget.state})",
+        f"gates: {_gates(report.gates)}",
         "last landings:" if landings else "last landings: none this week",
         *(f"  {e.data.get('branch')} at {e.ts[5:16]}" for e in landings),
     ]
-    return Reply(tuple(lines), title=f"Factory status {report['now'][:16]}Z")
+    return Reply(tuple(lines), title=f"Factory status {report.now[:16]}Z")
 
 
 def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items()) or "empty"
 
 
-def _gates(gates: Mapping[str, Any]) -> str:
-    parts = [f"{name} closed ({why})" for name, why in gates["closed"].items()] or ["open"]
-    if gates["paused"]:
-        parts.append("paused: " + ", ".join(gates["paused"]))
+def _gates(gates: GatesStatus) -> str:
+    parts = [f"{name} closed ({why})" for name, why in gates.closed.items()] or ["open"]
+    if gates.paused:
+        parts.append("paused: " + ", ".join(gates.paused))
     return "; ".join(parts)
 
 
@@ -94,9 +94,9 @@ def log(events: Sequence[Event]) -> Reply:
     return Reply(tuple(lines), title=f"Last {len(events)} events (UTC)")
 
 
-def spend(report: Mapping[str, Any], budget: Mapping[str, Any]) -> Reply:
-    lines = [f"${report['total_usd']:.2f} of ${budget['daily_usd']:.2f} today ({report['calls']} agent calls)",
-             f"left: ${budget['left_usd']:.2f}; state: {budget['state']}"]  # fmt: skip
+def spend(report: Mapping[str, Any], budget: BudgetStatus) -> Reply:
+    lines = [f"${report['total_usd']:.2f} of ${budget.daily_usd:.2f} today ({report['calls']} agent calls)",
+             f"left: ${budget.left_usd:.2f}; state: {budget.state}"]  # fmt: skip
     by_job = ", ".join(f"{k} ${v:.2f}" for k, v in report.get("by_purpose", {}).items())
     by_session = spend_by_session(report) if report.get("by_session") else ""  # else "by job" says it all
     lines += [f"by job: {by_job}"] if by_job else []
@@ -104,7 +104,7 @@ def spend(report: Mapping[str, Any], budget: Mapping[str, Any]) -> Reply:
     return Reply(tuple(lines), title="Spend today")
 
 
-def help_text(skills: Sequence[Skill]) -> Reply:
+def help_text(skills: Sequence[BotSkill]) -> Reply:
     lines = [f"/{action.value} {text}" for action, text in HELP.items()]
     if skills:
         lines += ["", "Learned requests:"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from factoryctl.core.defaults import BOT_SKILL_MAX
 from factoryctl.core.errors import NotFound, UsageError
-from factoryctl.rules.botskills import Skill, SkillRefused, parse_skill_file
+from factoryctl.rules.botskills import BotSkill, BotSkillRefused, parse_skill_file
 from factoryctl.state.stores import atomic_write_text
 
 
@@ -22,7 +22,7 @@ class SkillBook:
         self.folder = folder
         self.snapshot = snapshot
         self._seen: tuple[tuple[str, int, int], ...] | None = None
-        self._skills: list[Skill] = []
+        self._skills: list[BotSkill] = []
         self.problems: dict[str, str] = {}
 
     def _signature(self) -> tuple[tuple[str, int, int], ...]:
@@ -39,7 +39,7 @@ class SkillBook:
             out.append((path.name, st.st_mtime_ns, st.st_size))
         return tuple(out)
 
-    def skills(self) -> list[Skill]:
+    def skills(self) -> list[BotSkill]:
         """The valid skills, re-read only when a file was added, changed or removed."""
         signature = self._signature()
         if signature != self._seen:
@@ -47,13 +47,13 @@ class SkillBook:
             self._seen = signature
         return list(self._skills)
 
-    def load(self) -> tuple[list[Skill], dict[str, str]]:
+    def load(self) -> tuple[list[BotSkill], dict[str, str]]:
         skills, problems = [], {}
         snapshot = self.snapshot()
         for path in sorted(self.folder.glob("*.md"))[:BOT_SKILL_MAX] if self.folder.is_dir() else []:
             try:
                 skill = parse_skill_file(path.read_text(encoding="utf-8"), snapshot)
-            except (SkillRefused, OSError, UnicodeDecodeError) as exc:
+            except (BotSkillRefused, OSError, UnicodeDecodeError) as exc:
                 problems[path.name] = str(exc)
                 continue
             if f"{skill.name}.md" != path.name:
@@ -67,7 +67,7 @@ class SkillBook:
             raise UsageError(f"invalid skill name {name!r}")
         return self.folder / f"{name}.md"
 
-    def save(self, skill: Skill) -> Path:
+    def save(self, skill: BotSkill) -> Path:
         path = self.path(skill.name)
         atomic_write_text(path, skill.as_front_matter())
         return path

@@ -29,7 +29,7 @@ from factoryctl.jobs.review.record import Recorder
 from factoryctl.jobs.review.tree import MainMoved, ReviewTree
 from factoryctl.jobs.workspace import SetupFailed
 from factoryctl.rules import gate as rules
-from factoryctl.rules.changes import CHANGED_DURING_CHECKS, judge, no_checks_reason
+from factoryctl.rules.changes import CHANGED_DURING_CHECKS, no_checks_reason, worse_reasons
 from factoryctl.rules.gate import Decision
 from factoryctl.rules.verdict import ReviewerVerdict
 from factoryctl.state.baselines import checks_key
@@ -96,13 +96,14 @@ class MergeGate:
         """The batch; what it leaves, or everything it did not decide when it failed, goes one by one."""
         self.say(f"{len(pending)} pending: reviewing as a batch")
         try:
-            return review_batch(self, pending)
+            for done in review_batch(self, pending):
+                self.finish(done.entry, done.decision, started=done.started, check_runs=done.check_runs)
         except MainBroken:
             raise
         except FactoryError as exc:
             self.say(f"the batch failed ({exc}); the rest goes one by one")
-            decided = {d.branch for d in self.decisions}
-            return [e for e in pending if e.branch not in decided]
+        decided = {d.branch for d in self.decisions}
+        return [e for e in pending if e.branch not in decided]
 
     def _pending(self, only: str | None) -> list[ReviewEntry]:
         queue = self.ctx.review_queue().read()
@@ -236,7 +237,7 @@ class MergeGate:
         after = self._checks()
         if not self.tree.git.unchanged(head):
             return after, [CHANGED_DURING_CHECKS]
-        reasons = judge(baseline, tests, after)
+        reasons = worse_reasons(baseline, tests, after)
         # Retried only where flakes live (test runners), never a deterministic tool's result.
         may_flake = {spec.name for spec in self.settings.checks if spec.retry_on_regression}
         if not (retry and {r.split(":", 1)[0] for r in reasons} & may_flake):
@@ -246,7 +247,7 @@ class MergeGate:
         again = self._checks()
         if not self.tree.git.unchanged(head):
             return again, [CHANGED_DURING_CHECKS]
-        again_reasons = judge(baseline, tests, again)
+        again_reasons = worse_reasons(baseline, tests, again)
         if not again_reasons:
             flaky = sorted({r.split(":", 1)[0] for r in reasons})
             self.ctx.log.append("flake", data={"checks": flaky, "first": reasons, "head": head})

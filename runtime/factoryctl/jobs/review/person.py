@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from factoryctl.core.errors import FactoryError, NotFound
+from factoryctl.core.errors import AlreadyRunning, FactoryError, NotFound
 from factoryctl.core.records import QueueStatus, ReviewEntry
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.review.gate import MergeGate
 from factoryctl.jobs.review.record import Recorder
 from factoryctl.jobs.review.tree import ReviewTree, archive_ref
 from factoryctl.rules.gate import Decision, GateVerdict, by_person
@@ -29,6 +30,23 @@ def approve(ctx: Context, branch: str, say: Callable[[str], None] = lambda text:
     entry = _pending(ctx, branch, "approved")
     tree = ReviewTree(ctx)
     return Recorder(ctx, tree, say).apply(entry, by_person(branch, GateVerdict.HUMAN_APPROVE))
+
+
+def approve_and_land(
+    ctx: Context, branch: str, say: Callable[[str], None], progress: Callable[[str], None] | None = None
+) -> None:
+    """Approve a pending branch as a person, then land it now if the gate is free (else at the next review).
+
+    `say` hears what happened, a line each (the CLI prints them, the bot sends them); `progress`, the gate's steps.
+    """
+    approve(ctx, branch)
+    say(f"approved {branch}")
+    try:
+        for decision in MergeGate(ctx, progress=progress).run(only=branch):
+            reasons = f" ({'; '.join(decision.reasons)})" if decision.reasons else ""
+            say(f"{decision.branch}: {decision.verdict.value}{reasons}")
+    except AlreadyRunning:
+        say("a review is running; the branch lands at the next review")
 
 
 def reject(ctx: Context, branch: str, reason: str, say: Callable[[str], None] = lambda text: None) -> Decision:

@@ -17,7 +17,7 @@ from factoryctl.core.records import LIVE, Alert, QueueStatus, ReviewEntry
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.review.tree import ReviewTree
 from factoryctl.rules.gate import FINAL, Decision, GateVerdict
-from factoryctl.state.alerts import LogNotifier
+from factoryctl.state.alerts import LogSink
 from factoryctl.state.baselines import checks_key
 
 # How a decision reads in the review's progress lines (approve and awaiting_human have their own).
@@ -31,7 +31,7 @@ class Recorder:
         self.tree = tree
         self.say = say
         self.dry_run = dry_run
-        self.alerts = ctx.alerts([LogNotifier(say)])
+        self.alerts = ctx.alerts([LogSink(say)])
         self.decisions: list[Decision] = []
 
     def apply(self, entry: ReviewEntry, decision: Decision) -> Decision:
@@ -58,8 +58,8 @@ class Recorder:
         now = format_ts(self.ctx.clock())
         reasons = decision.reasons
         match decision.verdict:
-            case GateVerdict.APPROVE:
-                return {"status": QueueStatus.APPROVED, "landed": decision.landed, "reasons": reasons, "decided": now}
+            case GateVerdict.LANDED:
+                return {"status": QueueStatus.LANDED, "landed": decision.landed, "reasons": reasons, "decided": now}
             case GateVerdict.REJECT:
                 changes: dict[str, Any] = {"status": QueueStatus.REJECTED, "reasons": reasons, "decided": now}
                 if decision.after:  # rejected on the merge result: what it said there replaces the cycle's
@@ -95,7 +95,7 @@ class Recorder:
             return
         if task.status not in LIVE:
             return  # cancelled or finished meanwhile
-        if decision.verdict is GateVerdict.APPROVE:
+        if decision.verdict is GateVerdict.LANDED:
             tasks.transition(task.id, "done", note=f"landed {entry.branch}")
         else:  # another try; the scheduler parks it after scheduler.max_task_failures attempts
             tasks.transition(task.id, "requeued", note="rejected: " + "; ".join(decision.reasons)[:300])
@@ -115,7 +115,7 @@ class Recorder:
     def _line(self, d: Decision) -> str:
         main = self.ctx.settings.repo.main
         match d.verdict:
-            case GateVerdict.APPROVE:
+            case GateVerdict.LANDED:
                 return f"{d.branch}: landed; {main} is now {(d.landed or '?')[:10]}"
             case GateVerdict.AWAITING_HUMAN:
                 return f"{d.branch}: approved by the reviewer; waiting for `factoryctl queue approve`"

@@ -1,4 +1,5 @@
-"""Who may ask: the bearer token (constant-time), the page's cookie, GitHub's HMAC, the body limit.
+"""Who may ask: the bearer token (constant-time), the page's cookie (`allowed` says which), GitHub's HMAC,
+the body limit.
 
 The page's cookie holds no token: it is an HMAC of a fixed label under the token, so a
 leaked cookie does not reveal the token, and changing the token signs everyone out.
@@ -10,6 +11,8 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from starlette.requests import Request
 
 from factoryctl.core.defaults import HTTP_MAX_BODY
 from factoryctl.core.errors import ConfigError
@@ -47,6 +50,15 @@ def cookie_value(token: str) -> str:
 
 def cookie_ok(value: str | None, token: str) -> bool:
     return bool(value) and hmac.compare_digest(str(value).encode(), cookie_value(token).encode())
+
+
+def allowed(request: Request, token: str) -> str | None:
+    """How this request proves it may ask: "bearer" (the token), "cookie" (the page's, for a GET), or None."""
+    if bearer_ok(request.headers.get("authorization"), token):
+        return "bearer"
+    if request.method == "GET" and cookie_ok(request.cookies.get(COOKIE), token):
+        return "cookie"
+    return None
 
 
 def github_signature_ok(body: bytes, header: str | None, secret: str) -> bool:

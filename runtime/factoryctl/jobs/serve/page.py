@@ -159,14 +159,14 @@ class Page:
     def render(self) -> str:
         now = self.ctx.clock()
         status = self.recent.status(last=10)
-        days = self.cache.series(self.recent, metrics.day_from(now.strftime("%Y-%m-%d"), status["today"]), now)
+        days = self.cache.series(self.recent, metrics.day_from(now.strftime("%Y-%m-%d"), status.today), now)
         queue = [e.as_dict() for e in self.ctx.review_queue().read().pending()]
         tasks = sorted((t for t in self.ctx.tasks().all() if t.status in ("queued", "assigned", "in_progress")),
                        key=lambda t: t.sort_key())  # fmt: skip
         beats = self.ctx.heartbeats().read()
         ages = {name: heartbeat_age(entry, now) for name, entry in beats.items()}
         return self.template.render(
-            now=status["now"], refresh=PAGE_REFRESH_S, status=status, today=status["today"], queue=queue[:30],
+            now=status.now, refresh=PAGE_REFRESH_S, status=status, today=status.today, queue=queue[:30],
             tasks=tasks[:30], landings=landings(self.recent, now), alerts=alerts(self.recent, now),
             plots=draw_plots(self.ctx, self.recent, days, now), link_base=self.link_base,
             ages=ages,

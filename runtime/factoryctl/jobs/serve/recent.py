@@ -14,7 +14,7 @@ from factoryctl.core.clock import day_start
 from factoryctl.core.defaults import PAGE_DAYS
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.outcomes import report_dict
-from factoryctl.jobs.status import collect
+from factoryctl.jobs.status import StatusReport, collect
 from factoryctl.rules import metrics
 from factoryctl.state.eventlog import Event
 from factoryctl.state.window import Window
@@ -35,9 +35,9 @@ class Recent:
             return None
         return self.window.events(now, since=moment)
 
-    def status(self, last: int = 5) -> dict[str, Any]:
+    def status(self, last: int = 5) -> StatusReport:
         now = self.ctx.clock()
         return collect(self.ctx, last, today_events=self.since(day_start(now), now))
 
-    def report(self, since: datetime) -> dict[str, Any]:
+    def figures(self, since: datetime) -> dict[str, Any]:
         return report_dict(self.ctx, since, self.since(since))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 import uvicorn
 
@@ -44,11 +44,11 @@ def where(ctx: Context) -> tuple[str, int, bool]:
     return host, port, public
 
 
-def serve(ctx: Context, *, available: Collection[str], say: Callable[[str], None]) -> None:
+def serve(ctx: Context, *, say: Callable[[str], None]) -> None:
     token = check_token(os.environ.get(HTTP_TOKEN_ENV))
     host, port, public = where(ctx)
     secret = os.environ.get(GITHUB_SECRET_ENV, "").strip()
-    app = create_app(ctx, token=token, github_secret=secret, available=available, warm=True)
+    app = create_app(ctx, token=token, github_secret=secret, warm=True)
     if public:
         say(f"WARNING: serving on {host}:{port}, reachable beyond this host (http.allow_public = true)")
     say(f"serving http://{ctx.settings.http.bind}/ (GitHub webhook {'on' if secret else 'off'})")
