@@ -87,32 +87,27 @@ class PgEventLog(EventLog):
     def iter_reverse(self, flt: EventFilter | None = None) -> Iterator[Event]:
         """Events newest first, a page at a time; the filter is applied by the server."""
         where, args = self._filters(flt or EventFilter())
-        before: int | None = None
-        while True:
-            page_where, page_args = list(where), list(args)
-            if before is not None:
-                page_where.append("id < %s")
-                page_args.append(before)
-            rows = self._select(page_where, page_args, "DESC", PAGE)
-            for row in rows:
-                event = self._event(row)
-                if event is not None:
-                    yield event
-            if len(rows) < PAGE:
-                return
-            before = rows[-1][0]
+        return self._pages(where, args, newest_first=True)
 
     def iter_forward(self) -> Iterator[Event]:
-        after = 0
+        return self._pages([], [], newest_first=False)
+
+    def _pages(self, where: list[str], args: list[Any], *, newest_first: bool) -> Iterator[Event]:
+        """The matching events a page at a time, each page after the last id of the one before."""
+        mark: int | None = None
         while True:
-            rows = self._select(["id > %s"], [after], "ASC", PAGE)
+            page_where, page_args = list(where), list(args)
+            if mark is not None:
+                page_where.append("id < %s" if newest_first else "id > %s")
+                page_args.append(mark)
+            rows = self._select(page_where, page_args, "DESC" if newest_first else "ASC", PAGE)
             for row in rows:
                 event = self._event(row)
                 if event is not None:
                     yield event
             if len(rows) < PAGE:
                 return
-            after = rows[-1][0]
+            mark = rows[-1][0]
 
     def end_cursor(self) -> int:
         with self.backend.cursor() as conn:
