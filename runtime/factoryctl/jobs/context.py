@@ -33,9 +33,11 @@ from factoryctl.state.reviewqueue import ReviewQueue
 from factoryctl.state.reviewqueue import empty as empty_queue
 from factoryctl.state.tasks import TaskQueue
 
-# The runtime's own interpreter (a venv, a pyenv under the hidden home): the scripted agent
-# and Python checks run on it, so sandboxed calls may read it.
-RUNTIME_PYTHON = tuple(dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix)))
+# The runtime's own interpreter (a venv, a pyenv under the hidden home) and its code (an editable
+# install's source folder may sit under the hidden home or /tmp): the scripted agent and Python
+# checks run on them, so sandboxed calls may read them.
+RUNTIME_CODE = Path(__file__).resolve().parents[2]
+RUNTIME_PYTHON = tuple(dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix, RUNTIME_CODE)))
 
 
 @dataclass
