@@ -21,41 +21,25 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ts_bench import initialised
+
 from factoryctl.adapters.checks import Pristine, run_checks
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.init import init
 from factoryctl.jobs.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "samples"
-AGENT = str(Path(sys.executable).parent / "factory-scripted-agent")
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@x", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
 
 
 def factory(root: Path, sample: str) -> Context:
     """A factory on a copy of the sample, set up by `factoryctl init` (its checks as detected)."""
-    repo = root / "repo-src"
-    shutil.copytree(SAMPLES / sample, repo, ignore=shutil.ignore_patterns("node_modules", "__pycache__", ".*_cache"))
-    (repo / ".gitignore").write_text("node_modules/\n__pycache__/\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
-    scenario = root / "agent" / "scenario.json"
-    scenario.parent.mkdir()
-    scenario.write_text(json.dumps({"calls": [{"result": "nothing"}], "repeat": True}))
-    init(str(repo), root / "factory", agent=[AGENT, "--scenario", str(scenario)])
-    toml = root / "factory" / "factory.toml"
+    toml = initialised(root, SAMPLES / sample, [{"result": "nothing"}])
     # The sandbox hides the home folder, and with it a pyenv's python3: the checks run on this interpreter.
     toml.write_text(toml.read_text().replace('"python3"', json.dumps(sys.executable)))
     return Context.load(root / "factory")

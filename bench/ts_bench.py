@@ -38,10 +38,12 @@ def git(cwd: Path, *args: str) -> str:
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
 
 
-def factory(root: Path, calls: list[dict[str, object]]) -> Context:
+def initialised(root: Path, sample: Path, calls: list[dict[str, object]]) -> Path:
+    """A copy of `sample` as a one-commit repository, made a factory by `factoryctl init` (its checks as
+    detected) with the scripted agent playing `calls`; returns its factory.toml."""
     repo = root / "repo-src"
-    shutil.copytree(SAMPLE, repo, ignore=shutil.ignore_patterns("node_modules"))
-    (repo / ".gitignore").write_text("node_modules/\n")
+    shutil.copytree(sample, repo, ignore=shutil.ignore_patterns("node_modules", "__pycache__", ".*_cache"))
+    (repo / ".gitignore").write_text("node_modules/\n__pycache__/\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "initial")
@@ -49,8 +51,13 @@ def factory(root: Path, calls: list[dict[str, object]]) -> Context:
     scenario.parent.mkdir()
     scenario.write_text(json.dumps({"calls": calls, "repeat": True}))
     init(str(repo), root / "factory", agent=[AGENT, "--scenario", str(scenario)])
-    with (root / "factory" / "factory.toml").open("a") as fh:  # the stand-in agent keeps its state there
-        fh.write(f"\n[sandbox]\nwritable = [{json.dumps(str(scenario.parent))}]\n")
+    return root / "factory" / "factory.toml"
+
+
+def factory(root: Path, calls: list[dict[str, object]]) -> Context:
+    toml = initialised(root, SAMPLE, calls)
+    with toml.open("a") as fh:  # the stand-in agent keeps its state there
+        fh.write(f"\n[sandbox]\nwritable = [{json.dumps(str(root / 'agent'))}]\n")
     return Context.load(root / "factory")
 
 
