@@ -1,0 +1,230 @@
+"""A compressed day across several hosts: one gate and two workers against one host with the same sessions per host.
+
+    .venv/bin/python bench/factory_day.py --hosts 3 [--minutes 8] [--sessions 3] [--json fleet.json]
+
+Runs the same scripted day twice, one after the other, on sandbox hosts of this machine:
+
+1. **one host** (role "all", the state in files) with `--sessions` sessions;
+2. **a fleet**: three sandbox hosts on one private network, deployed in one pyinfra run:
+   a gate (PostgreSQL, the merge gate, scheduler, standup, doctor, bot) and two workers with
+   `--sessions` sessions each, their state in the gate's PostgreSQL.
+
+Every session plays the same mix (good changes in files of their own, regressions, empty
+cycles), the review runs every two minutes, cycles every 20 s. At the end of each run the
+factory is paused, running cycles are let to end and one last review lands what was pushed.
+It prints landed changes per simulated hour for both (target: the fleet at least 1.8x the one
+host), and, for the fleet, the latency of appending an event to the gate's PostgreSQL, from
+the gate (its unix socket) and from a worker (through its relay), p50 and p95, measured while
+the fleet works. Run as root; every host is torn down at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "host")]
+
+from day_scenarios import empty, good, regression  # noqa: E402
+from factory_day import DESIGN_CYCLE_S, PYINFRA, Host  # noqa: E402
+from sandbox_helpers import sandbox_up  # noqa: E402
+
+from provision import layout  # noqa: E402
+
+REVIEW_S = 120
+FLEET_NET = "fleetday"
+YEARLY = "0 0 1 1 *"  # the standup and the doctor stay out of the way
+DB_PASSWORD = "fleet-day-db-password-0123456789"
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    minutes: float = 8.0
+    sessions: int = 3  # per host (the one host, and each worker)
+    cycle_s: int = 20
+    tick_s: int = 10
+    compression: float = DESIGN_CYCLE_S / 20
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "cycle": {"interval_s": self.cycle_s, "backoff_max_s": 4 * self.cycle_s},
+            "agent": {"timeout_s": 60},
+            "scheduler": {"tick_s": self.tick_s, "stall_after_s": 10 * self.cycle_s},
+        }
+
+    def checks(self) -> list[dict[str, Any]]:
+        return [{
+            "name": "unittest",
+            "command": ["python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".", "-q"],
+            "parser": "regex",
+            "pattern": r"Ran (?P<total>\d+) tests?|failures=(?P<failed>\d+)|errors=(?P<errors>\d+)",
+            "timeout_s": 60,
+        }]  # fmt: skip
+
+    def host_data(self, scenarios_dir: str) -> dict[str, Any]:
+        return {
+            "factory_sessions": self.sessions,
+            "factory_budget_daily_usd": 500.0,
+            "factory_checks": self.checks(),
+            "factory_schedules": {"review": f"*/{REVIEW_S // 60} * * * *", "standup": YEARLY, "doctor": YEARLY},
+            "factory_scenarios": scenarios_dir,
+            "factory_config": self.config(),
+        }
+
+
+def good_change(session: str) -> dict[str, Any]:
+    """A tested helper in files of its own (named after the session: `{n}` counts per host)."""
+    name = f"f_{session.replace('-', '_')}_{{n}}"
+    call = good(session)
+    code = f'"""A helper."""\n\n\ndef {name}(values: list[float]) -> float:\n    return max(values) - min(values)\n'
+    test = (
+        f"import unittest\n\nfrom calc.{name} import {name}\n\n\nclass T(unittest.TestCase):\n"
+        f"    def test_spread(self) -> None:\n        self.assertEqual({name}([1, 4, 2]), 3)\n"
+    )
+    call["actions"] = [
+        {"write": f"calc/{name}.py", "content": code},
+        {"write": f"tests/test_{name}.py", "content": test},
+        {"commit": f"Add a spread helper from {session} #{{n}}"},
+    ]
+    return call
+
+
+def scenario(sessions: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each session: good, regression, good, empty, over and over; the reviewer approves."""
+    calls = [make(s) for s in sessions for make in (good_change, regression, good_change, empty)]
+    approve = {"match": "reviewing one branch before it may reach main", "cost_usd": 0.01, "num_turns": 1,
+               "result": '{"verdict": "approve", "reasons": ["a tested helper"], "risk": "low"}'}  # fmt: skip
+    return {"calls": calls, "repeat": True}, {"calls": [approve], "repeat": True}
+
+
+def write_scenarios(folder: Path, sessions: Sequence[str]) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    agent, reviewer = scenario(sessions)
+    (folder / "agent.json").write_text(json.dumps(agent, indent=1))
+    (folder / "reviewer.json").write_text(json.dumps(reviewer, indent=1))
+    return str(folder)
+
+
+def pyinfra(env: dict[str, str], data: dict[str, Any], inventory: str = "inventory.py") -> float:
+    import os
+    import subprocess
+
+    args = [arg for key, value in data.items() for arg in ("--data", f"{key}={json.dumps(value)}")]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FACTORY_", "ANTHROPIC_", "TELEGRAM_"))}
+    started = time.monotonic()
+    done = subprocess.run([PYINFRA, inventory, "deploy.py", "-y", *args], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=2400, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"the deploy failed:\n{(done.stdout + done.stderr)[-4000:]}")
+    return time.monotonic() - started
+
+
+def landed_between(gate: Host, since: str) -> dict[str, Any]:
+    done = gate.factoryctl("report", "--json", "--since", since)
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures
+
+
+def wind_down(gate: Host, workers: Sequence[Host], say: Callable[[str], None]) -> None:
+    """Pause the factory (the flag is shared state: it reaches every worker), let cycles end, review once."""
+    for host in (gate, *workers):
+        host.sh(f"mv -f {layout.CRON_FILE} /root/factory.cron.day 2>/dev/null; true")
+    gate.factoryctl("pause", "--reason", "the end of the fleet day")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        busy = [h for h in workers if "factoryctl cycle" in h.sh(f"ps -u {layout.USER} -o args=").stdout]
+        if not busy:
+            break
+        time.sleep(3)
+    review = gate.factoryctl("review", timeout=900)
+    say(f"  last review: exit {review.returncode}")
+
+
+def host_now(host: Host) -> str:
+    return host.sh("date -u +%Y-%m-%dT%H:%M:%S.000Z").stdout.strip()
+
+
+def run_for(minutes: float, gate: Host, say: Callable[[str], None], probe: Callable[[], None] | None = None) -> None:
+    started = time.monotonic()
+    while (left := minutes * 60 - (time.monotonic() - started)) > 0:
+        if probe is not None:
+            probe()
+        time.sleep(min(30.0, left))
+        say(f"  {(time.monotonic() - started) / 60:4.1f} min")
+
+
+PROBE = r"""
+import json, sys, time
+from factoryctl.jobs.context import Context
+ctx = Context.load()
+took = []
+for i in range(int(sys.argv[1])):
+    t = time.perf_counter()
+    ctx.log.append("probe", n=i)
+    took.append((time.perf_counter() - t) * 1000)
+    time.sleep(0.05)
+print(json.dumps(took))
+"""
+
+
+def append_latency(host: Host, count: int = 40) -> list[float]:
+    """Milliseconds per event appended to the shared log from `host`, as the factory's user does it."""
+    host.put(PROBE, "/tmp/fleet-probe.py")
+    argv = ["runuser", "-u", layout.USER, "--", layout.RUN, f"{layout.VENV}/bin/python", "/tmp/fleet-probe.py",
+            str(count)]  # fmt: skip
+    out = host.sh(shlex.join(argv), timeout=120)
+    try:
+        return [float(x) for x in json.loads(out.stdout.strip().splitlines()[-1])]
+    except (ValueError, IndexError):
+        raise SystemExit(f"the latency probe failed on {host.sandbox.name}: {out.stderr[-600:]}") from None
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else float("nan")
+
+
+def one_host_day(plan: FleetPlan, workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    names = [f"s{i}" for i in range(1, plan.sessions + 1)]
+    with sandbox_up("fleetday-one") as sandbox:
+        host = Host(sandbox)
+        say(f"one host: deploying {plan.sessions} sessions ...")
+        scenarios = write_scenarios(workdir / "one", names)
+        took = pyinfra({"FACTORY_SANDBOX_NAME": sandbox.name}, plan.host_data(scenarios))
+        say(f"  deployed in {took:.0f} s; the day runs {plan.minutes:g} min")
+        first = host_now(host)
+        run_for(plan.minutes, host, say)
+        wind_down(host, [host], say)
+        figures = landed_between(host, first)
+    return summarise(figures, plan, hosts=1)
+
+
+def summarise(figures: dict[str, Any], plan: FleetPlan, hosts: int) -> dict[str, Any]:
+    simulated_h = plan.minutes * 60 * plan.compression / 3600
+    landed = int(figures.get("landed", 0))
+    return {
+        "hosts": hosts,
+        "cycles": figures.get("cycles"),
+        "landed": landed,
+        "simulated_hours": round(simulated_h, 2),
+        "landed_per_simulated_hour": round(landed / simulated_h, 2) if simulated_h else None,
+    }
+
+
+def main_fleet(minutes: float, sessions: int, json_out: Path | None, say: Callable[[str], None] = print) -> int:
+    plan = FleetPlan(minutes=minutes, sessions=sessions)
+    workdir = Path("/tmp/fleet-day")
+    one = one_host_day(plan, workdir, say)
+    print(json.dumps(one, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_fleet(float(sys.argv[1]) if len(sys.argv) > 1 else 8.0, 3, None))
