@@ -15,7 +15,8 @@ from pyinfra.api.exceptions import InventoryError
 
 import inventory
 from factoryctl.core.jobspecs import JOBS
-from inventory import DEFAULTS, DEMO, HostSpec, build, parse_host, parse_hosts
+from inventory import DEFAULTS, DEMO, build
+from provision.hosts import HostSpec, parse_host, parse_hosts
 from provision import hostdata, layout
 
 KEY = {"ANTHROPIC_API_KEY": "sk-ant-0123456789"}
