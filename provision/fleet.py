@@ -115,9 +115,6 @@ def _host(
 ) -> FleetHost | None:
     where = f"host {index}"
     before = len(problems)
-    unknown = [k for k in entry if k not in HOST_KEYS]
-    if unknown:
-        problems.append(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(HOST_KEYS)})")
     role = entry.get("role")
     if role not in FLEET_ROLES:
         problems.append(f"{where}: role {role!r} is not 'gate' or 'worker'")
@@ -128,6 +125,9 @@ def _host(
         problems.append(f"{where}: name {name!r}: lower-case letters and digits, a letter first, at most 16")
     else:
         where = f"host {name!r}"
+    unknown = [k for k in entry if k not in HOST_KEYS]
+    if unknown:
+        problems.append(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(HOST_KEYS)})")
     ssh = entry.get("ssh")
     ssh_config = entry.get("ssh_config")
     if not isinstance(ssh, str) or not ssh.strip():
