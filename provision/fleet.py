@@ -96,6 +96,8 @@ def parse_fleet(text: str, *, default_sessions: int = 8) -> Fleet:
     gates = [h for h in hosts if h.role == "gate"]
     if len(gates) != 1 and not any("role" in p for p in problems):
         problems.append(f"exactly one host has role 'gate' (found {len(gates)})")
+    if gates and len(gates) == len(hosts) and not any("role" in p for p in problems):
+        problems.append("no workers: add a [[host]] with role 'worker' (the agents run there)")
     for what, values in (
         ("name", [h.name for h in hosts]),
         ("private_address", [h.private_address for h in hosts]),

@@ -366,7 +366,7 @@ def _check_fleet(data: Mapping[str, Any], config: Mapping[str, Any], problems: l
         return None
     needed = ["factory_fleet_name", "factory_private_address", "factory_fleet_workers"]
     needed += ["factory_db_host"] if role == "worker" else []
-    missing = [k for k in needed if not data.get(k) and not (k == "factory_fleet_workers" and role == "gate")]
+    missing = [k for k in needed if not data.get(k)]
     if missing:
         problems.append(
             f"factory_role {role!r}: a gate or worker is deployed from a fleet file (FACTORY_FLEET, see "

@@ -70,6 +70,7 @@ W1 = host(ssh="root@203.0.113.8", role="worker", private_address="10.0.0.3")
     ("text", "complaint"),
     [
         ("", "no hosts: add one [[host]] table per host"),
+        (GATE, "no workers: add a [[host]] with role 'worker'"),
         ("[[host]\n", "not valid TOML"),
         (W1, "exactly one host has role 'gate' (found 0)"),
         (GATE + GATE.replace("10.0.0.2", "10.0.0.9").replace(".7", ".9"), "exactly one host has role 'gate' (found 2)"),
