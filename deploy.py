@@ -9,6 +9,7 @@ and secrets are checked first (provision/hostdata.py), before anything changes.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from io import StringIO
 from pathlib import Path
@@ -22,6 +23,7 @@ from pyinfra.api.deploy import deploy  # noqa: E402
 from pyinfra.api.exceptions import DeployError  # noqa: E402
 from pyinfra.api.operation import OperationMeta  # noqa: E402
 from pyinfra.context import host  # noqa: E402
+from pyinfra.facts.server import LinuxDistribution  # noqa: E402
 from pyinfra.operations import apt, files, pip, server, systemd  # noqa: E402
 
 from factoryctl.core.jobspecs import JOBS  # noqa: E402
@@ -30,6 +32,7 @@ from provision import hostdata, layout, templating  # noqa: E402
 from provision.facts import HasSystemd, RepoFiles  # noqa: E402
 from provision.operations import (  # noqa: E402
     changed,
+    db_role,
     gate_key,
     git_clone,
     install_wheel,
@@ -116,7 +119,11 @@ def runtime(wheel: Wheel, extras: tuple[str, ...]) -> OperationMeta:
 @deploy("The target repository")
 def repository(checked: hostdata.Checked) -> None:
     url = checked.repo.url
-    if checked.repo.is_sample:
+    fleet = checked.fleet
+    if checked.repo.is_sample and fleet is not None and checked.role == "worker":
+        # The demo's origin lives on the gate: a worker fetches and pushes over ssh with the deploy key.
+        url = f"{layout.USER}@{ssh_address(fleet.db_host)}:{layout.SAMPLE_ORIGIN}"
+    elif checked.repo.is_sample:
         files.sync(
             name="Ensure the bundled sample project",
             src=str(REPO / "templates" / "sample-repo"),
@@ -147,6 +154,10 @@ def repository(checked: hostdata.Checked) -> None:
             content=checked.deploy_key.read_text(),
             dest=layout.DEPLOY_KEY,
         )
+    if checked.repo.is_sample and fleet is not None and checked.role == "gate" and checked.deploy_key is not None:
+        line = origin_authorized_key(public_key(checked.deploy_key), checked.db_clients)
+        _put("Ensure the workers may fetch and push the demo's origin over ssh (git-shell, from their addresses)",
+             line, layout.AUTHORIZED_KEYS, "600", layout.USER, layout.GROUP)  # fmt: skip
     git_clone(
         name=f"Ensure the clone of {url} ({checked.repo.branch})",
         url=url,
@@ -154,6 +165,100 @@ def repository(checked: hostdata.Checked) -> None:
         dest=str(layout.PATHS.repo_dir(checked.settings.repo.path)),
         ssh_command=GIT_SSH if checked.deploy_key is not None else None,
     )
+
+
+def ssh_address(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def public_key(private_key: Path) -> str:
+    """The deploy key's public half: KEY.pub beside it, else what `ssh-keygen -y` derives."""
+    pub = private_key.with_name(private_key.name + ".pub")
+    if pub.is_file():
+        return pub.read_text().strip()
+    try:
+        done = subprocess.run(["ssh-keygen", "-y", "-f", str(private_key)], capture_output=True, text=True,
+                              timeout=30, check=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        raise DeployError(f"cannot read the public key of {private_key} (put it beside it as KEY.pub)") from None
+    return done.stdout.strip()
+
+
+def origin_authorized_key(key: str, clients: tuple[str, ...]) -> str:
+    """The gate's authorized_keys for the demo's origin: the deploy key, from the workers' addresses,
+    able to run git's fetch and push only (git-shell); main still moves only by the gate's key."""
+    options = f'from="{",".join(clients)}",restrict,command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\""'
+    return f"{options} {key}\n"
+
+
+@deploy("The shared state: PostgreSQL on the gate")
+def gate_database(checked: hostdata.Checked, version: str) -> None:
+    apt.packages(name="Ensure PostgreSQL and nftables", packages=["postgresql", "nftables"],
+                 update=True, cache_time=APT_CACHE_S, no_recommends=True)  # fmt: skip
+    text = templating.render_fleet(checked)
+    main = f"/etc/postgresql/{version}/main"
+    address = checked.fleet.private_address if checked.fleet else ""
+    conf = _put(f"Ensure PostgreSQL {version} listens on localhost and {address}", text["postgresql-factory.conf.j2"],
+                f"{main}/conf.d/{layout.PG_CONF_NAME}", "644", "postgres", "postgres")  # fmt: skip
+    hba = _put("Ensure pg_hba.conf admits the factory's role from the workers' addresses only (scram-sha-256)",
+               hostdata.pg_hba(checked.db_clients), f"{main}/pg_hba.conf", "640", "postgres", "postgres")  # fmt: skip
+    systemd.service(name="Ensure PostgreSQL is enabled and running", service="postgresql", running=True, enabled=True)
+    if changed([conf]):
+        systemd.service(name="Ensure PostgreSQL restarted (its listen addresses changed)", service="postgresql",
+                        running=True, restarted=True)  # fmt: skip
+    elif changed([hba]):
+        systemd.service(name="Ensure PostgreSQL reloaded (pg_hba.conf changed)", service="postgresql",
+                        running=True, reloaded=True)  # fmt: skip
+    db_role(name=f"Ensure the role {layout.DB_ROLE} (scram-sha-256, FACTORY_DB_PASSWORD) and its database "
+            f"{layout.DB_NAME}", password=checked.secrets["FACTORY_DB_PASSWORD"])  # fmt: skip
+    firewall(checked, text)
+
+
+@deploy("The relay to the gate's PostgreSQL")
+def worker_relay(checked: hostdata.Checked) -> None:
+    apt.packages(name="Ensure socat and nftables", packages=["socat", "nftables"],
+                 update=True, cache_time=APT_CACHE_S, no_recommends=True)  # fmt: skip
+    server.user(  # noqa: S604 - `shell` is the user's login shell, not a subprocess flag
+        name=f"Ensure the system user {layout.RELAY_USER} (the relay: the only user here that reaches PostgreSQL)",
+        user=layout.RELAY_USER,
+        system=True,
+        home="/nonexistent",
+        create_home=False,
+        shell="/usr/sbin/nologin",
+    )
+    text = templating.render_fleet(checked)
+    unit = _put(f"Ensure the relay's unit {layout.RELAY_UNIT}", text["factory-db-relay.service.j2"],
+                layout.RELAY_UNIT_FILE, "644")  # fmt: skip
+    firewall(checked, text)
+    if changed([unit]):
+        systemd.daemon_reload(name="Ensure systemd read the relay's unit")
+    systemd.service(name=f"Ensure {layout.RELAY_UNIT} is enabled and running", service=layout.RELAY_UNIT,
+                    running=True, enabled=True, restarted=changed([unit]))  # fmt: skip
+
+
+def firewall(checked: hostdata.Checked, text: dict[str, str]) -> None:
+    """Our own nftables table (`table inet factory`), loaded by its unit at boot and whenever it changes."""
+    _directory("/etc/factory", "755", user="root", group="root")
+    rules = _put(f"Ensure the nftables rules {layout.NFT_FILE} (who may open TCP to PostgreSQL's port)",
+                 text["nftables.nft.j2"], layout.NFT_FILE, "644")  # fmt: skip
+    unit = _put(f"Ensure the nftables unit {layout.NFT_UNIT}", text["factory-nftables.service.j2"],
+                layout.NFT_UNIT_FILE, "644")  # fmt: skip
+    if changed([unit]):
+        systemd.daemon_reload(name="Ensure systemd read the nftables unit")
+    systemd.service(name=f"Ensure {layout.NFT_UNIT} is enabled and loaded", service=layout.NFT_UNIT,
+                    running=True, enabled=True, restarted=changed([rules, unit]))  # fmt: skip
+
+
+# PostgreSQL from the distribution's own archive, by release (Debian's `postgresql` package).
+POSTGRES_VERSIONS = {("Debian", 12): "15", ("Debian", 13): "17", ("Ubuntu", 22): "14", ("Ubuntu", 24): "16"}
+
+
+def postgres_version(distro: dict[str, Any]) -> str:
+    found = POSTGRES_VERSIONS.get((str(distro.get("name")), distro.get("major")))  # type: ignore[arg-type]
+    if found is None:
+        raise DeployError(f"{host.name}: a gate needs Debian 12/13 or Ubuntu 22.04/24.04 (got {distro.get('name')} "
+                          f"{distro.get('major')}): its PostgreSQL comes from the distribution")  # fmt: skip
+    return found
 
 
 @deploy("The repository's starting skills")
@@ -294,9 +399,16 @@ def main() -> None:
         logger.info(f"{host.print_prefix}{line}")
     has_systemd = bool(host.get_fact(HasSystemd))
 
+    if checked.role != "all" and not has_systemd:
+        raise DeployError(f"{host.name}: a {checked.role} needs systemd (PostgreSQL, the relay, the nftables unit)")
+
     system_packages()
     node_tools(checked=checked)
     factory_user()
+    if checked.role == "gate":
+        gate_database(checked=checked, version=postgres_version(host.get_fact(LinuxDistribution)))
+    elif checked.role == "worker":
+        worker_relay(checked=checked)
     # The shared state in PostgreSQL ([state] url) needs psycopg in the runtime's venv.
     installed = runtime(wheel=wheel, extras=("postgres",) if checked.settings.state.url else ())
     repository(checked=checked)

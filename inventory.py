@@ -5,6 +5,14 @@ the SSH key from FACTORY_SSH_KEY (else ssh's defaults and agent). Without FACTOR
 target is the local sandbox host (`python -m sandbox up`; FACTORY_SANDBOX_NAME picks one)
 with the DEMO host data: the scripted agent on the bundled sample repository.
 
+Several hosts as one factory: FACTORY_FLEET, a fleet file (TOML; provision/fleet.py has the
+format) with one `[[host]]` per host: `ssh`, `role` ("gate": the merge gate, its jobs and
+PostgreSQL; "worker": agents' loops), `private_address` (where the others reach it), `name`
+(its fleet name) and, for a worker, `sessions`. Exactly one gate. The inventory gives each host
+what its deploy needs of the others (factory_role, factory_fleet_name, factory_private_address,
+factory_fleet_workers; on the gate factory_db_clients, on a worker factory_db_host and
+factory_sessions). `sandbox_fleet()` writes one for local sandbox hosts.
+
 Host data: DEFAULTS below, in this one place. Change them here, in a `group_data/factory.py`
 of your own, or per deploy: `--data factory_sessions=4 --data factory_repo_url=https://...`.
 
@@ -21,10 +29,8 @@ data), in both cases before anything changes.
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,8 @@ from pyinfra.api.exceptions import InventoryError
 
 from factoryctl.core.secrets import secret_problems
 from provision import hostdata, layout
+from provision.fleet import FleetError, fleet_file, fleet_host_data, parse_fleet
+from provision.hosts import parse_host, parse_hosts
 
 _CLAUDE = ["claude", "-p", "--model", "sonnet"]
 # The agent streams (live progress) and may edit and run commands: the sandbox is the boundary.
@@ -79,12 +87,12 @@ DEFAULTS: dict[str, Any] = {
     # The server's certificate and proxy settings for repo.setup (uv ignores the system's CA store), e.g.
     # {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt", "HTTPS_PROXY": "http://proxy:3128"}.
     "factory_setup_env": {},
-    # Several hosts as one factory (the foundation: see the README's "Beyond one host"): "all" runs
-    # the whole factory here; "gate" the merge gate, scheduler, standup, doctor, bot and serve;
-    # "worker" the agents' loops and a scheduler for its own sessions. A gate or worker needs
-    # factory_config={"state": {"url": "postgresql://factory@GATE:5432/factory"}} and FACTORY_DB_PASSWORD.
+    # Several hosts as one factory: "all" runs the whole factory here; "gate" the merge gate,
+    # scheduler, standup, doctor, bot, serve and PostgreSQL; "worker" the agents' loops and a
+    # scheduler for its own sessions. Gates and workers come from a fleet file (FACTORY_FLEET), which
+    # also sets factory_fleet_name, factory_private_address, factory_fleet_workers, factory_db_host and
+    # factory_db_clients (the workers' addresses the gate's PostgreSQL admits); they need FACTORY_DB_PASSWORD.
     "factory_role": "all",
-    # On the gate: the workers' addresses PostgreSQL admits (scram-sha-256), e.g. ["10.0.0.3", "10.0.0.4"].
     "factory_db_clients": [],
 }
 
@@ -109,79 +117,7 @@ DEMO: dict[str, Any] = {
 HOSTS_ENV = "FACTORY_HOSTS"
 SSH_KEY_ENV = "FACTORY_SSH_KEY"
 SANDBOX_NAME_ENV = "FACTORY_SANDBOX_NAME"
-
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_IPV6 = re.compile(r"^[0-9A-Fa-f:.]+$")
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    """One FACTORY_HOSTS entry."""
-
-    host: str
-    user: str = "root"
-    port: int = 22
-
-    @property
-    def name(self) -> str:
-        """The host's name in pyinfra's output (unique per host and port)."""
-        return self.host if self.port == 22 else f"{self.host}:{self.port}"
-
-
-def parse_host(entry: str) -> HostSpec:
-    """`[user@]host[:port]` (an IPv6 address in brackets); ValueError says what is wrong."""
-    text = entry.strip()
-    if not text:
-        raise ValueError("an empty entry")
-    user, at, rest = text.rpartition("@")
-    if at and not _USER.match(user):
-        raise ValueError(f"{entry!r}: bad user {user!r}")
-    port_text = ""
-    if rest.startswith("["):
-        host, bracket, tail = rest[1:].partition("]")
-        if not bracket or not _IPV6.match(host) or (tail and not tail.startswith(":")):
-            raise ValueError(f"{entry!r}: an IPv6 address goes in brackets, like [2001:db8::1]:22")
-        port_text = tail[1:]
-        if tail and not port_text:
-            raise ValueError(f"{entry!r}: empty port")
-    else:
-        host, colon, port_text = rest.partition(":")
-        if colon and not port_text:
-            raise ValueError(f"{entry!r}: empty port")
-        if not _valid_hostname(host):
-            raise ValueError(f"{entry!r}: bad host name {host!r}")
-    port = 22
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"{entry!r}: bad port {port_text!r} (1-65535)")
-        port = int(port_text)
-    return HostSpec(host=host, user=user or "root", port=port)
-
-
-def parse_hosts(text: str) -> list[HostSpec]:
-    """FACTORY_HOSTS -> host specs; ValueError names every malformed or repeated entry."""
-    problems: list[str] = []
-    specs: list[HostSpec] = []
-    for entry in text.split(","):
-        try:
-            spec = parse_host(entry)
-        except ValueError as exc:
-            problems.append(str(exc))
-            continue
-        if any(s.name == spec.name for s in specs):
-            problems.append(f"{entry.strip()!r}: listed twice")
-        specs.append(spec)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return specs
-
-
-def _valid_hostname(host: str) -> bool:
-    if _IPV4.match(host):
-        return all(int(part) < 256 for part in host.split("."))
-    return 0 < len(host) <= 253 and all(_LABEL.match(label) for label in host.rstrip(".").split("."))
+FLEET_ENV = "FACTORY_FLEET"
 
 
 def sandbox_host(environ: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
@@ -199,6 +135,47 @@ def sandbox_host(environ: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
     return name, {"ssh_config_file": str(ssh_config), **DEMO}
 
 
+def sandbox_fleet(members: Sequence[tuple[str, str, str, int]]) -> str:
+    """A fleet file's text for local sandbox hosts (`python -m sandbox up`), the demo's data on them:
+    (sandbox name, role, private address, sessions) each. Write it to a file and deploy it with
+    FACTORY_FLEET=FILE, as a user deploys theirs; InventoryError if a sandbox is not up."""
+    from sandbox.lifecycle import layout_of
+
+    configs = {name: str(layout_of(name).ssh_config) for name, *_ in members}
+    down = [name for name, path in configs.items() if not Path(path).is_file()]
+    if down:
+        raise InventoryError(f"the sandbox host {down[0]!r} is not up: run `python -m sandbox up --name {down[0]}`")
+    return fleet_file(members, configs, demo=True)
+
+
+def fleet_hosts(path: str, environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """The hosts of a fleet file, each with its connection data and what its deploy needs of the fleet."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"{FLEET_ENV}={path}: cannot read it: {exc.strerror}") from None
+    try:
+        fleet = parse_fleet(text, default_sessions=int(DEFAULTS["factory_sessions"]))
+    except FleetError as exc:
+        raise InventoryError(f"{FLEET_ENV}={path}: {exc}") from None
+    key = environ.get(SSH_KEY_ENV, "").strip()
+    if key and not Path(key).expanduser().is_file():
+        raise InventoryError(f"{SSH_KEY_ENV}={key}: no such file")
+    computed = fleet_host_data(fleet)
+    hosts = []
+    for member in fleet.hosts:
+        data: dict[str, Any] = {**(DEMO if fleet.demo else {}), **computed[member.name]}
+        if member.ssh_config:
+            data |= {"ssh_hostname": member.ssh, "ssh_config_file": member.ssh_config}
+        else:
+            spec = parse_host(member.ssh)
+            data |= {"ssh_hostname": spec.host, "ssh_port": spec.port, "ssh_user": spec.user}
+        if key:
+            data["ssh_key"] = str(Path(key).expanduser())
+        hosts.append((member.name, data))
+    return hosts
+
+
 def build(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
     """Hosts with their connection data from the environment; InventoryError for a malformed entry
     or a secret that would not work on the host (checked again, with the host data, by deploy.py)."""
@@ -206,6 +183,11 @@ def build(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
     if problems:
         raise InventoryError("; ".join(problems))
     text = environ.get(HOSTS_ENV, "").strip()
+    fleet = environ.get(FLEET_ENV, "").strip()
+    if fleet and text:
+        raise InventoryError(f"{FLEET_ENV} and {HOSTS_ENV} are both set: a fleet file names every host; unset one")
+    if fleet:
+        return fleet_hosts(fleet, environ)
     if not text:
         hosts = [sandbox_host(environ)]
     else:

@@ -228,3 +228,33 @@ class SandboxWorks(FactBase[str]):
 
     def process(self, output: list[str]) -> str:
         return "ok" if "ok" in (line.strip() for line in output) else "no"
+
+
+def parse_db_role(lines: Iterable[str]) -> dict[str, str] | None:
+    """`role|VERIFIER` and `owner|NAME` lines -> {"role": ..., "owner": ...}; None when PostgreSQL
+    is not installed or not answering (planning on a fresh gate)."""
+    out: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.strip().partition("|")
+        if line.strip() in ("NONE", "DOWN"):
+            return None
+        if sep and key in ("role", "owner"):
+            out[key] = value
+    return out
+
+
+class DbRole(FactBase[dict[str, str] | None]):
+    """The gate's PostgreSQL: the factory role's stored password verifier (never a password) and
+    the owner of its database; keys absent when they do not exist; None when PostgreSQL is not there."""
+
+    def command(self, role: str, database: str) -> str:
+        sql = (
+            f"SELECT 'role|' || coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '{role}' "
+            f"UNION ALL SELECT 'owner|' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{database}'"
+        )
+        psql = shlex.join(["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-d", "postgres", "-c", sql])
+        there = "command -v psql >/dev/null && id -u postgres >/dev/null 2>&1"
+        return f"if {there}; then cd / && {{ {psql} 2>/dev/null || echo DOWN; }}; else echo NONE; fi"
+
+    def process(self, output: list[str]) -> dict[str, str] | None:
+        return parse_db_role(output)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from factoryctl.core.config import SchedulerSection, Settings
+from factoryctl.core.config import FactorySection, SchedulerSection, Settings
 from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV, SETUP_PASS_ENV
 from factoryctl.core.errors import ConfigError
@@ -46,6 +46,8 @@ from factoryctl.rules.detect import Detected, detect
 from factoryctl.scripted_agent import ScenarioError, load_scenario
 
 from . import layout
+from .fleet import NAME as FLEET_NAME
+from .fleet import address_problem
 
 AGENT_CREDENTIALS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
 CLOUD_PROVIDERS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")  # their own credentials
@@ -72,6 +74,9 @@ FLAT_KEYS: dict[tuple[str, str], str] = {
 #     (the demo's are templates/demo/); only read when the agent is the scripted one.
 #   factory_role: "all" (default), "gate" or "worker" (factoryctl.core.jobspecs.ROLES).
 #   factory_db_clients: on the gate, the workers' addresses (IPs or CIDRs) PostgreSQL admits.
+#   factory_fleet_name, factory_private_address, factory_fleet_workers ({name: sessions}) and, on a
+#     worker, factory_db_host (the gate's private address): a gate's or worker's place in the fleet,
+#     computed by the inventory from the fleet file (provision/fleet.py).
 REQUIRED_KEYS = (
     *FLAT_KEYS.values(),
     "factory_repo_url",
@@ -126,9 +131,35 @@ class Checked:
     tools_npm: Mapping[str, str] = field(default_factory=dict)  # factory_tools_npm: more global npm tools
     role: Role = "all"  # this host's part in a factory of several hosts
     db_clients: tuple[str, ...] = ()  # the gate: the networks PostgreSQL admits (the workers')
+    fleet: FleetPlace | None = None  # a gate's or worker's place in the fleet
 
     def jobs_of(self, kind: str) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.kind == kind)
+
+    @property
+    def session_names(self) -> tuple[str, ...]:
+        """This host's agents: s1..sN alone, `<host>-s1`..`<host>-sN` on a worker of a fleet."""
+        if self.fleet is None:
+            return self.settings.session_names
+        return tuple(f"{self.fleet.name}-s{i}" for i in range(1, self.settings.factory.sessions + 1))
+
+
+@dataclass(frozen=True)
+class FleetPlace:
+    """A gate's or worker's place in the fleet (host data the inventory computed from the fleet file)."""
+
+    name: str  # its fleet name
+    private_address: str  # where the others reach it
+    workers: Mapping[str, int]  # every worker's fleet name -> its sessions
+    db_host: str = ""  # a worker: the gate's private address (PostgreSQL, the demo's origin)
+
+
+# [state] url per role: the gate's jobs reach PostgreSQL over its own socket; a worker's through
+# the local relay to the gate (factory-db-relay). No password here: FACTORY_DB_PASSWORD has it.
+STATE_URLS: dict[str, str] = {
+    "gate": f"postgresql://{layout.DB_ROLE}@/{layout.DB_NAME}?host={layout.PG_SOCKET_DIR}",
+    "worker": f"postgresql://{layout.DB_ROLE}@/{layout.DB_NAME}?host={layout.RELAY_DIR}",
+}
 
 
 def read_secrets(environ: Mapping[str, str], model_env: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -186,9 +217,13 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
     problems: list[str] = []
     settings = None
     config: dict[str, Any] = {}
+    fleet: FleetPlace | None = None
     try:
         config = factory_config(data)
-        settings = settings_from_mapping(config, source="factory.toml (from the host data)")
+        fleet = _check_fleet(data, config, problems)
+        if fleet is not None:
+            config = with_fleet(config, str(data["factory_role"]), fleet)
+        settings = settings_from_mapping(runtime_view(config), source="factory.toml (from the host data)")
     except (HostDataError, ConfigError) as exc:
         problems.append(_with_data_key(str(exc)))
     except (TypeError, ValueError) as exc:
@@ -225,9 +260,14 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         if not _VERSION.match(str(data[key])):
             problems.append(f"{key}: must be an exact version like 7.0.4 (got {data[key]!r})")
     jobs, left_out = _select_jobs(data["factory_jobs"], secrets, problems)
-    role = _check_role(data.get("factory_role", "all"), config, secrets, problems)
+    role = _check_role(data.get("factory_role", "all"), secrets, problems)
     jobs, left_out = _jobs_of_role(role, jobs, left_out)
     db_clients = _check_db_clients(data.get("factory_db_clients") or [], role, problems)
+    if fleet is not None and repo.is_sample and deploy_key is None and (role == "worker" or fleet.workers):
+        problems.append(
+            f"missing secret: {DEPLOY_KEY_ENV} (in a fleet the demo's origin is on the gate: the workers "
+            "fetch and push it over ssh with this key)"
+        )
     schedules = data.get("factory_schedules")
     jobs = _with_schedules(jobs, {} if schedules is None else schedules, problems)
     scenarios = _check_scenarios(data.get("factory_scenarios"), scripted, problems)
@@ -256,6 +296,7 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         tools_npm={str(k): str(v) for k, v in tools_npm.items()},
         role=role,
         db_clients=db_clients,
+        fleet=fleet if role != "all" else None,
     )
 
 
@@ -305,7 +346,7 @@ def _select_jobs(
     return tuple(jobs), tuple(left_out)
 
 
-def _check_role(role: object, config: Mapping[str, Any], secrets: Mapping[str, str], problems: list[str]) -> Role:
+def _check_role(role: object, secrets: Mapping[str, str], problems: list[str]) -> Role:
     """The host's role; a gate or worker needs the shared state in PostgreSQL and its password."""
     for allowed in ROLES:
         if role == allowed:
@@ -313,15 +354,71 @@ def _check_role(role: object, config: Mapping[str, Any], secrets: Mapping[str, s
     else:
         problems.append(f"factory_role: {role!r} is not one of {', '.join(ROLES)}")
         return "all"
-    if allowed != "all":
-        if not config.get("state", {}).get("url"):
-            problems.append(
-                f"factory_role {allowed!r}: the hosts share their state through PostgreSQL: set "
-                "factory_config={'state': {'url': 'postgresql://factory@GATE:5432/factory'}}"
-            )
-        if "FACTORY_DB_PASSWORD" not in secrets:
-            problems.append(f"missing secret: FACTORY_DB_PASSWORD (factory_role is {allowed!r})")
+    if allowed != "all" and "FACTORY_DB_PASSWORD" not in secrets:
+        problems.append(f"missing secret: FACTORY_DB_PASSWORD (factory_role is {allowed!r})")
     return allowed
+
+
+def _check_fleet(data: Mapping[str, Any], config: Mapping[str, Any], problems: list[str]) -> FleetPlace | None:
+    """A gate's or worker's place in the fleet, from the host data the fleet file gave it; None for "all"."""
+    role = data.get("factory_role", "all")
+    if role not in ("gate", "worker"):
+        return None
+    needed = ["factory_fleet_name", "factory_private_address", "factory_fleet_workers"]
+    needed += ["factory_db_host"] if role == "worker" else []
+    missing = [k for k in needed if not data.get(k)]
+    if missing:
+        problems.append(
+            f"factory_role {role!r}: a gate or worker is deployed from a fleet file (FACTORY_FLEET, see "
+            f"inventory.py), which gives it {', '.join(missing)}"
+        )
+        return None
+    if config.get("state", {}).get("url"):
+        problems.append("factory_config: [state] url is set by the deploy on a gate or worker (PostgreSQL on the gate)")
+    name, address = data["factory_fleet_name"], data["factory_private_address"]
+    workers = data.get("factory_fleet_workers") or {}
+    if not isinstance(name, str) or not FLEET_NAME.match(name):
+        problems.append(f"factory_fleet_name {name!r}: lower-case letters and digits, a letter first, at most 16")
+    for key, value in (("factory_private_address", address), ("factory_db_host", data.get("factory_db_host", ""))):
+        if value and address_problem(value):
+            problems.append(f"{key} {value!r}: {address_problem(value)}")
+    if not isinstance(workers, Mapping) or not all(
+        isinstance(k, str) and FLEET_NAME.match(k) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        for k, v in workers.items()
+    ):
+        problems.append("factory_fleet_workers: a mapping of worker fleet names to their session counts")
+        workers = {}
+    if role == "worker" and isinstance(name, str) and workers.get(name) != data["factory_sessions"]:
+        problems.append(
+            f"factory_sessions: {data['factory_sessions']!r} on worker {name!r}, but the fleet says "
+            f"{workers.get(name)!r}: set a worker's sessions in the fleet file"
+        )
+    return FleetPlace(
+        name=str(name),
+        private_address=str(address),
+        workers={str(k): int(v) for k, v in workers.items()},
+        db_host=str(data.get("factory_db_host") or ""),
+    )
+
+
+def with_fleet(config: Mapping[str, Any], role: str, fleet: FleetPlace) -> dict[str, Any]:
+    """factory.toml's content with the fleet's keys: [factory] role and host, [fleet] workers, [state] url."""
+    out = {section: dict(values) if isinstance(values, Mapping) else values for section, values in config.items()}
+    out["factory"] = {**out.get("factory", {}), "role": role, "host": fleet.name}
+    out["fleet"] = {"workers": dict(fleet.workers)}
+    out["state"] = {**out.get("state", {}), "url": STATE_URLS[role]}
+    return out
+
+
+def runtime_view(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What this runtime's Settings validate: the fleet's keys only once it knows them (a runtime from
+    before them rejects unknown keys; the rendered file has them all the same)."""
+    out = dict(config)
+    if "role" not in FactorySection.model_fields and isinstance(out.get("factory"), Mapping):
+        out["factory"] = {k: v for k, v in out["factory"].items() if k not in ("role", "host")}
+    if "fleet" not in Settings.model_fields:
+        out.pop("fleet", None)
+    return out
 
 
 def _jobs_of_role(
@@ -362,9 +459,9 @@ def pg_hba(clients: Sequence[str], database: str = "factory", user: str = "facto
     """The gate's pg_hba.conf: local administration by peer, the factory's own jobs on the gate over
     the unix socket and the workers' addresses by scram-sha-256; no line admits anything else.
 
-    An agent's sandbox on a worker shares that worker's address: today what keeps it out is the
-    password it never sees (an allow-listed environment, the secrets file hidden); a network of
-    its own for the sandbox, or a firewall rule, comes with the several-host deploy.
+    An agent's sandbox shares its host's network: on a worker, nftables lets only the relay's user
+    (factory-db) open TCP to port 5432 and the sandbox hides the relay's socket; on the gate,
+    nftables drops the factory user's TCP to 5432 (its jobs use the socket, which the sandbox hides).
     """
     lines = [
         "# Rendered by the factory's deploy (factory_db_clients). Everything not listed is refused.",

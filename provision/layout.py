@@ -49,3 +49,18 @@ CONFIG_FILE = str(PATHS.config_file)
 LOGS_DIR = str(PATHS.logs_dir)
 LOCKS_DIR = str(PATHS.locks_dir)
 STATE_DIR = str(PATHS.state_dir)
+
+# Several hosts (a fleet): PostgreSQL on the gate, a relay to it on each worker, our nftables table.
+DB_NAME = "factory"  # the database and its role
+DB_ROLE = "factory"
+PG_PORT = 5432
+PG_SOCKET_DIR = "/run/postgresql"  # the gate's own jobs connect here
+RELAY_USER = "factory-db"  # a worker's relay runs as it: the only user that may open TCP to 5432 there
+RELAY_UNIT = "factory-db-relay.service"
+RELAY_UNIT_FILE = f"/etc/systemd/system/{RELAY_UNIT}"
+RELAY_DIR = "/run/factory-db"  # a worker's jobs connect to the relay's socket here
+NFT_FILE = "/etc/factory/nftables.nft"  # `table inet factory`, loaded by its own unit
+NFT_UNIT = "factory-nftables.service"
+NFT_UNIT_FILE = f"/etc/systemd/system/{NFT_UNIT}"
+PG_CONF_NAME = "factory.conf"  # the gate's drop-in under /etc/postgresql/VERSION/main/conf.d/
+AUTHORIZED_KEYS = f"{HOME}/.ssh/authorized_keys"  # the gate: the workers fetch the demo's origin over ssh

@@ -10,7 +10,11 @@ they will change, at run time whether they did, so `--dry` shows what a run woul
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import os
+import re
 import shlex
 from collections.abc import Generator, Mapping, Sequence
 
@@ -21,6 +25,7 @@ from pyinfra.facts.files import Directory, File, FileContents, Sha1File
 from . import layout
 from .facts import (
     SANDBOX_PROBE,
+    DbRole,
     GitOrigin,
     NpmGlobalPackages,
     Pm2Apps,
@@ -32,6 +37,8 @@ from .facts import (
 )
 
 Commands = Generator[str, None, None]
+# An agent's tmux session: factory-s3 on a host alone, factory-w1-s3 on a worker of a fleet.
+AGENT_SESSION = re.compile(r"^factory-([a-z][a-z0-9]{0,15}-)?s[1-9][0-9]*$")
 
 
 def changed(metas: Sequence[OperationMeta]) -> bool:
@@ -140,7 +147,7 @@ def pm2_commands(
 
 def tmux_commands(current: Sequence[str], script: str, sessions: Sequence[str], restart: bool) -> list[str]:
     """The factory's tmux sessions are exactly `sessions`; all restarted when what they read changed."""
-    ours = sorted(name for name in current if name.startswith("factory-s"))
+    ours = sorted(name for name in current if AGENT_SESSION.match(name))
     if sessions and restart:
         return [as_user(script, "--restart")]
     if ours != sorted(sessions):
@@ -263,3 +270,68 @@ def sandbox_commands(works: str) -> list[str]:
 def sandbox_works() -> Commands:
     """Ensure the factory user can run the sandbox (planned on a fresh host, checked after apt)."""
     yield from sandbox_commands(str(host.get_fact(SandboxWorks)))
+
+
+# -- the gate's PostgreSQL -------------------------------------------------------------
+
+
+def scram_verifier(password: str, salt: bytes, iterations: int = 4096) -> str:
+    """PostgreSQL's stored form of a scram-sha-256 password (what `rolpassword` holds): the role's
+    password is set as this, so the password itself never reaches the server or its logs."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = base64.b64encode
+    return f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}${b64(stored_key).decode()}:{b64(server_key).decode()}"
+
+
+def scram_matches(verifier: str, password: str) -> bool:
+    """Whether a stored scram-sha-256 verifier is this password's (with its own salt and iterations)."""
+    try:
+        method, _, rest = verifier.partition("$")
+        params, _, _keys = rest.partition("$")
+        iterations, _, salt = params.partition(":")
+        if method != "SCRAM-SHA-256":
+            return False
+        expected = scram_verifier(password, base64.b64decode(salt, validate=True), int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, verifier)
+
+
+def db_role_sql(role: str, database: str, verifier: str) -> str:
+    """Idempotent SQL (psql, on stdin) for the factory's role with this password and its own database."""
+    return "\n".join([
+        "\\set ON_ERROR_STOP on",
+        f"SELECT 'CREATE ROLE {role} LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}')\\gexec",
+        f"ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{verifier}';",
+        f"SELECT 'CREATE DATABASE {database} OWNER {role}' "
+        f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{database}')\\gexec",
+        f"ALTER DATABASE {database} OWNER TO {role};",
+        f"REVOKE ALL ON DATABASE {database} FROM PUBLIC;",
+        "",
+    ])  # fmt: skip
+
+
+def db_role_commands(found: Mapping[str, str] | None, password: str, role: str, database: str) -> list[str]:
+    """psql as postgres, the SQL on stdin, unless the role has this password and owns the database."""
+    if found is not None and scram_matches(found.get("role", ""), password) and found.get("owner") == role:
+        return []
+    return ["cd / && runuser -u postgres -- psql -X -q -d postgres"]
+
+
+def db_role(name: str, password: str, role: str = layout.DB_ROLE, database: str = layout.DB_NAME) -> OperationMeta:
+    """Ensure the factory's role (scram-sha-256, this password) and its database on the gate."""
+    found = host.get_fact(DbRole, role=role, database=database)
+    # The password never leaves this machine: the role gets its scram verifier, on psql's stdin.
+    commands = db_role_commands(found, password, role, database)
+    sql = db_role_sql(role, database, scram_verifier(password, os.urandom(16))) if commands else ""
+    meta: OperationMeta = _run_sql(name=name, commands=commands, _stdin=sql)
+    return meta
+
+
+@operation()
+def _run_sql(commands: Sequence[str]) -> Commands:
+    """Run these commands (decided by db_role from the gate's facts; the SQL arrives on stdin)."""
+    yield from commands

@@ -36,6 +36,19 @@ FILES = {
     "pm2-factory.service.j2": layout.PM2_UNIT_FILE,
     "origin-update-hook.sh.j2": f"{layout.SAMPLE_ORIGIN}/hooks/update",  # the demo's local origin only
 }
+# What a gate or a worker gets besides: role -> {template: where the deploy puts it}.
+FLEET_FILES: dict[str, dict[str, str]] = {
+    "gate": {
+        "nftables.nft.j2": layout.NFT_FILE,
+        "factory-nftables.service.j2": layout.NFT_UNIT_FILE,
+        "postgresql-factory.conf.j2": f"/etc/postgresql/VERSION/main/conf.d/{layout.PG_CONF_NAME}",
+    },
+    "worker": {
+        "nftables.nft.j2": layout.NFT_FILE,
+        "factory-nftables.service.j2": layout.NFT_UNIT_FILE,
+        "factory-db-relay.service.j2": layout.RELAY_UNIT_FILE,
+    },
+}
 
 
 def toml_value(value: Any) -> str:
@@ -52,6 +65,8 @@ def toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, keys quoted
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} as a TOML value")
 
 
@@ -88,7 +103,8 @@ def job_argv(job: Job, session: str = "") -> list[str]:
 def context(checked: Checked, *, systemd: bool = True) -> dict[str, Any]:
     """What every template may use: the layout, the validated host data and the deployed jobs."""
     loop = next((j for j in checked.jobs if j.kind == "tmux"), None)
-    sessions = checked.settings.session_names if loop else ()
+    sessions = checked.session_names if loop else ()
+    fleet = checked.fleet
     return {
         "user": layout.USER,
         "group": layout.GROUP,
@@ -113,13 +129,33 @@ def context(checked: Checked, *, systemd: bool = True) -> dict[str, Any]:
         "sessions": [
             {"name": f"factory-{s}", "session": s, "argv": job_argv(loop, s)} for s in sessions if loop is not None
         ],
+        # Several hosts: this one's place in the fleet (empty on a host that runs the whole factory).
+        "role": checked.role,
+        "private_address": fleet.private_address if fleet else "",
+        "db_host": fleet.db_host if fleet else "",
+        "db_clients": [_address_of(c) for c in checked.db_clients],
+        "pg_port": layout.PG_PORT,
+        "relay_user": layout.RELAY_USER,
+        "relay_dir": layout.RELAY_DIR,
+        "nft_file": layout.NFT_FILE,
     }
+
+
+def _address_of(network: str) -> dict[str, str]:
+    """A client network for nftables: its family keyword (ip or ip6) and the network."""
+    return {"family": "ip6" if ":" in network else "ip", "network": network}
 
 
 def render_all(checked: Checked, *, systemd: bool = True) -> dict[str, str]:
     """template name -> rendered text, for every file in FILES."""
     ctx = context(checked, systemd=systemd)
     return {name: render(name, ctx) for name in FILES}
+
+
+def render_fleet(checked: Checked) -> dict[str, str]:
+    """template name -> rendered text, for what this gate or worker gets beside FILES (none for "all")."""
+    ctx = context(checked)
+    return {name: render(name, ctx) for name in FLEET_FILES.get(checked.role, {})}
 
 
 def _pm2_app(job: Job) -> dict[str, Any]:

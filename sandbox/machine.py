@@ -44,6 +44,8 @@ def nspawn_argv(layout: Layout, plan: NetPlan) -> list[str]:
         "--register=no",
         "--keep-unit",
         f"--network-namespace-path={plan.netns_path}",
+        # Root on a VPS manages its own firewall (the deploy's nftables table): only in its own netns.
+        "--capability=CAP_NET_ADMIN",
         "--resolv-conf=off",
         "--timezone=off",
         "--link-journal=no",

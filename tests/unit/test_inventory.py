@@ -15,8 +15,9 @@ from pyinfra.api.exceptions import InventoryError
 
 import inventory
 from factoryctl.core.jobspecs import JOBS
-from inventory import DEFAULTS, DEMO, HostSpec, build, parse_host, parse_hosts
+from inventory import DEFAULTS, DEMO, build
 from provision import hostdata, layout
+from provision.hosts import HostSpec, parse_host, parse_hosts
 
 KEY = {"ANTHROPIC_API_KEY": "sk-ant-0123456789"}
 
@@ -404,6 +405,11 @@ def test_pyinfra_dry_stops_on_a_short_http_token_before_connecting() -> None:
 
 STATE = {"state": {"url": "postgresql://factory@10.0.0.2:5432/factory"}}
 DB = {**KEY, "FACTORY_DB_PASSWORD": "correct-horse-battery"}
+# What the inventory gives a gate and a worker from a fleet file (provision/fleet.py).
+GATE = {"factory_role": "gate", "factory_fleet_name": "gate", "factory_private_address": "10.0.0.2",
+        "factory_fleet_workers": {"w1": 2}, "factory_db_clients": ["10.0.0.3"]}  # fmt: skip
+WORKER = {"factory_role": "worker", "factory_fleet_name": "w1", "factory_private_address": "10.0.0.3",
+          "factory_fleet_workers": {"w1": 2}, "factory_db_host": "10.0.0.2", "factory_sessions": 2}  # fmt: skip
 
 
 def test_a_host_runs_the_whole_factory_by_default() -> None:
@@ -412,8 +418,8 @@ def test_a_host_runs_the_whole_factory_by_default() -> None:
 
 
 def test_a_gate_runs_everything_but_the_loops_and_a_worker_the_loops_and_its_scheduler() -> None:
-    gate = hostdata.check(data(factory_role="gate", factory_config=STATE, factory_db_clients=["10.0.0.3"]), DB)
-    worker = hostdata.check(data(factory_role="worker", factory_config=STATE), DB)
+    gate = hostdata.check(data(**GATE), DB)
+    worker = hostdata.check(data(**WORKER), DB)
     assert "loop" not in {j.name for j in gate.jobs} and "review" in {j.name for j in gate.jobs}
     assert {j.name for j in worker.jobs} == {"loop", "scheduler"}
     assert any("not on a worker host: " in line and "review" in line for line in worker.left_out)
@@ -424,14 +430,18 @@ def test_a_gate_runs_everything_but_the_loops_and_a_worker_the_loops_and_its_sch
     ("overrides", "environ", "complaint"),
     [
         ({"factory_role": "boss"}, KEY, "factory_role: 'boss' is not one of all, gate, worker"),
-        ({"factory_role": "worker"}, DB, "the hosts share their state through PostgreSQL"),
-        ({"factory_role": "worker", "factory_config": STATE}, KEY, "missing secret: FACTORY_DB_PASSWORD"),
-        ({"factory_role": "gate", "factory_config": STATE, "factory_db_clients": ["10.0.0.300"]}, DB,
-         "'10.0.0.300' is not an IP address or network"),
-        ({"factory_role": "gate", "factory_config": STATE, "factory_db_clients": ["0.0.0.0/0"]}, DB, "admits too much"),
+        ({"factory_role": "worker"}, DB, "a gate or worker is deployed from a fleet file (FACTORY_FLEET"),
+        (WORKER, KEY, "missing secret: FACTORY_DB_PASSWORD"),
+        ({**GATE, "factory_db_clients": ["10.0.0.300"]}, DB, "'10.0.0.300' is not an IP address or network"),
+        ({**GATE, "factory_db_clients": ["0.0.0.0/0"]}, DB, "admits too much"),
         ({"factory_db_clients": ["10.0.0.3"]}, KEY, "only the gate"),
         ({"factory_config": {"state": {"url": "postgresql://factory:pw@10.0.0.2/factory"}}}, KEY,
          "must not carry a password"),
+        ({**WORKER, "factory_config": STATE}, DB, "[state] url is set by the deploy on a gate or worker"),
+        ({**WORKER, "factory_sessions": 5}, DB, "factory_sessions: 5 on worker 'w1', but the fleet says 2"),
+        ({**WORKER, "factory_db_host": "127.0.0.1"}, DB, "factory_db_host '127.0.0.1': not an address other hosts"),
+        ({**GATE, "factory_fleet_name": "Gate-1"}, DB, "factory_fleet_name 'Gate-1': lower-case letters"),
+        ({**WORKER, "factory_repo_url": "sample"}, DB, "missing secret: FACTORY_DEPLOY_KEY (in a fleet the demo's"),
     ],
 )  # fmt: skip
 def test_roles_and_the_database_clients_are_checked(overrides: dict[str, Any], environ: dict[str, str],

@@ -110,7 +110,8 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_every_template_is_rendered_by_the_deploy() -> None:
     on_disk = {p.name for p in templating.TEMPLATES.glob("*.j2")}
-    assert on_disk == set(templating.FILES)
+    fleet = {name for files in templating.FLEET_FILES.values() for name in files}
+    assert on_disk == set(templating.FILES) | fleet
 
 
 def test_jobs_have_unique_names_and_only_cron_jobs_a_schedule() -> None:
