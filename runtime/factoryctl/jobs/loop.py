@@ -39,11 +39,7 @@ def pause_reason(ctx: Context, session: str) -> str | None:
         ctx.state.check()
     except StateUnreachable as exc:  # a cycle it cannot record must not run (it would spend blind)
         return f"{exc.summary}; no cycle runs until it can be recorded"
-    for flag in (ctx.paths.pause_flag(), ctx.paths.pause_flag(session)):
-        if flag.exists():
-            note = flag.read_text(errors="replace").strip()
-            return f"paused ({flag.name})" + (f": {note}" if note else "")
-    return ctx.gates().hold(session)
+    return ctx.pauses().why(session) or ctx.gates().hold(session)
 
 
 class Loop:

@@ -23,6 +23,7 @@ from factoryctl.core.clock import day_start, format_ts, parse_ts
 from factoryctl.core.defaults import SCHEDULER_HEARTBEAT
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.facts import App, Reading
+from factoryctl.core.fleet import session_order
 from factoryctl.core.records import Alert
 from factoryctl.core.signals import on_signals
 from factoryctl.jobs.context import Context
@@ -83,7 +84,7 @@ class Scheduler:
                 pid_alive=pid_alive(entry.get("pid")), cycle_started=entry.get("cycle_started"),
                 paused=all_paused or ctx.paths.pause_flag(name).exists(),
             )  # fmt: skip
-        strays = tuple(sorted((s for s in panes if s not in facts), key=lambda s: int(s[1:])))
+        strays = tuple(sorted((s for s in panes if s not in facts), key=session_order))
         state = self.state.read()
         main_commit, main_problems = ctx.baselines().health()
         tasks = ctx.tasks()
