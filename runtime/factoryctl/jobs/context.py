@@ -195,8 +195,16 @@ class Context:
         return lambda cwd: self.launch(cwd, name, writable=False, network=True, credential=True)
 
     def session(self, name: str) -> str:
-        """`name` if it is one of this factory's sessions, else a UsageError saying which are."""
+        """`name` if it is one of this factory's sessions (on any host), else a UsageError saying which are."""
         names = self.settings.session_names
         if name not in names:
             raise UsageError(f"unknown session {name!r}; this factory has {names[0]}..{names[-1]}")
+        return name
+
+    def local_session(self, name: str) -> str:
+        """`name` if this host runs it (its tmux, worktree, loop), else a UsageError naming its host."""
+        if self.session(name) not in self.settings.local_sessions:
+            host = host_of(name)
+            here = self.settings.factory.host or "this host"
+            raise UsageError(f"{name} runs on host {host}, not on {here}: run this there")
         return name

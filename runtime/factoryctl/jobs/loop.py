@@ -55,7 +55,7 @@ class Loop:
         max_cycles: int | None = None,
     ) -> None:
         self.ctx = ctx
-        self.session = ctx.session(session)
+        self.session = ctx.local_session(session)
         self.out = out
         self.sleep = sleep
         self.max_cycles = max_cycles

@@ -26,9 +26,10 @@ from factoryctl.adapters.tmux import Tmux
 from factoryctl.core.clock import parse_ts
 from factoryctl.core.errors import ToolMissing
 from factoryctl.core.facts import Pane
-from factoryctl.core.fleet import is_session_name, session_order
+from factoryctl.core.fleet import host_of, is_session_name, session_order
 from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
+from factoryctl.rules.lost import lost_sessions
 
 PREFIX = "factory-"
 
@@ -115,6 +116,9 @@ class Sessions:
         panes = self.panes()
         state = ctx.heartbeats().read()
         pauses = ctx.pauses()
+        fleet = ctx.settings.fleet
+        lost = lost_sessions(state, ctx.settings.session_names, now, fleet.lost_after_s) if fleet.workers else {}
+        local = ctx.settings.local_sessions
         tasks = {t.session: t for t in ctx.tasks().all() if t.session and t.status in ACTIVE}
         names = list(ctx.settings.session_names)
         names += sorted((s for s in panes if s not in names), key=session_order)
@@ -129,7 +133,10 @@ class Sessions:
                 "name": name,
                 "tmux": tmux_name(name),
                 "configured": name in ctx.settings.session_names,
-                "running": "missing" if pane is None else ("running" if pane.alive else "dead"),
+                "host": host_of(name),
+                "running": (f"on {host_of(name)}" if name not in local and pane is None
+                            else "missing" if pane is None else ("running" if pane.alive else "dead")),
+                "lost": lost.get(name),
                 "state": entry.get("state", "unknown"),
                 "waiting": pause.split(": ")[0] if pause else ctx.gates_of(name).hold(name),
                 "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from factoryctl.core.fleet import session_order
 from factoryctl.core.paths import Paths
 
 if TYPE_CHECKING:
@@ -24,6 +25,10 @@ def label(session: str | None) -> str:
     return "paused" if session is None else f"paused.{session}"
 
 
+def _order(name: str) -> tuple[bool, tuple[int, str, int, str]]:
+    return name != "paused", session_order(name.removeprefix("paused."))
+
+
 class Pauses:
     def __init__(self, backend: StateBackend, paths: Paths) -> None:
         self.backend = backend
@@ -35,10 +40,11 @@ class Pauses:
         if self.files:
             state = self.paths.state_dir
             flags = [state / "paused", *sorted(state.glob("paused.*"))] if state.is_dir() else []
-            return {f.name: f.read_text(errors="replace").strip() for f in flags if f.is_file()}
+            found = {f.name: f.read_text(errors="replace").strip() for f in flags if f.is_file()}
+            return dict(sorted(found.items(), key=lambda kv: _order(kv[0])))
         doc = self.backend.document(DOCUMENT, dict).read()
         found = {str(k): str(v).strip() for k, v in doc.items() if str(k) == "paused" or str(k).startswith("paused.")}
-        return dict(sorted(found.items(), key=lambda kv: (kv[0] != "paused", kv[0])))
+        return dict(sorted(found.items(), key=lambda kv: _order(kv[0])))
 
     def note(self, session: str | None) -> str | None:
         """The note of this pause if it holds ("" when none was given), else None."""
