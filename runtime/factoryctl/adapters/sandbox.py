@@ -50,7 +50,7 @@ class Policy:
 @dataclass(frozen=True)
 class Sandbox:
     enabled: bool
-    hide: tuple[Path, ...]  # hidden behind an empty tmpfs: the user's home, FACTORY_HOME
+    hide: tuple[Path, ...]  # hidden behind an empty tmpfs where they exist: the home, FACTORY_HOME, state sockets
     bwrap: str = "bwrap"
 
     def wrap(self, argv: Sequence[str], policy: Policy) -> list[str]:

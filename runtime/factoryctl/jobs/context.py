@@ -18,7 +18,7 @@ from factoryctl.adapters.sandbox import Launch, Policy, Sandbox, allowed_env
 from factoryctl.core.clock import utcnow
 from factoryctl.core.config import Settings
 from factoryctl.core.configfile import load_settings
-from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_ENV
+from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_ENV, STATE_SOCKET_DIRS
 from factoryctl.core.errors import UsageError
 from factoryctl.core.fleet import host_of
 from factoryctl.core.paths import Paths, factory_home
@@ -117,8 +117,9 @@ class Context:
         return exclusive(self.paths.locks_dir / "repo.lock")
 
     def sandbox(self) -> Sandbox:
-        """The sandbox untrusted calls run in: the user's home and FACTORY_HOME hidden."""
-        return Sandbox(self.settings.sandbox.enabled, hide=(Path.home(), self.paths.home))
+        """The sandbox untrusted calls run in: the user's home, FACTORY_HOME and the state's sockets hidden."""
+        hide = (Path.home(), self.paths.home, *map(Path, STATE_SOCKET_DIRS))
+        return Sandbox(self.settings.sandbox.enabled, hide=hide)
 
     def require_sandbox(self) -> None:
         """At the start of a job that runs untrusted code: the sandbox works, or one clear error."""
