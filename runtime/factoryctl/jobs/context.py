@@ -118,8 +118,8 @@ class Context:
 
     def sandbox(self) -> Sandbox:
         """The sandbox untrusted calls run in: the user's home, FACTORY_HOME and the state's sockets hidden."""
-        hide = (Path.home(), self.paths.home, *map(Path, STATE_SOCKET_DIRS))
-        return Sandbox(self.settings.sandbox.enabled, hide=hide)
+        sealed = tuple(map(Path, STATE_SOCKET_DIRS))
+        return Sandbox(self.settings.sandbox.enabled, hide=(Path.home(), self.paths.home), sealed=sealed)
 
     def require_sandbox(self) -> None:
         """At the start of a job that runs untrusted code: the sandbox works, or one clear error."""

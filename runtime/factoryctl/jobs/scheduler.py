@@ -205,6 +205,7 @@ class Scheduler:
             while True:
                 try:
                     with self.ctx.job_lock("scheduler"):
+                        self.ctx.state.check()  # a connection from before the outage is found broken here
                         outage.up()
                         return self._ticks(once, stop)
                 except StateUnreachable as exc:
