@@ -241,3 +241,33 @@ def test_a_sandboxed_call_cannot_reach_a_socket_in_a_hidden_folder() -> None:
         folder.rmdir()
     sealed = Context.load(Path(tempfile.gettempdir()) / "no-such-factory").sandbox().sealed
     assert sealed == (Path("/run/postgresql"), Path("/run/factory-db"))
+
+
+def test_a_worker_loop_waits_for_the_stopped_database_says_so_once_and_resumes(
+    fleet: tuple[Factory, Factory, Factory], pg_server: PgServer
+) -> None:
+    _, w1, _ = fleet
+    ctx = w1.ctx()
+    ctx.log.append("before")
+    w1.script([{"result": "nothing"}], repeat=True)
+    lines: list[str] = []
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            pg_server.start_again()
+
+    pg_server.stop()
+    try:
+        Loop(ctx, "w1-s1", out=lines.append, sleep=sleep, max_cycles=1).run()
+    finally:
+        if len(waits) < 2:
+            pg_server.start_again()
+    where = ctx.state.describe()
+    waiting = [i for i, line in enumerate(lines) if f"w1-s1 waiting for the shared state at {where}: " in line]
+    back = [i for i, line in enumerate(lines) if f"the shared state at {where} is back" in line]
+    started = [i for i, line in enumerate(lines) if "cycle 1 starting" in line]
+    assert len(waiting) == 1 and back and started and waiting[0] < back[0] < started[0], lines
+    assert waits[:2] == [1.0, 2.0]
+    assert Context.load(w1.home).heartbeats().of("w1-s1")["state"] == "stopped"
