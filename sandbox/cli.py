@@ -36,6 +36,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         index=args.index,
         timeout=args.timeout,
         tmpfs_size=args.tmpfs_size,
+        network=args.network,
+        network_index=args.network_index,
     )
     print_booted(booted, "up")
     return 0
@@ -89,8 +91,10 @@ def print_booted(booted: lifecycle.Booted, verb: str) -> None:
     st, layout = booted.state, booted.layout
     kind = "systemd (nspawn)" if st.backend == "nspawn" else "chroot fallback, no systemd"
     baked = ", image baked" if booted.baked else ""
+    member = st.membership
+    private = f", {member.address} on network {member.network}" if member else ""
     print(
-        f"sandbox {st.name} is {verb}: Debian 12, {kind}, {booted.address}, "
+        f"sandbox {st.name} is {verb}: Debian 12, {kind}, {booted.address}{private}, "
         f"system {booted.system}, {booted.seconds:.1f}s{baked}"
     )
     py = "python -m sandbox"
@@ -105,9 +109,10 @@ def print_status(info: dict[str, object]) -> None:
         print(f"{info['name']}: not up")
         return
     print(f"{info['name']}: {info['state']} ({info['backend']})")
-    for key in ("system", "address", "ssh_config", "root", "netns", "nft_table", "pid", "booted_at", "boots", "note"):
+    keys = ("system", "address", "network", "private_address", "ssh_config", "root", "netns", "nft_table")
+    for key in (*keys, "pid", "booted_at", "boots", "note"):
         if info.get(key) is not None:
-            print(f"  {key + ':':12} {info[key]}")
+            print(f"  {key + ':':17} {info[key]}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=BOOT_TIMEOUT_S, help="seconds to wait for sshd (default: %(default)s)"
     )
     p.add_argument("--tmpfs-size", default=TMPFS_SIZE, help="size of the root tmpfs")
+    p.add_argument(
+        "--network",
+        default=None,
+        help="also join this private network (eth1, 10.232.K.0/24): members reach each other directly",
+    )
+    p.add_argument(
+        "--network-index",
+        type=int,
+        default=None,
+        help="a new network's subnet 10.232.INDEX.0/24 (default: the first free one)",
+    )
 
     for name, func, default in (
         ("down", cmd_down, POWEROFF_TIMEOUT_S),

@@ -27,6 +27,9 @@ EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
 # Sandbox N gets 10.231.N.0/24: the host side of its veth is .1, the machine is .2.
 SUBNET_PREFIX = "10.231"
 MAX_INDEX = 254
+# Private network K gets 10.232.K.0/24; sandbox N on it is .N+2 (the first free from .2 if N+2 > 254).
+PRIVATE_PREFIX = "10.232"
+MAX_NETWORK_INDEX = 254
 SSH_PORT = 22
 
 TMPFS_SIZE = "8G"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import cgroups, image, machine, mounts, net, procs, runner, state
+from . import cgroups, image, machine, mounts, net, privnet, procs, runner, state
 from . import ssh as sshmod
 from .defaults import (
     BOOT_TIMEOUT_S,
@@ -83,12 +83,22 @@ def up(
     index: int | None = None,
     timeout: float = BOOT_TIMEOUT_S,
     tmpfs_size: str = TMPFS_SIZE,
+    network: str | None = None,
+    network_index: int | None = None,
 ) -> Booted:
-    """Bring the sandbox up: a fresh one from the image, or a stopped one on its root."""
+    """Bring the sandbox up: a fresh one from the image, or a stopped one on its root.
+
+    With `network`, it also joins that private network (created by its first member).
+    """
     runner.require_root()
     layout = layout_of(name)
+    if network is not None:
+        state.check_name(network, "network")
     st = state.load(layout)
     if st is not None:
+        if network is not None and network != st.network:
+            on = f"on network {st.network}" if st.network else "on no network"
+            raise SandboxError(f"sandbox {name} exists {on}: `down --name {name}` first to change its network")
         return _boot_existing(layout, st, timeout)
     chosen = choose_backend(backend)
     runner.require_tools(tools_for(chosen))
@@ -102,7 +112,11 @@ def up(
         if leftovers:
             log.warning("sandbox %s: removing what an earlier run left: %s", name, "; ".join(leftovers))
             _teardown(layout, None, POWEROFF_TIMEOUT_S)
-        chosen_index = net.choose_index(index, state.reserved_indexes(layout.base), net.host_addrs())
+        addrs = net.host_addrs()
+        chosen_index = net.choose_index(index, state.reserved_indexes(layout.base), addrs)
+        member = None
+        if network is not None:
+            member = privnet.plan(name, chosen_index, network, network_index, state.memberships(layout.base), addrs)
         st = State(
             name=name,
             backend=chosen,
@@ -110,6 +124,9 @@ def up(
             image=str(image_path),
             key=str(image.key_path(cache)),
             created_at=now(),
+            network=member.network if member else None,
+            network_index=member.index if member else None,
+            private_host=member.host if member else None,
         )
         # Saved first: whatever happens next, `down` knows what to undo.
         state.save(layout, st)
@@ -119,6 +136,9 @@ def up(
         image.unpack(image_path, layout.root)
         machine.personalize(layout.root, name, Path(st.key), chosen)
         net.create(plan, layout.base)
+        if member is not None:
+            with image.locked(layout.lock):
+                privnet.join(member)
         try:
             booted = _boot(layout, plan, st, timeout)
         except BootFailed as exc:
@@ -131,8 +151,9 @@ def up(
             machine.personalize(layout.root, name, Path(st.key), "chroot")
             booted = _boot(layout, plan, st.replace(backend="chroot"), timeout)
     except BaseException:
-        _teardown(layout, state.load(layout), timeout=5)
-        _release_shared(layout)
+        with image.locked(layout.lock):
+            _teardown(layout, state.load(layout), timeout=5)
+            _release_shared(layout)
         raise
     return Booted(booted.state, layout, booted.address, booted.system, time.monotonic() - start, baked)
 
@@ -151,8 +172,11 @@ def _boot_existing(layout: Layout, st: State, timeout: float) -> Booted:
     start = time.monotonic()
     with image.locked(layout.lock):
         if not plan.netns_path.exists() or not net.present(plan):
+            privnet.leave(layout.name)
             net.destroy(plan)
             net.create(plan, layout.base)
+        if st.membership is not None:
+            privnet.join(st.membership)
     try:
         booted = _boot(layout, plan, st, timeout)
     except BaseException:
@@ -225,7 +249,7 @@ def down(name: str, *, timeout: float = POWEROFF_TIMEOUT_S) -> bool:
         existed = st is not None or bool(present(layout, plan, st))
         _teardown(layout, st, timeout)
         _release_shared(layout)
-    left = present(layout, plan, st)
+        left = present(layout, plan, st)
     if left:
         raise LeftBehind(f"sandbox {name}: could not remove {'; '.join(left)}")
     return existed
@@ -240,6 +264,7 @@ def _teardown(layout: Layout, st: State | None, timeout: float) -> None:
     procs.kill_members(machine.marks(layout, plan, st))
     cgroups.remove(layout.name)
     mounts.unmount_tree(layout.dir)
+    privnet.leave(layout.name)
     net.destroy(plan)
     shutil.rmtree(machine.NSPAWN_PROPAGATE / layout.name, ignore_errors=True)
     if not mounts.mounts_under(layout.dir):
@@ -247,7 +272,10 @@ def _teardown(layout: Layout, st: State | None, timeout: float) -> None:
 
 
 def _release_shared(layout: Layout) -> None:
-    """What all sandboxes share (IPv4 forwarding, nspawn's tmpfs) goes with the last one."""
+    """What sandboxes share goes with the last of them: a private network with its last
+    member; IPv4 forwarding and nspawn's tmpfs with the last sandbox."""
+    for network in privnet.release_empty():
+        log.info("removed private network %s: its last member is gone", network)
     net.release_shared(layout.base)
     if not state.names(layout.base):
         machine.release_nspawn_host(layout.base)
@@ -257,6 +285,7 @@ def present(layout: Layout, plan: NetPlan, st: State | None) -> list[str]:
     """What of this sandbox exists on the machine: mounts, network, processes, files."""
     found = [f"mount {m}" for m in mounts.mounts_under(layout.dir)]
     found += net.present(plan)
+    found += privnet.present(layout.name, st.network if st else None)
     found += cgroups.present(layout.name)
     found += [f"process {pid}" for pid in procs.members(machine.marks(layout, plan, st))]
     if layout.dir.exists():
@@ -280,6 +309,7 @@ def status(name: str) -> dict[str, Any]:
     if st is None:
         return {"name": name, "state": "absent"}
     plan = plan_of(layout, st)
+    member = st.membership
     up_now = machine.running(st)
     info: dict[str, Any] = {
         "name": name,
@@ -296,6 +326,9 @@ def status(name: str) -> dict[str, Any]:
         "netns": plan.netns,
         "host_if": plan.host_if,
         "nft_table": f"ip {plan.table}",
+        "network": member.network if member else None,
+        "private_address": member.address if member else None,
+        "network_netns": member.netns if member else None,
         "image": st.image,
         "pid": st.launcher_pid if up_now else None,
         "init_pid": st.init_pid if up_now else None,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import mounts, runner
-from .defaults import MAX_INDEX, SUBNET_PREFIX
+from .defaults import MAX_INDEX, PRIVATE_PREFIX, SUBNET_PREFIX
 from .errors import AddressInUse, SandboxError
 
 log = logging.getLogger("sandbox")
@@ -25,6 +25,8 @@ log = logging.getLogger("sandbox")
 NETNS_DIR = Path("/run/netns")
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 NETNS_PREFIX = "fsb-"
+# A private network's switch lives in its own namespace (privnet.py), named apart from any sandbox's.
+NETWORK_NETNS_PREFIX = "fsbnet-"
 FORWARD_SAVED = "ip_forward.saved"
 NETNS_MARKER = "netns-dir.mounted"
 TABLE_PREFIX = "factory_sandbox_"
@@ -47,8 +49,7 @@ class NetPlan:
 
     @property
     def host_if(self) -> str:
-        # Interface names are at most 15 characters: a digest of the name fits any name.
-        return "fsb-" + hashlib.sha1(self.name.encode()).hexdigest()[:8]
+        return if_name(self.name)
 
     @property
     def subnet(self) -> str:
@@ -67,8 +68,17 @@ class NetPlan:
         return TABLE_PREFIX + self.name.replace("-", "_")
 
 
+def if_name(name: str) -> str:
+    """An interface named after a sandbox: at most 15 characters, so a digest of the name."""
+    return "fsb-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
 def nft_script(plan: NetPlan) -> str:
-    """The sandbox's nftables table: NAT out, replies back in, nothing else forwarded in."""
+    """The sandbox's nftables table: NAT out, replies back in, nothing else forwarded in.
+
+    The private networks' range is refused at once rather than sent out to the world: a
+    sandbox that is not on a network must not find its addresses somewhere else.
+    """
     return f"""table ip {plan.table} {{
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
@@ -76,6 +86,7 @@ def nft_script(plan: NetPlan) -> str:
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
+        iifname "{plan.host_if}" ip daddr {PRIVATE_PREFIX}.0.0/16 reject with icmp type net-unreachable
         iifname "{plan.host_if}" accept
         oifname "{plan.host_if}" ct state established,related accept
         oifname "{plan.host_if}" drop
@@ -122,9 +133,9 @@ def parse_ipv4_addrs(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def index_taken(index: int, addrs: Iterable[tuple[str, str]]) -> str | None:
-    """The interface already using sandbox `index`'s subnet, if any."""
-    subnet = ipaddress.ip_network(f"{SUBNET_PREFIX}.{index}.0/24")
+def index_taken(index: int, addrs: Iterable[tuple[str, str]], prefix: str = SUBNET_PREFIX) -> str | None:
+    """The interface already using subnet `prefix.index.0/24` (a sandbox's, by default), if any."""
+    subnet = ipaddress.ip_network(f"{prefix}.{index}.0/24")
     for ifname, cidr in addrs:
         if ipaddress.ip_interface(cidr).network.overlaps(subnet):
             return ifname
@@ -223,8 +234,8 @@ def enable_forwarding(saved: Path) -> None:
 
 
 def release_shared(shared: Path) -> None:
-    """Once no sandbox namespace is left: forwarding as we found it, /run/netns unmounted."""
-    if any(n.startswith(NETNS_PREFIX) for n in netns_names()):
+    """Once no sandbox or network namespace is left: forwarding as we found it, /run/netns unmounted."""
+    if any(n.startswith((NETNS_PREFIX, NETWORK_NETNS_PREFIX)) for n in netns_names()):
         return
     saved = shared / FORWARD_SAVED
     if saved.exists():

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SandboxError
+from .privnet import Membership
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
-def check_name(name: str) -> str:
-    """A sandbox name is also its hostname, ssh alias and part of interface names."""
+def check_name(name: str, what: str = "sandbox") -> str:
+    """A sandbox name is also its hostname, ssh alias and part of interface names; a
+    network's name is part of its namespace's, under the same rules."""
     if not NAME_RE.match(name) or name.endswith("-"):
-        raise SandboxError(f"bad sandbox name {name!r}: use 1-31 of a-z, 0-9 and '-', starting with a letter")
+        raise SandboxError(f"bad {what} name {name!r}: use 1-31 of a-z, 0-9 and '-', starting with a letter")
     return name
 
 
@@ -71,6 +73,15 @@ class State:
     pidns: int | None = None
     booted_at: str | None = None
     boots: int = 0
+    network: str | None = None  # the private network it is on (privnet.py), if any
+    network_index: int | None = None
+    private_host: int | None = None
+
+    @property
+    def membership(self) -> Membership | None:
+        if self.network is None or self.network_index is None or self.private_host is None:
+            return None
+        return Membership(self.network, self.name, self.network_index, self.private_host)
 
     def replace(self, **changes: object) -> State:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -102,6 +113,16 @@ def names(base: Path) -> list[str]:
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir() if p.is_dir() and NAME_RE.match(p.name))
+
+
+def memberships(base: Path) -> list[Membership]:
+    """Every sandbox's place on a private network."""
+    found = []
+    for name in names(base):
+        state = load(Layout(base, name))
+        if state is not None and state.membership is not None:
+            found.append(state.membership)
+    return found
 
 
 def reserved_indexes(base: Path) -> set[int]:

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class SandboxHost:
     name: str  # also the ssh alias and the hostname
     ssh_config: Path
     address: str
+    private_address: str | None = None  # on its private network (eth1), if it is on one
 
     @property
     def hostspec(self) -> str:
@@ -95,8 +96,37 @@ def sandbox_up(name: str, *extra: str, keep: bool = False) -> Iterator[SandboxHo
     """Bring a sandbox up for the duration of the block; take it down after (unless `keep`)."""
     try:
         sandbox_cli("up", "--name", name, *extra)
-        info = json.loads(sandbox_cli("status", "--name", name, "--json").stdout)
-        yield SandboxHost(name=name, ssh_config=Path(info["ssh_config"]), address=info["address"])
+        yield host_of(name)
     finally:
         if not keep:
             sandbox_cli("down", "--name", name, timeout=120)
+
+
+def host_of(name: str) -> SandboxHost:
+    """The running sandbox `name`, as `status --json` describes it."""
+    info = json.loads(sandbox_cli("status", "--name", name, "--json").stdout)
+    return SandboxHost(
+        name=name,
+        ssh_config=Path(info["ssh_config"]),
+        address=info["address"],
+        private_address=info.get("private_address"),
+    )
+
+
+@contextlib.contextmanager
+def sandboxes_up(names: Sequence[str], network: str | None, *extra: str) -> Iterator[list[SandboxHost]]:
+    """Bring several sandboxes up, all on one private network (none if `network` is None),
+    for the duration of the block; take every one down after, even if an `up` failed."""
+    on = ["--network", network] if network else []
+    try:
+        for name in names:
+            sandbox_cli("up", "--name", name, *on, *extra)
+        yield [host_of(name) for name in names]
+    finally:
+        failures = []
+        for name in reversed(names):
+            done = sandbox_cli("down", "--name", name, timeout=120, check=False)
+            if done.returncode != 0:
+                failures.append(f"down --name {name}: {done.stderr.strip()}")
+        if failures:
+            raise AssertionError("; ".join(failures))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_helpers import SandboxHost, missing_reason, run_name, sandbox_cli, sandbox_up
+from sandbox_helpers import SandboxHost, missing_reason, run_name, sandbox_cli, sandbox_up, sandboxes_up
 
 pytestmark = [
     pytest.mark.host,
@@ -214,3 +215,69 @@ def test_mistakes_get_one_line_errors(sandbox_host: SandboxHost) -> None:
     name = run_name("idx")
     assert "already used" in error_of("up", "--name", name, "--index", str(index))
     assert sandbox_cli("down", "--name", name).stdout.strip() == f"sandbox {name} was not up"
+
+
+# Private networks: members reach each other directly, nobody else reaches them.
+
+# Connects, prints "open" and the first line the server sends, or "failed" and why.
+PROBE = """
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as s:
+        print("open", s.recv(64).decode(errors="replace").strip())
+except OSError as exc:
+    print("failed", type(exc).__name__)
+"""
+# Answers every connection on ADDRESS:8765 with the address it came from.
+ECHO_PEER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 8765))
+s.listen()
+while True:
+    c, peer = s.accept()
+    c.sendall(peer[0].encode() + b"\\n")
+    c.close()
+"""
+
+
+def probe(host: SandboxHost, address: str | None, port: int) -> str:
+    done = host.ssh(f"python3 -c {shlex.quote(PROBE)} {address} {port}", timeout=30)
+    return done.stdout.strip() or done.stderr.strip()
+
+
+def test_private_network_members_reach_each_other_by_their_own_address_and_nobody_else_does() -> None:
+    network = run_name("net")
+    with sandboxes_up([run_name("pa"), run_name("pb")], network) as (a, b), sandbox_up(run_name("pc")) as c:
+        infos = [host.status() for host in (a, b, c)]
+        assert [(i["network"], i["private_address"]) for i in infos] == [
+            (network, a.private_address),
+            (network, b.private_address),
+            (None, None),
+        ]
+        assert a.private_address and b.private_address and a.private_address != b.private_address
+        assert a.private_address.rsplit(".", 1)[0] == b.private_address.rsplit(".", 1)[0]
+        assert f"inet {a.private_address}/24" in a.ssh("ip -o -4 addr show dev eth1").stdout
+
+        listen = f"nohup timeout 120 python3 -c {shlex.quote(ECHO_PEER)} {b.private_address} >/dev/null 2>&1 &"
+        assert b.ssh(listen).returncode == 0
+        deadline = time.monotonic() + 10
+        while (seen := probe(a, b.private_address, 8765)).startswith("failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert seen == f"open {a.private_address}"  # no NAT between members: pg_hba can trust it
+        assert probe(b, a.private_address, 22).startswith("open SSH-2.0")
+
+        # Not a member: neither member's private address is there (not even out in the world).
+        assert probe(c, b.private_address, 8765).startswith("failed")
+        assert probe(c, a.private_address, 22).startswith("failed")
+        assert probe(c, b.private_address, 22).startswith("failed")
+
+        # eth1 is configured from outside, like eth0: a reboot keeps it.
+        sandbox_cli("reboot", "--name", a.name, timeout=180)
+        assert f"inet {a.private_address}/24" in a.ssh("ip -o -4 addr show dev eth1").stdout
+        assert probe(a, b.private_address, 22).startswith("open SSH-2.0")
+
+    for info in infos:
+        assert leftovers(info, None, None) == [], info["name"]
+    assert f"fsbnet-{network}" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import cgroups, cli, image, machine, mounts, net, procs, runner, ssh, state
+from sandbox import cgroups, cli, image, lifecycle, machine, mounts, net, privnet, procs, runner, ssh, state
 from sandbox.errors import AddressInUse, NotRoot, SandboxError, ToolMissing
 
 
@@ -67,6 +67,9 @@ def test_nft_script_masquerades_out_and_only_replies_come_back_in() -> None:
     assert f'ip saddr 10.231.4.0/24 oifname != "{plan.host_if}" masquerade' in script
     assert f'oifname "{plan.host_if}" ct state established,related accept' in script
     assert f'oifname "{plan.host_if}" drop' in script
+    # The private networks' range never leaves this machine through a sandbox's NAT.
+    assert f'iifname "{plan.host_if}" ip daddr 10.232.0.0/16 reject' in script
+    assert script.index("10.232.0.0/16 reject") < script.index(f'iifname "{plan.host_if}" accept')
 
 
 @pytest.mark.parametrize("name", ["sandbox", "test123", "a", "ci-run-7"])
@@ -189,3 +192,158 @@ def test_status_of_an_absent_sandbox(
     monkeypatch.setenv("FACTORY_SANDBOX_STATE", str(tmp_path))
     assert cli.main(["status", "--name", "box", "--json"]) == 0
     assert capsys.readouterr().out.strip() == '{\n  "name": "box",\n  "state": "absent"\n}'
+
+
+# Private networks (privnet.py).
+
+
+def member(network: str, name: str, index: int, host: int) -> privnet.Membership:
+    return privnet.Membership(network, name, index, host)
+
+
+def test_membership_names_and_address_come_from_network_member_index_and_host() -> None:
+    m = member("fleet", "a-very-long-sandbox-name-here", 3, 7)
+    assert (m.netns, m.subnet, m.address) == ("fsbnet-fleet", "10.232.3.0/24", "10.232.3.7")
+    assert m.member_netns == "fsb-a-very-long-sandbox-name-here"
+    assert len(m.port) <= 15 and m.port == net.NetPlan(m.member, 0).host_if
+    # A network's namespace never looks like a sandbox's (whose names are fsb-NAME).
+    assert not m.netns.startswith(net.NETNS_PREFIX)
+
+
+@pytest.mark.parametrize(
+    ("network", "requested", "others", "addrs", "expected"),
+    [
+        ("fleet", None, [], [], 0),
+        ("fleet", None, [member("other", "x", 0, 2)], [], 1),
+        ("fleet", None, [member("fleet", "x", 4, 2)], [], 4),  # joins its network's subnet
+        ("fleet", 4, [member("fleet", "x", 4, 2)], [], 4),
+        ("fleet", None, [], [("eth9", "10.232.0.1/24"), ("eth0", "10.231.1.1/24")], 1),
+        ("fleet", 9, [member("other", "x", 0, 2)], [], 9),
+    ],
+)
+def test_a_network_gets_its_members_subnet_or_the_first_free(
+    network: str,
+    requested: int | None,
+    others: list[privnet.Membership],
+    addrs: list[tuple[str, str]],
+    expected: int,
+) -> None:
+    assert privnet.choose_index(network, requested, others, addrs) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "others", "addrs", "message"),
+    [
+        (0, [member("other", "x", 0, 2)], [], r"10\.232\.0\.0/24 is already used by network other"),
+        (5, [], [("dummy0", "10.232.5.9/24")], r"10\.232\.5\.0/24 is already used by interface dummy0"),
+        (3, [member("fleet", "x", 4, 2)], [], r"network fleet is already 10\.232\.4\.0/24"),
+        (None, [member("fleet", "x", 4, 2)], [("dummy0", "10.232.4.1/24")], r"fleet's subnet .* now used by dummy0"),
+        (300, [], [], "--network-index must be between 0 and 254"),
+    ],
+)
+def test_a_network_subnet_clash_is_a_clear_error(
+    requested: int | None, others: list[privnet.Membership], addrs: list[tuple[str, str]], message: str
+) -> None:
+    with pytest.raises(SandboxError, match=message):
+        privnet.choose_index("fleet", requested, others, addrs)
+
+
+@pytest.mark.parametrize(
+    ("sandbox_index", "taken", "expected"),
+    [(0, set(), 2), (5, {2, 3}, 7), (1, {3}, 2), (252, set(), 254), (253, set(), 2), (254, {2, 3}, 4)],
+)
+def test_a_member_is_its_sandbox_index_plus_two_or_the_first_free(
+    sandbox_index: int, taken: set[int], expected: int
+) -> None:
+    assert privnet.choose_host(sandbox_index, taken) == expected
+
+
+def test_plan_counts_only_the_same_networks_addresses() -> None:
+    others = [member("fleet", "gate", 2, 3), member("other", "w", 0, 4)]
+    # .4 is taken on `other`, not on `fleet`.
+    assert privnet.plan("w2", 2, "fleet", None, others, []) == member("fleet", "w2", 2, 4)
+    assert privnet.plan("w3", 2, "other", None, others, []) == member("other", "w3", 0, 2)
+    with pytest.raises(AddressInUse, match="no address left"):
+        privnet.choose_host(0, set(range(2, 255)))
+
+
+def test_the_first_member_creates_the_network_and_a_later_one_only_its_port() -> None:
+    m = member("fleet", "gate", 0, 2)
+    first = privnet.join_steps(m, netns_exists=False, links=[])
+    assert first == [
+        ["ip", "netns", "add", "fsbnet-fleet"],
+        ["ip", "-n", "fsbnet-fleet", "link", "add", "br0", "type", "bridge"],
+        ["ip", "-n", "fsbnet-fleet", "link", "set", "br0", "up"],
+        [
+            "ip",
+            "-n",
+            "fsbnet-fleet",
+            "link",
+            "add",
+            m.port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth1",
+            "netns",
+            "fsb-gate",
+        ],
+        ["ip", "-n", "fsbnet-fleet", "link", "set", m.port, "master", "br0"],
+        ["ip", "-n", "fsbnet-fleet", "link", "set", m.port, "up"],
+        ["ip", "-n", "fsb-gate", "addr", "add", "10.232.0.2/24", "dev", "eth1"],
+        ["ip", "-n", "fsb-gate", "link", "set", "eth1", "up"],
+    ]
+    assert privnet.join_steps(m, netns_exists=True, links=["lo", "br0", "fsb-other"]) == first[3:]
+    assert privnet.join_steps(m, netns_exists=True, links=["lo", "br0", m.port]) == []
+
+
+def test_ports_are_the_network_links_but_loopback_and_bridge() -> None:
+    links = net.parse_link_names("1: lo: <LOOPBACK>\n2: br0: <UP>\n3: fsb-1a2b3c4d@if3: <UP>\n")
+    assert privnet.ports(links) == ["fsb-1a2b3c4d"]
+    assert privnet.ports(["lo", "br0"]) == []
+
+
+def test_bad_network_name_is_refused() -> None:
+    assert state.check_name("fleet", "network") == "fleet"
+    with pytest.raises(SandboxError, match=r"^bad network name 'Bad_Net': use 1-31"):
+        state.check_name("Bad_Net", "network")
+
+
+def test_bad_network_name_is_one_line_from_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FACTORY_SANDBOX_STATE", str(tmp_path))
+    monkeypatch.setattr(runner, "require_root", lambda: None)
+    assert cli.main(["up", "--name", "box", "--network", "Bad_Net"]) == 1
+    assert capsys.readouterr().err.startswith("Error: bad network name 'Bad_Net'")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was made
+
+
+def test_state_remembers_the_membership(tmp_path: Path) -> None:
+    st = state.State(
+        "gate", "nspawn", 1, "/img", "/key", "2026-01-01T00:00:00Z", network="fleet", network_index=4, private_host=3
+    )
+    state.save(state.Layout(tmp_path, "gate"), st)
+    state.save(state.Layout(tmp_path, "lone"), state.State("lone", "nspawn", 2, "/img", "/key", "2026-01-01T00:00:00Z"))
+    assert state.load(state.Layout(tmp_path, "gate")) == st
+    assert st.membership == member("fleet", "gate", 4, 3)
+    assert state.memberships(tmp_path) == [member("fleet", "gate", 4, 3)]
+
+
+def test_status_shows_network_and_private_address_or_null(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FACTORY_SANDBOX_STATE", str(tmp_path))
+    created = "2026-01-01T00:00:00Z"
+    state.save(
+        state.Layout(tmp_path, "gate"),
+        state.State("gate", "nspawn", 1, "/i", "/k", created, network="fleet", network_index=4, private_host=3),
+    )
+    state.save(state.Layout(tmp_path, "lone"), state.State("lone", "nspawn", 2, "/i", "/k", created))
+    gate, lone = lifecycle.status("gate"), lifecycle.status("lone")
+    assert (gate["state"], gate["network"], gate["private_address"]) == ("stopped", "fleet", "10.232.4.3")
+    assert (lone["network"], lone["private_address"]) == (None, None)
+    assert cli.main(["status", "--name", "gate"]) == 0
+    out = capsys.readouterr().out
+    assert "  network:          fleet\n" in out and "  private_address:  10.232.4.3\n" in out

@@ -25,27 +25,53 @@ from factoryctl.jobs.context import Context
 from factoryctl.state.stores import atomic_write_text
 
 
-class Workspace:
-    def __init__(self, ctx: Context, session: str) -> None:
+class Worktree:
+    """One of the clone's worktrees under FACTORY_HOME/worktrees (a session's, or the review's):
+    the clone's git, the worktree's own git once attached, and main's remote ref."""
+
+    def __init__(self, ctx: Context, name: str, identity: tuple[str, str]) -> None:
         self.ctx = ctx
-        self.session = session
+        self.name = name
         self.main = ctx.settings.repo.main
         self.repo = Git(ctx.repo_dir)
-        self.path = ctx.paths.worktrees_dir / session
-        self.identity = (f"factory {session}", f"{session}@factory.invalid")
-        self._git: Git | None = None
+        self.path = ctx.paths.worktrees_dir / name
+        self.identity = identity
         self.origin_main = f"refs/remotes/origin/{self.main}"
+        self._git: Git | None = None
+
+    def fetch(self, *refspecs: str) -> None:
+        """Fetch main (and `refspecs`) from origin; call under the repository lock."""
+        if not (self.ctx.repo_dir / ".git").exists():
+            raise FactoryError(f"no git clone at {self.ctx.repo_dir} (repo.path); the deploy clones it")
+        verify_clone_config(self.ctx.repo_dir)  # before the runtime's first git command in it
+        self.repo.fetch("origin", f"+refs/heads/{self.main}:{self.origin_main}", *refspecs)
+
+    def attach(self) -> None:
+        """Make or repair the worktree (at main when new); call under the repository lock."""
+        git_dir = ensure_worktree(self.ctx, self.path, self.name, self.origin_main)
+        self._git = Git(self.path, identity=self.identity, git_dir=git_dir)
+
+    @property
+    def git(self) -> Git:
+        """git in this worktree, through the git dir the main clone records (after `prepare`)."""
+        if self._git is None:
+            raise FactoryError(f"the worktree {self.name!r} is not prepared")
+        return self._git
+
+
+class Workspace(Worktree):
+    """A session's worktree: reset to main's tip every cycle, its branches, the agent's own git."""
+
+    def __init__(self, ctx: Context, session: str) -> None:
+        super().__init__(ctx, session, (f"factory {session}", f"{session}@factory.invalid"))
+        self.session = session
 
     def prepare(self) -> str:
         """Fetch main, make or repair the worktree, reset it to main's tip; return that commit."""
-        if not (self.ctx.repo_dir / ".git").exists():
-            raise FactoryError(f"no git clone at {self.ctx.repo_dir} (repo.path); the deploy clones it")
         with self.ctx.repo_lock():
-            verify_clone_config(self.ctx.repo_dir)  # before the runtime's first git command in it
-            self.repo.fetch("origin", f"+refs/heads/{self.main}:{self.origin_main}")
+            self.fetch()
             self._collect_orphans()
-            git_dir = ensure_worktree(self.ctx, self.path, self.session, self.origin_main)
-            self._git = Git(self.path, identity=self.identity, git_dir=git_dir)
+            self.attach()
             base = self.repo.rev(self.origin_main)
         write_excludes(self.ctx)
         self.git.reset_to(base)  # stray files go; ignored ones (node_modules) stay
@@ -92,13 +118,6 @@ class Workspace:
                 self.repo.run("branch", "-D", name)
         if remote and self.repo.remote_branch_exists(name):
             self.repo.push("origin", [f":refs/heads/{name}"])
-
-    @property
-    def git(self) -> Git:
-        """git in this worktree, through the git dir the main clone records (after `prepare`)."""
-        if self._git is None:
-            raise FactoryError(f"the worktree of {self.session} is not prepared")
-        return self._git
 
     def launch(self) -> Launch:
         """How the checks start in this worktree: sandboxed, no network, no credential."""

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from factoryctl.adapters.git import Git, GitError, verify_clone_config
-from factoryctl.core.errors import FactoryError
+from factoryctl.adapters.git import GitError
 from factoryctl.core.records import ReviewEntry
 from factoryctl.jobs.context import Context
-from factoryctl.jobs.workspace import ensure_setup, ensure_worktree, write_excludes
+from factoryctl.jobs.workspace import Worktree, ensure_setup, write_excludes
 from factoryctl.rules.changes import judging_config_changed, new_on_import_path, protected_touched, sensitive_touched
 from factoryctl.rules.gate import BranchFacts
 
@@ -35,39 +34,24 @@ class Merge:
     conflicts: dict[str, list[str]]  # branches left out, with the conflicting files
 
 
-class ReviewTree:
+class ReviewTree(Worktree):
+    """The merge gate's worktree: main and the work branches from origin, merges, landing."""
+
     def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.main = ctx.settings.repo.main
-        self.repo = Git(ctx.repo_dir)
-        self.path = ctx.paths.worktrees_dir / "review"
-        self._git: Git | None = None
+        super().__init__(ctx, "review", IDENTITY)
 
     def prepare(self) -> None:
         """Fetch main and the work branches; make or repair the review worktree."""
         prefix = self.ctx.settings.repo.branch_prefix
         with self.ctx.repo_lock():
-            verify_clone_config(self.ctx.repo_dir)  # before the runtime's first git command in it
-            self.repo.fetch(
-                "origin",
-                f"+refs/heads/{self.main}:refs/remotes/origin/{self.main}",
-                f"+refs/heads/{prefix}/*:refs/remotes/origin/{prefix}/*",
-            )
-            git_dir = ensure_worktree(self.ctx, self.path, "review", f"refs/remotes/origin/{self.main}")
-            self._git = Git(self.path, identity=IDENTITY, git_dir=git_dir)
+            self.fetch(f"+refs/heads/{prefix}/*:refs/remotes/origin/{prefix}/*")
+            self.attach()
         write_excludes(self.ctx)
-
-    @property
-    def git(self) -> Git:
-        """git in the review worktree, through the git dir the main clone records (after `prepare`)."""
-        if self._git is None:
-            raise FactoryError("the review worktree is not prepared")
-        return self._git
 
     def refresh_main(self) -> str:
         with self.ctx.repo_lock():
-            self.repo.fetch("origin", f"+refs/heads/{self.main}:refs/remotes/origin/{self.main}")
-        return self.repo.rev(f"refs/remotes/origin/{self.main}")
+            self.fetch()
+        return self.repo.rev(self.origin_main)
 
     def head_of(self, branch: str) -> str | None:
         return self.repo.maybe_rev(f"refs/remotes/origin/{branch}")
