@@ -52,6 +52,9 @@ class Sandbox:
     enabled: bool
     hide: tuple[Path, ...]  # hidden behind an empty tmpfs: the user's home, FACTORY_HOME
     bwrap: str = "bwrap"
+    # Hidden last, so no bind of the call (its worktree, a writable folder) shows them again: the
+    # shared state's socket folders (an agent must never reach the database).
+    sealed: tuple[Path, ...] = ()
 
     def wrap(self, argv: Sequence[str], policy: Policy) -> list[str]:
         if not self.enabled:
@@ -77,8 +80,11 @@ class Sandbox:
         elif policy.home is not None:
             args += ["--bind", str(policy.home), str(policy.home)]
         mode = "--bind" if policy.writable else "--ro-bind"
-        args += [mode, str(policy.workdir), str(policy.workdir), "--chdir", str(policy.workdir)]
-        return args
+        args += [mode, str(policy.workdir), str(policy.workdir)]
+        for path in self.sealed:
+            if path.exists():
+                args += ["--tmpfs", str(path)]
+        return [*args, "--chdir", str(policy.workdir)]
 
     def check(self) -> None:
         """Raise SandboxUnavailable (one line, what to do) unless a sandboxed call works here."""

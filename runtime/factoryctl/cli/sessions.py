@@ -11,11 +11,15 @@ from factoryctl.cli import terminal as render
 from factoryctl.cli.options import JsonOpt, SessionArg
 from factoryctl.jobs.context import Context
 
-app = typer.Typer(help="The agents' tmux sessions (factory-s1..sN, each running `loop`).", no_args_is_help=True)
+app = typer.Typer(
+    help="The agents' tmux sessions (factory-s1..sN, or factory-HOST-sI in a fleet, each running `loop`).",
+    no_args_is_help=True,
+)
 
 
 def _pick(ctx: Context, session: str | None) -> list[str]:
-    return list(ctx.settings.session_names) if session is None else [ctx.session(session)]
+    """The sessions a tmux action touches: this host's (a gate has none), or the one named if it runs here."""
+    return list(ctx.settings.local_sessions) if session is None else [ctx.local_session(session)]
 
 
 @app.command("list")
@@ -80,7 +84,7 @@ def sessions_attach(
     from factoryctl.jobs.sessions import Sessions
 
     ctx = Context.load()
-    argv = Sessions(ctx).attach_command(ctx.session(session))
+    argv = Sessions(ctx).attach_command(ctx.local_session(session))
     if print_only or not sys.stdin.isatty():
         render.emit(shlex.join(argv))
         return

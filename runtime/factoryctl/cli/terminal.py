@@ -9,7 +9,7 @@ from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
 from factoryctl.core.text import CONTROL
-from factoryctl.jobs.status import GatesStatus, StatusReport, spend_by_session
+from factoryctl.jobs.status import GatesStatus, StatusReport, session_lines, spend_by_session
 from factoryctl.rules import sentences, words
 from factoryctl.state.eventlog import Event
 
@@ -62,7 +62,7 @@ def status_text(report: StatusReport) -> str:
     spend, budget = report.spend_today, report.budget
     lines = [f"factory at {report.home}  ({report.now})", f"sandbox: {report.sandbox.text}", report.summary]
     lines += ["", "sessions:"]
-    lines += [f"  {s.text}" for s in report.sessions]  # state, what the agent does now, task, last cycle
+    lines += session_lines(report)  # state, what the agent does now, task, last cycle (by host in a fleet)
     tasks = ", ".join(f"{k} {v}" for k, v in report.tasks.items()) or "empty"
     review = ", ".join(f"{k} {v}" for k, v in report.review_queue.items()) or "empty"
     lines += [
@@ -93,10 +93,12 @@ def session_line(row: Mapping[str, Any]) -> str:
     last = f"last cycle {row['last_verdict'] or 'ended'} at {ended}" if ended else "no cycle yet"
     stray = "" if row["configured"] else "  (not configured)"
     tmux = {"running": "tmux running", "missing": "no tmux session", "dead": "tmux pane dead"}.get(row["running"])
-    line = f"{row['name']:<4} {tmux or row['running']:<15} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}"
+    name = f"{row['name']:<4}"
+    line = f"{name} {tmux or row['running']:<15} {row['state']:<9} {doing:<22} heartbeat {beat:<10} {last}"
     line += stray
     now = f"\n     now: {printable(row['doing'])}" if row.get("doing") else ""
     waiting = f"\n     waiting: {row['waiting']}" if row["waiting"] else ""
+    waiting += f"\n     LOST: {row['lost']}" if row.get("lost") else ""
     return line + now + waiting + f"\n     attach: {row['attach']}"
 
 

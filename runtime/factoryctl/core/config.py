@@ -12,19 +12,21 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from factoryctl.core.checks import PARSER_NAMES, TEST_RUNNERS, validate_pattern
+from factoryctl.core.configbase import Seconds
+from factoryctl.core.configbase import Section as _Section
 from factoryctl.core.defaults import ALERT_QUIET, SENSITIVE_PATHS
 from factoryctl.core.errors import UsageError
+from factoryctl.core.fleet import HOST_RULE, check_fleet, check_host, fleet_sessions, local_sessions
+from factoryctl.core.jobspecs import Role
+from factoryctl.core.teamconfig import DoctorSection, SkillsSection, StandupSection
 
 _REF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CLAUDE = ["claude", "-p", "--model", "sonnet"]
 # The agent streams (live progress) and may edit and run commands: the sandbox is the boundary.
 _AGENT = [*_CLAUDE, "--output-format", "stream-json", "--verbose", "--permission-mode", "bypassPermissions"]
-
-WEEK_S = 7 * 86400  # no wait or interval is longer: bigger numbers overflow sleeps and timestamps
-Seconds = Annotated[int, Field(gt=0, le=WEEK_S)]
 
 
 def inside_path(value: str) -> str:
@@ -43,12 +45,32 @@ def default_heavy_slots(cpus: int | None = None) -> int:
 Command = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
 class FactorySection(_Section):
-    sessions: Annotated[int, Field(ge=1, le=64, description="agents s1..sN")] = 8
+    sessions: Annotated[int, Field(ge=1, le=64, description="agents s1..sN (one host; a fleet: [fleet] workers)")] = 8
+    role: Role = Field("all", description='"all": the whole factory here; "gate": the merge gate, standup, doctor, '
+                       'bot, serve (no loops); "worker": the loops of its own sessions')  # fmt: skip
+    host: str = Field("", description=f'this host\'s name in the fleet ("" on one host): {HOST_RULE}')
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host(value) if value else value
+
+
+class FleetSection(_Section):
+    workers: dict[str, Annotated[int, Field(ge=1, le=64)]] = Field(
+        default_factory=dict,
+        description="the sessions of each worker host, e.g. { w1 = 2, w2 = 2 } (empty on one host); "
+        "sessions are then named HOST-sI (w1-s1)",
+    )
+    lost_after_s: Seconds = Field(
+        120, ge=30, description="a session with no heartbeat for this long is lost: its task goes back to the queue"
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _hosts(cls, value: dict[str, int]) -> dict[str, int]:
+        return {check_host(host): count for host, count in value.items()}
 
 
 class RepoSection(_Section):
@@ -302,32 +324,6 @@ class HttpSection(_Section):
         return value
 
 
-class StandupSection(_Section):
-    parallel: Annotated[int, Field(ge=1, le=64, description="round calls made at once")] = 8
-    lookback_s: Seconds = Field(86400, description="the facts reach back to the last standup, at most this far")
-    pane_lines: Annotated[int, Field(ge=0, le=200, description="last lines of each session's tmux pane")] = 15
-
-
-class DoctorSection(_Section):
-    window_s: Seconds = Field(10800, description="how far back the doctor looks at each session")
-    error_loop_after: Annotated[
-        int, Field(ge=2, le=50, description="this many failures in a row with one signature is an error loop")
-    ] = 3
-    pause_error_looping: bool = Field(False, description="pause a session the doctor finds error-looping")
-    restart_dead: bool = Field(True, description="restart a session whose tmux pane is dead or missing")
-
-
-class SkillsSection(_Section):
-    max_count: Annotated[int, Field(ge=1, le=500, description="no new skill is written past this many")] = 40
-    max_chars: Annotated[int, Field(ge=200, le=20_000, description="a skill file's body at most this long")] = 2000
-    similarity: Annotated[
-        float, Field(gt=0, le=1, strict=False, description="a new skill this similar to an old one is refused")
-    ] = 0.6
-    retire_after_days: Annotated[int, Field(gt=0, le=3650)] = Field(
-        14, description="a skill not shown for this long is a retire candidate"
-    )
-
-
 class StateSection(_Section):
     url: str = Field(
         "",
@@ -367,6 +363,12 @@ class Settings(_Section):
     skills: SkillsSection = SkillsSection()
     sandbox: SandboxSection = SandboxSection()
     state: StateSection = StateSection()
+    fleet: FleetSection = FleetSection()
+
+    @model_validator(mode="after")
+    def _fleet(self) -> Settings:
+        check_fleet(self.factory.role, self.factory.host, self.fleet.workers, self.state.url)
+        return self
 
     @field_validator("checks")
     @classmethod
@@ -379,4 +381,12 @@ class Settings(_Section):
 
     @property
     def session_names(self) -> tuple[str, ...]:
+        """Every session of the factory: s1..sN on one host, HOST-sI over the fleet's workers."""
+        if self.fleet.workers:
+            return fleet_sessions(self.fleet.workers)
         return tuple(f"s{i}" for i in range(1, self.factory.sessions + 1))
+
+    @property
+    def local_sessions(self) -> tuple[str, ...]:
+        """The sessions this host runs (its tmux, worktrees, loops): a gate none, "all" every one."""
+        return local_sessions(self.factory.role, self.factory.host, self.session_names)

@@ -78,6 +78,13 @@ STRAYS_SHOWN = 3  # files a check left behind, named in its note
 
 # -- loops ---------------------------------------------------------------------------
 PAUSE_POLL_S = 10.0  # how often a paused loop looks again
+# A running loop refreshes its heartbeat this often, whatever it does (a cycle, a wait): the gate
+# takes a session whose heartbeat is older than `[fleet] lost_after_s` (120 s) for lost.
+HEARTBEAT_S = 30.0
+# The shared state's unix socket folders: the gate's PostgreSQL, a worker's relay to it (the
+# deploy creates them). Hidden from every sandboxed call: an agent never reaches the state.
+STATE_SOCKET_DIRS = ("/run/postgresql", "/run/factory-db")
+OUTAGE_BACKOFF_MAX_S = 30.0  # a loop or scheduler waiting for the shared state tries again at most this far apart
 BRANCH_NAME_POLL_S = 0.2  # a second cycle within one UTC second waits for the next
 
 # -- prompts (characters, or events for RECENT) ------------------------------------

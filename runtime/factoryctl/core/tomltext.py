@@ -24,7 +24,7 @@ def to_toml(data: Mapping[str, Any]) -> str:
 
 
 def toml_value(value: Any) -> str:
-    """One TOML value (bool, number, string, list of them)."""
+    """One TOML value (bool, number, string, a list or an inline table of them)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -33,4 +33,6 @@ def toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):  # an inline table: [fleet] workers = { w1 = 2 }
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
     raise TypeError(f"cannot render {type(value).__name__} as TOML")

@@ -18,17 +18,19 @@ from factoryctl.adapters.sandbox import Launch, Policy, Sandbox, allowed_env
 from factoryctl.core.clock import utcnow
 from factoryctl.core.config import Settings
 from factoryctl.core.configfile import load_settings
-from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_ENV
+from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_ENV, STATE_SOCKET_DIRS
 from factoryctl.core.errors import UsageError
+from factoryctl.core.fleet import host_of
 from factoryctl.core.paths import Paths, factory_home
 from factoryctl.core.records import Gates
 from factoryctl.state.alerts import Alerts, AlertSink
-from factoryctl.state.backend import StateBackend, open_backend
+from factoryctl.state.backend import Document, StateBackend, open_backend
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventLog
-from factoryctl.state.gates import current_gates
+from factoryctl.state.gates import current_gates, gates_name, read_gates
 from factoryctl.state.heartbeats import Heartbeats
 from factoryctl.state.locks import Semaphore, exclusive
+from factoryctl.state.pauses import Pauses
 from factoryctl.state.reviewqueue import ReviewQueue
 from factoryctl.state.reviewqueue import empty as empty_queue
 from factoryctl.state.tasks import TaskQueue
@@ -81,9 +83,26 @@ class Context:
         """Job `name` runs once at a time (across the fleet with PostgreSQL); AlreadyRunning if it runs."""
         return self.state.job_lock(name)
 
+    def gates_document(self, host: str | None = None) -> Document:
+        """The gates `host`'s scheduler writes (None: this host's)."""
+        return self.state.document(gates_name(self.settings.factory.host if host is None else host), dict)
+
     def gates(self) -> Gates:
-        """The scheduler's gates as they hold now (yesterday's budget entries no longer do)."""
-        return current_gates(self.paths.gates_file, self.clock())
+        """This host's gates as they hold now (yesterday's budget entries no longer do)."""
+        return current_gates(self.gates_document(), self.clock())
+
+    def gates_of(self, session: str) -> Gates:
+        """The gates that hold `session` now: its own host's (this host's on one host)."""
+        host = host_of(session) if self.settings.fleet.workers else None
+        return current_gates(self.gates_document(host), self.clock())
+
+    def fleet_gates(self) -> dict[str, Gates]:
+        """Each worker host's gates as its scheduler last wrote them (empty on one host)."""
+        return {host: read_gates(self.gates_document(host)) for host in self.settings.fleet.workers}
+
+    def pauses(self) -> Pauses:
+        """The pauses of the factory and its sessions (shared by every host with PostgreSQL)."""
+        return Pauses(self.state, self.paths)
 
     def alerts(self, notifiers: Sequence[AlertSink] = ()) -> Alerts:
         """Alerts as every job raises them: a key is not repeated within `[alerts] quiet_s`."""
@@ -98,8 +117,9 @@ class Context:
         return exclusive(self.paths.locks_dir / "repo.lock")
 
     def sandbox(self) -> Sandbox:
-        """The sandbox untrusted calls run in: the user's home and FACTORY_HOME hidden."""
-        return Sandbox(self.settings.sandbox.enabled, hide=(Path.home(), self.paths.home))
+        """The sandbox untrusted calls run in: the user's home, FACTORY_HOME and the state's sockets hidden."""
+        sealed = tuple(map(Path, STATE_SOCKET_DIRS))
+        return Sandbox(self.settings.sandbox.enabled, hide=(Path.home(), self.paths.home), sealed=sealed)
 
     def require_sandbox(self) -> None:
         """At the start of a job that runs untrusted code: the sandbox works, or one clear error."""
@@ -176,8 +196,16 @@ class Context:
         return lambda cwd: self.launch(cwd, name, writable=False, network=True, credential=True)
 
     def session(self, name: str) -> str:
-        """`name` if it is one of this factory's sessions, else a UsageError saying which are."""
+        """`name` if it is one of this factory's sessions (on any host), else a UsageError saying which are."""
         names = self.settings.session_names
         if name not in names:
             raise UsageError(f"unknown session {name!r}; this factory has {names[0]}..{names[-1]}")
+        return name
+
+    def local_session(self, name: str) -> str:
+        """`name` if this host runs it (its tmux, worktree, loop), else a UsageError naming its host."""
+        if self.session(name) not in self.settings.local_sessions:
+            host = host_of(name)
+            here = self.settings.factory.host or "this host"
+            raise UsageError(f"{name} runs on host {host}, not on {here}: run this there")
         return name

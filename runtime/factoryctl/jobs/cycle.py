@@ -97,7 +97,7 @@ class Cycle:
 
     def __init__(self, ctx: Context, session: str, *, agent: Agent | None = None, progress: Any = None) -> None:
         self.ctx = ctx
-        self.session = ctx.session(session)
+        self.session = ctx.local_session(session)
         self.agent = agent or ctx.agent()
         self.ws = Workspace(ctx, session)
         self.say = progress or (lambda text: None)

@@ -46,6 +46,7 @@ from factoryctl.rules.doctor import (
 from factoryctl.rules.skills import RetireCandidate, SkillRefused, check_new_skill, retire_candidates
 from factoryctl.state.alerts import AlertSink
 from factoryctl.state.eventlog import EventFilter
+from factoryctl.state.pauses import label
 from factoryctl.state.skills import SkillStore
 from factoryctl.state.stores import atomic_write_text
 
@@ -141,25 +142,26 @@ class Doctor:
                 c = cycle_of.get(branch, {})
                 files = tuple(str(f) for f in c.get("files") or [])[:20]
                 landed.append(Landed(branch, d["landed"], e.session, str(c.get("summary") or "")[:300], files))
-        gates = ctx.gates()
-        try:
-            panes: dict[str, Any] | None = self.sessions.panes()
+        try:  # another host's panes are not seen from here (a gate sees none)
+            panes: dict[str, Any] | None = self.sessions.panes() if ctx.settings.local_sessions == names else None
         except FactoryError:
             panes = None
+        pauses = ctx.pauses()
         state = ctx.heartbeats().read()
         tasks = ctx.tasks().all()
         free_task = any(t.status == "queued" and t.session is None for t in tasks)
         seen_all = []
         for name in names:
             entry = as_dict(state.get(name))
-            flag = next((f for f in (ctx.paths.pause_flag(), ctx.paths.pause_flag(name)) if f.exists()), None)
+            note = next((n for n in (pauses.note(None), pauses.note(name)) if n is not None), None)
+            gates = ctx.gates_of(name)
             pane: PaneState = "unknown"
             if panes is not None:
                 pane = "missing" if name not in panes else ("alive" if panes[name].alive else "dead")
             seen_all.append(SessionSeen(
                 session=name, cycles=tuple(cycles[name]),
                 landed=tuple(x.branch for x in landed if x.session == name),
-                paused=None if flag is None else flag.read_text(errors="replace").strip()[:200],
+                paused=None if note is None else note[:200],
                 gates=tuple(g for g in (BUDGET, RESOURCES) if g in gates.closed), held=gates.sessions.get(name),
                 pane=pane, state=str(entry.get("state", "unknown")),
                 heartbeat_age_s=_age(entry.get("heartbeat"), now),
@@ -180,10 +182,8 @@ class Doctor:
             sent = self.alerts.send(Alert(key, action.text, session=action.session))
             done["result"] = "sent" if sent else "not repeated within the quiet period"
         elif action.kind == "pause":
-            flag = self.ctx.paths.pause_flag(action.session)
-            flag.parent.mkdir(parents=True, exist_ok=True)
-            flag.write_text(action.text + "\n")
-            done["result"] = f"paused ({flag.name}); `factoryctl resume {action.session}` undoes it"
+            self.ctx.pauses().pause(action.session, action.text)
+            done["result"] = f"paused ({label(action.session)}); `factoryctl resume {action.session}` undoes it"
         else:
             self.sessions.tmux.kill_session(tmux_name(action.session))
             done["result"] = "restarted" if self.sessions.start(action.session) else "already running"

@@ -8,18 +8,20 @@ the cycle under way drops its unpushed branch before the loop exits.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from factoryctl.adapters.agent import Agent
 from factoryctl.core.clock import format_ts
-from factoryctl.core.defaults import PAUSE_POLL_S
-from factoryctl.core.errors import AlreadyRunning, StateUnreachable
+from factoryctl.core.defaults import HEARTBEAT_S, PAUSE_POLL_S
+from factoryctl.core.errors import AlreadyRunning, FactoryError, StateUnreachable
 from factoryctl.core.records import Alert, CycleVerdict
 from factoryctl.core.signals import StopRequested, stop_on_signals
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle, CycleReport
+from factoryctl.jobs.outage import Outage
 from factoryctl.rules.budget import agent_spec
 from factoryctl.rules.words import plural
 
@@ -33,17 +35,13 @@ def next_delay(interval_s: float, elapsed_s: float, failures: int, cap_s: float)
 
 
 def pause_reason(ctx: Context, session: str) -> str | None:
-    """Why no cycle may start now, or None: the state out of reach, a pause flag, a closed gate, or a
-    hold on this session."""
-    try:
-        ctx.state.check()
-    except StateUnreachable as exc:  # a cycle it cannot record must not run (it would spend blind)
-        return f"{exc.summary}; no cycle runs until it can be recorded"
-    for flag in (ctx.paths.pause_flag(), ctx.paths.pause_flag(session)):
-        if flag.exists():
-            note = flag.read_text(errors="replace").strip()
-            return f"paused ({flag.name})" + (f": {note}" if note else "")
-    return ctx.gates().hold(session)
+    """Why no cycle may start now, or None: a pause, a closed gate of its host, or a hold on this session.
+
+    StateUnreachable when the shared state cannot be reached: a cycle it cannot record must not run
+    (it would spend blind), so the loop waits for it (`Outage`).
+    """
+    ctx.state.check()
+    return ctx.pauses().why(session) or ctx.gates().hold(session)
 
 
 class Loop:
@@ -57,7 +55,7 @@ class Loop:
         max_cycles: int | None = None,
     ) -> None:
         self.ctx = ctx
-        self.session = ctx.session(session)
+        self.session = ctx.local_session(session)
         self.out = out
         self.sleep = sleep
         self.max_cycles = max_cycles
@@ -73,7 +71,7 @@ class Loop:
         settings = self.ctx.settings.cycle
         self.say(f"loop started: a cycle every {settings.interval_s}s")
         try:
-            with stop_on_signals():
+            with stop_on_signals(), self._beating():
                 while self.max_cycles is None or self.cycles < self.max_cycles:
                     self._wait_while_paused()
                     started = time.monotonic()
@@ -123,11 +121,39 @@ class Loop:
         self.say(f"cycle {self.cycles}: {report.verdict} - {report.reason} ({took:.1f}s, ${cost:.2f})")
         return report
 
+    @contextlib.contextmanager
+    def _beating(self) -> Iterator[None]:
+        """Refresh the heartbeat every HEARTBEAT_S while the loop runs (a long agent call, a long
+        wait): the gate takes a session silent for `[fleet] lost_after_s` for lost."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT_S):
+                with contextlib.suppress(FactoryError):  # out of reach: the pane says so, not this thread
+                    self.ctx.heartbeats().touch(self.session)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self.session}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
+
     def _wait_while_paused(self) -> None:
         shown = None
+        outage = Outage(self.ctx.state.describe(), self.say, "no cycle runs until it can be recorded")
         # A tiny cycle interval (tests, demos) also means noticing a reopened gate quickly.
         poll = min(PAUSE_POLL_S, float(self.ctx.settings.cycle.interval_s))
-        while (reason := pause_reason(self.ctx, self.session)) is not None:
+        while True:
+            try:
+                reason = pause_reason(self.ctx, self.session)
+            except StateUnreachable as exc:
+                self.sleep(outage.down(exc))
+                continue
+            outage.up()
+            if reason is None:
+                return
             if reason != shown:
                 self.say(f"waiting: {reason}")
                 self._mark("paused", waiting=reason)

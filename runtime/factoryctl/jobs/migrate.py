@@ -20,6 +20,8 @@ from factoryctl.core.errors import AlreadyRunning, FactoryError, UsageError
 from factoryctl.jobs.context import Context
 from factoryctl.state.backend import all_jobs_stopped
 from factoryctl.state.eventlog import Event
+from factoryctl.state.pauses import DOCUMENT as PAUSES
+from factoryctl.state.pauses import Pauses
 from factoryctl.state.pgtasks import PgTaskQueue
 from factoryctl.state.postgres import PgBackend
 
@@ -108,6 +110,9 @@ def _copy(ctx: Context, target: PgBackend) -> Migration:
         cursor = dict(docs["bot-notifier.json"])
         cursor["offset"] = target.first_id() - 1 + _bot_cursor(ctx, cursor.get("offset"))
         docs["bot-notifier.json"] = cursor
+    pauses = Pauses(ctx.state, ctx.paths).all()  # flag files here, one shared document there
+    if pauses:
+        docs[PAUSES] = pauses
     for name, data in docs.items():
         target.document(name, dict).write(data)
     _, bad_tasks = PgTaskQueue(target, ctx.log).import_records(records if isinstance(records, list) else [])

@@ -1,4 +1,5 @@
-"""Pause and resume the factory or one session (`factoryctl pause|resume`, the bot): a flag file each.
+"""Pause and resume the factory or one session (`factoryctl pause|resume`, the bot): a flag file each (one
+host) or an entry of the shared `pauses.json` (a fleet: a pause on the gate holds a worker's sessions).
 
 A running cycle finishes; the loop and the scheduler start nothing new while the flag is there.
 Each returns the sentence a person reads.
@@ -11,16 +12,12 @@ from factoryctl.jobs.context import Context
 
 def pause(ctx: Context, session: str | None, reason: str = "") -> str:
     """Pause the factory (`session` None) or one session; `reason` is shown while it waits."""
-    flag = ctx.paths.pause_flag(None if session is None else ctx.session(session))
-    flag.parent.mkdir(parents=True, exist_ok=True)
-    flag.write_text(reason.strip() + "\n" if reason.strip() else "")
+    ctx.pauses().pause(None if session is None else ctx.session(session), reason)
     return f"paused {session or 'the factory'}; `factoryctl resume{' ' + session if session else ''}` undoes it"
 
 
 def resume(ctx: Context, session: str | None) -> str:
     """Resume the factory or one session after `pause`."""
-    flag = ctx.paths.pause_flag(None if session is None else ctx.session(session))
-    if not flag.exists():
+    if not ctx.pauses().resume(None if session is None else ctx.session(session)):
         return f"{session or 'the factory'} was not paused"
-    flag.unlink()
     return f"resumed {session or 'the factory'}"

@@ -13,7 +13,7 @@ import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -21,16 +21,19 @@ from factoryctl.adapters.machine import pid_alive, sample
 from factoryctl.adapters.pm2 import Pm2
 from factoryctl.core.clock import day_start, format_ts, parse_ts
 from factoryctl.core.defaults import SCHEDULER_HEARTBEAT
-from factoryctl.core.errors import FactoryError
+from factoryctl.core.errors import FactoryError, StateUnreachable
 from factoryctl.core.facts import App, Reading
+from factoryctl.core.fleet import session_order
 from factoryctl.core.records import Alert
 from factoryctl.core.signals import on_signals
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.outage import Outage
 from factoryctl.jobs.sessions import Sessions
 from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
 from factoryctl.rules.watchdog import load_history
 from factoryctl.state.alerts import Alerts, LogSink
 from factoryctl.state.gates import read_gates, write_gates
+from factoryctl.state.pauses import label
 from factoryctl.state.spend import spend_since
 
 
@@ -42,6 +45,7 @@ class TickReport:
     gates: dict[str, Any]
     alerts: list[str]
     errors: list[str]
+    lost: dict[str, str] = field(default_factory=dict)  # other hosts' sessions gone silent (a gate): why
 
 
 class Scheduler:
@@ -68,22 +72,26 @@ class Scheduler:
     def gather(self) -> Facts:
         ctx = self.ctx
         now = ctx.clock()
+        settings = ctx.settings
+        local = settings.local_sessions
         tmux_error = None
-        try:
-            panes = self.sessions.panes()
+        try:  # a gate runs no loops: it has no tmux sessions to ask about
+            panes = self.sessions.panes() if settings.factory.role != "gate" else {}
         except FactoryError as exc:  # the gates matter most: they are still decided and written
             panes, tmux_error = {}, str(exc)
         heartbeats = ctx.heartbeats().read()
-        all_paused = ctx.paths.pause_flag().exists()
+        pauses = ctx.pauses().all()
         facts = {}
-        for name in ctx.settings.session_names:
+        for name in local:
             entry = heartbeats.get(name, {})
             facts[name] = SessionFacts(
                 name=name, pane=panes.get(name), state=str(entry.get("state", "unknown")),
                 pid_alive=pid_alive(entry.get("pid")), cycle_started=entry.get("cycle_started"),
-                paused=all_paused or ctx.paths.pause_flag(name).exists(),
+                paused=label(None) in pauses or label(name) in pauses,
             )  # fmt: skip
-        strays = tuple(sorted((s for s in panes if s not in facts), key=lambda s: int(s[1:])))
+        # A gate watches the other hosts' sessions through their heartbeats (a worker only its own).
+        watched = [n for n in settings.session_names if n not in local] if settings.factory.role == "gate" else []
+        strays = tuple(sorted((s for s in panes if s not in facts), key=session_order))
         state = self.state.read()
         main_commit, main_problems = ctx.baselines().health()
         tasks = ctx.tasks()
@@ -91,7 +99,7 @@ class Scheduler:
             now=now,
             reading=self.reading(),
             spend_usd=float(spend_since(ctx.log, day_start(now))["total_usd"]),
-            previous=read_gates(ctx.paths.gates_file),
+            previous=read_gates(ctx.gates_document()),
             sessions=facts,
             strays=strays,
             tasks=tuple(tasks.all()),
@@ -103,6 +111,7 @@ class Scheduler:
             main_problems=main_problems,
             main_alerted=str(state.get("main_alerted") or "") if isinstance(state, dict) else "",
             bad_records=(*tasks.problems(), *ctx.review_queue().read().problems),
+            remote={n: heartbeats.get(n, {}) for n in watched},
         )
 
     def _apps(self) -> tuple[App, ...] | None:
@@ -125,7 +134,7 @@ class Scheduler:
         """Do what the plan says; a step that fails is reported and the others still run."""
         ctx = self.ctx
         errors: list[str] = []
-        write_gates(ctx.paths.gates_file, plan.gates)  # first: loops read it before every cycle
+        write_gates(ctx.gates_document(), plan.gates)  # first: loops read it before every cycle
         steps: list[tuple[str, Callable[[], object]]] = []
         if plan.stop:
             steps.append(("stop sessions", lambda: self.sessions.stop(plan.stop)))
@@ -152,13 +161,16 @@ class Scheduler:
     def record(self, facts: Facts, plan: Plan, errors: list[str]) -> TickReport:
         now = facts.now
         actions = plan.actions()
-        changed = bool(actions or errors) or not plan.gates.same_decision(facts.previous.on(plan.gates.day))
+        changed = bool(actions or errors or set(plan.lost) != set(self._lost_before)) or not plan.gates.same_decision(
+            facts.previous.on(plan.gates.day)
+        )
         with self.state.update() as state:
             last = state.get("last_event")
             due = changed or not last or parse_ts(last) <= now - SCHEDULER_HEARTBEAT
             state["apps"] = {k: [list(s) for s in v] for k, v in plan.app_history.items()}
             state["last_tick"] = format_ts(now)
             state["main_alerted"] = plan.main_alerted
+            state["lost"] = sorted(plan.lost)
             if due:
                 state["last_event"] = format_ts(now)
         gates = {"closed": dict(plan.gates.closed), "sessions": dict(plan.gates.sessions), "agent": plan.gates.agent}
@@ -170,34 +182,59 @@ class Scheduler:
                 "resources": facts.reading.as_dict(), "budget": plan.budget.as_dict(),
                 "sessions": {"configured": len(facts.sessions), "running": running},
                 "tasks": dict(sorted(counts.items())),
+                **({"lost": dict(plan.lost)} if plan.lost else {}),
             })  # fmt: skip
         return TickReport(now=format_ts(now), changed=changed, actions=actions, gates=gates,
-                          alerts=[a.key for a in plan.alerts], errors=errors)  # fmt: skip
+                          alerts=[a.key for a in plan.alerts], errors=errors, lost=dict(plan.lost))  # fmt: skip
+
+    @property
+    def _lost_before(self) -> list[str]:
+        state = self.state.read()
+        lost = state.get("lost") if isinstance(state, dict) else None
+        return [str(s) for s in lost] if isinstance(lost, list) else []
 
     def run(self, *, once: bool = False, stop: threading.Event | None = None) -> int:
-        """Tick every scheduler.tick_s until SIGTERM/SIGINT (which let the tick under way finish)."""
+        """Tick every scheduler.tick_s until SIGTERM/SIGINT (which let the tick under way finish).
+
+        With the shared state out of reach (PostgreSQL restarting) it waits and says so once, takes
+        its job lock again when the state is back (a lost connection freed it) and goes on.
+        """
         stop = stop or threading.Event()
-        with (
-            self.ctx.job_lock("scheduler"),
-            on_signals(lambda signum: stop.set()),
-        ):  # the tick under way finishes
+        outage = Outage(self.ctx.state.describe(), self.out, "no tick runs until it can be recorded")
+        with on_signals(lambda signum: stop.set()):  # the tick under way finishes
             while True:
-                started = self.ctx.clock()
                 try:
-                    report = self.tick()
-                except FactoryError as exc:  # a damaged state file: said in one line, the next tick tries again
-                    self.out(f"tick failed: {exc}")
-                    self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))
-                except Exception as exc:  # one bad tick must not crash-loop the scheduler under PM2
-                    self.out(f"tick failed: {exc}\n{traceback.format_exc()}")
-                    self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))
-                else:
-                    self.out(self.describe(report))
-                if once or stop.is_set():
-                    return 0
-                spent = (self.ctx.clock() - started).total_seconds()
-                if stop.wait(max(0.0, self.ctx.settings.scheduler.tick_s - spent)):
-                    return 0
+                    with self.ctx.job_lock("scheduler"):
+                        self.ctx.state.check()  # a connection from before the outage is found broken here
+                        outage.up()
+                        return self._ticks(once, stop)
+                except StateUnreachable as exc:
+                    if once:
+                        raise
+                    if stop.wait(outage.down(exc)):
+                        return 0
+
+    def _ticks(self, once: bool, stop: threading.Event) -> int:
+        """Tick until stopped; StateUnreachable ends it (the caller waits for the state)."""
+        while True:
+            started = self.ctx.clock()
+            try:
+                report = self.tick()
+            except StateUnreachable:
+                raise
+            except FactoryError as exc:  # a damaged state file: said in one line, the next tick tries again
+                self.out(f"tick failed: {exc}")
+                self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))
+            except Exception as exc:  # one bad tick must not crash-loop the scheduler under PM2
+                self.out(f"tick failed: {exc}\n{traceback.format_exc()}")
+                self.alerts.send(Alert("scheduler:error", f"a scheduler tick failed: {exc}"[:500]))
+            else:
+                self.out(self.describe(report))
+            if once or stop.is_set():
+                return 0
+            spent = (self.ctx.clock() - started).total_seconds()
+            if stop.wait(max(0.0, self.ctx.settings.scheduler.tick_s - spent)):
+                return 0
 
     @staticmethod
     def describe(report: TickReport) -> str:
@@ -206,5 +243,6 @@ class Scheduler:
         held = f", {len(gates['sessions'])} session(s) held" if gates["sessions"] else ""
         agent = ", cheaper agent" if gates["agent"] else ""
         lines = [f"{report.now} tick: gates {shown}{held}{agent}"]
+        lines += [f"  lost {s}: {why}" for s, why in report.lost.items()]
         lines += [f"  {a}" for a in report.actions] + [f"  error: {e}" for e in report.errors]
         return "\n".join(lines)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -24,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from factoryctl.adapters.tmux import Tmux
-from factoryctl.core.clock import day_of, parse_ts
+from factoryctl.core.clock import parse_ts
 from factoryctl.core.errors import ToolMissing
 from factoryctl.core.facts import Pane
+from factoryctl.core.fleet import host_of, is_session_name, session_order
 from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
-from factoryctl.state.gates import read_gates
+from factoryctl.rules.lost import lost_sessions
 
 PREFIX = "factory-"
-_NAME = re.compile(r"^factory-(s[1-9][0-9]*)$")
 
 
 def tmux_name(session: str) -> str:
@@ -40,9 +39,9 @@ def tmux_name(session: str) -> str:
 
 
 def session_of(name: str) -> str | None:
-    """The factory session a tmux session belongs to (`factory-s3` -> `s3`), else None."""
-    match = _NAME.match(name)
-    return match.group(1) if match else None
+    """The factory session a tmux session belongs to (`factory-s3` -> `s3`, `factory-w1-s3` -> `w1-s3`), else None."""
+    session = name.removeprefix(PREFIX)
+    return session if name.startswith(PREFIX) and is_session_name(session) else None
 
 
 def factoryctl_path() -> str:
@@ -116,24 +115,30 @@ class Sessions:
         now = ctx.clock()
         panes = self.panes()
         state = ctx.heartbeats().read()
-        gates = read_gates(ctx.paths.gates_file).on(day_of(now))
+        pauses = ctx.pauses()
+        fleet = ctx.settings.fleet
+        lost = lost_sessions(state, ctx.settings.session_names, now, fleet.lost_after_s) if fleet.workers else {}
+        local = ctx.settings.local_sessions
         tasks = {t.session: t for t in ctx.tasks().all() if t.session and t.status in ACTIVE}
         names = list(ctx.settings.session_names)
-        names += sorted((s for s in panes if s not in names), key=lambda s: int(s[1:]))
+        names += sorted((s for s in panes if s not in names), key=session_order)
         rows = []
         for name in names:
             pane = panes.get(name)
             entry = state.get(name, {})
             task = tasks.get(name)
+            pause = pauses.why(name)
             last = entry.get("last_cycle") or {}
-            flag = next((f for f in (ctx.paths.pause_flag(name), ctx.paths.pause_flag()) if f.exists()), None)
             rows.append({
                 "name": name,
                 "tmux": tmux_name(name),
                 "configured": name in ctx.settings.session_names,
-                "running": "missing" if pane is None else ("running" if pane.alive else "dead"),
+                "host": host_of(name),
+                "running": (f"on {host_of(name)}" if name not in local and pane is None
+                            else "missing" if pane is None else ("running" if pane.alive else "dead")),
+                "lost": lost.get(name),
                 "state": entry.get("state", "unknown"),
-                "waiting": f"paused ({flag.name})" if flag else gates.hold(name),
+                "waiting": pause.split(": ")[0] if pause else ctx.gates_of(name).hold(name),
                 "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
                 "cycle_started": entry.get("cycle_started"),
                 "doing": entry.get("doing") if entry.get("state") == "cycle" else None,

@@ -15,11 +15,13 @@ from typing import Any
 
 from factoryctl.adapters.sandbox import SandboxUnavailable
 from factoryctl.core.clock import day_of, day_start, format_ts
+from factoryctl.core.fleet import host_of
 from factoryctl.core.records import ACTIVE
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.outcomes import today
 from factoryctl.rules.budget import decide_budget
 from factoryctl.rules.changes import NO_CHECKS
+from factoryctl.rules.lost import lost_sessions
 from factoryctl.state.eventlog import Event
 from factoryctl.state.gates import read_gates
 from factoryctl.state.spend import spend_of, spend_since
@@ -54,6 +56,8 @@ class SessionStatus:
     doing: str | None  # the agent's last tool call, while in a cycle
     state_text: str
     text: str
+    host: str = ""  # the host that runs it, in a fleet
+    lost: str | None = None  # in a fleet: why it is lost (no heartbeat from its host for too long)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,17 @@ class GatesStatus:
 
 
 @dataclass(frozen=True)
+class HostStatus:
+    """One worker host of a fleet: its sessions, its gates as its scheduler last wrote them, its lost sessions."""
+
+    name: str
+    sessions: tuple[str, ...]
+    closed: Mapping[str, str]
+    updated: str | None
+    lost: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StatusReport:
     home: str
     sandbox: SandboxStatus
@@ -99,6 +114,7 @@ class StatusReport:
     gates: GatesStatus
     warnings: tuple[str, ...]
     last_events: tuple[Mapping[str, Any], ...]  # event records, as `log tail --json` prints them
+    hosts: tuple[HostStatus, ...] = ()  # a fleet's worker hosts (empty on one host)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as `status --json` and `/api/status` print it."""
@@ -112,6 +128,8 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
     by_session = {t.session: t for t in tasks if t.session and t.status in ACTIVE}
     session_state = ctx.heartbeats().read()
     day = day_of(now)
+    fleet = ctx.settings.fleet
+    lost = lost_sessions(session_state, ctx.settings.session_names, now, fleet.lost_after_s) if fleet.workers else {}
     sessions = []
     for name in ctx.settings.session_names:
         task = by_session.get(name)
@@ -122,8 +140,11 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
         sessions.append(SessionStatus(
             name=name, state=str(info.get("state") or "unknown"), task=brief,
             last_cycle=last_cycle if isinstance(last_cycle, dict) else None,
-            doing=doing if isinstance(doing, str) else None, state_text=state_words(info, day),
-            text=session_text(name, brief, last_cycle if isinstance(last_cycle, dict) else None, doing, info, day),
+            doing=doing if isinstance(doing, str) else None,
+            state_text=f"lost: {lost[name]}" if name in lost else state_words(info, day),
+            text=session_text(name, brief, last_cycle if isinstance(last_cycle, dict) else None, doing, info, day,
+                              lost.get(name)),
+            host=host_of(name), lost=lost.get(name),
         ))  # fmt: skip
     queue = ctx.review_queue().read()
     review = Counter(e.status.value for e in queue.entries)
@@ -132,10 +153,15 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
     spend = spend_since(ctx.log, day_start(now)) if today_events is None else spend_of(today_events)
     budget = ctx.settings.budget.daily_usd
     verdict = decide_budget(spend["total_usd"], ctx.settings.budget, ctx.settings.session_names)
-    gates = read_gates(ctx.paths.gates_file)
+    gates = read_gates(ctx.gates_document())
     current = gates.on(day_of(now))
-    paused = [f.name for f in [ctx.paths.pause_flag(), *map(ctx.paths.pause_flag, ctx.settings.session_names)]
-              if f.exists()]  # fmt: skip
+    paused = list(ctx.pauses().all())
+    hosts = tuple(
+        HostStatus(name=host, sessions=tuple(s.name for s in sessions if s.host == host),
+                   closed=dict(g.on(day).closed), updated=g.updated or None,
+                   lost=tuple(s for s in lost if host_of(s) == host))
+        for host, g in ctx.fleet_gates().items()
+    )  # fmt: skip
     figures = today(ctx, today_events)
     return StatusReport(
         home=str(ctx.paths.home),
@@ -164,7 +190,21 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
         ),
         warnings=tuple(warnings(ctx) + [f"skipped: {p}" for p in queue.problems]),
         last_events=tuple(e.as_dict() for e in ctx.log.tail(last)),
+        hosts=hosts,
     )
+
+
+def session_lines(report: StatusReport) -> list[str]:
+    """The sessions as `status` and the bot's /status list them: one line each, grouped by host in a fleet."""
+    if not report.hosts:
+        return [f"  {s.text}" for s in report.sessions]
+    lines = []
+    for host in report.hosts:
+        gates = "; ".join(f"{k} closed ({v})" for k, v in host.closed.items()) or "open"
+        lost = f", {len(host.lost)} lost" if host.lost else ""
+        lines.append(f"  host {host.name}: {len(host.sessions)} sessions{lost}; gates {gates}")
+        lines += [f"    {s.text}" for s in report.sessions if s.host == host.name]
+    return lines
 
 
 # What each heartbeat state means, for a person (the loop and the cycle write the states).
@@ -201,6 +241,7 @@ def session_text(
     now: object,
     info: Mapping[str, Any],
     today: str = "",
+    lost: str | None = None,
 ) -> str:
     """One session in one line, as `status` and the bot's /status show it: state, task, last cycle."""
     task_text = f"task #{task.id} “{task.title[:60]}” ({task.status})" if task else "no task"
@@ -212,7 +253,8 @@ def session_text(
         cycle = f"last cycle {_clock(str(last.get('ended') or ''), today)} {said}".replace("  ", " ")
     else:
         cycle = "no cycle yet"
-    state = state_words(info, today) + (f", now {str(now)[:100]}" if isinstance(now, str) and now else "")
+    state = f"LOST ({lost})" if lost else state_words(info, today)
+    state += f", now {str(now)[:100]}" if isinstance(now, str) and now and not lost else ""
     return f"{name}: {state}; {task_text}; {cycle}"
 
 

@@ -81,8 +81,8 @@ class Workspace(Worktree):
         return base
 
     def _collect_orphans(self) -> None:
-        """Worktrees of sessions this factory no longer has are removed."""
-        keep = {self.ctx.paths.worktrees_dir / s for s in (*self.ctx.settings.session_names, "review")}
+        """Worktrees of sessions this host no longer runs are removed."""
+        keep = {self.ctx.paths.worktrees_dir / s for s in (*self.ctx.settings.local_sessions, "review")}
         for path in self.repo.worktrees():
             if path.parent == self.ctx.paths.worktrees_dir and path not in keep:
                 self.repo.run("worktree", "remove", "--force", str(path))

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from factoryctl.core.clock import day_of, format_ts
 from factoryctl.core.config import SchedulerSection, Settings
 from factoryctl.core.facts import App, Pane, Reading
 from factoryctl.core.records import ACTIVE, BUDGET, RESOURCES, Alert, Gates, Task
 from factoryctl.rules.budget import BudgetVerdict, decide_budget
+from factoryctl.rules.lost import lost_sessions
 from factoryctl.rules.watchdog import History, StopApp, watch
 
 # -- facts ---------------------------------------------------------------------------
@@ -37,7 +38,7 @@ class Facts:
     reading: Reading
     spend_usd: float
     previous: Gates
-    sessions: Mapping[str, SessionFacts]  # the configured ones, s1..sN
+    sessions: Mapping[str, SessionFacts]  # the configured ones this host runs (s1..sN, or its HOST-sI)
     strays: tuple[str, ...] = ()  # factory-sK tmux sessions beyond factory.sessions
     tasks: tuple[Task, ...] = ()
     apps: tuple[App, ...] | None = None  # None: no PM2 daemon here
@@ -48,6 +49,8 @@ class Facts:
     main_problems: tuple[str, ...] = ()  # why main's checks are no yardstick now (cycles wait)
     main_alerted: str = ""  # the main commit whose breakage was already alerted
     bad_records: tuple[str, ...] = ()  # records of state files that did not validate (skipped)
+    # The heartbeats of the sessions other hosts run, watched by a gate (empty elsewhere).
+    remote: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 # -- the plan ------------------------------------------------------------------------
@@ -83,6 +86,7 @@ class Plan:
     app_history: History = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # why sessions were (re)started or stopped
     main_alerted: str = ""  # what Facts.main_alerted becomes after this tick
+    lost: Mapping[str, str] = field(default_factory=dict)  # other hosts' sessions silent too long: why
 
     def actions(self) -> list[str]:
         """What this plan changes, one line each (empty: nothing to do but write the gates)."""
@@ -198,9 +202,11 @@ def session_moves(facts: Facts, settings: Settings) -> SessionMoves:
 
 
 def task_moves(
-    facts: Facts, settings: Settings, gates: Gates, moves: SessionMoves
+    facts: Facts, settings: Settings, gates: Gates, moves: SessionMoves, lost: Mapping[str, str] | None = None
 ) -> tuple[list[Requeue], list[Park], list[Assign]]:
-    """(requeue, park, assign): free the tasks of lost sessions, park the hopeless, feed idle sessions."""
+    """(requeue, park, assign): free the tasks of lost sessions (here, or another host's that went
+    silent: `lost`), park the hopeless, feed idle sessions."""
+    lost = lost or {}
     limit = settings.scheduler.max_task_failures
     open_tasks = [t for t in facts.tasks if t.status in ACTIVE]
     requeue: list[Requeue] = []
@@ -208,7 +214,9 @@ def task_moves(
         owner = task.session or "-"
         if owner in moves.lost:
             requeue.append(Requeue(task.id, owner, moves.lost[owner]))
-        elif owner not in facts.sessions and facts.tmux_error is None:
+        elif owner in lost:
+            requeue.append(Requeue(task.id, owner, f"session {owner} is lost: {lost[owner]}"))
+        elif owner not in settings.session_names and facts.tmux_error is None:
             requeue.append(Requeue(task.id, owner, f"session {owner} is not configured"))
     queued = sorted((t for t in facts.tasks if t.status == "queued"), key=Task.sort_key)
     park = [Park(t.id, failure_reasons(t, limit)) for t in queued if t.attempts >= limit]
@@ -233,7 +241,8 @@ def decide(facts: Facts, settings: Settings) -> Plan:
     cfg = settings.scheduler
     gates, verdict = decide_gates(facts, settings)
     moves = session_moves(facts, settings)
-    requeue, park, assign = task_moves(facts, settings, gates, moves)
+    lost = lost_sessions(facts.remote, facts.remote, facts.now, settings.fleet.lost_after_s)
+    requeue, park, assign = task_moves(facts, settings, gates, moves, lost)
     stop_apps: tuple[StopApp, ...] = ()
     history: History = {k: list(v) for k, v in facts.app_history.items()}
     if facts.apps is not None:
@@ -244,10 +253,12 @@ def decide(facts: Facts, settings: Settings) -> Plan:
     alerts = gate_alerts(facts.previous.on(gates.day), gates, verdict)
     alerts += [Alert(f"crashloop:{app}", f"PM2 app {app} {why}: stopped it; fix it, then `pm2 restart {app}`")
                for app, why in stop_apps]  # fmt: skip
+    alerts += [Alert(f"lost:{s}", f"session {s} is lost: {why}; its task goes back to the queue", session=s)
+               for s, why in lost.items()]  # fmt: skip
     broken, alerted = main_alerts(facts)
     alerts += broken
     alerts += [Alert("state:bad-record", f"skipped a record that does not validate: {why}"[:500])
                for why in facts.bad_records[:3]]  # fmt: skip
     return Plan(gates=gates, budget=verdict, start=moves.start, stop=moves.stop, requeue=tuple(requeue),
                 park=tuple(park), assign=tuple(assign), stop_apps=stop_apps, alerts=tuple(alerts),
-                app_history=history, notes=moves.notes, main_alerted=alerted)  # fmt: skip
+                app_history=history, notes=moves.notes, main_alerted=alerted, lost=lost)  # fmt: skip

@@ -1,7 +1,9 @@
-"""state/gates.json: what the scheduler decided holds new cycles back, and which agent they use.
+"""The scheduler's gates: what holds new cycles back, and which agent they use.
 
-Written whole and atomically by the scheduler at every tick; read by every loop before it
-starts a cycle (and by `factoryctl status`). The schema:
+One document per host (`gates.json` on one host, `gates/<host>.json` in a fleet: resources are
+each host's own; the budget entries are the same everywhere, decided from the shared spend).
+Written whole by the host's scheduler at every tick; read by its loops before every cycle and by
+`factoryctl status` (on the gate: every host's). The schema:
 
     {"updated": "2026-11-24T08:05:00.000Z",
      "day": "2026-11-24",                      # the UTC day the budget entries were made for
@@ -21,25 +23,42 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from factoryctl.core import jsonio
 from factoryctl.core.clock import day_of
+from factoryctl.core.errors import FactoryError, StateUnreachable
 from factoryctl.core.records import Gates
 from factoryctl.state.stores import atomic_write_text
 
+if TYPE_CHECKING:
+    from factoryctl.state.backend import Document
 
-def read_gates(path: Path) -> Gates:
-    """The gates on disk; none when the scheduler has not written any (or the file is damaged)."""
+
+def gates_name(host: str) -> str:
+    """The gates document of `host` ("": the one host of a factory that is not a fleet)."""
+    return f"gates/{host}.json" if host else "gates.json"
+
+
+def read_gates(store: Path | Document) -> Gates:
+    """The gates written; none when the scheduler has not written any (or they are damaged)."""
     try:
-        return Gates.from_dict(jsonio.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
+        if isinstance(store, Path):
+            return Gates.from_dict(jsonio.loads(store.read_text(encoding="utf-8")))
+        return Gates.from_dict(store.read())
+    except StateUnreachable:
+        raise
+    except (OSError, ValueError, FactoryError):
         return Gates()
 
 
-def current_gates(path: Path, now: datetime) -> Gates:
+def current_gates(store: Path | Document, now: datetime) -> Gates:
     """The gates as they hold at `now` (yesterday's budget entries no longer do)."""
-    return read_gates(path).on(day_of(now))
+    return read_gates(store).on(day_of(now))
 
 
-def write_gates(path: Path, gates: Gates) -> None:
-    atomic_write_text(path, json.dumps(gates.as_dict(), indent=2, ensure_ascii=False) + "\n")
+def write_gates(store: Path | Document, gates: Gates) -> None:
+    if isinstance(store, Path):
+        atomic_write_text(store, json.dumps(gates.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        store.write(gates.as_dict())

@@ -32,6 +32,14 @@ class Heartbeats:
     def of(self, session: str) -> dict[str, Any]:
         return self.read().get(session, {})
 
+    def touch(self, session: str) -> None:
+        """Refresh `session`'s heartbeat, its state unchanged: its loop is alive (a long cycle, a wait)."""
+        with self.store.update() as doc:
+            entry = as_dict(doc.get(session))
+            doc[session] = entry
+            entry.update(pid=os.getpid(), host=socket.gethostname(), heartbeat=format_ts(self.clock()))
+            entry.setdefault("state", "idle")
+
     def beat(self, session: str, state: str, **fields: Any) -> None:
         """`session` is in `state` now (its heartbeat); `fields` are stored with it, a None removes one."""
         now = format_ts(self.clock())

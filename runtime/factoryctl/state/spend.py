@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from factoryctl.core.clock import format_ts
+from factoryctl.core.fleet import session_order
 from factoryctl.state.eventlog import Event, EventFilter, EventLog
 
 
@@ -46,7 +47,6 @@ def spend_of(events: Iterable[Event]) -> dict[str, Any]:
     }
 
 
-def _session_order(item: tuple[str, float]) -> tuple[int, int, str]:
-    """s1, s2, ..., s10 (then any other name)."""
-    name = item[0]
-    return (0, int(name[1:]), "") if name[:1] == "s" and name[1:].isdigit() else (1, 0, name)
+def _session_order(item: tuple[str, float]) -> tuple[int, str, int, str]:
+    """s1, s2, ..., s10, or w1-s1, w1-s2, w2-s1 (then any other name)."""
+    return session_order(item[0])

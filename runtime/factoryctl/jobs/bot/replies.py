@@ -11,7 +11,7 @@ from typing import Any
 
 from factoryctl.adapters.telegram import Reply
 from factoryctl.core.records import Task
-from factoryctl.jobs.status import BudgetStatus, GatesStatus, StatusReport, spend_by_session
+from factoryctl.jobs.status import BudgetStatus, GatesStatus, StatusReport, session_lines, spend_by_session
 from factoryctl.rules.botskills import Action, BotSkill
 from factoryctl.rules.sentences import sentence
 from factoryctl.rules.words import check_change
@@ -41,7 +41,7 @@ def status(report: StatusReport, landings: Sequence[Event]) -> Reply:
     lines = [
         report.summary,  # the same figures as `factoryctl status`, the status page and `factoryctl report`
         f"sessions: {len(report.sessions)}",
-        *(f"  {s.text}" for s in report.sessions),  # each session as `factoryctl status` shows it
+        *session_lines(report),  # each session as `factoryctl status` shows it (by host in a fleet)
         f"tasks: {_counts(report.tasks)}",
         f"review queue: {_counts(report.review_queue)}",
         f"spend: ${spend['total_usd']:.2f} of ${budget.daily_usd:.2f} ({budget.state})",
