@@ -1,6 +1,7 @@
 """A day in the factory, compressed: every job at once on the sandbox host, under load and attack.
 
     .venv/bin/python bench/factory_day.py [--minutes 10] [--json day.json] [--keep]
+    .venv/bin/python bench/factory_day.py --hosts 3 [--minutes 8] [--sessions 3]   (bench/fleet_day.py)
 
 Brings up a sandbox host (systemd-nspawn, as the host tests do), deploys the whole factory
 onto it with pyinfra with compressed schedules (a cycle every 20 s instead of 15 min, the
@@ -803,11 +804,23 @@ def main() -> int:
         action="store_true",
         help="leave the sandbox host up to look around (paused, its crontab in /root/factory.cron.day)",
     )
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="3: the fleet's day (bench/fleet_day.py): one host against a gate and two workers, the scripted agent",
+    )
+    parser.add_argument("--sessions", type=int, default=3, help="with --hosts 3: sessions per host (default 3)")
     args = parser.parse_args()
     reason = missing_reason()
     if reason:
         print(f"Error: {reason}", file=sys.stderr)
         return 2
+    if args.hosts == 3:
+        from fleet_day import main_fleet
+
+        return main_fleet(args.minutes, args.sessions, args.json)
     plan = Plan(minutes=args.minutes, agent=args.agent)
     state = subprocess.run([sys.executable, "-m", "sandbox", "status", "--name", args.name, "--json"], cwd=ROOT,
                            capture_output=True, text=True, check=False).stdout  # fmt: skip

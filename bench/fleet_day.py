@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "host")]
 
 from day_scenarios import empty, good, regression  # noqa: E402
 from factory_day import DESIGN_CYCLE_S, PYINFRA, Host  # noqa: E402
-from sandbox_helpers import sandbox_up  # noqa: E402
+from sandbox_helpers import sandbox_up, sandboxes_up  # noqa: E402
 
 from provision import layout  # noqa: E402
 
@@ -114,7 +115,6 @@ def write_scenarios(folder: Path, sessions: Sequence[str]) -> str:
 
 def pyinfra(env: dict[str, str], data: dict[str, Any], inventory: str = "inventory.py") -> float:
     import os
-    import subprocess
 
     args = [arg for key, value in data.items() for arg in ("--data", f"{key}={json.dumps(value)}")]
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FACTORY_", "ANTHROPIC_", "TELEGRAM_"))}
@@ -218,13 +218,70 @@ def summarise(figures: dict[str, Any], plan: FleetPlan, hosts: int) -> dict[str,
     }
 
 
+def fleet_day(plan: FleetPlan, workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """The gate and two workers, deployed in one pyinfra run from a fleet file; the same day."""
+    import inventory
+
+    names = ["fleetday-gate", "fleetday-w1", "fleetday-w2"]
+    with sandboxes_up(names, FLEET_NET) as (gate_box, w1_box, w2_box):
+        members = [(gate_box.name, "gate", gate_box.private_address or "", 0),
+                   (w1_box.name, "worker", w1_box.private_address or "", plan.sessions),
+                   (w2_box.name, "worker", w2_box.private_address or "", plan.sessions)]  # fmt: skip
+        folder = workdir / "fleet"
+        folder.mkdir(parents=True, exist_ok=True)
+        fleet_file, key = folder / "fleet.toml", folder / "deploy_key"
+        fleet_file.write_text(inventory.sandbox_fleet(members))
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+        sessions = [f"{w}-s{i}" for w in ("w1", "w2") for i in range(1, plan.sessions + 1)]
+        data = plan.host_data(write_scenarios(folder, sessions))
+        data.pop("factory_sessions")  # the fleet file gives each worker its sessions
+        say(f"fleet: deploying a gate and two workers of {plan.sessions} sessions in one pyinfra run ...")
+        env = {"FACTORY_FLEET": str(fleet_file), "FACTORY_DB_PASSWORD": DB_PASSWORD, "FACTORY_DEPLOY_KEY": str(key)}
+        took = pyinfra(env, data)
+        gate, workers = Host(gate_box), [Host(w1_box), Host(w2_box)]
+        say(f"  deployed in {took:.0f} s; the day runs {plan.minutes:g} min")
+        latency: dict[str, list[float]] = {"gate": [], "worker": []}
+
+        def probe() -> None:  # the shared log's append latency while the fleet works
+            latency["gate"] += append_latency(gate, 20)
+            latency["worker"] += append_latency(workers[0], 20)
+
+        first = host_now(gate)
+        run_for(plan.minutes, gate, say, probe)
+        wind_down(gate, workers, say)
+        figures = landed_between(gate, first)
+        by_host: dict[str, int] = {}
+        for line in gate.factoryctl("log", "tail", "-n", "5000", "--type", "cto_review", "--json").stdout.splitlines():
+            event = json.loads(line)
+            if event.get("data", {}).get("verdict") == "approve" and event.get("ts", "") >= first:
+                host = str(event.get("session") or "?").split("-")[0]
+                by_host[host] = by_host.get(host, 0) + 1
+    out = summarise(figures, plan, hosts=3)
+    out["landed_by_host"] = by_host
+    out["append_ms"] = {where: {"p50": pct(v, 0.5), "p95": pct(v, 0.95), "n": len(v)} for where, v in latency.items()}
+    return out
+
+
 def main_fleet(minutes: float, sessions: int, json_out: Path | None, say: Callable[[str], None] = print) -> int:
+    """The one-host day, then the fleet's; the comparison. 0 when the fleet reached 1.8x."""
     plan = FleetPlan(minutes=minutes, sessions=sessions)
     workdir = Path("/tmp/fleet-day")
     one = one_host_day(plan, workdir, say)
-    print(json.dumps(one, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main_fleet(float(sys.argv[1]) if len(sys.argv) > 1 else 8.0, 3, None))
+    fleet = fleet_day(plan, workdir, say)
+    ratio = (fleet["landed_per_simulated_hour"] or 0) / (one["landed_per_simulated_hour"] or float("inf"))
+    result = {"one_host": one, "fleet": fleet, "ratio": round(ratio, 2), "target": 1.8}
+    hourly = "per simulated hour"
+    print(f"one host, {sessions} sessions: {one['landed']} landed, {one['landed_per_simulated_hour']} {hourly}")
+    print(
+        f"gate + 2 workers x {sessions}: {fleet['landed']} landed, {fleet['landed_per_simulated_hour']} per simulated "
+        f"hour (by host {fleet['landed_by_host']}): {ratio:.2f}x (target >= 1.8)"
+    )
+    for where, v in fleet["append_ms"].items():
+        print(
+            f"append an event to the gate's PostgreSQL from the {where}: p50 {v['p50']} ms, p95 {v['p95']} ms "
+            f"({v['n']} events)"
+        )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2))
+    return 0 if ratio >= 1.8 else 1
