@@ -63,7 +63,7 @@ def test_status_and_task_from_an_allowed_chat(tmp_path: Path, standin: StandIn) 
         (status,) = standin.wait_messages(CHAT, 1)
         assert status.text.startswith("Factory status ")
         lines = ("today: no cycles yet", "sessions: 1", "s1: unknown: no heartbeat yet", "review queue: empty",
-                 "spend: $0.00 of $20.00 (ok)", "gates: open")  # fmt: skip
+                 "spend: $0.00 of $20.00 (ok)", "holds: none")  # fmt: skip
         for line in lines:
             assert line in status.text
         standin.say(CHAT, "/task Fix X")

@@ -123,7 +123,7 @@ def test_a_pause_from_the_gate_stops_a_worker_session_before_its_next_cycle(
     started = [i for i, line in enumerate(lines) if "cycle 1 starting" in line]
     assert waiting and started and waiting[0] < started[0], lines
     status = json.loads(run_cli("status", "--json", home=gate.home).stdout)
-    assert status["gates"]["paused"] == []
+    assert status["holds"]["paused"] == []
     assert run_cli("sessions", "stop", "w1-s1", home=gate.home).returncode != 0  # tmux acts only where it runs
 
 
@@ -193,7 +193,7 @@ def test_a_worker_scheduler_that_cannot_reach_the_database_waits_says_so_and_goe
     assert len(waiting) == 1 and "no tick runs until it can be recorded" in waiting[0], lines
     assert any(line.startswith(f"the shared state at {where} is back") for line in lines)
     assert "Traceback" not in "\n".join(lines)
-    assert ctx.gates_document().path.as_posix() == "gates/w1.json" and ctx.gates().updated
+    assert ctx.holds_document().path.as_posix() == "holds/w1.json" and ctx.holds().updated
 
 
 def test_postgresql_restarted_during_a_review_on_the_gate_fails_in_one_line_and_the_next_run_lands(

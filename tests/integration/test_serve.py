@@ -85,6 +85,17 @@ def test_the_page_asks_for_the_token_and_sets_a_strict_httponly_cookie(uvicorn_s
     assert server.request("POST", "/trigger/review", token=None, headers={"Cookie": value}).status == 401
 
 
+def test_the_page_and_the_status_api_say_what_holds_new_cycles_back(home: Path, server: InProcess) -> None:
+    ctx = Context.load(home)
+    why = "RAM 91% (limit 85%)"
+    day = f"{ctx.clock():%Y-%m-%d}"
+    ctx.holds_document().write({"day": day, "closed": {"resources": why}, "sessions": {"s2": "budget"}})
+    holds = server.request("GET", "/api/status").json()["holds"]
+    assert holds["closed"] == {"resources": why} and list(holds["sessions"]) == ["s2"]
+    page = server.request("GET", "/").body.decode()
+    assert "new cycles held back:" in page and why in page and "held: s2" in page
+
+
 def test_a_task_posted_is_listed_by_the_api_and_the_cli(server: InProcess) -> None:
     got = server.request("POST", "/trigger/task", json_body={"title": "Fix the flaky login test", "body": "CI 812",
                                                              "priority": "high", "session": "s1"})  # fmt: skip

@@ -131,7 +131,7 @@ def test_pause_and_resume_one_session_or_the_factory(tmp_path: Path) -> None:
     assert run_cli("pause", home=home).stdout.startswith("paused the factory")
     assert pause_reason(ctx, "s1") == "paused (paused)"
     status = json.loads(run_cli("status", "--json", home=home).stdout)
-    assert status["gates"]["paused"] == ["paused", "paused.s2"]
+    assert status["holds"]["paused"] == ["paused", "paused.s2"]
     assert run_cli("resume", home=home).stdout.strip() == "resumed the factory"
     assert run_cli("resume", "s2", home=home).stdout.strip() == "resumed s2"
     assert run_cli("resume", "s2", home=home).stdout.strip() == "s2 was not paused"
@@ -146,16 +146,16 @@ def test_the_scheduler_command_runs_one_tick_and_a_second_one_says_already_runni
     env_home = factory.home
     once = run_cli("scheduler", "--once", home=env_home)
     assert once.returncode == 0, once.stderr
-    assert "tick: gates" in once.stdout and "start s1: no tmux session" in once.stdout
-    gates = json.loads((env_home / "state" / "gates.json").read_text())
-    assert set(gates) >= {"closed", "sessions", "agent", "day", "resources", "budget"}
+    assert "tick: holds: none" in once.stdout and "start s1: no tmux session" in once.stdout
+    holds = json.loads((env_home / "state" / "holds.json").read_text())
+    assert set(holds) >= {"closed", "sessions", "agent", "day", "resources", "budget"}
     as_json = json.loads(run_cli("scheduler", "--once", "--json", home=env_home).stdout)
     assert as_json["actions"] == [] and as_json["changed"] is False
     with job_lock(env_home / "state" / "locks", "scheduler"):
         busy = run_cli("scheduler", "--once", home=env_home)
     assert busy.returncode == 0 and "already running" in busy.stderr
     text = run_cli("status", home=env_home).stdout
-    assert "gates:         open; paused: paused" in text and "budget:        ok" in text
+    assert "holds:         none; paused: paused" in text and "budget:        ok" in text
 
 
 def test_the_long_running_scheduler_ticks_until_sigterm(
@@ -182,7 +182,7 @@ def test_the_long_running_scheduler_ticks_until_sigterm(
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert out.count("tick: gates open") >= 3 and "start s1: no tmux session" in out
+    assert out.count("tick: holds: none") >= 3 and "start s1: no tmux session" in out
 
 
 def test_a_failing_tick_is_reported_and_alerted_once_and_the_scheduler_goes_on(tmp_path: Path, tmux: Tmux) -> None:

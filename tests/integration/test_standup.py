@@ -135,16 +135,16 @@ def test_a_failed_call_costs_a_turn_not_the_meeting(tmp_path: Path, tmux: Tmux) 
     assert len(data["tasks_created"]) == 3
 
 
-def test_no_model_call_when_the_budget_gate_is_closed(tmp_path: Path, tmux: Tmux) -> None:
+def test_no_model_call_when_the_budget_holds_new_cycles_back(tmp_path: Path, tmux: Tmux) -> None:
     factory = make_factory(tmp_path, sessions=3)
     three_cycles(factory)
     day = factory.ctx().clock().strftime("%Y-%m-%d")
-    gates = {"day": day, "closed": {"budget": "spent $21 of $20 today"}}
-    (factory.home / "state" / "gates.json").write_text(json.dumps(gates))
+    holds = {"day": day, "closed": {"budget": "spent $21 of $20 today"}}
+    (factory.home / "state" / "holds.json").write_text(json.dumps(holds))
     done = run_cli("standup", "--json", home=factory.home)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data["skipped"] and "budget gate closed" in data["reason"]
+    assert data["skipped"] and "the budget holds new cycles back: spent $21" in data["reason"]
     assert standup_calls(factory) == []
 
 

@@ -214,6 +214,19 @@ def test_documents_read_update_write_delete(state: State) -> None:
     assert doc.read() == {} and "scheduler.json" not in state.backend.documents()
 
 
+def test_the_files_list_each_hosts_holds_and_not_a_gates_file_left_from_before_holds(tmp_path: Path) -> None:
+    """`state migrate` moves what `documents()` lists: the holds, never the old name's leftovers."""
+    home = tmp_path / "factory"
+    home.mkdir()
+    backend = open_backend("", Paths(home))
+    for name in ("tasks.json", "holds.json", "holds/w1.json"):
+        backend.document(name, dict).write({"updated": "2026-12-05T12:00:00.000Z"})
+    (home / "state" / "gates").mkdir()  # what a scheduler wrote before issue 23 named them holds
+    (home / "state" / "gates.json").write_text("{}")
+    (home / "state" / "gates" / "w1.json").write_text("{}")
+    assert backend.documents() == ["tasks.json", "holds.json", "holds/w1.json"]
+
+
 def test_a_document_of_the_wrong_shape_is_one_clear_line_and_is_left_as_it_was(state: State) -> None:
     state.corrupt("review-queue.json", "[1, 2]")
     queue = ReviewQueue(state.backend.document("review-queue.json", empty_queue))

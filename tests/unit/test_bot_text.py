@@ -37,7 +37,7 @@ SNAPSHOT: dict[str, Any] = {
     "review_queue": {"pending": 1},
     "spend_today": {"total_usd": 1.5, "calls": 3},
     "budget": {"daily_usd": 20.0, "left_usd": 18.5, "state": "ok"},
-    "gates": {"closed": {}, "paused": []},
+    "holds": {"closed": {}, "paused": []},
     "landings": [{"branch": "brl/s1/x", "ts": "2026-11-30T11:00:00.000Z", "commit": "abc"}],
 }
 

@@ -45,11 +45,11 @@ CASES = [
     ("pushed", s(cycles=(c("pushed", "checks held"),)), P, None),
     ("landed only", s(landed=("brl/s1/x",)), P, None),
     ("cycles, nothing pushed", s(cycles=(c("discarded", "no change"), *MIXED[:2])), ST, None),
-    ("heartbeat frozen, not gated", s(state="sleeping", heartbeat_age_s=3 * 900), ST, None),
+    ("heartbeat frozen, not held", s(state="sleeping", heartbeat_age_s=3 * 900), ST, None),
     ("cycle past the stall limit", s(state="cycle", cycle_age_s=3 * 3600), ST, None),
     ("paused", s(paused="flaky CI", state="paused", heartbeat_age_s=LATE), ID, IdleWhy.PAUSED),
-    ("budget gate", s(gates=("budget",), heartbeat_age_s=LATE), ID, IdleWhy.BUDGET),
-    ("resource gate", s(gates=("resources",), heartbeat_age_s=LATE), ID, IdleWhy.RESOURCES),
+    ("budget hold", s(holds=("budget",), heartbeat_age_s=LATE), ID, IdleWhy.BUDGET),
+    ("resource hold", s(holds=("resources",), heartbeat_age_s=LATE), ID, IdleWhy.RESOURCES),
     ("held by the budget", s(held="budget: degraded", heartbeat_age_s=LATE), ID, IdleWhy.HELD),
     ("dead pane", s(pane="dead"), ID, IdleWhy.DEAD),
     ("missing pane", s(pane="missing"), ID, IdleWhy.DEAD),
@@ -64,9 +64,9 @@ CASES = [
     ("announced, but not sleeping", s(state="cycle", heartbeat_age_s=3 * 900, next_cycle_in_s=600), ST, None),
     ("error loop", s(cycles=LOOP), E, None),
     ("error loop, paused (still reported)", s(cycles=LOOP, paused="paused by the doctor"), E, None),
-    # false alarms: gated or paused with failed cycles before, a long healthy cycle
+    # false alarms: held or paused with failed cycles before, a long healthy cycle
     ("paused after failures", s(cycles=(c("discarded", "no change"),), paused=""), ID, IdleWhy.PAUSED),
-    ("gated after failures", s(cycles=(c("failed", "x"),), gates=("resources",)), ID, IdleWhy.RESOURCES),
+    ("held after failures", s(cycles=(c("failed", "x"),), holds=("resources",)), ID, IdleWhy.RESOURCES),
     ("one long healthy cycle", s(state="cycle", cycle_age_s=50 * 60, heartbeat_age_s=50 * 60), W, None),
     ("two recent failures are too few to judge", s(cycles=LOOP[:2], first_cycle_age_s=600), W, None),
     ("two recent discards are too few to judge", s(cycles=TWO, first_cycle_age_s=600), W, None),
@@ -98,8 +98,8 @@ def test_diagnose(name: str, seen: SessionSeen, health: Health, reason: str | No
     assert got.evidence, "every diagnosis carries its evidence"
 
 
-def test_gated_or_paused_is_never_stuck_whatever_else_holds() -> None:
-    for extra in ({"paused": "x"}, {"gates": ("budget",)}, {"gates": ("resources",)}, {"held": "h"}):
+def test_held_or_paused_is_never_stuck_whatever_else_is_seen() -> None:
+    for extra in ({"paused": "x"}, {"holds": ("budget",)}, {"holds": ("resources",)}, {"held": "h"}):
         seen = SessionSeen("s1", cycles=(c("discarded", "no change"),), state="sleeping", heartbeat_age_s=10**6,
                            pane="alive", **extra)  # type: ignore[arg-type]  # fmt: skip
         assert diagnose(seen, LIMITS).health is Health.IDLE

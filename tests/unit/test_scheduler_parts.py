@@ -12,11 +12,11 @@ from factoryctl.adapters.pm2 import own_app, parse_jlist
 from factoryctl.adapters.tmux import parse_panes, socket_args
 from factoryctl.core.clock import format_ts
 from factoryctl.core.facts import App
-from factoryctl.core.records import Alert, Gates
+from factoryctl.core.records import Alert, Holds
 from factoryctl.rules.watchdog import watch
 from factoryctl.state.alerts import Alerts
 from factoryctl.state.eventlog import EventFilter, EventLog
-from factoryctl.state.gates import read_gates, write_gates
+from factoryctl.state.holds import read_holds, write_holds
 from factoryctl.state.tasks import TaskQueue
 from tests.helpers import FakeClock
 
@@ -86,20 +86,20 @@ def test_tmux_panes_and_socket_arguments() -> None:
     assert socket_args(None) == [] and socket_args("t1") == ["-L", "t1"] and socket_args("/tmp/s") == ["-S", "/tmp/s"]
 
 
-# -- gates.json ----------------------------------------------------------------------
+# -- holds.json ----------------------------------------------------------------------
 
 
-def test_gates_round_trip_and_a_damaged_file_means_no_gates(tmp_path: Path) -> None:
-    path = tmp_path / "gates.json"
-    assert read_gates(path) == Gates()
-    gates = Gates(closed={"resources": "RAM 91%"}, sessions={"s3": "budget"}, agent="cheap", day="2026-11-24")
-    write_gates(path, gates)
-    assert read_gates(path) == gates
+def test_holds_round_trip_and_a_damaged_file_means_no_holds(tmp_path: Path) -> None:
+    path = tmp_path / "holds.json"
+    assert read_holds(path) == Holds()
+    holds = Holds(closed={"resources": "RAM 91%"}, sessions={"s3": "budget"}, agent="cheap", day="2026-11-24")
+    write_holds(path, holds)
+    assert read_holds(path) == holds
     assert json.loads(path.read_text())["closed"] == {"resources": "RAM 91%"}
     path.write_text('{"closed": {"budget": "x", "old": ""}, "sessions": [1]}')
-    assert read_gates(path).closed == {"budget": "x"} and read_gates(path).sessions == {}
+    assert read_holds(path).closed == {"budget": "x"} and read_holds(path).sessions == {}
     path.write_text("{torn")
-    assert read_gates(path) == Gates()
+    assert read_holds(path) == Holds()
 
 
 # -- alerts --------------------------------------------------------------------------

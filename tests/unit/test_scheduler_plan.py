@@ -11,9 +11,9 @@ from factoryctl.core.clock import format_ts
 from factoryctl.core.config import Settings
 from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.facts import Pane, Reading
-from factoryctl.core.records import Gates, Task
+from factoryctl.core.records import Holds, Task
 from factoryctl.rules.budget import agent_spec, cheap_agent_command, decide_budget
-from factoryctl.rules.plan import Facts, SessionFacts, decide, gate_alerts, resource_gate
+from factoryctl.rules.plan import Facts, SessionFacts, decide, hold_alerts, resource_hold
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 TODAY = "2026-11-24"
@@ -35,7 +35,7 @@ def sessions(n: int = 3, **overrides: SessionFacts) -> dict[str, SessionFacts]:
 
 def facts(**kw: Any) -> Facts:
     base: dict[str, Any] = {"now": NOW, "reading": Reading(ram_percent=40), "spend_usd": 0.0,
-                            "previous": Gates(), "sessions": sessions()}  # fmt: skip
+                            "previous": Holds(), "sessions": sessions()}  # fmt: skip
     base.update(kw)
     return Facts(**base)
 
@@ -45,7 +45,7 @@ def task(id: int, status: str = "queued", session: str | None = None, priority: 
                 created=f"2026-11-24T0{id % 10}:00:00.000Z", **kw)  # fmt: skip
 
 
-# -- gates ---------------------------------------------------------------------------
+# -- holds ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -55,28 +55,28 @@ def task(id: int, status: str = "queued", session: str | None = None, priority: 
         (85.0, 50, False, True),  # at the limit
         (82.0, 50, True, True),  # closed, and not yet below 85 - 5
         (80.0, 50, True, True),
-        (79.9, 50, True, False),  # reopens below the hysteresis
-        (82.0, 50, False, False),  # the same reading on an open gate keeps it open
+        (79.9, 50, True, False),  # lets go below the hysteresis
+        (82.0, 50, False, False),  # the same reading with no hold holds nothing
         (40.0, 1.5, False, True),  # free disk under the 2 GB floor
-        (40.0, 2.5, True, True),  # ... and reopens only above 2 + 1 GB
+        (40.0, 2.5, True, True),  # ... and lets go only above 2 + 1 GB
         (40.0, 3.1, True, False),
     ],
 )
-def test_the_resource_gate_closes_at_the_limit_and_reopens_past_the_hysteresis(
+def test_the_resource_hold_starts_at_the_limit_and_lets_go_past_the_hysteresis(
     ram: float, disk: float, was_closed: bool, closed: bool
 ) -> None:
-    reason = resource_gate(Reading(ram_percent=ram, disk_free_gb=disk), Settings().scheduler, was_closed)
+    reason = resource_hold(Reading(ram_percent=ram, disk_free_gb=disk), Settings().scheduler, was_closed)
     assert (reason is not None) == closed
 
 
-def test_a_high_ram_reading_closes_the_gate_and_no_task_is_assigned() -> None:
+def test_a_high_ram_reading_holds_every_session_and_no_task_is_assigned() -> None:
     plan = decide(facts(reading=Reading(ram_percent=91), tasks=(task(1),)), settings())
-    assert "RAM 91%" in plan.gates.closed["resources"]
+    assert "RAM 91%" in plan.holds.closed["resources"]
     assert plan.assign == ()
-    assert (plan.gates.hold("s1") or "").startswith("gate closed: resources: RAM 91%")
+    assert (plan.holds.hold("s1") or "").startswith("new cycles held back: resources: RAM 91%")
     assert [a.key for a in plan.alerts] == ["resources:closed"]
-    again = decide(facts(reading=Reading(ram_percent=91), previous=plan.gates, tasks=(task(1),)), settings())
-    assert again.alerts == ()  # one alert when the gate closes, not one per tick
+    again = decide(facts(reading=Reading(ram_percent=91), previous=plan.holds, tasks=(task(1),)), settings())
+    assert again.alerts == ()  # one alert when the hold starts, not one per tick
 
 
 @pytest.mark.parametrize(
@@ -99,20 +99,20 @@ def test_the_budget_degrades_at_the_soft_share_and_closes_at_the_daily_budget(
     assert (verdict.state, sorted(verdict.held), verdict.agent) == (state, held, agent)
 
 
-def test_budget_gates_hold_only_on_their_day_so_they_reset_at_midnight() -> None:
+def test_budget_holds_stand_only_on_their_day_so_they_reset_at_midnight() -> None:
     conf = settings(budget={"daily_usd": 10, "degrade": "both", "degraded_sessions": 1})
-    closed = decide(facts(spend_usd=10.0), conf).gates
+    closed = decide(facts(spend_usd=10.0), conf).holds
     assert closed.closed == {"budget": "spent $10.00 of $10.00 today"} and closed.day == TODAY
-    degraded = decide(facts(spend_usd=9.0), conf).gates
+    degraded = decide(facts(spend_usd=9.0), conf).holds
     assert degraded.sessions.keys() == {"s2", "s3"} and degraded.agent == "cheap"
     tomorrow = "2026-11-25"
     assert closed.on(tomorrow).hold("s1") is None
     assert degraded.on(tomorrow).hold("s3") is None and degraded.on(tomorrow).agent is None
-    both = Gates(closed={"resources": "RAM 95%", "budget": "spent"}, day=TODAY)
+    both = Holds(closed={"resources": "RAM 95%", "budget": "spent"}, day=TODAY)
     assert both.on(tomorrow).closed == {"resources": "RAM 95%"}  # resources are not the budget's
     # After midnight the spend since midnight is 0: the next tick opens everything.
     fresh = decide(facts(now=NOW + timedelta(days=1), spend_usd=0.0, previous=closed), conf)
-    assert fresh.gates.closed == {} and fresh.gates.sessions == {} and fresh.alerts == ()
+    assert fresh.holds.closed == {} and fresh.holds.sessions == {} and fresh.alerts == ()
 
 
 def test_budget_alerts_fire_once_per_transition() -> None:
@@ -120,10 +120,10 @@ def test_budget_alerts_fire_once_per_transition() -> None:
     soft = decide(facts(spend_usd=8.5), conf)
     assert [a.key for a in soft.alerts] == [f"budget:degraded:{TODAY}"]
     assert "1 session(s) wait" in soft.alerts[0].message
-    assert decide(facts(spend_usd=8.6, previous=soft.gates), conf).alerts == ()
-    hard = decide(facts(spend_usd=10.2, previous=soft.gates), conf)
+    assert decide(facts(spend_usd=8.6, previous=soft.holds), conf).alerts == ()
+    hard = decide(facts(spend_usd=10.2, previous=soft.holds), conf)
     assert [a.key for a in hard.alerts] == [f"budget:closed:{TODAY}"]
-    assert gate_alerts(hard.gates, hard.gates, hard.budget) == []
+    assert hold_alerts(hard.holds, hard.holds, hard.budget) == []
 
 
 @pytest.mark.parametrize(
@@ -184,10 +184,10 @@ def test_the_task_of_a_dead_session_is_requeued_but_a_cycle_run_by_hand_is_left_
     assert plan.requeue == ((2, "s2", "session s2 was not running"), (3, "s3", "the cycle of s3 died"))
 
 
-def test_when_tmux_cannot_be_asked_sessions_and_tasks_are_left_alone_but_gates_still_decided() -> None:
+def test_when_tmux_cannot_be_asked_sessions_and_tasks_are_left_alone_but_holds_still_decided() -> None:
     plan = decide(facts(reading=Reading(ram_percent=95), sessions=sessions(s1=SessionFacts("s1", None)),
                         tasks=(task(1),), tmux_error="tmux: not found"), settings())  # fmt: skip
-    assert plan.start == () and plan.assign == () and "resources" in plan.gates.closed
+    assert plan.start == () and plan.assign == () and "resources" in plan.holds.closed
 
 
 # -- tasks ---------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_paused_held_and_mid_cycle_sessions_get_no_task() -> None:
     mid = SessionFacts("s2", pane("s2"), state="cycle", pid_alive=True, cycle_started=format_ts(NOW))
     conf = settings(budget={"daily_usd": 10, "degraded_sessions": 2})
     plan = decide(facts(sessions=sessions(s1=paused, s2=mid), tasks=tasks, spend_usd=9.0), conf)
-    assert plan.gates.sessions.keys() == {"s3"}
+    assert plan.holds.sessions.keys() == {"s3"}
     assert plan.assign == ()
 
 

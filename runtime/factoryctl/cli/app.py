@@ -137,7 +137,7 @@ def scheduler(
     once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Keep the factory running: gates, sessions, task assignment, budget, PM2 watchdog (every scheduler.tick_s)."""
+    """Keep the factory running: holds, sessions, task assignment, budget, PM2 watchdog (every scheduler.tick_s)."""
     from factoryctl.adapters.pm2 import own_app
     from factoryctl.jobs.scheduler import Scheduler
 

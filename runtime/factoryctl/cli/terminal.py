@@ -9,7 +9,7 @@ from typing import Any
 
 from factoryctl.core.records import ReviewEntry, Task
 from factoryctl.core.text import CONTROL
-from factoryctl.jobs.status import GatesStatus, StatusReport, session_lines, spend_by_session
+from factoryctl.jobs.status import HoldsStatus, StatusReport, session_lines, spend_by_session
 from factoryctl.rules import sentences, words
 from factoryctl.state.eventlog import Event
 
@@ -77,7 +77,7 @@ def status_text(report: StatusReport) -> str:
         lines.append(f"  by job:      {jobs}")
         lines.append(f"  by session:  {spend_by_session(spend)}")
     lines.append(f"budget:        {budget.state} (degrades at ${budget.soft_usd:.2f}: {budget.degrade})")
-    lines.append(f"gates:         {gates_text(report.gates)}")
+    lines.append(f"holds:         {holds_text(report.holds)}")
     lines += [f"warning:       {w}" for w in report.warnings]
     lines += ["", "last events:"]
     lines += [f"  {event_line(Event(**e), 200)}" for e in report.last_events] or ["  (none yet)"]
@@ -102,16 +102,17 @@ def session_line(row: Mapping[str, Any]) -> str:
     return line + now + waiting + f"\n     attach: {row['attach']}"
 
 
-def gates_text(gates: GatesStatus) -> str:
-    """The scheduler's gates and the pause flags in one line."""
-    parts = [f"{name} closed ({why})" for name, why in gates.closed.items()] or ["open"]
-    if gates.sessions:
-        parts.append("held: " + ", ".join(gates.sessions))
-    if gates.agent:
-        parts.append(f"agent: {gates.agent}")
-    if gates.paused:
-        parts.append("paused: " + ", ".join(gates.paused))
-    if not gates.updated:
+def holds_text(holds: HoldsStatus) -> str:
+    """What holds new cycles back (every session, some, the cheaper agent) and the pause flags, in one line."""
+    parts = [f"{name} ({why})" for name, why in holds.closed.items()]
+    if holds.sessions:
+        parts.append("held: " + ", ".join(holds.sessions))
+    if holds.agent:
+        parts.append(f"agent: {holds.agent}")
+    parts = parts or ["none"]
+    if holds.paused:
+        parts.append("paused: " + ", ".join(holds.paused))
+    if not holds.updated:
         parts.append("(no scheduler tick yet)")
     return "; ".join(parts)
 

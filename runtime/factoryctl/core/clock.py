@@ -49,5 +49,5 @@ def parse_since(text: str, now: datetime, *, bound: timedelta | None, name: str 
 
 
 def day_of(moment: datetime) -> str:
-    """The UTC day of `moment`, as the gates and the budget name it: 2026-11-24."""
+    """The UTC day of `moment`, as the holds and the budget name it: 2026-11-24."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d")

@@ -201,16 +201,16 @@ class CheckSpec(_Section):
 class SchedulerSection(_Section):
     tick_s: Seconds = Field(300, description="seconds between two ticks of `factoryctl scheduler`")
     max_ram_percent: Annotated[
-        int, Field(ge=1, le=100, description="RAM use at or above this closes the resource gate")
+        int, Field(ge=1, le=100, description="RAM use at or above this holds new cycles back")
     ] = 85
     ram_hysteresis_percent: Annotated[
-        int, Field(ge=0, le=50, description="the gate reopens only below max_ram_percent minus this")
+        int, Field(ge=0, le=50, description="the hold lets go only below max_ram_percent minus this")
     ] = 5
     min_free_disk_gb: Annotated[
-        float, Field(ge=0, strict=False, description="less free disk under FACTORY_HOME closes the resource gate")
+        float, Field(ge=0, strict=False, description="less free disk under FACTORY_HOME holds new cycles back")
     ] = 2.0
     disk_hysteresis_gb: Annotated[
-        float, Field(ge=0, strict=False, description="the gate reopens only above min_free_disk_gb plus this")
+        float, Field(ge=0, strict=False, description="the hold lets go only above min_free_disk_gb plus this")
     ] = 1.0
     heavy_slots: Annotated[int, Field(ge=1, le=64)] = Field(
         default_factory=default_heavy_slots,

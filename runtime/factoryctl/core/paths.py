@@ -61,9 +61,9 @@ class Paths:
         return self.state_dir / "sessions.json"
 
     @property
-    def gates_file(self) -> Path:
-        """Written by the scheduler: resource and budget gates that hold new cycles back."""
-        return self.state_dir / "gates.json"
+    def holds_file(self) -> Path:
+        """Written by the scheduler: the resource and budget holds on new cycles."""
+        return self.state_dir / "holds.json"
 
     def pause_flag(self, session: str | None = None) -> Path:
         """Present = paused: the whole factory (no session) or one session."""

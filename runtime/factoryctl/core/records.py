@@ -1,4 +1,4 @@
-"""Records the state layer stores and the rules decide on: tasks, gates, alerts.
+"""Records the state layer stores and the rules decide on: tasks, holds, alerts.
 
 Plain values with their validation when read from disk; the files they live in belong to
 `state/`, the decisions about them to `rules/`.
@@ -121,7 +121,7 @@ def _str_map(value: object) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Gates:
+class Holds:
     closed: Mapping[str, str] = field(default_factory=dict)
     sessions: Mapping[str, str] = field(default_factory=dict)
     agent: str | None = None
@@ -131,7 +131,7 @@ class Gates:
     budget: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, raw: object) -> Gates:
+    def from_dict(cls, raw: object) -> Holds:
         if not isinstance(raw, dict):
             return cls()
         agent = raw.get("agent")
@@ -156,8 +156,8 @@ class Gates:
             "budget": dict(self.budget),
         }
 
-    def on(self, day: str) -> Gates:
-        """These gates as they hold on `day`: yesterday's budget entries are void."""
+    def on(self, day: str) -> Holds:
+        """These holds as they stand on `day`: yesterday's budget entries are void."""
         if self.day == day:
             return self
         return replace(self, closed={k: v for k, v in self.closed.items() if k != BUDGET}, sessions={}, agent=None)
@@ -165,13 +165,13 @@ class Gates:
     def hold(self, session: str) -> str | None:
         """Why `session` may not start a cycle, or None."""
         if self.closed:
-            return "gate closed: " + "; ".join(f"{k}: {v}" for k, v in self.closed.items())
+            return "new cycles held back: " + "; ".join(f"{k}: {v}" for k, v in self.closed.items())
         if session in self.sessions:
             return f"held: {self.sessions[session]}"
         return None
 
-    def same_decision(self, other: Gates) -> bool:
-        """Whether two gates hold the same things (the readings in their reasons aside)."""
+    def same_decision(self, other: Holds) -> bool:
+        """Whether two holds hold back the same things (the readings in their reasons aside)."""
         mine = (set(self.closed), set(self.sessions), self.agent)
         return mine == (set(other.closed), set(other.sessions), other.agent)
 

@@ -22,13 +22,13 @@ from factoryctl.core.defaults import HEAVY_WAIT_S, MODEL_CREDENTIAL_ENV, MODEL_E
 from factoryctl.core.errors import UsageError
 from factoryctl.core.fleet import host_of
 from factoryctl.core.paths import Paths, factory_home
-from factoryctl.core.records import Gates
+from factoryctl.core.records import Holds
 from factoryctl.state.alerts import Alerts, AlertSink
 from factoryctl.state.backend import Document, StateBackend, open_backend
 from factoryctl.state.baselines import Baselines
 from factoryctl.state.eventlog import EventLog
-from factoryctl.state.gates import current_gates, gates_name, read_gates
 from factoryctl.state.heartbeats import Heartbeats
+from factoryctl.state.holds import current_holds, holds_name, read_holds
 from factoryctl.state.locks import Semaphore, exclusive
 from factoryctl.state.pauses import Pauses
 from factoryctl.state.reviewqueue import ReviewQueue
@@ -83,22 +83,22 @@ class Context:
         """Job `name` runs once at a time (across the fleet with PostgreSQL); AlreadyRunning if it runs."""
         return self.state.job_lock(name)
 
-    def gates_document(self, host: str | None = None) -> Document:
-        """The gates `host`'s scheduler writes (None: this host's)."""
-        return self.state.document(gates_name(self.settings.factory.host if host is None else host), dict)
+    def holds_document(self, host: str | None = None) -> Document:
+        """The holds `host`'s scheduler writes (None: this host's)."""
+        return self.state.document(holds_name(self.settings.factory.host if host is None else host), dict)
 
-    def gates(self) -> Gates:
-        """This host's gates as they hold now (yesterday's budget entries no longer do)."""
-        return current_gates(self.gates_document(), self.clock())
+    def holds(self) -> Holds:
+        """This host's holds as they stand now (yesterday's budget entries no longer do)."""
+        return current_holds(self.holds_document(), self.clock())
 
-    def gates_of(self, session: str) -> Gates:
-        """The gates that hold `session` now: its own host's (this host's on one host)."""
+    def holds_of(self, session: str) -> Holds:
+        """The holds on `session` now: its own host's (this host's on one host)."""
         host = host_of(session) if self.settings.fleet.workers else None
-        return current_gates(self.gates_document(host), self.clock())
+        return current_holds(self.holds_document(host), self.clock())
 
-    def fleet_gates(self) -> dict[str, Gates]:
-        """Each worker host's gates as its scheduler last wrote them (empty on one host)."""
-        return {host: read_gates(self.gates_document(host)) for host in self.settings.fleet.workers}
+    def fleet_holds(self) -> dict[str, Holds]:
+        """Each worker host's holds as its scheduler last wrote them (empty on one host)."""
+        return {host: read_holds(self.holds_document(host)) for host in self.settings.fleet.workers}
 
     def pauses(self) -> Pauses:
         """The pauses of the factory and its sessions (shared by every host with PostgreSQL)."""

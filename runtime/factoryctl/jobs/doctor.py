@@ -1,11 +1,11 @@
 """`factoryctl doctor`: tell stuck from idle, act on it, and learn skills from work that landed.
 
-Reads each session's window (cycles, landings, pause flags, gates, tmux pane, heartbeat),
+Reads each session's window (cycles, landings, pause flags, holds, tmux pane, heartbeat),
 classifies it with the pure rules in `rules/doctor.py`, and carries out the planned actions
 (de-duplicated alerts, optionally pausing an error-looping session, restarting a dead pane).
 A paused session is reported but not acted on again. One model call, only when there is
-something to learn (a landing, or an unhealthy session not paused) and the budget gate is
-open, suggests cycle-prompt changes (a diff in the report, never applied) and skill files,
+something to learn (a landing, or an unhealthy session not paused) and the budget holds
+nothing back, suggests cycle-prompt changes (a diff in the report, never applied) and skill files,
 which are written only when they pass `rules/skills.py`.
 """
 
@@ -154,7 +154,7 @@ class Doctor:
         for name in names:
             entry = as_dict(state.get(name))
             note = next((n for n in (pauses.note(None), pauses.note(name)) if n is not None), None)
-            gates = ctx.gates_of(name)
+            holds = ctx.holds_of(name)
             pane: PaneState = "unknown"
             if panes is not None:
                 pane = "missing" if name not in panes else ("alive" if panes[name].alive else "dead")
@@ -162,7 +162,7 @@ class Doctor:
                 session=name, cycles=tuple(cycles[name]),
                 landed=tuple(x.branch for x in landed if x.session == name),
                 paused=None if note is None else note[:200],
-                gates=tuple(g for g in (BUDGET, RESOURCES) if g in gates.closed), held=gates.sessions.get(name),
+                holds=tuple(h for h in (BUDGET, RESOURCES) if h in holds.closed), held=holds.sessions.get(name),
                 pane=pane, state=str(entry.get("state", "unknown")),
                 heartbeat_age_s=_age(entry.get("heartbeat"), now),
                 cycle_age_s=_age(entry.get("cycle_started"), now) if entry.get("state") == "cycle" else None,
@@ -194,9 +194,9 @@ class Doctor:
     def _learn(self, findings: Findings, out: Outcome, rate: float | None) -> None:
         if not findings.landed and not any(d.actionable for d in out.diagnoses):
             return
-        gates = self.ctx.gates()
-        if BUDGET in gates.closed:
-            out.call = f"skipped: budget gate closed ({gates.closed[BUDGET]})"
+        holds = self.ctx.holds()
+        if BUDGET in holds.closed:
+            out.call = f"skipped: the budget holds new cycles back ({holds.closed[BUDGET]})"
             return
         home_prompts = self.ctx.paths.home / "prompts"
         cycle_path = home_prompts / "cycle.md"

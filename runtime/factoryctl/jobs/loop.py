@@ -1,6 +1,6 @@
 """`factoryctl loop SESSION`: a cycle every cycle.interval_s, forever, in a tmux pane.
 
-Waits while paused (a global or per-session flag, or a gate the scheduler closed), backs
+Waits while paused (a global or per-session flag, or a hold the scheduler put on new cycles), backs
 off exponentially after consecutive failed cycles, and ends cleanly on SIGTERM/SIGINT:
 the cycle under way drops its unpushed branch before the loop exits.
 """
@@ -35,13 +35,13 @@ def next_delay(interval_s: float, elapsed_s: float, failures: int, cap_s: float)
 
 
 def pause_reason(ctx: Context, session: str) -> str | None:
-    """Why no cycle may start now, or None: a pause, a closed gate of its host, or a hold on this session.
+    """Why no cycle may start now, or None: a pause, a hold of its host on every session, or one on this session.
 
     StateUnreachable when the shared state cannot be reached: a cycle it cannot record must not run
     (it would spend blind), so the loop waits for it (`Outage`).
     """
     ctx.state.check()
-    return ctx.pauses().why(session) or ctx.gates().hold(session)
+    return ctx.pauses().why(session) or ctx.holds().hold(session)
 
 
 class Loop:
@@ -112,7 +112,7 @@ class Loop:
 
     def _one_cycle(self) -> CycleReport:
         self.cycles += 1
-        mode = self.ctx.gates().agent
+        mode = self.ctx.holds().agent
         agent = None if mode is None else Agent(agent_spec(self.ctx.settings, mode), self.ctx.log)
         self.say(f"cycle {self.cycles} starting" + ("" if agent is None else " (budget degraded: the cheaper agent)"))
         report = Cycle(self.ctx, self.session, agent=agent, progress=lambda text: self.say(f"  {text}")).run()
@@ -143,7 +143,7 @@ class Loop:
     def _wait_while_paused(self) -> None:
         shown = None
         outage = Outage(self.ctx.state.describe(), self.say, "no cycle runs until it can be recorded")
-        # A tiny cycle interval (tests, demos) also means noticing a reopened gate quickly.
+        # A tiny cycle interval (tests, demos) also means noticing a lifted hold quickly.
         poll = min(PAUSE_POLL_S, float(self.ctx.settings.cycle.interval_s))
         while True:
             try:

@@ -2,7 +2,7 @@
 
 A tick gathers facts (a psutil reading, today's spend, the tmux sessions, the loops'
 heartbeats, the tasks, PM2's apps), `decide` turns them into a Plan (pure: facts and now
-in, data out), and `Scheduler.carry_out` does what the plan says: gates.json first (the
+in, data out), and `Scheduler.carry_out` does what the plan says: holds.json first (the
 loops read it before every cycle), then sessions, tasks, PM2 apps and alerts. A
 `scheduler` event is written when something changed, and at most hourly otherwise.
 """
@@ -32,7 +32,7 @@ from factoryctl.jobs.sessions import Sessions
 from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
 from factoryctl.rules.watchdog import load_history
 from factoryctl.state.alerts import Alerts, LogSink
-from factoryctl.state.gates import read_gates, write_gates
+from factoryctl.state.holds import read_holds, write_holds
 from factoryctl.state.pauses import label
 from factoryctl.state.spend import spend_since
 
@@ -42,7 +42,7 @@ class TickReport:
     now: str
     changed: bool
     actions: list[str]
-    gates: dict[str, Any]
+    holds: dict[str, Any]
     alerts: list[str]
     errors: list[str]
     lost: dict[str, str] = field(default_factory=dict)  # other hosts' sessions gone silent (a gate): why
@@ -77,7 +77,7 @@ class Scheduler:
         tmux_error = None
         try:  # a gate runs no loops: it has no tmux sessions to ask about
             panes = self.sessions.panes() if settings.factory.role != "gate" else {}
-        except FactoryError as exc:  # the gates matter most: they are still decided and written
+        except FactoryError as exc:  # the holds matter most: they are still decided and written
             panes, tmux_error = {}, str(exc)
         heartbeats = ctx.heartbeats().read()
         pauses = ctx.pauses().all()
@@ -99,7 +99,7 @@ class Scheduler:
             now=now,
             reading=self.reading(),
             spend_usd=float(spend_since(ctx.log, day_start(now))["total_usd"]),
-            previous=read_gates(ctx.gates_document()),
+            previous=read_holds(ctx.holds_document()),
             sessions=facts,
             strays=strays,
             tasks=tuple(tasks.all()),
@@ -134,7 +134,7 @@ class Scheduler:
         """Do what the plan says; a step that fails is reported and the others still run."""
         ctx = self.ctx
         errors: list[str] = []
-        write_gates(ctx.gates_document(), plan.gates)  # first: loops read it before every cycle
+        write_holds(ctx.holds_document(), plan.holds)  # first: loops read it before every cycle
         steps: list[tuple[str, Callable[[], object]]] = []
         if plan.stop:
             steps.append(("stop sessions", lambda: self.sessions.stop(plan.stop)))
@@ -161,8 +161,8 @@ class Scheduler:
     def record(self, facts: Facts, plan: Plan, errors: list[str]) -> TickReport:
         now = facts.now
         actions = plan.actions()
-        changed = bool(actions or errors or set(plan.lost) != set(self._lost_before)) or not plan.gates.same_decision(
-            facts.previous.on(plan.gates.day)
+        changed = bool(actions or errors or set(plan.lost) != set(self._lost_before)) or not plan.holds.same_decision(
+            facts.previous.on(plan.holds.day)
         )
         with self.state.update() as state:
             last = state.get("last_event")
@@ -173,18 +173,18 @@ class Scheduler:
             state["lost"] = sorted(plan.lost)
             if due:
                 state["last_event"] = format_ts(now)
-        gates = {"closed": dict(plan.gates.closed), "sessions": dict(plan.gates.sessions), "agent": plan.gates.agent}
+        holds = {"closed": dict(plan.holds.closed), "sessions": dict(plan.holds.sessions), "agent": plan.holds.agent}
         if due:
             counts = Counter(t.status for t in facts.tasks)
             running = sum(1 for s in facts.sessions.values() if s.pane is not None and s.pane.alive)
             self.ctx.log.append("scheduler", data={
-                "changed": changed, "actions": actions, "errors": errors, "gates": gates,
+                "changed": changed, "actions": actions, "errors": errors, "holds": holds,
                 "resources": facts.reading.as_dict(), "budget": plan.budget.as_dict(),
                 "sessions": {"configured": len(facts.sessions), "running": running},
                 "tasks": dict(sorted(counts.items())),
                 **({"lost": dict(plan.lost)} if plan.lost else {}),
             })  # fmt: skip
-        return TickReport(now=format_ts(now), changed=changed, actions=actions, gates=gates,
+        return TickReport(now=format_ts(now), changed=changed, actions=actions, holds=holds,
                           alerts=[a.key for a in plan.alerts], errors=errors, lost=dict(plan.lost))  # fmt: skip
 
     @property
@@ -238,11 +238,12 @@ class Scheduler:
 
     @staticmethod
     def describe(report: TickReport) -> str:
-        gates = report.gates
-        shown = "; ".join(f"{k}: {v}" for k, v in gates["closed"].items()) or "open"
-        held = f", {len(gates['sessions'])} session(s) held" if gates["sessions"] else ""
-        agent = ", cheaper agent" if gates["agent"] else ""
-        lines = [f"{report.now} tick: gates {shown}{held}{agent}"]
+        holds = report.holds
+        closed = "; ".join(f"{k}: {v}" for k, v in holds["closed"].items())
+        parts = [f"every session ({closed})"] if closed else []
+        parts += [f"{len(holds['sessions'])} session(s)"] if holds["sessions"] else []
+        parts += ["cheaper agent"] if holds["agent"] else []
+        lines = [f"{report.now} tick: holds: {', '.join(parts) or 'none'}"]
         lines += [f"  lost {s}: {why}" for s, why in report.lost.items()]
         lines += [f"  {a}" for a in report.actions] + [f"  error: {e}" for e in report.errors]
         return "\n".join(lines)

@@ -138,7 +138,7 @@ class Sessions:
                             else "missing" if pane is None else ("running" if pane.alive else "dead")),
                 "lost": lost.get(name),
                 "state": entry.get("state", "unknown"),
-                "waiting": pause.split(": ")[0] if pause else ctx.gates_of(name).hold(name),
+                "waiting": pause.split(": ")[0] if pause else ctx.holds_of(name).hold(name),
                 "task": None if task is None else {"id": task.id, "title": task.title, "status": task.status},
                 "cycle_started": entry.get("cycle_started"),
                 "doing": entry.get("doing") if entry.get("state") == "cycle" else None,

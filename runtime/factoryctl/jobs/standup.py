@@ -1,7 +1,7 @@
 """`factoryctl standup`: a three-round meeting of the sessions, grounded on facts, that changes what happens next.
 
 StandupFacts first (cycles, gate decisions, branches, commits, tasks, pane tails, overlaps since
-the last standup); no model call when nothing happened or the budget gate is closed.
+the last standup); no model call when nothing happened or the budget holds new cycles back.
 Round 1 reports, round 2 responds, round 3 commits to one next task and one proposal,
 then one summary call. Round calls run concurrently (`standup.parallel`). An answer that
 does not fit its schema or names something the facts do not hold is rejected; a failed
@@ -168,9 +168,9 @@ class Standup:
             started = time.monotonic()
             facts = gather(self.ctx, self.tmux)
             meeting = Meeting(facts)
-            gates = self.ctx.gates()
-            if BUDGET in gates.closed:
-                meeting.skipped = f"budget gate closed: {gates.closed[BUDGET]}"
+            holds = self.ctx.holds()
+            if BUDGET in holds.closed:
+                meeting.skipped = f"the budget holds new cycles back: {holds.closed[BUDGET]}"
             elif not facts.with_news():
                 meeting.skipped = f"nothing new since {facts.since}: no cycle or review decision"
             if meeting.skipped:

@@ -23,7 +23,7 @@ from factoryctl.rules.budget import decide_budget
 from factoryctl.rules.changes import NO_CHECKS
 from factoryctl.rules.lost import lost_sessions
 from factoryctl.state.eventlog import Event
-from factoryctl.state.gates import read_gates
+from factoryctl.state.holds import read_holds
 from factoryctl.state.spend import spend_of, spend_since
 
 
@@ -77,8 +77,8 @@ class BudgetStatus:
 
 
 @dataclass(frozen=True)
-class GatesStatus:
-    """The scheduler's gates as of its last tick, and the pause flags."""
+class HoldsStatus:
+    """The scheduler's holds on new cycles as of its last tick, and the pause flags."""
 
     updated: str | None
     closed: Mapping[str, str]
@@ -90,7 +90,7 @@ class GatesStatus:
 
 @dataclass(frozen=True)
 class HostStatus:
-    """One worker host of a fleet: its sessions, its gates as its scheduler last wrote them, its lost sessions."""
+    """One worker host of a fleet: its sessions, its holds as its scheduler last wrote them, its lost sessions."""
 
     name: str
     sessions: tuple[str, ...]
@@ -111,7 +111,7 @@ class StatusReport:
     summary: str
     today: Mapping[str, Any]
     budget: BudgetStatus
-    gates: GatesStatus
+    holds: HoldsStatus
     warnings: tuple[str, ...]
     last_events: tuple[Mapping[str, Any], ...]  # event records, as `log tail --json` prints them
     hosts: tuple[HostStatus, ...] = ()  # a fleet's worker hosts (empty on one host)
@@ -153,14 +153,14 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
     spend = spend_since(ctx.log, day_start(now)) if today_events is None else spend_of(today_events)
     budget = ctx.settings.budget.daily_usd
     verdict = decide_budget(spend["total_usd"], ctx.settings.budget, ctx.settings.session_names)
-    gates = read_gates(ctx.gates_document())
-    current = gates.on(day_of(now))
+    holds = read_holds(ctx.holds_document())
+    current = holds.on(day_of(now))
     paused = list(ctx.pauses().all())
     hosts = tuple(
         HostStatus(name=host, sessions=tuple(s.name for s in sessions if s.host == host),
-                   closed=dict(g.on(day).closed), updated=g.updated or None,
+                   closed=dict(h.on(day).closed), updated=h.updated or None,
                    lost=tuple(s for s in lost if host_of(s) == host))
-        for host, g in ctx.fleet_gates().items()
+        for host, h in ctx.fleet_holds().items()
     )  # fmt: skip
     figures = today(ctx, today_events)
     return StatusReport(
@@ -180,12 +180,12 @@ def collect(ctx: Context, last: int = 5, today_events: Sequence[Event] | None = 
             state=verdict.state,
             degrade=ctx.settings.budget.degrade,
         ),
-        gates=GatesStatus(
-            updated=gates.updated or None,
+        holds=HoldsStatus(
+            updated=holds.updated or None,
             closed=dict(current.closed),
             sessions=dict(current.sessions),
             agent=current.agent,
-            resources=dict(gates.resources),
+            resources=dict(holds.resources),
             paused=tuple(paused),
         ),
         warnings=tuple(warnings(ctx) + [f"skipped: {p}" for p in queue.problems]),
@@ -200,9 +200,9 @@ def session_lines(report: StatusReport) -> list[str]:
         return [f"  {s.text}" for s in report.sessions]
     lines = []
     for host in report.hosts:
-        gates = "; ".join(f"{k} closed ({v})" for k, v in host.closed.items()) or "open"
+        holds = "; ".join(f"{k} ({v})" for k, v in host.closed.items()) or "none"
         lost = f", {len(host.lost)} lost" if host.lost else ""
-        lines.append(f"  host {host.name}: {len(host.sessions)} sessions{lost}; gates {gates}")
+        lines.append(f"  host {host.name}: {len(host.sessions)} sessions{lost}; holds: {holds}")
         lines += [f"    {s.text}" for s in report.sessions if s.host == host.name]
     return lines
 

@@ -50,7 +50,7 @@ class Action(StrEnum):
     HELP = "help"
 
 
-SNAPSHOT_KEYS = ("now", "sessions", "tasks", "review_queue", "spend_today", "budget", "gates", "landings")
+SNAPSHOT_KEYS = ("now", "sessions", "tasks", "review_queue", "spend_today", "budget", "holds", "landings")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _FILTERS = frozenset({"default", "length", "round", "join", "upper", "lower", "int", "float", "first", "last",
                       "truncate", "abs", "sum", "count", "list", "sort", "title", "capitalize", "trim"})  # fmt: skip

@@ -1,7 +1,7 @@
 """The daily budget: what was spent today, and what the factory does about it.
 
 Spend is the sum of `agent_call` costs since UTC midnight. At `budget.daily_usd` the
-budget gate closes (no new cycles); from `budget.soft_share` of it the factory degrades:
+budget holds every session back (no new cycles); from `budget.soft_share` of it the factory degrades:
 fewer active sessions, the cheaper agent, or both (`budget.degrade`). Both reset at
 midnight, because the spend does.
 """

@@ -1,7 +1,7 @@
 """The session doctor's rules: each session's health over a window, with its evidence.
 
-Pure: facts in (cycles, landings, flags, gates, pane, heartbeat), a Diagnosis out. The
-order of the rules is the point: a session that is paused or gated is never "stuck", and
+Pure: facts in (cycles, landings, flags, holds, pane, heartbeat), a Diagnosis out. The
+order of the rules is the point: a session that is paused or held is never "stuck", and
 a cycle that runs long but within the scheduler's stall limit is "working", not "stuck",
 because false alarms are what make operators stop reading a watchdog. For the same reason a
 paused session is not acted on again: it is still reported (error-looping, paused), not
@@ -30,8 +30,8 @@ class Health(StrEnum):
 
 class IdleWhy(StrEnum):
     PAUSED = "paused"
-    BUDGET = "budget gate"
-    RESOURCES = "resource gate"
+    BUDGET = "held by the daily budget (every session)"
+    RESOURCES = "held by low resources (every session)"
     HELD = "held by the budget (fewer active sessions)"
     DEAD = "dead tmux pane"
     NO_TASKS = "no tasks and no cycle yet"
@@ -58,7 +58,7 @@ class SessionSeen:
     cycles: Sequence[CycleSeen] = ()  # within the window, oldest first
     landed: Sequence[str] = ()  # its branches the gate landed within the window
     paused: str | None = None  # the pause flag's text, when one is set
-    gates: Sequence[str] = ()  # closed gates: "budget", "resources"
+    holds: Sequence[str] = ()  # what holds every session back: "budget", "resources"
     held: str | None = None  # the scheduler holds this one session (budget degrade)
     pane: Pane = "unknown"
     state: str = "unknown"  # sessions.json: cycle | idle | sleeping | paused | stopped
@@ -140,10 +140,14 @@ def _health(seen: SessionSeen, limits: Limits) -> Diagnosis:
         return Diagnosis(name, Health.PRODUCTIVE, f"{len(pushed)} pushed, {len(seen.landed)} landed", evidence)
     if flag:
         return Diagnosis(name, Health.IDLE, IdleWhy.PAUSED, flag)
-    if "budget" in seen.gates:
-        return Diagnosis(name, Health.IDLE, IdleWhy.BUDGET, ("the scheduler closed the budget gate",))
-    if "resources" in seen.gates:
-        return Diagnosis(name, Health.IDLE, IdleWhy.RESOURCES, ("the scheduler closed the resource gate",))
+    if "budget" in seen.holds:
+        return Diagnosis(
+            name, Health.IDLE, IdleWhy.BUDGET, ("the scheduler holds new cycles back: daily budget reached",)
+        )
+    if "resources" in seen.holds:
+        return Diagnosis(
+            name, Health.IDLE, IdleWhy.RESOURCES, ("the scheduler holds new cycles back: low RAM or disk",)
+        )
     if seen.held is not None:
         return Diagnosis(name, Health.IDLE, IdleWhy.HELD, (seen.held,))
     if seen.pane in ("dead", "missing"):

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from factoryctl.core.clock import day_of, format_ts
 from factoryctl.core.config import SchedulerSection, Settings
 from factoryctl.core.facts import App, Pane, Reading
-from factoryctl.core.records import ACTIVE, BUDGET, RESOURCES, Alert, Gates, Task
+from factoryctl.core.records import ACTIVE, BUDGET, RESOURCES, Alert, Holds, Task
 from factoryctl.rules.budget import BudgetVerdict, decide_budget
 from factoryctl.rules.lost import lost_sessions
 from factoryctl.rules.watchdog import History, StopApp, watch
@@ -37,7 +37,7 @@ class Facts:
     now: datetime
     reading: Reading
     spend_usd: float
-    previous: Gates
+    previous: Holds
     sessions: Mapping[str, SessionFacts]  # the configured ones this host runs (s1..sN, or its HOST-sI)
     strays: tuple[str, ...] = ()  # factory-sK tmux sessions beyond factory.sessions
     tasks: tuple[Task, ...] = ()
@@ -74,7 +74,7 @@ class Assign(NamedTuple):
 
 @dataclass(frozen=True)
 class Plan:
-    gates: Gates
+    holds: Holds
     budget: BudgetVerdict
     start: tuple[str, ...] = ()  # sessions to start (missing, or restarted)
     stop: tuple[str, ...] = ()  # sessions to stop: strays, and those restarted
@@ -89,7 +89,7 @@ class Plan:
     lost: Mapping[str, str] = field(default_factory=dict)  # other hosts' sessions silent too long: why
 
     def actions(self) -> list[str]:
-        """What this plan changes, one line each (empty: nothing to do but write the gates)."""
+        """What this plan changes, one line each (empty: nothing to do but write the holds)."""
         out = list(self.notes)
         out += [f"requeue task #{t} of {s}: {why}" for t, s, why in self.requeue]
         out += [f"park task #{t}: {why}" for t, why in self.park]
@@ -98,47 +98,48 @@ class Plan:
         return out
 
 
-def resource_gate(reading: Reading, cfg: SchedulerSection, was_closed: bool) -> str | None:
-    """Why the resource gate is closed, or None; once closed it reopens only past the hysteresis."""
+def resource_hold(reading: Reading, cfg: SchedulerSection, was_closed: bool) -> str | None:
+    """Why the resources hold new cycles back, or None; once holding, they let go only past the hysteresis."""
     ram_limit = cfg.max_ram_percent - (cfg.ram_hysteresis_percent if was_closed else 0)
     disk_floor = cfg.min_free_disk_gb + (cfg.disk_hysteresis_gb if was_closed else 0)
     problems = []
     if reading.ram_percent >= ram_limit:
         problems.append(f"RAM {reading.ram_percent:.0f}% (limit {cfg.max_ram_percent}%"
-                        + (f", reopens below {ram_limit}%)" if was_closed else ")"))  # fmt: skip
+                        + (f", held until below {ram_limit}%)" if was_closed else ")"))  # fmt: skip
     if reading.disk_free_gb < disk_floor:
         problems.append(f"free disk {reading.disk_free_gb:.1f} GB (floor {cfg.min_free_disk_gb:g} GB"
-                        + (f", reopens above {disk_floor:g} GB)" if was_closed else ")"))  # fmt: skip
+                        + (f", held until above {disk_floor:g} GB)" if was_closed else ")"))  # fmt: skip
     return "; ".join(problems) or None
 
 
-def decide_gates(facts: Facts, settings: Settings) -> tuple[Gates, BudgetVerdict]:
+def decide_holds(facts: Facts, settings: Settings) -> tuple[Holds, BudgetVerdict]:
     day = day_of(facts.now)
     closed: dict[str, str] = {}
-    resources = resource_gate(facts.reading, settings.scheduler, RESOURCES in facts.previous.closed)
+    resources = resource_hold(facts.reading, settings.scheduler, RESOURCES in facts.previous.closed)
     if resources:
         closed[RESOURCES] = resources
     verdict = decide_budget(facts.spend_usd, settings.budget, settings.session_names)
     if verdict.state == "closed":
         closed[BUDGET] = verdict.reason
-    gates = Gates(closed=closed, sessions=verdict.held, agent=verdict.agent, day=day, updated=format_ts(facts.now),
+    holds = Holds(closed=closed, sessions=verdict.held, agent=verdict.agent, day=day, updated=format_ts(facts.now),
                   resources=facts.reading.as_dict(), budget=verdict.as_dict())  # fmt: skip
-    return gates, verdict
+    return holds, verdict
 
 
-def gate_alerts(previous: Gates, gates: Gates, verdict: BudgetVerdict) -> list[Alert]:
-    """One alert when a gate closes or the budget starts degrading (not on every tick)."""
+def hold_alerts(previous: Holds, holds: Holds, verdict: BudgetVerdict) -> list[Alert]:
+    """One alert when resources or the budget start holding every session, or the budget starts degrading
+    (not on every tick)."""
     out = []
-    if RESOURCES in gates.closed and RESOURCES not in previous.closed:
-        out.append(Alert("resources:closed", f"resource gate closed, no new cycles: {gates.closed[RESOURCES]}"))
-    if BUDGET in gates.closed and BUDGET not in previous.closed:
-        out.append(Alert(f"budget:closed:{gates.day}", f"daily budget reached, no new cycles today: {verdict.reason}"))
+    if RESOURCES in holds.closed and RESOURCES not in previous.closed:
+        out.append(Alert("resources:closed", f"new cycles held back for resources: {holds.closed[RESOURCES]}"))
+    if BUDGET in holds.closed and BUDGET not in previous.closed:
+        out.append(Alert(f"budget:closed:{holds.day}", f"daily budget reached, no new cycles today: {verdict.reason}"))
     was_degraded = bool(previous.sessions or previous.agent)
     if verdict.state == "degraded" and not was_degraded:
         how = [f"{len(verdict.held)} session(s) wait"] if verdict.held else []
         how += ["cycles use the cheaper agent"] if verdict.agent else []
         what = ", ".join(how) or "nothing to hold back"
-        out.append(Alert(f"budget:degraded:{gates.day}", f"budget degraded ({verdict.reason}): {what}"))
+        out.append(Alert(f"budget:degraded:{holds.day}", f"budget degraded ({verdict.reason}): {what}"))
     return out
 
 
@@ -202,7 +203,7 @@ def session_moves(facts: Facts, settings: Settings) -> SessionMoves:
 
 
 def task_moves(
-    facts: Facts, settings: Settings, gates: Gates, moves: SessionMoves, lost: Mapping[str, str] | None = None
+    facts: Facts, settings: Settings, holds: Holds, moves: SessionMoves, lost: Mapping[str, str] | None = None
 ) -> tuple[list[Requeue], list[Park], list[Assign]]:
     """(requeue, park, assign): free the tasks of lost sessions (here, or another host's that went
     silent: `lost`), park the hopeless, feed idle sessions."""
@@ -223,11 +224,11 @@ def task_moves(
     free = [t for t in queued if t.attempts < limit]
     busy = {t.session for t in open_tasks}
     assign: list[Assign] = []
-    if gates.closed or facts.tmux_error is not None:
+    if holds.closed or facts.tmux_error is not None:
         return requeue, park, assign
     for name, s in facts.sessions.items():
         running = s.pane is not None and s.pane.alive and name not in moves.stop
-        if not running or s.state == "cycle" or s.paused or name in busy or gates.hold(name):
+        if not running or s.state == "cycle" or s.paused or name in busy or holds.hold(name):
             continue
         pick = next((t for t in free if t.session in (None, name)), None)
         if pick is not None:
@@ -239,10 +240,10 @@ def task_moves(
 def decide(facts: Facts, settings: Settings) -> Plan:
     """The whole tick's decision. Pure: the same facts always give the same plan."""
     cfg = settings.scheduler
-    gates, verdict = decide_gates(facts, settings)
+    holds, verdict = decide_holds(facts, settings)
     moves = session_moves(facts, settings)
     lost = lost_sessions(facts.remote, facts.remote, facts.now, settings.fleet.lost_after_s)
-    requeue, park, assign = task_moves(facts, settings, gates, moves, lost)
+    requeue, park, assign = task_moves(facts, settings, holds, moves, lost)
     stop_apps: tuple[StopApp, ...] = ()
     history: History = {k: list(v) for k, v in facts.app_history.items()}
     if facts.apps is not None:
@@ -250,7 +251,7 @@ def decide(facts: Facts, settings: Settings) -> Plan:
         watched = watch(facts.apps, facts.app_history, facts.now, max_restarts=cfg.watchdog_restarts,
                         window_s=cfg.watchdog_window_s, skip=skip)  # fmt: skip
         stop_apps, history = watched.stops, watched.history
-    alerts = gate_alerts(facts.previous.on(gates.day), gates, verdict)
+    alerts = hold_alerts(facts.previous.on(holds.day), holds, verdict)
     alerts += [Alert(f"crashloop:{app}", f"PM2 app {app} {why}: stopped it; fix it, then `pm2 restart {app}`")
                for app, why in stop_apps]  # fmt: skip
     alerts += [Alert(f"lost:{s}", f"session {s} is lost: {why}; its task goes back to the queue", session=s)
@@ -259,6 +260,6 @@ def decide(facts: Facts, settings: Settings) -> Plan:
     alerts += broken
     alerts += [Alert("state:bad-record", f"skipped a record that does not validate: {why}"[:500])
                for why in facts.bad_records[:3]]  # fmt: skip
-    return Plan(gates=gates, budget=verdict, start=moves.start, stop=moves.stop, requeue=tuple(requeue),
+    return Plan(holds=holds, budget=verdict, start=moves.start, stop=moves.stop, requeue=tuple(requeue),
                 park=tuple(park), assign=tuple(assign), stop_apps=stop_apps, alerts=tuple(alerts),
                 app_history=history, notes=moves.notes, main_alerted=alerted, lost=lost)  # fmt: skip

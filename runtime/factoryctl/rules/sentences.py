@@ -293,14 +293,15 @@ def _trigger(session: str | None, d: Mapping[str, Any]) -> str:
 
 def _scheduler(session: str | None, d: Mapping[str, Any]) -> str:
     actions, errors = field_strs(d, "actions"), field_strs(d, "errors")
-    gates = field_map(d, "gates")
-    closed = [f"{name} closed ({short(str(why), 80)})" for name, why in field_map(gates, "closed").items()]
+    holds = field_map(d, "holds")
+    closed = [f"{name} ({short(str(why), 80)})" for name, why in field_map(holds, "closed").items()]
     sessions = field_map(d, "sessions")
     running, configured = field_int(sessions, "running"), field_int(sessions, "configured")
     did = "; ".join(short(a, 100) for a in actions[:4]) + ("; …" if len(actions) > 4 else "")
     parts = [
         did or "nothing to change",
-        "; ".join(closed) or "gates open",
+        # an event written before holds were named (no "holds" key) says nothing about them
+        ("new cycles held back: " + ", ".join(closed) if closed else "nothing held back" if "holds" in d else ""),
         f"{running} of {configured} sessions running" if running is not None and configured is not None else "",
         f"errors: {'; '.join(short(e, 100) for e in errors[:2])}" if errors else "",
     ]

@@ -88,7 +88,7 @@ class FileBackend:
         if not state.is_dir():
             return []
         names = [state / n for n in DOCUMENTS] + sorted((state / "baselines").glob("*.json"))
-        names += sorted((state / "gates").glob("*.json"))
+        names += sorted((state / "holds").glob("*.json"))
         return [str(p.relative_to(state)) for p in names if p.is_file()]
 
     def job_lock(self, name: str) -> AbstractContextManager[None]:
@@ -104,11 +104,11 @@ class FileBackend:
         return None
 
 
-# The documents a factory keeps besides the baselines and gates of each host (state/baselines/*.json,
-# state/gates/*.json). The pause flags become the document `pauses.json` (state/pauses.py).
+# The documents a factory keeps besides the baselines and holds of each host (state/baselines/*.json,
+# state/holds/*.json). The pause flags become the document `pauses.json` (state/pauses.py).
 DOCUMENTS = (
     "tasks.json", "review-queue.json", "sessions.json", "scheduler.json", "bot-notifier.json", "main-health.json",
-    "advice.json", "gates.json",
+    "advice.json", "holds.json",
 )  # fmt: skip
 
 

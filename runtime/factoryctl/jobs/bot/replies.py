@@ -11,14 +11,14 @@ from typing import Any
 
 from factoryctl.adapters.telegram import Reply
 from factoryctl.core.records import Task
-from factoryctl.jobs.status import BudgetStatus, GatesStatus, StatusReport, session_lines, spend_by_session
+from factoryctl.jobs.status import BudgetStatus, HoldsStatus, StatusReport, session_lines, spend_by_session
 from factoryctl.rules.botskills import Action, BotSkill
 from factoryctl.rules.sentences import sentence
 from factoryctl.rules.words import check_change
 from factoryctl.state.eventlog import Event
 
 HELP = {
-    Action.STATUS: "sessions, queue, spend vs budget, gates, last landings",
+    Action.STATUS: "sessions, queue, spend vs budget, holds, last landings",
     Action.TASKS: "open tasks",
     Action.TASK: "<title>: queue a task",
     Action.QUEUE: "branches waiting for review, numbered",
@@ -45,7 +45,7 @@ def status(report: StatusReport, landings: Sequence[Event]) -> Reply:
         f"tasks: {_counts(report.tasks)}",
         f"review queue: {_counts(report.review_queue)}",
         f"spend: ${spend['total_usd']:.2f} of ${budget.daily_usd:.2f} ({budget.state})",
-        f"gates: {_gates(report.gates)}",
+        f"holds: {_holds(report.holds)}",
         "last landings:" if landings else "last landings: none this week",
         *(f"  {e.data.get('branch')} at {e.ts[5:16]}" for e in landings),
     ]
@@ -56,10 +56,10 @@ def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items()) or "empty"
 
 
-def _gates(gates: GatesStatus) -> str:
-    parts = [f"{name} closed ({why})" for name, why in gates.closed.items()] or ["open"]
-    if gates.paused:
-        parts.append("paused: " + ", ".join(gates.paused))
+def _holds(holds: HoldsStatus) -> str:
+    parts = [f"{name} ({why})" for name, why in holds.closed.items()] or ["none"]
+    if holds.paused:
+        parts.append("paused: " + ", ".join(holds.paused))
     return "; ".join(parts)
 
 

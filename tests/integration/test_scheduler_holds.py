@@ -1,4 +1,4 @@
-"""The scheduler with real loops in real tmux sessions and the scripted agent: gates and budget.
+"""The scheduler with real loops in real tmux sessions and the scripted agent: holds and budget.
 
 Each test has its own tmux server (FACTORY_TMUX_SOCKET), cycles every second and no
 checks, so loops that may work run cycle after cycle and loops that may not are seen
@@ -69,30 +69,32 @@ def test_above_the_ram_threshold_nothing_is_assigned_and_no_cycle_starts_below_i
     machine = Machine()
     machine.ram = 91.0
     report = scheduler(ctx, tmp_path, machine).tick()
-    assert report.gates["closed"]["resources"].startswith("RAM 91%")
+    assert report.holds["closed"]["resources"].startswith("RAM 91%")
     assert report.alerts == ["resources:closed"]
     for session in ("s1", "s2"):
-        wait_for(partial(waiting_on, ctx, session, "gate closed: resources: RAM 91%"), what=f"{session} waiting")
+        wait_for(
+            partial(waiting_on, ctx, session, "new cycles held back: resources: RAM 91%"), what=f"{session} waiting"
+        )
     time.sleep(2)  # loops poll every second: time enough to start a cycle if they wrongly could
     assert cycles(ctx) == []
     assert [t.status for t in ctx.tasks().all()] == ["queued", "queued"]
 
     machine.ram = 82.0  # under the limit but not under the hysteresis (85 - 5): still closed
     report = scheduler(ctx, tmp_path, machine).tick()
-    assert "reopens below 80%" in report.gates["closed"]["resources"]
+    assert "held until below 80%" in report.holds["closed"]["resources"]
     assert report.actions == [] and report.alerts == []
     time.sleep(1.5)
     assert cycles(ctx) == []
 
     machine.ram = 70.0
     report = scheduler(ctx, tmp_path, machine).tick()
-    assert report.gates["closed"] == {}
+    assert report.holds["closed"] == {}
     assert report.actions == [f"assign task #{first.id} to s1", f"assign task #{second.id} to s2"]
-    wait_for(lambda: len(cycles(ctx)) >= 2, what="cycles after the gate reopened")
+    wait_for(lambda: len(cycles(ctx)) >= 2, what="cycles after the hold lifted")
     worked = {e.data["task"]: e.session for e in cycles(ctx) if e.data["task"] is not None}
     assert worked == {first.id: "s1", second.id: "s2"}  # each cycle took the task the scheduler gave it
     events = ctx.log.tail(100, EventFilter(types=frozenset({"scheduler"})))
-    assert [bool(e.data["gates"]["closed"]) for e in events] == [True, False]  # the quiet tick wrote nothing
+    assert [bool(e.data["holds"]["closed"]) for e in events] == [True, False]  # the quiet tick wrote nothing
 
 
 def test_spend_at_the_budget_stops_new_cycles_with_one_alert(tmp_path: Path, tmux: Tmux) -> None:
@@ -100,25 +102,27 @@ def test_spend_at_the_budget_stops_new_cycles_with_one_alert(tmp_path: Path, tmu
     ctx = factory.ctx()
     machine = Machine()
     sched = scheduler(ctx, tmp_path, machine)
-    assert sched.tick().gates["closed"] == {}
+    assert sched.tick().holds["closed"] == {}
     from factoryctl.core.clock import day_start
     from factoryctl.state.spend import spend_since
 
     wait_for(lambda: spend_since(ctx.log, day_start(ctx.clock()))["total_usd"] >= 1.0, what="spend reaching $1")
     report = sched.tick()
-    assert report.gates["closed"]["budget"].startswith("spent $")
+    assert report.holds["closed"]["budget"].startswith("spent $")
     assert report.alerts == [f"budget:closed:{ctx.clock():%Y-%m-%d}"]
     for session in ("s1", "s2"):
-        wait_for(partial(waiting_on, ctx, session, "gate closed: budget"), what=f"{session} held by the budget")
+        wait_for(
+            partial(waiting_on, ctx, session, "new cycles held back: budget"), what=f"{session} held by the budget"
+        )
     done = len(cycles(ctx))
-    time.sleep(3)  # with cycle.interval_s = 1 an open gate would have let each loop run two or three more
+    time.sleep(3)  # with cycle.interval_s = 1 no hold would have let each loop run two or three more
     assert len(cycles(ctx)) == done
     again = sched.tick()
     assert again.alerts == [] and not again.changed
     alerts = ctx.log.tail(100, EventFilter(types=frozenset({"alert"})))
     assert [a.data["key"] for a in alerts] == [f"budget:closed:{ctx.clock():%Y-%m-%d}"]
     status = json.loads(run_cli("status", "--json", home=factory.home).stdout)
-    assert status["budget"]["state"] == "closed" and "budget" in status["gates"]["closed"]
+    assert status["budget"]["state"] == "closed" and "budget" in status["holds"]["closed"]
     assert status["spend_today"]["total_usd"] >= 1.0
 
 
@@ -132,7 +136,7 @@ def test_at_the_soft_share_fewer_sessions_work(tmp_path: Path, tmux: Tmux) -> No
     ctx = factory.ctx()
     seed_spend(ctx, 6.0)
     report = scheduler(ctx, tmp_path, Machine()).tick()
-    assert report.gates["closed"] == {} and list(report.gates["sessions"]) == ["s2"]
+    assert report.holds["closed"] == {} and list(report.holds["sessions"]) == ["s2"]
     wait_for(lambda: waiting_on(ctx, "s2", "held: budget: spent $6.00, past 50% of $10.00"), what="s2 held")
     wait_for(lambda: len(cycles(ctx, "s1")) >= 3, what="s1 working on")
     assert cycles(ctx, "s2") == []
@@ -153,7 +157,7 @@ def test_at_the_soft_share_cycles_switch_to_the_cheaper_agent(tmp_path: Path, tm
     assert cycles(ctx)[0].data["summary"] == "looked around"
     seed_spend(ctx, 6.0)
     report = sched.tick()
-    assert report.gates["agent"] == "cheap" and report.gates["sessions"] == {}
+    assert report.holds["agent"] == "cheap" and report.holds["sessions"] == {}
     assert [a.split(":")[0] for a in report.alerts] == ["budget"]
     wait_for(lambda: cycles(ctx)[-1].data["summary"] == "the cheap model looked", what="a cycle on the cheap agent")
     wait_for(lambda: cycles(ctx)[-2].data["summary"] == "the cheap model looked", what="and it stays cheap")

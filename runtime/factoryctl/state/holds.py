@@ -1,13 +1,13 @@
-"""The scheduler's gates: what holds new cycles back, and which agent they use.
+"""The scheduler's holds: what holds new cycles back, and which agent they use.
 
-One document per host (`gates.json` on one host, `gates/<host>.json` in a fleet: resources are
+One document per host (`holds.json` on one host, `holds/<host>.json` in a fleet: resources are
 each host's own; the budget entries are the same everywhere, decided from the shared spend).
 Written whole by the host's scheduler at every tick; read by its loops before every cycle and by
-`factoryctl status` (on the gate: every host's). The schema:
+`factoryctl status` (on the gate host: every host's). The schema:
 
     {"updated": "2026-11-24T08:05:00.000Z",
      "day": "2026-11-24",                      # the UTC day the budget entries were made for
-     "closed": {"resources": "RAM 91% >= 85%",  # a closed gate holds every session
+     "closed": {"resources": "RAM 91% >= 85%",  # holds every session
                 "budget": "spent $20.40 of $20.00 today"},
      "sessions": {"s3": "budget: degraded ..."},  # holds one session (fewer active sessions)
      "agent": "cheap",                          # null, or "cheap": cycles use the cheaper agent
@@ -28,37 +28,37 @@ from typing import TYPE_CHECKING
 from factoryctl.core import jsonio
 from factoryctl.core.clock import day_of
 from factoryctl.core.errors import FactoryError, StateUnreachable
-from factoryctl.core.records import Gates
+from factoryctl.core.records import Holds
 from factoryctl.state.stores import atomic_write_text
 
 if TYPE_CHECKING:
     from factoryctl.state.backend import Document
 
 
-def gates_name(host: str) -> str:
-    """The gates document of `host` ("": the one host of a factory that is not a fleet)."""
-    return f"gates/{host}.json" if host else "gates.json"
+def holds_name(host: str) -> str:
+    """The holds document of `host` ("": the one host of a factory that is not a fleet)."""
+    return f"holds/{host}.json" if host else "holds.json"
 
 
-def read_gates(store: Path | Document) -> Gates:
-    """The gates written; none when the scheduler has not written any (or they are damaged)."""
+def read_holds(store: Path | Document) -> Holds:
+    """The holds written; none when the scheduler has not written any (or they are damaged)."""
     try:
         if isinstance(store, Path):
-            return Gates.from_dict(jsonio.loads(store.read_text(encoding="utf-8")))
-        return Gates.from_dict(store.read())
+            return Holds.from_dict(jsonio.loads(store.read_text(encoding="utf-8")))
+        return Holds.from_dict(store.read())
     except StateUnreachable:
         raise
     except (OSError, ValueError, FactoryError):
-        return Gates()
+        return Holds()
 
 
-def current_gates(store: Path | Document, now: datetime) -> Gates:
-    """The gates as they hold at `now` (yesterday's budget entries no longer do)."""
-    return read_gates(store).on(day_of(now))
+def current_holds(store: Path | Document, now: datetime) -> Holds:
+    """The holds as they stand at `now` (yesterday's budget entries no longer do)."""
+    return read_holds(store).on(day_of(now))
 
 
-def write_gates(store: Path | Document, gates: Gates) -> None:
+def write_holds(store: Path | Document, holds: Holds) -> None:
     if isinstance(store, Path):
-        atomic_write_text(store, json.dumps(gates.as_dict(), indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(store, json.dumps(holds.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
-        store.write(gates.as_dict())
+        store.write(holds.as_dict())
