@@ -262,7 +262,10 @@ def test_a_worker_powered_off_mid_cycle_loses_nothing(fleet: Fleet) -> None:
     reasons = [s["lost"] for s in report["sessions"] if s["name"].startswith("w2-")]
     assert all("no heartbeat from host w2" in r for r in reasons), reasons
     assert all(not s.get("lost") for s in report["sessions"] if s["name"].startswith("w1-"))
-    wait_for(released, 60, f"task #{task} back in the queue")
+    try:
+        wait_for(released, 60, f"task #{task} back in the queue")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; task: {task_of()}; the gate's scheduler: {diagnose(fleet.gate)}") from None
     now = task_of()
     assert now["status"] == "queued" or (
         now["status"] in ("assigned", "in_progress") and now["session"].startswith("w1-")
@@ -280,3 +283,10 @@ def pending_of(gate: SandboxHost, prefix: str) -> set[str]:
 
 def landed_branches(gate: SandboxHost) -> set[str]:
     return {str(e.get("branch")) for e in events(gate, "cto_review") if e.get("verdict") == "approve"}
+
+
+def diagnose(gate: SandboxHost) -> str:
+    """What the gate's scheduler last said and did, for a failure's message."""
+    events = factoryctl(gate, "log", "tail", "-n", "3", "--type", "scheduler", "--json").stdout[-3000:]
+    log = sh(gate, f"tail -n 30 {layout.LOGS_DIR}/scheduler.log").stdout[-3000:]
+    return f"events: {events}\nlog: {log}"
