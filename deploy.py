@@ -202,6 +202,11 @@ def gate_database(checked: hostdata.Checked, version: str) -> None:
                 f"{main}/conf.d/{layout.PG_CONF_NAME}", "644", "postgres", "postgres")  # fmt: skip
     hba = _put("Ensure pg_hba.conf admits the factory's role from the workers' addresses only (scram-sha-256)",
                hostdata.pg_hba(checked.db_clients), f"{main}/pg_hba.conf", "640", "postgres", "postgres")  # fmt: skip
+    files.directory(name="Ensure postgresql@.service.d/", path=str(Path(layout.PG_UNIT_DROPIN).parent))
+    dropin = _put("Ensure PostgreSQL starts after the network is up (it binds the private address)",
+                  layout.PG_UNIT_DROPIN_TEXT, layout.PG_UNIT_DROPIN, "644")  # fmt: skip
+    if changed([dropin]):
+        systemd.daemon_reload(name="Ensure systemd read PostgreSQL's drop-in")
     systemd.service(name="Ensure PostgreSQL is enabled and running", service="postgresql", running=True, enabled=True)
     if changed([conf]):
         systemd.service(name="Ensure PostgreSQL restarted (its listen addresses changed)", service="postgresql",

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from factoryctl.core.config import FactorySection, SchedulerSection, Settings
+from factoryctl.core.config import SchedulerSection, Settings
 from factoryctl.core.configfile import settings_from_mapping
 from factoryctl.core.defaults import MODEL_ENV, SECRET_ENV, SETUP_PASS_ENV
 from factoryctl.core.errors import ConfigError
@@ -223,7 +223,7 @@ def check(data: Mapping[str, Any], environ: Mapping[str, str], *, host: str = "h
         fleet = _check_fleet(data, config, problems)
         if fleet is not None:
             config = with_fleet(config, str(data["factory_role"]), fleet)
-        settings = settings_from_mapping(runtime_view(config), source="factory.toml (from the host data)")
+        settings = settings_from_mapping(config, source="factory.toml (from the host data)")
     except (HostDataError, ConfigError) as exc:
         problems.append(_with_data_key(str(exc)))
     except (TypeError, ValueError) as exc:
@@ -407,17 +407,6 @@ def with_fleet(config: Mapping[str, Any], role: str, fleet: FleetPlace) -> dict[
     out["factory"] = {**out.get("factory", {}), "role": role, "host": fleet.name}
     out["fleet"] = {"workers": dict(fleet.workers)}
     out["state"] = {**out.get("state", {}), "url": STATE_URLS[role]}
-    return out
-
-
-def runtime_view(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What this runtime's Settings validate: the fleet's keys only once it knows them (a runtime from
-    before them rejects unknown keys; the rendered file has them all the same)."""
-    out = dict(config)
-    if "role" not in FactorySection.model_fields and isinstance(out.get("factory"), Mapping):
-        out["factory"] = {k: v for k, v in out["factory"].items() if k not in ("role", "host")}
-    if "fleet" not in Settings.model_fields:
-        out.pop("fleet", None)
     return out
 
 

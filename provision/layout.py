@@ -63,4 +63,8 @@ NFT_FILE = "/etc/factory/nftables.nft"  # `table inet factory`, loaded by its ow
 NFT_UNIT = "factory-nftables.service"
 NFT_UNIT_FILE = f"/etc/systemd/system/{NFT_UNIT}"
 PG_CONF_NAME = "factory.conf"  # the gate's drop-in under /etc/postgresql/VERSION/main/conf.d/
+# PostgreSQL starts once the network is up: it binds the private address, which a VPS provider's
+# private network may bring up late in the boot (else it would listen on localhost only).
+PG_UNIT_DROPIN = "/etc/systemd/system/postgresql@.service.d/factory-network.conf"
+PG_UNIT_DROPIN_TEXT = "[Unit]\nWants=network-online.target\nAfter=network-online.target\n"
 AUTHORIZED_KEYS = f"{HOME}/.ssh/authorized_keys"  # the gate: the workers fetch the demo's origin over ssh

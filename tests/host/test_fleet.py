@@ -100,7 +100,14 @@ def pyinfra(fleet_file: Path, key: Path) -> subprocess.CompletedProcess[str]:
            "FACTORY_DEPLOY_KEY": str(key), "TELEGRAM_BOT_TOKEN": BOT_TOKEN}  # fmt: skip
     if "FACTORY_SANDBOX_STATE" in os.environ:
         env["FACTORY_SANDBOX_STATE"] = os.environ["FACTORY_SANDBOX_STATE"]
-    data = ["--data", f"factory_config={json.dumps(CONFIG)}", "--data", f"factory_telegram_chat_ids=[{CHAT}]"]
+    data = [
+        "--data",
+        f"factory_config={json.dumps(CONFIG)}",
+        "--data",
+        f"factory_telegram_chat_ids=[{CHAT}]",
+        "--data",
+        "factory_budget_daily_usd=500",
+    ]  # no budget hold: it would keep w2's sessions waiting
     return subprocess.run([PYINFRA, "inventory.py", "deploy.py", "-y", *data], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
 
@@ -249,7 +256,10 @@ def test_a_worker_powered_off_mid_cycle_loses_nothing(fleet: Fleet) -> None:
     def claimed() -> bool:
         return task_status() in ("assigned", "in_progress")
 
-    wait_for(claimed, 180, f"w2-s1 to claim task #{task}")
+    try:
+        wait_for(claimed, 180, f"w2-s1 to claim task #{task}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; task: {task_of()}; the gate's scheduler: {diagnose(fleet.gate)}") from None
     queued_before = pending_of(fleet.gate, "brl/w2-")
     sandbox_cli("poweroff", "--name", fleet.w2.name, timeout=120)
 
