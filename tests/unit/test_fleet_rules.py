@@ -17,7 +17,8 @@ from factoryctl.core.fleet import fleet_sessions, host_of, is_session_name, loca
 from factoryctl.core.tomltext import to_toml
 from factoryctl.jobs.outage import Outage
 from factoryctl.jobs.sessions import session_of, tmux_name
-from factoryctl.rules.lost import lost_reason, lost_sessions, span
+from factoryctl.rules.lost import lost_reason, lost_sessions
+from factoryctl.rules.words import span
 
 URL = "postgresql://factory@gate:5432/factory"
 FLEET = f'[state]\nurl = "{URL}"\n[fleet]\nworkers = {{ w1 = 2, w2 = 3 }}\n'

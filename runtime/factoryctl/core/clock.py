@@ -22,6 +22,14 @@ def parse_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
+def age_s(stamp: object, now: datetime) -> float | None:
+    """Seconds from a recorded timestamp to `now`; None when there is none or it does not parse."""
+    try:
+        return (now - parse_ts(str(stamp))).total_seconds() if stamp else None
+    except ValueError:
+        return None
+
+
 def day_start(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from factoryctl.core.clock import format_ts, parse_ts
+from factoryctl.core.clock import age_s, format_ts
 from factoryctl.core.defaults import SECRET_ENV
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.records import BUDGET, RESOURCES, Alert, as_dict
@@ -164,10 +164,10 @@ class Doctor:
                 paused=None if note is None else note[:200],
                 holds=tuple(h for h in (BUDGET, RESOURCES) if h in holds.closed), held=holds.sessions.get(name),
                 pane=pane, state=str(entry.get("state", "unknown")),
-                heartbeat_age_s=_age(entry.get("heartbeat"), now),
-                cycle_age_s=_age(entry.get("cycle_started"), now) if entry.get("state") == "cycle" else None,
-                first_cycle_age_s=_age(cycles[name][0].ts, now) if cycles[name] else None,
-                next_cycle_in_s=-age if (age := _age(entry.get("next_cycle"), now)) is not None else None,
+                heartbeat_age_s=age_s(entry.get("heartbeat"), now),
+                cycle_age_s=age_s(entry.get("cycle_started"), now) if entry.get("state") == "cycle" else None,
+                first_cycle_age_s=age_s(cycles[name][0].ts, now) if cycles[name] else None,
+                next_cycle_in_s=-age if (age := age_s(entry.get("next_cycle"), now)) is not None else None,
                 open_task=free_task or any(t.session == name and t.status in ("queued", "assigned") for t in tasks),
             ))  # fmt: skip
         every = [c for n in names for c in cycles[n]]
@@ -269,13 +269,6 @@ class Doctor:
         }
         ctx.log.append("doctor_analysis", data=data)
         return data
-
-
-def _age(stamp: object, now: Any) -> float | None:
-    try:
-        return (now - parse_ts(str(stamp))).total_seconds() if stamp else None
-    except ValueError:
-        return None
 
 
 def summary_text(out: Outcome) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from factoryctl.adapters.tmux import Tmux
-from factoryctl.core.clock import parse_ts
+from factoryctl.core.clock import age_s
 from factoryctl.core.errors import ToolMissing
 from factoryctl.core.facts import Pane
 from factoryctl.core.fleet import host_of, is_session_name, session_order
@@ -56,11 +56,8 @@ def factoryctl_path() -> str:
 
 
 def heartbeat_age(entry: Mapping[str, Any], now: datetime) -> float | None:
-    stamp = entry.get("heartbeat")
-    try:
-        return round((now - parse_ts(str(stamp))).total_seconds(), 1) if stamp else None
-    except ValueError:
-        return None
+    age = age_s(entry.get("heartbeat"), now)
+    return None if age is None else round(age, 1)
 
 
 class Sessions:

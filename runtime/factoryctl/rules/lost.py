@@ -11,29 +11,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from factoryctl.core.clock import parse_ts
+from factoryctl.core.clock import age_s
 from factoryctl.core.fleet import host_of
-
-
-def span(seconds: float) -> str:
-    """A duration as a person says it: `45s`, `3m 10s`, `2h 5m`, `3d 4h`."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
+from factoryctl.rules.words import span
 
 
 def lost_reason(session: str, entry: Mapping[str, Any], now: datetime, after_s: float) -> str | None:
     """Why `session` is lost (its heartbeat is older than `after_s`), or None."""
-    stamp = entry.get("heartbeat")
-    try:
-        age = (now - parse_ts(str(stamp))).total_seconds() if stamp else None
-    except ValueError:
-        age = None
+    age = age_s(entry.get("heartbeat"), now)
     if age is None or age <= after_s:
         return None
     host = host_of(session) or str(entry.get("host") or "") or "?"
