@@ -45,6 +45,7 @@ CONFIG = {
     "telegram": {"api_url": f"http://127.0.0.1:{PORT}", "notify_poll_s": 1},
 }
 SESSIONS = 2  # per worker
+SSH_LOST = "Command socket/SSH error"  # pyinfra's words for a connection that dropped mid-deploy
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         fleet_file = folder / "fleet.toml"
         fleet_file.write_text(inventory.sandbox_fleet(members))
         done = pyinfra(fleet_file, key)
+        if done.returncode != 0 and SSH_LOST in done.stdout + done.stderr:
+            # The harness's ssh connection to a sandbox dropped (seen once in several runs, on this
+            # 2-core machine under load): the deploy is idempotent, so run it again, as a user would.
+            print(f"\nthe deploy lost its ssh connection; once more: {(done.stdout + done.stderr)[-800:]}")
+            done = pyinfra(fleet_file, key)
         assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
         yield Fleet(gate, w1, w2, done.stdout + done.stderr)
 
