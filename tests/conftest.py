@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,20 @@ from factoryctl.jobs.context import Context
 from tests.support.postgres import INSTALL, PgServer, server_bin
 
 pytest_plugins = ["tests.plugins.no_skips_in_ci"]
+HOST_TESTS = "tests/host/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The xdist workers share the tests one by one, but for the host tests: one worker runs them
+    all, in order, on its one sandbox host (xdist's own `loadgroup` no longer groups under pytest 9,
+    whose node ids it cannot rename)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HostTestsTogether(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "host" if nodeid.startswith(HOST_TESTS) else nodeid
+
+    return HostTestsTogether(config, log)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sandbox_helpers import REPO, SandboxHost, missing_reason, run_name, sandbox_up
@@ -17,17 +16,6 @@ from sandbox_helpers import REPO, SandboxHost, missing_reason, run_name, sandbox
 # The sandbox tool is a package at the repository root, not installed into the venv.
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-
-
-HOST_TESTS = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every host test in one xdist group: one worker runs them in order on one sandbox host,
-    while the other workers run the unit and integration tests."""
-    for item in items:
-        if item.path.is_relative_to(HOST_TESTS):
-            item.add_marker(pytest.mark.xdist_group("host"))
 
 
 @pytest.fixture(scope="session")
