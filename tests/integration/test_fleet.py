@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,13 +21,14 @@ import pytest
 from factoryctl.adapters.pm2 import Pm2
 from factoryctl.adapters.sandbox import Policy, Sandbox
 from factoryctl.core.clock import utcnow
+from factoryctl.core.errors import AlreadyRunning
 from factoryctl.core.facts import Reading
 from factoryctl.core.records import QueueStatus
 from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.loop import Loop, pause_reason
 from factoryctl.jobs.review.gate import MergeGate
-from factoryctl.jobs.scheduler import Scheduler
+from factoryctl.jobs.scheduler import Scheduler, lock_name
 from factoryctl.state.heartbeats import Heartbeats
 from tests.factories import Factory, git, make_factory
 from tests.helpers import FakeClock, meanwhile, run_cli
@@ -225,7 +225,12 @@ def test_a_sandboxed_call_cannot_reach_a_socket_in_a_hidden_folder() -> None:
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
     server.listen(4)
-    probe = [sys.executable, "-c", "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])", str(path)]
+    probe = [
+        "/usr/bin/python3",
+        "-c",
+        "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])",
+        str(path),
+    ]
     policy = Policy(workdir=folder.parent, writable=False)
     try:
         seen = subprocess.run(Sandbox(True, hide=()).wrap(probe, policy), capture_output=True, text=True, timeout=30)
@@ -271,3 +276,15 @@ def test_a_worker_loop_waits_for_the_stopped_database_says_so_once_and_resumes(
     assert len(waiting) == 1 and back and started and waiting[0] < back[0] < started[0], lines
     assert waits[:2] == [1.0, 2.0]
     assert Context.load(w1.home).heartbeats().of("w1-s1")["state"] == "stopped"
+
+
+def test_every_host_runs_its_own_scheduler_at_once(fleet: tuple[Factory, Factory, Factory], tmp_path: Path) -> None:
+    """A fleet's job locks are fleet-wide: the scheduler's is one per host, so a worker's running
+    scheduler does not keep the gate's (which requeues lost sessions' tasks) from running."""
+    gate, w1, _w2 = fleet
+    w1_ctx = w1.ctx()
+    with w1_ctx.job_lock(lock_name("w1")):  # w1's scheduler is running
+        gate_scheduler = Scheduler(gate.ctx(), pm2=no_pm2(tmp_path), reading=lambda: Reading(ram_percent=10.0))
+        assert gate_scheduler.run(once=True) == 0
+        with pytest.raises(AlreadyRunning), w1_ctx.job_lock(lock_name("w1")):  # a second one on w1 is refused
+            pass

@@ -48,6 +48,12 @@ class TickReport:
     lost: dict[str, str] = field(default_factory=dict)  # other hosts' sessions gone silent (a gate): why
 
 
+def lock_name(host: str) -> str:
+    """The scheduler's job lock: one per host (a fleet's job locks are fleet-wide, and every host of
+    a fleet runs a scheduler of its own: the gate's and each worker's)."""
+    return f"scheduler-{host}" if host else "scheduler"
+
+
 class Scheduler:
     def __init__(
         self,
@@ -204,7 +210,7 @@ class Scheduler:
         with on_signals(lambda signum: stop.set()):  # the tick under way finishes
             while True:
                 try:
-                    with self.ctx.job_lock("scheduler"):
+                    with self.ctx.job_lock(lock_name(self.ctx.settings.factory.host)):
                         self.ctx.state.check()  # a connection from before the outage is found broken here
                         outage.up()
                         return self._ticks(once, stop)
