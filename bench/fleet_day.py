@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "host")]
 
 from day_scenarios import empty, good, regression  # noqa: E402
-from factory_day import DESIGN_CYCLE_S, PYINFRA, Host  # noqa: E402
+from factory_day import DESIGN_CYCLE_S, PYINFRA, Host, Plan  # noqa: E402
 from sandbox_helpers import sandbox_up, sandboxes_up  # noqa: E402
 
 from provision import layout  # noqa: E402
@@ -65,20 +65,11 @@ class FleetPlan:
             "scheduler": {"tick_s": self.tick_s, "stall_after_s": 10 * self.cycle_s},
         }
 
-    def checks(self) -> list[dict[str, Any]]:
-        return [{
-            "name": "unittest",
-            "command": ["python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".", "-q"],
-            "parser": "regex",
-            "pattern": r"Ran (?P<total>\d+) tests?|failures=(?P<failed>\d+)|errors=(?P<errors>\d+)",
-            "timeout_s": 60,
-        }]  # fmt: skip
-
     def host_data(self, scenarios_dir: str) -> dict[str, Any]:
         return {
             "factory_sessions": self.sessions,
             "factory_budget_daily_usd": 500.0,
-            "factory_checks": self.checks(),
+            "factory_checks": Plan().checks(),  # the compressed day's unittest check
             "factory_schedules": {"review": f"*/{REVIEW_S // 60} * * * *", "standup": YEARLY, "doctor": YEARLY},
             "factory_scenarios": scenarios_dir,
             "factory_config": self.config(),
