@@ -198,8 +198,10 @@ def gate_database(checked: hostdata.Checked, version: str) -> None:
     text = templating.render_fleet(checked)
     main = f"/etc/postgresql/{version}/main"
     address = checked.fleet.private_address if checked.fleet else ""
-    conf = _put(f"Ensure PostgreSQL {version} listens on localhost and {address}", text["postgresql-factory.conf.j2"],
-                f"{main}/conf.d/{layout.PG_CONF_NAME}", "644", "postgres", "postgres")  # fmt: skip
+    conns = hostdata.pg_max_connections(checked.fleet.workers) if checked.fleet else 0
+    conf = _put(f"Ensure PostgreSQL {version} listens on localhost and {address}, for {conns} connections",
+                text["postgresql-factory.conf.j2"], f"{main}/conf.d/{layout.PG_CONF_NAME}", "644", "postgres",
+                "postgres")  # fmt: skip
     hba = _put("Ensure pg_hba.conf admits the factory's role from the workers' addresses only (scram-sha-256)",
                hostdata.pg_hba(checked.db_clients), f"{main}/pg_hba.conf", "640", "postgres", "postgres")  # fmt: skip
     files.directory(name="Ensure postgresql@.service.d/", path=str(Path(layout.PG_UNIT_DROPIN).parent))
@@ -209,7 +211,7 @@ def gate_database(checked: hostdata.Checked, version: str) -> None:
         systemd.daemon_reload(name="Ensure systemd read PostgreSQL's drop-in")
     systemd.service(name="Ensure PostgreSQL is enabled and running", service="postgresql", running=True, enabled=True)
     if changed([conf]):
-        systemd.service(name="Ensure PostgreSQL restarted (its listen addresses changed)", service="postgresql",
+        systemd.service(name="Ensure PostgreSQL restarted (its settings changed)", service="postgresql",
                         running=True, restarted=True)  # fmt: skip
     elif changed([hba]):
         systemd.service(name="Ensure PostgreSQL reloaded (pg_hba.conf changed)", service="postgresql",

@@ -189,9 +189,57 @@ def append_latency(host: Host, count: int = 40) -> tuple[float, list[float]]:
         raise SystemExit(f"the latency probe failed on {host.sandbox.name}: {out.stderr[-600:]}") from None
 
 
+# Every 2 s on the gate: the factory database's connections, by where they come from and what
+# holds them (application_name: `factoryctl state`, `factoryctl cycle-w1-s1 lock`, ...).
+SAMPLER = (
+    "while :; do runuser -u postgres -- psql -XAtF'|' -d {db} -c "
+    "\"SELECT now()::time(0), coalesce(host(client_addr), 'socket'), application_name, count(*) "
+    "FROM pg_stat_activity WHERE datname = '{db}' GROUP BY 1, 2, 3\" >> /tmp/fleet-conns.log 2>&1; sleep 2; done"
+)
+
+
+def start_sampler(gate: Host) -> None:
+    gate.sh(f"rm -f /tmp/fleet-conns.log; nohup sh -c {shlex.quote(SAMPLER.format(db=layout.DB_NAME))} "
+            ">/dev/null 2>&1 & echo $! > /tmp/fleet-conns.pid")  # fmt: skip
+
+
+def connections(gate: Host, names: dict[str, str]) -> dict[str, Any]:
+    """The most connections the factory's database held at once, and who held them then."""
+    gate.sh("kill $(cat /tmp/fleet-conns.pid) 2>/dev/null; true")
+    samples: dict[str, list[tuple[str, str, int]]] = {}
+    for line in gate.read("/tmp/fleet-conns.log").splitlines():
+        parts = line.split("|")
+        if len(parts) == 4 and parts[3].isdigit():
+            samples.setdefault(parts[0], []).append((names.get(parts[1], parts[1]), parts[2], int(parts[3])))
+    if not samples:
+        return {"samples": 0}
+    at, peak = max(samples.items(), key=lambda item: sum(n for _, _, n in item[1]))
+    by_host: dict[str, int] = {}
+    by_purpose: dict[str, int] = {}
+    for where, app, n in peak:
+        by_host[where] = by_host.get(where, 0) + n
+        purpose = "lock" if app.endswith(" lock") else app.removeprefix("factoryctl ") or "other"
+        by_purpose[purpose] = by_purpose.get(purpose, 0) + n
+    return {"samples": len(samples), "peak": sum(by_host.values()), "at": at, "by_host": by_host,
+            "by_purpose": by_purpose}  # fmt: skip
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else float("nan")
+
+
+def event_rate(events: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """How hard the fleet wrote its shared log: events, their mean rate, the busiest 10 s."""
+    per_window: dict[str, int] = {}
+    for event in events:
+        window = str(event.get("ts", ""))[:18]  # 2026-12-05T18:40:1 : ten seconds
+        per_window[window] = per_window.get(window, 0) + 1
+    return {
+        "count": len(events),
+        "per_s": round(len(events) / seconds, 2) if seconds else None,
+        "peak_per_s_over_10s": round(max(per_window.values(), default=0) / 10, 2),
+    }
 
 
 def one_host_day(plan: FleetPlan, workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
@@ -254,17 +302,22 @@ def fleet_day(plan: FleetPlan, workdir: Path, say: Callable[[str], None]) -> dic
                 latency[where] += appends
 
         first = host_now(gate)
+        start_sampler(gate)
         run_for(plan.minutes, gate, say, probe)
+        conns = connections(gate, {w1_box.private_address or "": "w1", w2_box.private_address or "": "w2"})
         wind_down(gate, workers, say)
         figures = landed_between(gate, first)
+        logged = gate.factoryctl("log", "tail", "-n", "100000", "--since", first, "--json")
+        events = [json.loads(line) for line in logged.stdout.splitlines()]
         by_host: dict[str, int] = {}
-        for line in gate.factoryctl("log", "tail", "-n", "5000", "--type", "cto_review", "--json").stdout.splitlines():
-            event = json.loads(line)
-            if event.get("data", {}).get("verdict") == "approve" and event.get("ts", "") >= first:
+        for event in events:
+            if event.get("type") == "cto_review" and event.get("data", {}).get("verdict") == "approve":
                 host = str(event.get("session") or "?").split("-")[0]
                 by_host[host] = by_host.get(host, 0) + 1
     out = summarise(figures, plan, hosts=3)
     out["landed_by_host"] = by_host
+    out["connections"] = conns
+    out["events"] = event_rate([e for e in events if e.get("type") != "probe"], plan.minutes * 60)
     out["append_ms"] = {where: {"p50": pct(v, 0.5), "p95": pct(v, 0.95), "n": len(v)} for where, v in latency.items()}
     out["connect_and_first_append_ms"] = {
         where: {"p50": pct(v, 0.5), "max": pct(v, 1.0)} for where, v in connect.items()
@@ -286,6 +339,16 @@ def main_fleet(minutes: float, sessions: int, json_out: Path | None, say: Callab
     print(
         f"gate + 2 workers x {sessions}: {fleet['landed']} landed, {fleet['landed_per_simulated_hour']} per simulated "
         f"hour (by host {fleet['landed_by_host']}): {ratio:.2f}x (target >= 1.8)"
+    )
+    rate = fleet["events"]
+    print(
+        f"the fleet wrote {rate['count']} events to its shared log: {rate['per_s']} a second on average, "
+        f"{rate['peak_per_s_over_10s']} a second in its busiest 10 s (the probe's own left out)"
+    )
+    conns = fleet["connections"]
+    print(
+        f"the gate's PostgreSQL held at most {conns.get('peak')} connections at once ({conns.get('samples')} samples, "
+        f"every 2 s): by host {conns.get('by_host')}, by purpose {conns.get('by_purpose')}"
     )
     for where, v in fleet["connect_and_first_append_ms"].items():
         print(f"a job's first event from the {where} (load, connect, append): p50 {v['p50']} ms, max {v['max']} ms")

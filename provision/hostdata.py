@@ -444,6 +444,22 @@ def _check_db_clients(clients: object, role: Role, problems: list[str]) -> tuple
     return tuple(dict.fromkeys(out))
 
 
+# How many connections the gate's PostgreSQL admits (max_connections): a job process holds one
+# connection per thread that reads or writes the state, and one more for each job lock it holds.
+# Measured with bench/fleet_day.py (pg_stat_activity every 2 s while the fleet worked).
+PG_CONNECTIONS_PER_SESSION = 3  # the loop, its heartbeat thread, its running cycle's lock
+PG_CONNECTIONS_PER_WORKER = 4  # the worker's scheduler and its lock (2 measured), a job it launched and its lock
+PG_CONNECTIONS_GATE = 100  # PostgreSQL's default, kept for the gate's own jobs (serve's and the bot's
+# threads, the review, standup and doctor with their locks) and the commands people run
+
+
+def pg_max_connections(workers: Mapping[str, int]) -> int:
+    """The gate's max_connections for a fleet of `workers` (fleet name -> sessions): PostgreSQL's
+    default of 100 runs out below 30 sessions; a fleet of 50 sessions on four workers needs 266."""
+    sessions = sum(workers.values())
+    return PG_CONNECTIONS_GATE + PG_CONNECTIONS_PER_SESSION * sessions + PG_CONNECTIONS_PER_WORKER * len(workers)
+
+
 def pg_hba(clients: Sequence[str], database: str = "factory", user: str = "factory") -> str:
     """The gate's pg_hba.conf: local administration by peer, the factory's own jobs on the gate over
     the unix socket and the workers' addresses by scram-sha-256; no line admits anything else.

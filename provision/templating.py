@@ -19,7 +19,7 @@ import jinja2
 from factoryctl.core.jobspecs import Job
 from factoryctl.core.paths import tmux_socket
 
-from . import layout
+from . import hostdata, layout
 from .hostdata import Checked
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -135,6 +135,7 @@ def context(checked: Checked, *, systemd: bool = True) -> dict[str, Any]:
         "db_host": fleet.db_host if fleet else "",
         "db_clients": [_address_of(c) for c in checked.db_clients],
         "pg_port": layout.PG_PORT,
+        "max_connections": hostdata.pg_max_connections(fleet.workers) if fleet else 0,
         "relay_user": layout.RELAY_USER,
         "relay_dir": layout.RELAY_DIR,
         "nft_file": layout.NFT_FILE,

@@ -96,9 +96,11 @@ def test_the_second_deploy_changes_nothing_and_the_password_is_never_printed(gat
         assert PASSWORD not in run.out
 
 
-def test_postgresql_listens_on_the_private_address_and_runs_no_loops(gate: Gate) -> None:
+def test_postgresql_listens_on_the_private_address_admits_the_fleet_and_runs_no_loops(gate: Gate) -> None:
     listen = sh(gate.host, "cd / && runuser -u postgres -- psql -XAtc 'show listen_addresses'")
     assert listen.stdout.strip() == f"localhost,{gate.host.address}", listen.stderr
+    most = sh(gate.host, "cd / && runuser -u postgres -- psql -XAtc 'show max_connections'").stdout.strip()
+    assert most == "110", most  # room for w1's two sessions beside the gate's 100 (hostdata.pg_max_connections)
     assert connects(gate.host, gate.host.address, "root") and connects(gate.host, "127.0.0.1", "root")
     config = tomllib.loads(sh(gate.host, f"cat {layout.CONFIG_FILE}").stdout)
     assert config["factory"]["role"] == "gate" and config["factory"]["host"] == "gate"

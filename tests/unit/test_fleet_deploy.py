@@ -290,9 +290,16 @@ def test_a_workers_relay_runs_as_its_own_user_with_a_socket_only_the_factory_gro
 def test_the_gates_postgresql_listens_on_localhost_and_its_private_address() -> None:
     conf = templating.render_fleet(checked_for("gate"))["postgresql-factory.conf.j2"]
     assert "listen_addresses = 'localhost,10.0.0.2'" in conf.splitlines()
+    assert "max_connections = 144" in conf.splitlines()  # 100, and w1 (4 sessions) and build2 (8)
     assert set(templating.render_fleet(checked_for("gate"))) == set(templating.FLEET_FILES["gate"])
     alone = hostdata.check({**DEFAULTS, "factory_repo_url": "https://example.com/app.git"}, KEY)
     assert templating.render_fleet(alone) == {}
+
+
+def test_the_gate_admits_three_connections_a_session_beside_postgresqls_default() -> None:
+    assert hostdata.pg_max_connections({"w1": 2}) == 100 + 3 * 2 + 4
+    assert hostdata.pg_max_connections({"w1": 12, "w2": 12, "w3": 13, "w4": 13}) == 266  # fifty agents
+    assert hostdata.pg_max_connections({f"w{i}": 64 for i in range(1, 9)}) == 100 + 3 * 512 + 32
 
 
 def test_the_nftables_unit_loads_the_table_at_boot_and_after_nftables_service() -> None:
