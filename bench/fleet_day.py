@@ -15,7 +15,9 @@ factory is paused, running cycles are let to end and one last review lands what 
 It prints landed changes per simulated hour for both (target: the fleet at least 1.8x the one
 host), and, for the fleet, the latency of appending an event to the gate's PostgreSQL, from
 the gate (its unix socket) and from a worker (through its relay), p50 and p95, measured while
-the fleet works. Run as root; every host is torn down at the end.
+the fleet works (a job's first event, which connects, timed apart), the events a second the
+fleet wrote, and the most connections the gate's PostgreSQL held at once (pg_stat_activity every
+2 s, by host and purpose). Run as root; every host is torn down at the end.
 """
 
 from __future__ import annotations
@@ -304,6 +306,7 @@ def fleet_day(plan: FleetPlan, workdir: Path, say: Callable[[str], None]) -> dic
         first = host_now(gate)
         start_sampler(gate)
         run_for(plan.minutes, gate, say, probe)
+        ended = host_now(gate)
         conns = connections(gate, {w1_box.private_address or "": "w1", w2_box.private_address or "": "w2"})
         wind_down(gate, workers, say)
         figures = landed_between(gate, first)
@@ -317,7 +320,8 @@ def fleet_day(plan: FleetPlan, workdir: Path, say: Callable[[str], None]) -> dic
     out = summarise(figures, plan, hosts=3)
     out["landed_by_host"] = by_host
     out["connections"] = conns
-    out["events"] = event_rate([e for e in events if e.get("type") != "probe"], plan.minutes * 60)
+    worked = [e for e in events if e.get("type") != "probe" and str(e.get("ts", "")) < ended]  # not the wind-down
+    out["events"] = event_rate(worked, plan.minutes * 60)
     out["append_ms"] = {where: {"p50": pct(v, 0.5), "p95": pct(v, 0.95), "n": len(v)} for where, v in latency.items()}
     out["connect_and_first_append_ms"] = {
         where: {"p50": pct(v, 0.5), "max": pct(v, 1.0)} for where, v in connect.items()
