@@ -515,6 +515,7 @@ def collect(host: Host, plan: Plan, window: tuple[str, str], sampler: Sampler, p
         "crash_loop_alert_texts": [
             f"{e.ts[11:19]} {e.data.get('message')}" for e in alerts if e.session == CRASHING_SESSION
         ],
+        "alert_texts": [f"{e.ts[11:19]} {e.session or '-'}: {e.data.get('message')}" for e in alerts],
         "tracebacks": logs + [f"pane {s}" for s in pane_tracebacks],
         "error_lines": len(error_lines),
         "pm2_restarts": restarts,
