@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_helpers import REPO, SandboxHost, missing_reason, run_name, sandbox_cli, sandboxes_up
+from sandbox_helpers import REPO, SandboxHost, deploy_retrying, missing_reason, run_name, sandbox_cli, sandboxes_up
 
 import inventory
 from factoryctl.core.defaults import SECRET_ENV
@@ -45,7 +45,6 @@ CONFIG = {
     "telegram": {"api_url": f"http://127.0.0.1:{PORT}", "notify_poll_s": 1},
 }
 SESSIONS = 2  # per worker
-SSH_LOST = "Command socket/SSH error"  # pyinfra's words for a connection that dropped mid-deploy
 
 
 @dataclass(frozen=True)
@@ -132,12 +131,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                    (w2.name, "worker", w2.private_address or "", SESSIONS)]  # fmt: skip
         fleet_file = folder / "fleet.toml"
         fleet_file.write_text(inventory.sandbox_fleet(members))
-        done = pyinfra(fleet_file, key)
-        if done.returncode != 0 and SSH_LOST in done.stdout + done.stderr:
-            # The harness's ssh connection to a sandbox dropped (seen once in several runs, on this
-            # 2-core machine under load): the deploy is idempotent, so run it again, as a user would.
-            print(f"\nthe deploy lost its ssh connection; once more: {(done.stdout + done.stderr)[-800:]}")
-            done = pyinfra(fleet_file, key)
+        done = deploy_retrying(lambda: pyinfra(fleet_file, key))
         assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
         yield Fleet(gate, w1, w2, done.stdout + done.stderr)
 

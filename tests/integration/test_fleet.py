@@ -28,7 +28,8 @@ from factoryctl.jobs.context import Context
 from factoryctl.jobs.cycle import Cycle
 from factoryctl.jobs.loop import Loop, pause_reason
 from factoryctl.jobs.review.gate import MergeGate
-from factoryctl.jobs.scheduler import Scheduler, lock_name
+from factoryctl.jobs.scheduler import Scheduler
+from factoryctl.state.backend import all_jobs_stopped, scheduler_lock
 from factoryctl.state.heartbeats import Heartbeats
 from tests.factories import Factory, git, make_factory
 from tests.helpers import FakeClock, meanwhile, run_cli
@@ -283,8 +284,14 @@ def test_every_host_runs_its_own_scheduler_at_once(fleet: tuple[Factory, Factory
     scheduler does not keep the gate's (which requeues lost sessions' tasks) from running."""
     gate, w1, _w2 = fleet
     w1_ctx = w1.ctx()
-    with w1_ctx.job_lock(lock_name("w1")):  # w1's scheduler is running
+    with Scheduler(w1_ctx, pm2=no_pm2(tmp_path)).job_lock():  # w1's scheduler is running
         gate_scheduler = Scheduler(gate.ctx(), pm2=no_pm2(tmp_path), reading=lambda: Reading(ram_percent=10.0))
         assert gate_scheduler.run(once=True) == 0
-        with pytest.raises(AlreadyRunning), w1_ctx.job_lock(lock_name("w1")):  # a second one on w1 is refused
+        with pytest.raises(AlreadyRunning), w1_ctx.job_lock(scheduler_lock("w1")):  # a second one on w1 is refused
+            pass
+        ticked = run_cli("scheduler", "--json", home=w1.home)  # a tick by hand on w1 waits its turn too
+        assert ticked.stdout == "" and ticked.stderr.startswith("scheduler-w1 is already running"), ticked
+        assert ticked.stderr.count("\n") == 1, ticked.stderr  # no tick ran, in one line
+        # What must be stopped before the state moves: every scheduler of the fleet the host knows.
+        with pytest.raises(AlreadyRunning, match="scheduler-w1"), all_jobs_stopped(gate.ctx().state, (), ("w1",)):
             pass

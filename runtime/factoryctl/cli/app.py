@@ -145,7 +145,7 @@ def scheduler(
     self_app = own_app()
     if json:
         sched = Scheduler(ctx, self_app=self_app)
-        with ctx.job_lock("scheduler"):
+        with sched.job_lock():
             render.emit_json(sched.tick().__dict__)
         return
     raise typer.Exit(Scheduler(ctx, out=say, self_app=self_app).run(once=once))

@@ -91,7 +91,9 @@ def migrate(ctx: Context, url: str) -> Migration:
             "migrate into an empty database"
         )
     try:
-        with all_jobs_stopped(ctx.state, ctx.settings.session_names):
+        settings = ctx.settings  # every scheduler this host knows of: its own, and the fleet's workers'
+        hosts = tuple(dict.fromkeys((settings.factory.host, *settings.fleet.workers)))
+        with all_jobs_stopped(ctx.state, settings.session_names, hosts):
             return _copy(ctx, target)
     except AlreadyRunning as exc:
         raise FactoryError(f"cannot migrate while a job runs: {exc}; stop it (pm2 stop all, cron) and retry") from None

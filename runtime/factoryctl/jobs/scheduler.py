@@ -9,6 +9,7 @@ loops read it before every cycle), then sessions, tasks, PM2 apps and alerts. A
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
 from collections import Counter
@@ -32,6 +33,7 @@ from factoryctl.jobs.sessions import Sessions
 from factoryctl.rules.plan import Facts, Plan, SessionFacts, decide
 from factoryctl.rules.watchdog import load_history
 from factoryctl.state.alerts import Alerts, LogSink
+from factoryctl.state.backend import scheduler_lock
 from factoryctl.state.holds import read_holds, write_holds
 from factoryctl.state.pauses import label
 from factoryctl.state.spend import spend_since
@@ -46,12 +48,6 @@ class TickReport:
     alerts: list[str]
     errors: list[str]
     lost: dict[str, str] = field(default_factory=dict)  # other hosts' sessions gone silent (a gate): why
-
-
-def lock_name(host: str) -> str:
-    """The scheduler's job lock: one per host (a fleet's job locks are fleet-wide, and every host of
-    a fleet runs a scheduler of its own: the gate's and each worker's)."""
-    return f"scheduler-{host}" if host else "scheduler"
 
 
 class Scheduler:
@@ -199,6 +195,10 @@ class Scheduler:
         lost = state.get("lost") if isinstance(state, dict) else None
         return [str(s) for s in lost] if isinstance(lost, list) else []
 
+    def job_lock(self) -> contextlib.AbstractContextManager[None]:
+        """This host's scheduler lock: one scheduler a host, every host of a fleet its own."""
+        return self.ctx.job_lock(scheduler_lock(self.ctx.settings.factory.host))
+
     def run(self, *, once: bool = False, stop: threading.Event | None = None) -> int:
         """Tick every scheduler.tick_s until SIGTERM/SIGINT (which let the tick under way finish).
 
@@ -210,7 +210,7 @@ class Scheduler:
         with on_signals(lambda signum: stop.set()):  # the tick under way finishes
             while True:
                 try:
-                    with self.ctx.job_lock(lock_name(self.ctx.settings.factory.host)):
+                    with self.job_lock():
                         self.ctx.state.check()  # a connection from before the outage is found broken here
                         outage.up()
                         return self._ticks(once, stop)

@@ -22,8 +22,14 @@ from factoryctl.state.stores import JsonStore
 from factoryctl.state.tasks import TaskQueue
 from factoryctl.state.tasks import empty as empty_tasks
 
-# Jobs a migration must find stopped (with `cycle-sN` for every session).
-JOBS = ("review", "standup", "doctor", "scheduler", "bot-improve")
+# Jobs a migration must find stopped (with `cycle-sN` for every session and every host's scheduler).
+JOBS = ("review", "standup", "doctor", "bot-improve")
+
+
+def scheduler_lock(host: str) -> str:
+    """The scheduler's job lock: one per host (a fleet's job locks are fleet-wide, and every host of
+    a fleet runs a scheduler of its own: the gate's and each worker's); `scheduler` on one host."""
+    return f"scheduler-{host}" if host else "scheduler"
 
 
 class Document(Protocol):
@@ -131,9 +137,9 @@ def open_backend(url: str, paths: Paths) -> StateBackend:
 
 
 @contextlib.contextmanager
-def all_jobs_stopped(backend: StateBackend, sessions: tuple[str, ...]) -> Iterator[None]:
+def all_jobs_stopped(backend: StateBackend, sessions: tuple[str, ...], hosts: tuple[str, ...]) -> Iterator[None]:
     """Hold every job's lock for the block: AlreadyRunning names the first job still running."""
     with contextlib.ExitStack() as stack:
-        for name in (*JOBS, *(f"cycle-{s}" for s in sessions)):
+        for name in (*JOBS, *(scheduler_lock(h) for h in hosts), *(f"cycle-{s}" for s in sessions)):
             stack.enter_context(backend.job_lock(name))
         yield
