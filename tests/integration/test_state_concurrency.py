@@ -75,10 +75,15 @@ def test_a_writer_killed_mid_write_never_corrupts_a_store_or_loses_an_earlier_ev
     confirmed: set[int] = set()
     for attempt in range(12):
         proc = spawn(STORE_WRITER, str(store_path), str(log_path))
-        time.sleep(0.15 + 0.05 * (attempt % 5))
+        assert proc.stdout is not None
+        # Killed once it has written (a loaded machine may take longer than any fixed sleep to start
+        # Python): the kill lands among its writes, at a different point each time.
+        first = proc.stdout.readline()
+        assert first, proc.communicate()[1]
+        time.sleep(0.05 * (attempt % 5))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-        printed = [int(x) for x in out.split()]
+        printed = [int(x) for x in (first + out).split()]
         doc = json.loads(store_path.read_text())  # always whole, valid JSON
         assert doc["blob"] == str(doc["n"]) * 200000
         confirmed.update(printed)
