@@ -49,7 +49,10 @@ def test_the_scheduler_creates_missing_sessions_revives_killed_ones_and_stops_ex
     assert report.actions == ["start s1: no tmux session", "start s2: no tmux session"]
     panes = tmux.panes()
     assert sorted(panes) == ["factory-s1", "factory-s2"]
-    assert [loop_of(panes[f"factory-s{i}"].pid) for i in (1, 2)] == ["loop s1", "loop s2"]
+    # A pane's process is a fork of the tmux server until it execs, and the server keeps the
+    # command line of the client that started it (here, s1's): wait for the exec.
+    wait_for(lambda: [loop_of(panes[f"factory-s{i}"].pid) for i in (1, 2)] == ["loop s1", "loop s2"],
+             what="each pane running its own session's loop")  # fmt: skip
     state = ctx.heartbeats()
     wait_for(lambda: {s: e.get("state") for s, e in state.read().items()} == {"s1": "paused", "s2": "paused"},
              what="both loops waiting on the pause flag")  # fmt: skip
