@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "host")]
 
 from day_scenarios import empty, good, regression  # noqa: E402
 from factory_day import DESIGN_CYCLE_S, PYINFRA, Host, Plan  # noqa: E402
-from sandbox_helpers import deploy_retrying, sandbox_up, sandboxes_up  # noqa: E402
+from sandbox_helpers import sandbox_up, sandboxes_up  # noqa: E402
 
 from provision import layout  # noqa: E402
 
@@ -117,9 +117,7 @@ def pyinfra(env: dict[str, str], data: dict[str, Any], inventory: str = "invento
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FACTORY_", "ANTHROPIC_", "TELEGRAM_"))}
     argv = [PYINFRA, inventory, "deploy.py", "-y", *args]
     started = time.monotonic()
-    done = deploy_retrying(
-        lambda: subprocess.run(argv, cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=2400)
-    )
+    done = subprocess.run(argv, cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=2400)
     if done.returncode != 0:
         raise SystemExit(f"the deploy failed:\n{(done.stdout + done.stderr)[-4000:]}")
     return time.monotonic() - started

@@ -74,15 +74,16 @@ def wheel_commands(
 
 
 def secret_file_commands(info: Mapping[str, object] | None, same_content: bool, dest: str, owner: str) -> list[str]:
+    """Nothing when the file holds the secret, 0600, owned by `owner`; else write it whole. The
+    content arrives on stdin: never on a command line, in a world-readable temp file, or in
+    pyinfra's --diff output; the file is 0600 before it holds a byte. The one command reads its
+    stdin: a command that did not (a chown for a wrong owner alone) broke the pipe or the ssh
+    channel the secret was written to."""
+    if same_content and info and f"{info['user']}:{info['group']}" == owner and info["mode"] == 600:
+        return []
     q = shlex.quote
-    if not same_content:
-        # The content arrives on stdin: never on a command line, in a world-readable temp
-        # file, or in pyinfra's --diff output; the file is 0600 before it holds a byte.
-        tmp = q(f"{dest}.tmp")
-        return [f"umask 077 && cat > {tmp} && chown {owner} {tmp} && chmod 600 {tmp} && mv -f {tmp} {q(dest)}"]
-    if not info or f"{info['user']}:{info['group']}" != owner or info["mode"] != 600:
-        return [f"chown {owner} {q(dest)} && chmod 600 {q(dest)}"]
-    return []
+    tmp = q(f"{dest}.tmp")
+    return [f"umask 077 && cat > {tmp} && chown {owner} {tmp} && chmod 600 {tmp} && mv -f {tmp} {q(dest)}"]
 
 
 def clone_commands(
@@ -191,8 +192,11 @@ def install_wheel(
 
 @operation()
 def _secret_file(dest: str, sha1: str, owner: str) -> Commands:
-    info = host.get_fact(File, path=dest)
-    same = bool(info) and host.get_fact(Sha1File, path=dest) == sha1
+    # A fact gets the running operation's arguments, _stdin with them: without _stdin=None the
+    # commands that stat and hash the file were sent the secret, and one that exited before the
+    # write lost the deploy its ssh channel ("Socket is closed").
+    info = host.get_fact(File, path=dest, _stdin=None)
+    same = bool(info) and host.get_fact(Sha1File, path=dest, _stdin=None) == sha1
     yield from secret_file_commands(info or None, same, dest, owner)
 
 

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,20 +25,6 @@ NEEDED = {
     "ssh": "openssh-client",
 }
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
-
-
-SSH_LOST = "Command socket/SSH error"  # pyinfra's words for a connection that dropped mid-deploy
-
-
-def deploy_retrying(deploy: Callable[[], subprocess.CompletedProcess[str]]) -> subprocess.CompletedProcess[str]:
-    """Run a pyinfra deploy of sandbox hosts; once more if its ssh connection to one of them dropped
-    (seen once in several fleet deploys, on a loaded 2-core machine): the deploy is idempotent, so
-    run it again, as a user would. Any other failure is returned as it is."""
-    done = deploy()
-    if done.returncode != 0 and SSH_LOST in done.stdout + done.stderr:
-        print(f"\nthe deploy lost its ssh connection to a sandbox; once more: {(done.stdout + done.stderr)[-800:]}")
-        done = deploy()
-    return done
 
 
 def missing_reason() -> str | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_helpers import REPO, SandboxHost, deploy_retrying, missing_reason, run_name, sandbox_cli, sandboxes_up
+from sandbox_helpers import REPO, SandboxHost, missing_reason, run_name, sandbox_cli, sandboxes_up
 
 import inventory
 from factoryctl.core.defaults import SECRET_ENV
@@ -131,7 +131,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                    (w2.name, "worker", w2.private_address or "", SESSIONS)]  # fmt: skip
         fleet_file = folder / "fleet.toml"
         fleet_file.write_text(inventory.sandbox_fleet(members))
-        done = deploy_retrying(lambda: pyinfra(fleet_file, key))
+        done = pyinfra(fleet_file, key)
         assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
         yield Fleet(gate, w1, w2, done.stdout + done.stderr)
 
