@@ -76,7 +76,7 @@ say "what an agent's tmux pane shows: Claude Code's tool calls as it makes them,
 SOCKET=$(as_factory factoryctl sessions list --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["attach"].split()[2])')
 as_factory tmux -L "$SOCKET" capture-pane -p -t factory-s1 | grep -v '^$' | tail -n 12 || true
 
-say "the merge gate: factoryctl review (cron runs it every 2 hours): the notes land, one shared plan conflicts"
+say "the merge gate: factoryctl review (cron runs it every 2 hours): the notes land; on a fresh host, two sessions' shared plans conflict and one is rejected"
 as_factory factoryctl review || true
 as_factory factoryctl queue list --all | tail -n 8 || true
 

@@ -10,6 +10,7 @@ and `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`. It speaks what the CLI uses (P
     {"rotate": false,                      # true: among matching plays, the least used serves next
      "plays": [{
         "match": "text",                   # chosen by the conversation's first user message
+        "unless": ["text"],                # ... never for one that also holds one of these
         "once": false,                     # true: serves one conversation, then the next match
         "steps": [                         # one per model turn; the CLI runs each tool and asks again
            {"tool": "Write", "input": {"file_path": "a.py", "content": "..."}},
@@ -72,6 +73,9 @@ def check_script(script: object) -> dict[str, Any]:
         for j, step in enumerate(play.get("steps", [])):
             if not isinstance(step, dict) or len({"tool", "text"} & set(step)) != 1:
                 raise ScriptError(f"plays[{i}].steps[{j}]: needs 'tool' (with 'input') or 'text'")
+        unless = play.get("unless", [])
+        if not isinstance(unless, list) or not all(isinstance(u, str) and u for u in unless):
+            raise ScriptError(f"plays[{i}]: unless must be a list of non-empty strings")
         if "error" in play and play["error"] not in ERRORS:
             raise ScriptError(f"plays[{i}]: error must be one of {sorted(ERRORS)}")
     return script
@@ -114,6 +118,7 @@ class Model:
                 return self.script["plays"][index], number
             plays = self.script["plays"]
             matching = [i for i, play in enumerate(plays) if play.get("match", "") in prompt
+                        and not any(u in prompt for u in play.get("unless", []))
                         and not (play.get("once") and self.used.get(i))]  # fmt: skip
             if not matching:
                 return None

@@ -77,17 +77,22 @@ def play_of(call: dict[str, Any]) -> dict[str, Any]:
 
 
 # The first words of every cycle prompt (prompts/cycle.md): an agent call with no match of its own
-# gets them, so it never answers a review, a standup or the doctor.
+# gets them, so it never answers a review or a standup. The doctor's prompt quotes the cycle
+# prompt whole (it may propose a new one): an agent's play is never for a prompt that holds what
+# the others' plays match.
 CYCLE_PROMPT = "one of several AI engineers working in parallel"
 
 
 def plays_from(agent: dict[str, Any], *others: dict[str, Any]) -> dict[str, Any]:
     """One script for the stand-in from the agent's scenario and others (the reviewer's): plays taken
     in turn among those that match, as the scripted agent takes its calls."""
+    theirs = [play_of(call) for scenario in others for call in scenario["calls"]]
+    unless = sorted({play["match"] for play in theirs if play["match"]})
     plays = [play_of({"match": CYCLE_PROMPT, **{k: v for k, v in call.items() if v or k != "match"}})
              for call in agent["calls"]]  # fmt: skip
-    plays += [play_of(call) for scenario in others for call in scenario["calls"]]
-    return {"rotate": True, "plays": plays}
+    if unless:
+        plays = [{**play, "unless": unless} for play in plays]
+    return {"rotate": True, "plays": [*plays, *theirs]}
 
 
 def main(argv: list[str] | None = None) -> int:

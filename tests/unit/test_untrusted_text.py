@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+from pathlib import Path
 
 import pytest
 
+from factoryctl.jobs import prompting
 from factoryctl.jobs.prompting import fence
-from tests.support.messages_standin import ScriptError, check_script, fill
+from tests.support.messages_standin import Model, ScriptError, check_script, fill
 from tests.support.plays import CYCLE_PROMPT, plays_from
 
 
@@ -83,3 +86,29 @@ def test_every_surface_drops_escapes_and_bidi_overrides(surface: str) -> None:
     show = {"terminal": terminal.printable, "skills": skills.plain, "telegram": telegram.sendable}[surface]
     shown = show("evil\u202etxt.exe \x1b[2J\u2066x\u2069 \u200bok")
     assert not any(c in shown for c in "\u202e\x1b\u2066\u2069\u200b") and "evil" in shown and "ok" in shown
+
+
+def test_the_doctor_quoting_the_cycle_prompt_gets_the_doctors_play_never_an_agents() -> None:
+    # The doctor's prompt holds the whole cycle prompt, the words every agent play matches on:
+    # the demo's agents' catch-all play, least used, answered the doctor with a note it could not
+    # write and no JSON ("answer rejected"), in the demo and the factory day.
+    demo = Path(__file__).resolve().parents[2] / "templates" / "demo"
+    agent, reviewer = (json.loads((demo / f"{name}.json").read_text()) for name in ("agent", "reviewer"))
+    model = Model(check_script(plays_from(agent, reviewer)))
+    cycle = (prompting.PACKAGED / "cycle.md").read_text(encoding="utf-8")
+    assert CYCLE_PROMPT in cycle
+    doctor = prompting.render_prompt(
+        prompting.load_template(Path("/nonexistent"), "doctor"),
+        {"diagnoses": [], "landed": [], "skills": [], "cycle_prompt": cycle},
+    )
+    for run in range(3):
+        served = model.play_for(f"{doctor}\n(run {run})")
+        assert served is not None and served[0]["match"] == "Doctor's analysis", served
+    for session in ("s1", "s2", "s3"):  # the agents' own plays still serve their cycles, s3 the catch-all
+        served = model.play_for(f"You are {session}, {CYCLE_PROMPT} on this repository.")
+        assert served is not None and served[0]["match"] in (f"You are {session},", CYCLE_PROMPT), served
+
+
+def test_a_plays_unless_must_be_a_list_of_strings() -> None:
+    with pytest.raises(ScriptError, match="unless must be a list of non-empty strings"):
+        check_script({"plays": [{"steps": [{"text": "a"}], "unless": "Doctor"}]})
