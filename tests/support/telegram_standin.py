@@ -98,6 +98,7 @@ class StandIn:
         self.calls: list[str] = []
         self.answered: list[str] = []
         self.fail_sends = 0  # the next N sendMessage calls fail with 500 (a flaky network)
+        self.send_delay_s = 0.0  # a sendMessage is recorded on arrival and answered this much later
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
@@ -229,6 +230,8 @@ class StandIn:
             sent = Sent(chat_id, next(self._message_ids), shown, text, buttons)
             self.sent.append(sent)
             self.cond.notify_all()
+            delay = self.send_delay_s
+        time.sleep(delay)
         return _message_json(sent)
 
     def api_editMessageText(self, params: dict[str, Any]) -> Any:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 
-from factoryctl.core.defaults import TELEGRAM_LIMIT
+from factoryctl.core.defaults import BOT_STOP_GRACE_S, TELEGRAM_LIMIT
 from factoryctl.core.errors import FactoryError
 from factoryctl.core.text import CONTROL
 
@@ -113,13 +113,18 @@ class Incoming:
     message_id: int | None = None  # the message the pressed button is under
 
 
+BackgroundJob = Callable[[asyncio.Event], Coroutine[object, object, None]]
+
+
 @dataclass
 class Handlers:
     """What the bot job does with the world; the adapter only carries messages."""
 
     on_message: Callable[[Incoming], Awaitable[None]]
     on_refused: Callable[[int], None]
-    background: Sequence[Callable[[], Coroutine[object, object, None]]] = field(default_factory=tuple)
+    # Run alongside polling; each is given an event set on SIGTERM, and has BOT_STOP_GRACE_S to
+    # end its pass before it is cancelled (a notice sent but not yet recorded is not sent twice).
+    background: Sequence[BackgroundJob] = field(default_factory=tuple)
 
 
 class TelegramBot:
@@ -141,11 +146,22 @@ class TelegramBot:
 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the URL, with the token
         tasks: list[asyncio.Task[None]] = []
+        stop = asyncio.Event()
 
         async def started(app: Application) -> None:  # type: ignore[type-arg]
-            tasks.extend(asyncio.create_task(job()) for job in handlers.background)
+            async def once_running(job: BackgroundJob) -> None:
+                # A stop signal while the application bootstraps skips post_stop, so a job started
+                # then could be cut mid-pass: the jobs begin once it runs.
+                while not app.running:
+                    await asyncio.sleep(0.05)
+                await job(stop)
+
+            tasks.extend(asyncio.create_task(once_running(job)) for job in handlers.background)
 
         async def stopping(app: Application) -> None:  # type: ignore[type-arg]
+            stop.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=BOT_STOP_GRACE_S)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -152,6 +152,7 @@ BOT_LOG_MAX = 200  # /log n: at most this many events
 BOT_SEND_TRIES = 3  # a notice that fails this often becomes an `alert_undelivered` event
 BOT_SEND_BACKOFF_S = 0.5  # doubled after each failed try
 BOT_READ_BYTES = 1024 * 1024  # the notifier reads at most this much new log per poll
+BOT_STOP_GRACE_S = 10.0  # on SIGTERM a background job may finish its pass this long (PM2 waits 30 s)
 BOT_LANDINGS_DAYS = 7  # /status looks this far back for the last landings
 BOT_SKILL_MAX = 50  # learned bot skills kept at most
 BOT_SKILL_PATTERN_CHARS = 300

@@ -5,12 +5,14 @@ A cursor (the `bot-notifier.json` document: a position in the experiment log, se
 told. Each poll reads the complete events after it, asks `rules.notices.decide` what to say, sends it (each notice
 retried BOT_SEND_TRIES times, then recorded as `alert_undelivered`), and only then moves
 the cursor: a crash in between means a repeat, never a loss. With no cursor yet the bot
-starts at the end of the log (it does not replay history).
+starts at the end of the log (it does not replay history). On SIGTERM the pass under way
+is finished first, so a clean restart repeats nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,16 +96,20 @@ class Notifier:
         self.ctx.log.append("alert_undelivered", data=data)
         return 0
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Poll every `telegram.notify_poll_s` until cancelled; a failed pass is logged and retried."""
-        while stop is None or not stop.is_set():
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every `telegram.notify_poll_s` until `stop` is set; a failed pass is logged and retried.
+
+        A pass under way when `stop` is set is finished, its cursor saved: a notice sent but not
+        yet recorded would be sent again by the next bot."""
+        while not stop.is_set():
             try:
                 await self.poll()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the notifier must outlive a bad pass (disk, a torn cursor)
                 log.exception("notifier pass failed")
-            await asyncio.sleep(self.ctx.settings.telegram.notify_poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.ctx.settings.telegram.notify_poll_s)
 
 
 def as_reply(notice: Notice) -> Reply:
