@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from factoryctl.adapters.tmux import Tmux
+from factoryctl.core.paths import tmux_socket
 from factoryctl.jobs.context import Context
 from tests.support.postgres import INSTALL, PgServer, server_bin
 
@@ -26,6 +28,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return "host" if nodeid.startswith(HOST_TESTS) else nodeid
 
     return HostTestsTogether(config, log)
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """pytest's own tmp_path; after the test, the tmux server of any factory home made in it stops.
+
+    A job under test may start sessions (the doctor revives a dead pane, the scheduler starts
+    missing ones); left running, their loops would load the rest of the suite for good."""
+    yield tmp_path
+    for folder in [tmp_path, *tmp_path.glob("*/"), *tmp_path.glob("*/*/")]:
+        tmux = Tmux(tmux_socket(folder))
+        socket = tmux.socket_file()
+        if socket is not None and socket.exists():
+            tmux.kill_server()
 
 
 @pytest.fixture
