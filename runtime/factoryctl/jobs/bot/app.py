@@ -57,6 +57,7 @@ class BotJob:
 
     def run(self) -> None:
         self.ctx.log.append("bot", data={"action": "started", "chats": len(self.client.allowed)})
+        self.notifier.cursor()  # a first start tells from here on, though its first pass comes later
         try:
             self.client.run(Handlers(self.on_message, self.on_refused, background=[self.notifier.run]))
         finally:
