@@ -286,9 +286,9 @@ def test_a_worker_powered_off_mid_cycle_loses_nothing(fleet: Fleet) -> None:
     except AssertionError as exc:
         raise AssertionError(f"{exc}; task: {task_of()}; the gate's scheduler: {diagnose(fleet.gate)}") from None
     now = task_of()
-    assert now["status"] == "queued" or (
-        now["status"] in ("assigned", "in_progress") and now["session"].startswith("w1-")
-    ), now
+    # Back in the queue, or taken since by a w1 session (which may have pushed it already: CI saw
+    # that once); never still held by w2's.
+    assert now["status"] == "queued" or str(now.get("session")).startswith("w1-"), now
     still = pending_of(fleet.gate, "brl/w2-")
     assert queued_before <= still | landed_branches(fleet.gate), (queued_before, still)
 
