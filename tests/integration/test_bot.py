@@ -74,7 +74,9 @@ def test_status_and_task_from_an_allowed_chat(tmp_path: Path, standin: StandIn) 
     listed = run_cli("task", "list", home=factory.home)
     assert "Fix X" in listed.stdout
     logged = events(factory.home, "bot_message")
-    assert [e.data["command"] for e in logged] == ["status", "task", "tasks"]
+    # Each is recorded once its reply is sent, and updates are answered concurrently: a command sent
+    # on the reply to the one before may be recorded first (CI saw that), so the order is not checked.
+    assert sorted(e.data["command"] for e in logged) == ["status", "task", "tasks"]
     assert all(e.data["outcome"] == "ok" and e.data["chat"] == CHAT and e.data["latency_ms"] > 0 for e in logged)
 
 
@@ -184,7 +186,7 @@ def test_review_runs_once_and_a_second_review_says_already_running(tmp_path: Pat
     assert factory.main_sha() != before
     assert len([e for e in events(factory.home, "cto_review") if e.data["verdict"] == "approve"]) == 1
     outcomes = [e.data["outcome"] for e in events(factory.home, "bot_message")]
-    assert outcomes == ["started", "busy"]
+    assert sorted(outcomes) == ["busy", "started"]  # recorded after each reply: in either order
 
 
 def test_human_mode_buttons_land_one_branch_and_archive_the_other(tmp_path: Path, standin: StandIn) -> None:
@@ -394,7 +396,7 @@ def test_bot_improve_learns_skills_the_restarted_bot_answers(tmp_path: Path, sta
     assert answers[1] == "nothing landed this week"
     assert "Learned requests:" in help_text and "spend-today: today's spend" in help_text
     commands = [e.data["command"] for e in events(factory.home, "bot_message")][-3:]
-    assert commands == ["skill:spend-today", "skill:what-landed", "help"]
+    assert sorted(commands) == ["help", "skill:spend-today", "skill:what-landed"]  # recorded in any order
 
     again = json.loads(run_cli("bot", "improve", "--json", home=factory.home).stdout)
     assert again["messages"] == 0 and again["note"] == "no unhandled messages since the last run"
