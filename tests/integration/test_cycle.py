@@ -158,7 +158,8 @@ def test_typescript_checks_end_to_end_type_error_discarded_good_change_pushed(tm
 def test_a_failing_agent_ends_the_cycle_cleanly_and_the_loop_backs_off(
     tmp_path: Path, call: dict[str, Any], outcome: str
 ) -> None:
-    factory = make_factory(tmp_path, agent_timeout_s=2)
+    # 2 s only where the agent hangs: a quick failure must not turn into a timeout on a loaded machine
+    factory = make_factory(tmp_path, agent_timeout_s=2 if outcome == "timeout" else 30)
     marker = f"agent-child-{time.time_ns()}"
     call = {**call, "actions": [{"write": "x.txt", "content": "partial"}, *call.get("actions", [])]}
     call["actions"].insert(0, {"run": ["sh", "-c", f"sleep 120 & exec true {marker}"]})

@@ -8,12 +8,14 @@ import hashlib
 import hmac
 import http.client
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from factoryctl.jobs.context import Context
+from factoryctl.jobs.launcher import Launcher
 from factoryctl.state.eventlog import EventFilter
 from factoryctl.state.locks import job_lock
 from tests.factories import make_factory
@@ -176,6 +178,26 @@ def test_review_trigger_starts_the_gate_and_a_second_one_while_it_runs_gets_409(
     assert report["usd_per_landed"] == 0.15 and report["push_to_land_s"]["median"] is not None
     assert "review" in (factory.home / "logs" / "trigger-review.log").read_text()
     assert (factory.home / "logs" / "trigger-review.log").stat().st_mode & 0o777 == 0o640  # the factory user's alone
+
+
+def test_a_job_whose_process_ended_is_not_running_while_its_end_is_recorded(ctx: Context) -> None:
+    """The trigger's "finished" event is written by the launcher's thread after the process ends; a
+    caller who saw it and starts the job again must not get "already running" (CI once did)."""
+    launcher = Launcher(ctx)
+    recording, release = threading.Event(), threading.Event()
+
+    def on_end(ended: object) -> None:
+        recording.set()
+        release.wait(30)
+
+    first = launcher.start("standup", on_end=on_end)
+    assert recording.wait(60), "the standup's process did not end"
+    try:
+        assert first.thread.is_alive() and not launcher.running("standup")
+        second = launcher.start("standup")
+    finally:
+        release.set()
+    assert second.result(60).returncode == first.result(60).returncode
 
 
 def test_a_job_locked_by_another_process_is_already_running(server: InProcess) -> None:

@@ -162,15 +162,23 @@ def test_following_the_log_yields_only_new_events_as_they_come(state: State) -> 
     log = state.log()
     log.append("alert", data={"i": -1})  # before: not replayed
     seen: list[int] = []
+    following = threading.Event()  # follow() has its position once it first asks whether to stop
 
     def later() -> None:
-        time.sleep(0.3)
+        assert following.wait(30)
         for i in range(3):
             log.append("alert" if i != 1 else "task", data={"i": i})
 
+    def stop() -> bool:
+        following.set()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"follow() yielded {seen} in 30 s")
+        return len(seen) >= 2
+
     writer = threading.Thread(target=later)
     writer.start()
-    for event in log.follow(EventFilter(types=frozenset({"alert"})), poll_s=0.05, stop=lambda: len(seen) >= 2):
+    deadline = time.monotonic() + 30
+    for event in log.follow(EventFilter(types=frozenset({"alert"})), poll_s=0.05, stop=stop):
         seen.append(event.data["i"])
     writer.join()
     assert seen == [0, 2]

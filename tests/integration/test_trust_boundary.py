@@ -249,13 +249,17 @@ if os.fork() == 0:
     if os.fork() == 0:
         os.execvp({sys.executable!r}, {lingering(marker, by_agent)!r})
     os._exit(0)
-import time
-time.sleep(1)
+import pathlib, time
+deadline = time.monotonic() + 20  # until the daemon has surely started (a cold Python, under load)
+while not pathlib.Path({str(by_agent)!r}).exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
 """
     spawner = (
-        "import subprocess, time\n\n\ndef test_spawns() -> None:\n"
+        "import pathlib, subprocess, time\n\n\ndef test_spawns() -> None:\n"
         f"    subprocess.Popen(['setsid', *{lingering(marker + '-check', by_check)!r}])\n"
-        "    time.sleep(1)\n"
+        "    deadline = time.monotonic() + 20\n"
+        f"    while not pathlib.Path({str(by_check)!r}).exists() and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
     )
     factory.script([agent([python(daemon), {"write": "tests/test_spawn.py", "content": spawner}])])
     Cycle(factory.ctx(), "s1").run()

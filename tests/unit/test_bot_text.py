@@ -27,7 +27,7 @@ from factoryctl.rules.botskills import (
 )
 from factoryctl.rules.notices import NoticeRules, Severity, decide
 from factoryctl.state.eventlog import Event, EventLog
-from tests.support.telegram_standin import BadRequest, visible_text
+from tests.support.telegram_standin import NOTICE_TITLES, BadRequest, visible_text
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SNAPSHOT: dict[str, Any] = {
@@ -119,6 +119,19 @@ def test_an_alert_key_is_told_once_an_hour_even_when_appended_twice() -> None:
     assert again.notices == ()
     later = decide([ev(45, "alert", key="budget:closed")], decision.sent, NOW + timedelta(minutes=45), NoticeRules())
     assert len(later.notices) == 1  # more than an hour after the first
+
+
+def test_every_kind_of_notice_is_one_the_host_tests_conversations_pass_over() -> None:
+    """`converse` (the host tests', the demo's) tells the notifier's notices from replies by title."""
+    events = [ev(0, "alert", key=f"k{severity.value}", severity=severity.value) for severity in Severity]
+    events += [ev(1, "team_standup", summary="s"), ev(2, "doctor_analysis", summary="d"),
+               ev(3, "cto_review", verdict="awaiting_human", branch="brl/s1/x"),
+               ev(4, "cto_review", verdict="approve", branch="brl/s1/y", landed="0123456789ab")]  # fmt: skip
+    notices = decide(events, {}, NOW, NoticeRules()).notices
+    assert len(notices) == len(Severity) + 4
+    for notice in notices:
+        assert f"{notice.title}\n{notice.text}".startswith(NOTICE_TITLES), notice.title
+    assert not "Factory status\ntoday".startswith(NOTICE_TITLES)
 
 
 def test_standup_and_doctor_summaries_reach_the_chat_and_a_skipped_standup_does_not() -> None:

@@ -82,7 +82,9 @@ class Launcher:
 
     def running(self, job: str) -> bool:
         launched = self._running.get(job)
-        return launched is not None and launched.thread.is_alive()
+        # Ended once its process has: the thread may still be recording that (`on_end`), and a
+        # caller who saw the record may start the next run.
+        return launched is not None and launched.ended is None and launched.thread.is_alive()
 
     def wait(self, job: str, timeout: float | None = None) -> None:
         launched = self._running.get(job)
